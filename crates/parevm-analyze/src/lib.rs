@@ -1,0 +1,1 @@
+//! Block parallelism analysis (being written).

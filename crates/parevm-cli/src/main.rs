@@ -1,0 +1,50 @@
+//! `parevm`: replay real blocks, run synthetic benchmarks, analyse parallelism.
+
+mod analyze;
+mod bench;
+mod replay;
+mod statetest;
+mod timing;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "parevm",
+    version,
+    about = "Parallel EVM block execution, bit-identical to sequential"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Execute real blocks from fixture folders and verify them against their headers.
+    Replay(replay::ReplayArgs),
+    /// Run the Ethereum Foundation's state and blockchain tests.
+    Statetest(statetest::StatetestArgs),
+    /// Benchmark parallel against sequential execution on synthetic workloads.
+    Bench(bench::BenchArgs),
+    /// Measure how parallel blocks really are: dependency graph, critical path, ideal speedup.
+    Analyze(analyze::AnalyzeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => replay::run(args),
+        Command::Statetest(args) => statetest::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Analyze(args) => analyze::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

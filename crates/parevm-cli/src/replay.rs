@@ -1,0 +1,248 @@
+//! `parevm replay`: execute fixture blocks and verify them against their headers.
+
+use crate::timing::{median_of, ms};
+use clap::{Args, ValueEnum};
+use parevm::{
+    BlockResult, ExecutionError, ParallelConfig, execute_parallel, execute_sequential,
+    fixture::{block_dirs, load_mainnet_block},
+    verify::verify_against_header,
+};
+use serde::Serialize;
+use std::{path::PathBuf, process::ExitCode};
+
+/// Which executors `replay` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Only the sequential executor.
+    Sequential,
+    /// Only the parallel executor.
+    Parallel,
+    /// Both, checking that they agree, and report the speedup.
+    Both,
+}
+
+/// Arguments of `parevm replay`.
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// Block folders, or folders of block folders (mainnet fixture format).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Which executor(s) to run.
+    #[arg(long, value_enum, default_value = "sequential")]
+    mode: Mode,
+    /// Worker threads for the parallel executor (default: available cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Runs per block and executor; times are the median.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize, Default)]
+struct BlockReport {
+    number: Option<u64>,
+    fork: Option<String>,
+    transactions: usize,
+    gas_used: u64,
+    verified: bool,
+    error: Option<String>,
+    sequential_ms: Option<f64>,
+    parallel_ms: Option<f64>,
+    speedup: Option<f64>,
+    threads: Option<usize>,
+    path: Option<String>,
+    #[serde(skip)]
+    source: String,
+}
+
+#[derive(Serialize)]
+struct Report {
+    blocks: Vec<BlockReport>,
+    passed: usize,
+    failed: usize,
+    aggregate_speedup: Option<f64>,
+}
+
+pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    if args.repeat == 0 {
+        return Err("--repeat must be at least 1".into());
+    }
+    let config = match args.threads {
+        Some(n) => ParallelConfig::with_threads(n),
+        None => ParallelConfig::default(),
+    };
+    let mut blocks = Vec::new();
+    for path in &args.paths {
+        match block_dirs(path) {
+            Ok(dirs) => {
+                for dir in dirs {
+                    let report = replay_one(&dir, &args, &config);
+                    if !args.json {
+                        print_line(&report, args.mode);
+                    }
+                    blocks.push(report);
+                }
+            }
+            Err(error) => {
+                let report = BlockReport {
+                    error: Some(error.to_string()),
+                    source: path.display().to_string(),
+                    ..Default::default()
+                };
+                if !args.json {
+                    print_line(&report, args.mode);
+                }
+                blocks.push(report);
+            }
+        }
+    }
+    let passed = blocks.iter().filter(|b| b.verified).count();
+    let failed = blocks.len() - passed;
+    let (seq_total, par_total): (f64, f64) = blocks
+        .iter()
+        .filter_map(|b| Some((b.sequential_ms?, b.parallel_ms?)))
+        .fold((0.0, 0.0), |(s, p), (a, b)| (s + a, p + b));
+    let aggregate_speedup =
+        (args.mode == Mode::Both && par_total > 0.0).then(|| seq_total / par_total);
+    if args.json {
+        let report = Report {
+            blocks,
+            passed,
+            failed,
+            aggregate_speedup,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        if let Some(speedup) = aggregate_speedup {
+            let worst = blocks
+                .iter()
+                .filter(|b| b.speedup.is_some())
+                .min_by(|a, b| {
+                    a.speedup
+                        .partial_cmp(&b.speedup)
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                });
+            println!(
+                "aggregate speedup {speedup:.2}x (sequential {seq_total:.1} ms / parallel {par_total:.1} ms){}",
+                worst
+                    .map(|w| format!(
+                        ", worst block {} at {:.2}x",
+                        w.number.unwrap_or_default(),
+                        w.speedup.unwrap_or_default()
+                    ))
+                    .unwrap_or_default()
+            );
+        }
+        println!("{passed} passed, {failed} failed");
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn replay_one(dir: &std::path::Path, args: &ReplayArgs, config: &ParallelConfig) -> BlockReport {
+    let mut report = BlockReport {
+        source: dir.display().to_string(),
+        ..Default::default()
+    };
+    let fixture = match load_mainnet_block(dir) {
+        Ok(f) => f,
+        Err(error) => {
+            report.error = Some(error.to_string());
+            return report;
+        }
+    };
+    let block = &fixture.block;
+    report.number = Some(block.header.number);
+    report.fork = Some(block.fork_name().to_string());
+    report.transactions = block.transactions.len();
+    match execute_and_check(args, config, &fixture, &mut report) {
+        Ok(result) => {
+            report.gas_used = result.gas_used;
+            match verify_against_header(block, &result) {
+                Ok(()) => report.verified = true,
+                Err(error) => report.error = Some(error.to_string()),
+            }
+        }
+        Err(error) => report.error = Some(error),
+    }
+    report
+}
+
+fn execute_and_check(
+    args: &ReplayArgs,
+    config: &ParallelConfig,
+    fixture: &parevm::fixture::MainnetFixture,
+    report: &mut BlockReport,
+) -> Result<BlockResult, String> {
+    let (block, state) = (&fixture.block, &fixture.state);
+    let err = |e: ExecutionError| e.to_string();
+    let sequential = if args.mode != Mode::Parallel {
+        let (result, time) =
+            median_of(args.repeat, || execute_sequential(block, state)).map_err(err)?;
+        report.sequential_ms = Some(ms(time));
+        report.path = Some(result.path.as_str().into());
+        Some(result)
+    } else {
+        None
+    };
+    if args.mode == Mode::Sequential {
+        return sequential.ok_or_else(|| "no result".into());
+    }
+    let (parallel, time) =
+        median_of(args.repeat, || execute_parallel(block, state, config)).map_err(err)?;
+    report.parallel_ms = Some(ms(time));
+    report.threads = Some(config.threads);
+    report.path = Some(parallel.path.as_str().into());
+    if let Some(sequential) = sequential {
+        report.speedup = Some(report.sequential_ms.unwrap_or_default() / ms(time).max(1e-9));
+        if let Some(difference) = sequential.first_difference(&parallel) {
+            return Err(format!("parallel differs from sequential: {difference}"));
+        }
+    }
+    Ok(parallel)
+}
+
+fn print_line(report: &BlockReport, mode: Mode) {
+    let status = match &report.error {
+        None if report.verified => "verified".to_string(),
+        None => "not verified".to_string(),
+        Some(error) => format!("FAILED: {error}"),
+    };
+    let Some(number) = report.number else {
+        println!("{}: {status}", report.source);
+        return;
+    };
+    let times = match mode {
+        Mode::Sequential => format!("{:.2} ms", report.sequential_ms.unwrap_or_default()),
+        Mode::Parallel => format!(
+            "{:.2} ms ({})",
+            report.parallel_ms.unwrap_or_default(),
+            report.path.as_deref().unwrap_or("?")
+        ),
+        Mode::Both => format!(
+            "seq {:.2} ms, par {:.2} ms, {:.2}x ({})",
+            report.sequential_ms.unwrap_or_default(),
+            report.parallel_ms.unwrap_or_default(),
+            report.speedup.unwrap_or_default(),
+            report.path.as_deref().unwrap_or("?")
+        ),
+    };
+    println!(
+        "block {number} {:<16} {:>5} txs {:>10} gas  {times}  {status}",
+        report.fork.as_deref().unwrap_or("?"),
+        report.transactions,
+        report.gas_used
+    );
+}

@@ -1,0 +1,1 @@
+//! Ethereum Foundation tests for parevm (being written).

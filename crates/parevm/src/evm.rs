@@ -1,0 +1,93 @@
+//! Glue between parevm's block model and revm / alloy-evm: the block
+//! executor both paths use for system calls, rewards and withdrawals, and the
+//! conversion of revm's results into [`TxOutcome`]s.
+
+use crate::{
+    block::{BlockInput, ChainSpec},
+    error::ExecutionError,
+    result::TxOutcome,
+};
+use alloy_evm::{
+    Evm, EvmFactory,
+    block::{BlockExecutionError, BlockValidationError},
+    eth::{
+        EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory, receipt_builder::AlloyReceiptBuilder,
+    },
+};
+use revm::{Database, DatabaseCommit, context::result::ExecutionResult};
+use std::borrow::Cow;
+
+/// alloy-evm's Ethereum block executor over database `DB`.
+pub(crate) type EthExecutor<'a, DB> = EthBlockExecutor<
+    'a,
+    <EthEvmFactory as EvmFactory>::Evm<DB, revm::inspector::NoOpInspector>,
+    &'a ChainSpec,
+    AlloyReceiptBuilder,
+>;
+
+/// Builds alloy-evm's block executor for `block` over `db`. Both executors use
+/// it for what surrounds the transactions (system calls, rewards,
+/// withdrawals), so those follow alloy-evm's conventions exactly.
+pub(crate) fn eth_executor<'a, DB: Database + DatabaseCommit + core::fmt::Debug>(
+    block: &'a BlockInput,
+    db: DB,
+) -> EthExecutor<'a, DB> {
+    let evm = EthEvmFactory::default().create_evm(db, block.evm_env());
+    let ctx = EthBlockExecutionCtx {
+        parent_hash: block.header.parent_hash,
+        parent_beacon_block_root: block.header.parent_beacon_block_root,
+        ommers: &block.ommers,
+        withdrawals: block.withdrawals.as_deref().map(Cow::Borrowed),
+        extra_data: block.header.extra_data.clone(),
+        tx_count_hint: Some(block.transactions.len()),
+        slot_number: None,
+    };
+    EthBlockExecutor::new(evm, ctx, &*block.chain, AlloyReceiptBuilder::default())
+}
+
+/// Converts revm's result of an executed transaction.
+pub(crate) fn outcome_of<H: core::fmt::Debug>(result: &ExecutionResult<H>) -> TxOutcome {
+    let gas_used = result.tx_gas_used();
+    match result {
+        ExecutionResult::Success { output, .. } => TxOutcome::Success {
+            gas_used,
+            output: output.data().clone(),
+        },
+        ExecutionResult::Revert { output, .. } => TxOutcome::Revert {
+            gas_used,
+            output: output.clone(),
+        },
+        ExecutionResult::Halt { reason, .. } => TxOutcome::Halt {
+            gas_used,
+            reason: format!("{reason:?}"),
+        },
+    }
+}
+
+/// Splits an alloy-evm error on one transaction into "the transaction is
+/// invalid" (an outcome) and "execution itself failed" (an error).
+pub(crate) fn classify_tx_error(
+    index: usize,
+    error: BlockExecutionError,
+) -> Result<TxOutcome, ExecutionError> {
+    match error {
+        BlockExecutionError::Validation(BlockValidationError::InvalidTx { error, .. }) => {
+            Ok(TxOutcome::Invalid {
+                reason: error.to_string(),
+            })
+        }
+        BlockExecutionError::Validation(
+            e @ BlockValidationError::TransactionGasLimitMoreThanAvailableBlockGas { .. },
+        ) => Ok(TxOutcome::Invalid {
+            reason: e.to_string(),
+        }),
+        other => Err(ExecutionError::Evm {
+            index,
+            message: other.to_string(),
+        }),
+    }
+}
+
+/// Keeps the `Evm` trait in scope for callers of [`EthExecutor`].
+#[allow(dead_code)]
+fn _assert_evm<E: Evm>() {}

@@ -1,0 +1,31 @@
+//! # parevm
+//!
+//! A parallel EVM block execution engine that produces exactly what sequential
+//! execution produces.
+//!
+//! - [`block`]: the block input model ([`BlockInput`], [`ChainSpec`]).
+//! - [`state`]: the pre-block state seam ([`StateSource`], [`InMemoryState`]).
+//! - [`sequential`]: the reference executor.
+//! - [`parallel`]: the Block-STM executor.
+//! - [`result`], [`changes`]: what execution produces.
+//! - [`verify`]: checking a result against the block header.
+//! - [`fixture`]: loading blocks from files.
+
+pub mod block;
+pub mod changes;
+pub mod error;
+mod evm;
+pub mod fixture;
+pub mod parallel;
+pub mod result;
+pub mod sequential;
+pub mod state;
+pub mod verify;
+
+pub use block::{BlockInput, ChainSpec};
+pub use changes::{AccountChange, AccountState, StateChanges};
+pub use error::ExecutionError;
+pub use parallel::{ParallelConfig, execute_parallel};
+pub use result::{BlockResult, ExecutionPath, TxOutcome, TxResult};
+pub use sequential::execute_sequential;
+pub use state::{InMemoryAccount, InMemoryState, StateError, StateSource};

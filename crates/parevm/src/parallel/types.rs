@@ -1,0 +1,114 @@
+//! The vocabulary of Block-STM: transaction indices, incarnations, versions,
+//! memory locations, and the read and write sets of one incarnation.
+
+use alloy_primitives::{Address, B256, U256};
+use revm::bytecode::Bytecode;
+
+/// Position of a transaction in its block.
+pub type TxIdx = usize;
+/// How many times a transaction has been (re-)executed; 0 for the first run.
+pub type Incarnation = usize;
+
+/// A transaction incarnation: the unit whose writes live in multi-version memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Version {
+    /// The transaction.
+    pub tx_idx: TxIdx,
+    /// Which execution of it.
+    pub incarnation: Incarnation,
+}
+
+/// One unit of state that transactions read and write. Conflicts are tracked
+/// per location, so per account field and per storage slot, not per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Location {
+    /// An account's balance.
+    Balance(Address),
+    /// An account's nonce.
+    Nonce(Address),
+    /// An account's code (and code hash).
+    Code(Address),
+    /// Whether an account was destroyed (or created empty) at this point:
+    /// written only when existence changes in a way its fields do not show,
+    /// and wipes the account's storage below it.
+    Lifecycle(Address),
+    /// One storage slot.
+    Storage(Address, U256),
+}
+
+impl Location {
+    /// The account this location belongs to.
+    pub fn address(&self) -> Address {
+        match self {
+            Self::Balance(a) | Self::Nonce(a) | Self::Code(a) | Self::Lifecycle(a) => *a,
+            Self::Storage(a, _) => *a,
+        }
+    }
+}
+
+/// How an account's existence changed, for [`Location::Lifecycle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Destroyed (SELFDESTRUCT, or removed as a touched empty account).
+    Destroyed,
+    /// Brought into existence while empty (possible before EIP-161 only).
+    CreatedEmpty,
+}
+
+/// A value written to a location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteValue {
+    /// A new balance.
+    Balance(U256),
+    /// A commutative balance increment (fees to the beneficiary, value to a
+    /// plain recipient): it does not depend on the balance before it.
+    BalanceIncrement(U256),
+    /// A new nonce.
+    Nonce(u64),
+    /// New code.
+    Code(B256, Bytecode),
+    /// An existence change.
+    Lifecycle(Lifecycle),
+    /// A new storage value.
+    Storage(U256),
+}
+
+/// What a read observed, compared again at validation. Reads are validated by
+/// value: execution is a deterministic function of the values it reads, so an
+/// incarnation whose reads all still return the same values is still valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadValue {
+    /// A resolved balance (increments summed).
+    Balance(U256),
+    /// A nonce.
+    Nonce(u64),
+    /// A code hash.
+    Code(B256),
+    /// The latest existence change, if any.
+    Lifecycle(Option<Lifecycle>),
+    /// A storage value.
+    Storage(U256),
+}
+
+/// Everything one incarnation read, in order of first read.
+pub type ReadSet = Vec<(Location, ReadValue)>;
+/// Everything one incarnation wrote.
+pub type WriteSet = Vec<(Location, WriteValue)>;
+
+/// The locations one transaction read and wrote in its final (committed)
+/// incarnation, with its gas and time: the raw material of dependency analysis.
+#[derive(Debug, Clone, Default)]
+pub struct TxAccessTrace {
+    /// Locations read (beneficiary fees and plain-transfer credits excepted:
+    /// those are never read unless a transaction observes the balance).
+    pub reads: Vec<Location>,
+    /// Locations written with a value that depends on what was there before.
+    pub writes: Vec<Location>,
+    /// Locations only incremented commutatively (no dependency on earlier
+    /// writers, none for later readers other than through `reads`).
+    pub increments: Vec<Location>,
+    /// Gas charged.
+    pub gas_used: u64,
+    /// Wall time of the transaction's execution, in nanoseconds.
+    pub execution_nanos: u64,
+}

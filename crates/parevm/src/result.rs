@@ -1,0 +1,145 @@
+//! What executing a block produces.
+
+use crate::changes::StateChanges;
+use alloy_consensus::ReceiptEnvelope;
+use alloy_primitives::{Bloom, Bytes};
+
+/// How one transaction ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// Executed and succeeded.
+    Success {
+        /// Gas charged to the sender (after refunds).
+        gas_used: u64,
+        /// Return data (or the address of a created contract, as bytes).
+        output: Bytes,
+    },
+    /// Executed and reverted; fees are still charged.
+    Revert {
+        /// Gas charged to the sender.
+        gas_used: u64,
+        /// Revert data.
+        output: Bytes,
+    },
+    /// Executed and halted (out of gas, invalid opcode, ...); all gas is charged.
+    Halt {
+        /// Gas charged to the sender.
+        gas_used: u64,
+        /// Why it halted.
+        reason: String,
+    },
+    /// Not executable in sequence (nonce, balance, gas limit, ...): it changes
+    /// no state, has no receipt and makes the block invalid.
+    Invalid {
+        /// Why it was rejected.
+        reason: String,
+    },
+}
+
+impl TxOutcome {
+    /// Gas charged (zero for an invalid transaction).
+    pub fn gas_used(&self) -> u64 {
+        match self {
+            Self::Success { gas_used, .. }
+            | Self::Revert { gas_used, .. }
+            | Self::Halt { gas_used, .. } => *gas_used,
+            Self::Invalid { .. } => 0,
+        }
+    }
+
+    /// Whether the transaction was rejected.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, Self::Invalid { .. })
+    }
+}
+
+/// Which executor produced a [`BlockResult`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionPath {
+    /// The sequential executor.
+    Sequential,
+    /// The parallel (Block-STM) executor.
+    Parallel,
+    /// The parallel executor was asked for, but the block was predicted not to
+    /// profit from it, so it ran sequentially.
+    SequentialFallback,
+}
+
+impl ExecutionPath {
+    /// A short name for output.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Sequential => "sequential",
+            Self::Parallel => "parallel",
+            Self::SequentialFallback => "sequential-fallback",
+        }
+    }
+}
+
+/// The result of one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxResult {
+    /// How it ended.
+    pub outcome: TxOutcome,
+    /// Its receipt (`None` for an invalid transaction).
+    pub receipt: Option<ReceiptEnvelope>,
+}
+
+/// The result of executing a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockResult {
+    /// One entry per transaction, in block order.
+    pub transactions: Vec<TxResult>,
+    /// Gas used by the block (the sum over its valid transactions).
+    pub gas_used: u64,
+    /// Every account the block changed, system calls, rewards and withdrawals
+    /// included.
+    pub state: StateChanges,
+    /// Which executor ran.
+    pub path: ExecutionPath,
+}
+
+impl BlockResult {
+    /// The receipts of the valid transactions, in order.
+    pub fn receipts(&self) -> impl Iterator<Item = &ReceiptEnvelope> {
+        self.transactions.iter().filter_map(|t| t.receipt.as_ref())
+    }
+
+    /// The block's logs bloom: the union of its receipts' blooms.
+    pub fn logs_bloom(&self) -> Bloom {
+        let mut bloom = Bloom::ZERO;
+        for receipt in self.receipts() {
+            bloom.accrue_bloom(receipt.logs_bloom());
+        }
+        bloom
+    }
+
+    /// The first place where `other` differs from `self`, or `None` if equal
+    /// (the path is not compared).
+    pub fn first_difference(&self, other: &BlockResult) -> Option<String> {
+        if self.transactions.len() != other.transactions.len() {
+            return Some("transaction counts differ".into());
+        }
+        for (index, (a, b)) in self
+            .transactions
+            .iter()
+            .zip(&other.transactions)
+            .enumerate()
+        {
+            if a.outcome != b.outcome {
+                return Some(format!(
+                    "tx {index}: outcome {:?} != {:?}",
+                    a.outcome, b.outcome
+                ));
+            }
+            if a.receipt != b.receipt {
+                return Some(format!("tx {index}: receipts differ"));
+            }
+        }
+        if self.gas_used != other.gas_used {
+            return Some(format!("gas used {} != {}", self.gas_used, other.gas_used));
+        }
+        self.state.first_difference(&other.state)
+    }
+}

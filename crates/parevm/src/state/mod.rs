@@ -1,0 +1,64 @@
+//! Pre-block state: the read-only view of the world that a block executes on.
+//!
+//! [`StateSource`] is the seam between parevm and whatever stores state (a node's
+//! database, a fixture file, a synthetic workload). The parallel executor reads it
+//! from many threads at once, so implementations must be `Sync` and reads should
+//! be cheap and lock-free.
+
+mod db;
+mod memory;
+mod overlay;
+
+pub use db::StateDb;
+pub use memory::{InMemoryAccount, InMemoryState};
+pub use overlay::OverlayState;
+
+use alloy_primitives::{Address, B256, U256};
+use revm::{bytecode::Bytecode, database_interface::DBErrorMarker, state::AccountInfo};
+
+/// An error raised by a [`StateSource`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The source has no hash for a block that `BLOCKHASH` asked for.
+    #[error("block hash of block {0} is not available")]
+    MissingBlockHash(u64),
+    /// The source has no code for a code hash that an account refers to.
+    #[error("bytecode with hash {0} is not available")]
+    MissingCode(B256),
+    /// Any other failure of the underlying store.
+    #[error("state source failed: {0}")]
+    Other(String),
+}
+
+impl DBErrorMarker for StateError {}
+
+/// Read-only, thread-safe pre-block state.
+///
+/// An account that does not exist is `Ok(None)`; a storage slot never written
+/// reads as zero. Implementations should return the account's code inline in
+/// [`AccountInfo::code`] where they can, which saves a second lookup.
+pub trait StateSource: Sync + core::fmt::Debug {
+    /// The account at `address`, or `None` if it does not exist.
+    fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError>;
+    /// The bytecode with the given hash.
+    fn code_by_hash(&self, code_hash: &B256) -> Result<Bytecode, StateError>;
+    /// The value of `slot` in the storage of `address`.
+    fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError>;
+    /// The hash of the block with the given number (for `BLOCKHASH`).
+    fn block_hash(&self, number: u64) -> Result<B256, StateError>;
+}
+
+impl<S: StateSource + ?Sized> StateSource for &S {
+    fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
+        (**self).account(address)
+    }
+    fn code_by_hash(&self, code_hash: &B256) -> Result<Bytecode, StateError> {
+        (**self).code_by_hash(code_hash)
+    }
+    fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        (**self).storage(address, slot)
+    }
+    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        (**self).block_hash(number)
+    }
+}

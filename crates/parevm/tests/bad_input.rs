@@ -1,0 +1,102 @@
+//! Bad fixture input gives a clear error naming the file, never a panic.
+
+use parevm::fixture::{block_dirs, load_mainnet_block};
+use std::{fs, path::Path};
+
+fn temp_block(name: &str, block: &str, pre_state: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("parevm-bad-input-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("block.json"), block).unwrap();
+    if !pre_state.is_empty() {
+        fs::write(dir.join("pre_state.json"), pre_state).unwrap();
+    }
+    dir
+}
+
+fn load_error(dir: &Path) -> String {
+    load_mainnet_block(dir)
+        .expect_err("bad input must not load")
+        .to_string()
+}
+
+const HEADER: &str = r#""hash":"0x4e3a3754410177e6937ef1f84bba68ea139e8d1a2258c5f85db9f1cd715a1bdd","parentHash":"0x0000000000000000000000000000000000000000000000000000000000000000","sha3Uncles":"0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347","miner":"0x0000000000000000000000000000000000000000","stateRoot":"0x0000000000000000000000000000000000000000000000000000000000000000","transactionsRoot":"0x0000000000000000000000000000000000000000000000000000000000000000","receiptsRoot":"0x0000000000000000000000000000000000000000000000000000000000000000","logsBloom":"0x00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000","difficulty":"0x1","number":"0x1","gasLimit":"0x1000000","gasUsed":"0x0","timestamp":"0x1","extraData":"0x","mixHash":"0x0000000000000000000000000000000000000000000000000000000000000000","nonce":"0x0000000000000000","uncles":[]"#;
+
+#[test]
+fn missing_folder_is_reported() {
+    let error = block_dirs(Path::new("/nonexistent/parevm"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("/nonexistent/parevm"), "{error}");
+}
+
+#[test]
+fn malformed_block_json_names_the_file() {
+    let dir = temp_block("malformed", "{ not json", "{}");
+    let error = load_error(&dir);
+    assert!(
+        error.contains("block.json") && error.contains("malformed JSON"),
+        "{error}"
+    );
+}
+
+#[test]
+fn missing_pre_state_names_the_file() {
+    let dir = temp_block("nostate", &format!("{{{HEADER},\"transactions\":[]}}"), "");
+    let error = load_error(&dir);
+    assert!(
+        error.contains("pre_state.json") && error.contains("cannot read"),
+        "{error}"
+    );
+}
+
+#[test]
+fn malformed_pre_state_names_the_file() {
+    let dir = temp_block(
+        "badstate",
+        &format!("{{{HEADER},\"transactions\":[]}}"),
+        r#"{"0x01": {"balance": "zz"}}"#,
+    );
+    let error = load_error(&dir);
+    assert!(error.contains("pre_state.json"), "{error}");
+}
+
+#[test]
+fn undecodable_transaction_is_reported() {
+    let tx = r#"{"hash":"0x00","type":"0x7f","from":"0x0000000000000000000000000000000000000001"}"#;
+    let dir = temp_block(
+        "badtx",
+        &format!("{{{HEADER},\"transactions\":[{tx}]}}"),
+        "{}",
+    );
+    let error = load_error(&dir);
+    assert!(error.contains("block.json"), "{error}");
+}
+
+#[test]
+fn transaction_hashes_only_are_rejected() {
+    let dir = temp_block(
+        "hashes",
+        &format!(
+            "{{{HEADER},\"transactions\":[\"0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060\"]}}"
+        ),
+        "{}",
+    );
+    let error = load_error(&dir);
+    assert!(error.contains("full objects"), "{error}");
+}
+
+#[test]
+fn forged_sender_is_rejected() {
+    let tx = r#"{"hash":"0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060","nonce":"0x0","blockHash":"0x4e3a3754410177e6937ef1f84bba68ea139e8d1a2258c5f85db9f1cd715a1bdd","blockNumber":"0x1","transactionIndex":"0x0","from":"0x0000000000000000000000000000000000000001","to":"0x5df9b87991262f6ba471f09758cde1c0fc1de734","value":"0x7a69","gasPrice":"0x2d79883d2000","gas":"0x5208","input":"0x","r":"0x88ff6cf0fefd94db46111149ae4bfc179e9b94721fffd821d38d16464b3f71d0","s":"0x45e0aff800961cfce805daef7016b9b675c137a6a41a548f7b60a3484c06a33a","v":"0x1c","type":"0x0"}"#;
+    let dir = temp_block(
+        "forged",
+        &format!("{{{HEADER},\"transactions\":[{tx}]}}"),
+        "{}",
+    );
+    let error = load_error(&dir);
+    assert!(
+        error.contains("transaction 0") && error.contains("from"),
+        "{error}"
+    );
+}
