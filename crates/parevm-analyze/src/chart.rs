@@ -1,0 +1,206 @@
+//! SVG pictures: speedup against threads, and schedules as Gantt charts.
+
+use crate::{AnalyzeError, Schedule, WeightBasis};
+use plotters::prelude::*;
+use std::path::Path;
+
+/// A named curve of (threads, speedup) points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve {
+    /// Legend label.
+    pub label: String,
+    /// (threads, speedup) points, by ascending threads.
+    pub points: Vec<(f64, f64)>,
+}
+
+fn chart_error(path: &Path, error: impl std::fmt::Display) -> AnalyzeError {
+    AnalyzeError::Chart {
+        path: path.display().to_string(),
+        message: error.to_string(),
+    }
+}
+
+/// Writes an SVG chart of speedup against threads to `path`: `bounds` (ideal
+/// bounds, drawn as lines) and `measured` (measured speedups, drawn as points
+/// joined by thin lines, coloured like the bound with the same index), with
+/// the linear speedup `y = x` as a grey reference.
+pub fn speedup_chart(
+    path: &Path,
+    title: &str,
+    bounds: &[Curve],
+    measured: &[Curve],
+) -> Result<(), AnalyzeError> {
+    let err = |e: &dyn std::fmt::Display| chart_error(path, e);
+    let all = || bounds.iter().chain(measured).flat_map(|c| c.points.iter());
+    let max_x = all().map(|p| p.0).fold(2.0f64, f64::max);
+    let max_y = all()
+        .map(|p| p.1)
+        .filter(|y| y.is_finite())
+        .fold(1.0f64, f64::max);
+    let max_y = (max_y * 1.1).max(2.0).min(max_x * 1.05);
+
+    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(55)
+        .build_cartesian_2d(1f64..max_x, 0f64..max_y)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("threads")
+        .y_desc("speedup over sequential")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    let grey = RGBColor(170, 170, 170);
+    chart
+        .draw_series(LineSeries::new(
+            [(1.0, 1.0), (max_y.min(max_x), max_y.min(max_x))],
+            grey.stroke_width(1),
+        ))
+        .map_err(|e| err(&e))?
+        .label("linear")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+
+    for (k, curve) in bounds.iter().enumerate() {
+        let color = Palette99::pick(k).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                curve.points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?
+            .label(curve.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    for (k, curve) in measured.iter().enumerate() {
+        let color = Palette99::pick(k).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                curve.points.iter().copied(),
+                color.mix(0.5).stroke_width(1),
+            ))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(
+                curve
+                    .points
+                    .iter()
+                    .map(|&p| Circle::new(p, 4, color.filled())),
+            )
+            .map_err(|e| err(&e))?
+            .label(curve.label.clone())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// Writes the schedule as an SVG Gantt chart to `path`: one row per worker,
+/// one bar per transaction (labelled with its index where it fits), bars of
+/// transactions in `highlight` (e.g. the critical path) in red.
+pub fn schedule_chart(
+    path: &Path,
+    title: &str,
+    schedule: &Schedule,
+    highlight: &[usize],
+) -> Result<(), AnalyzeError> {
+    let err = |e: &dyn std::fmt::Display| chart_error(path, e);
+    let (scale, unit) = match schedule.basis {
+        WeightBasis::Time => (1e-6, "ms"),
+        WeightBasis::Gas => (1e-3, "kgas"),
+        WeightBasis::Unit => (1.0, "transactions"),
+    };
+    let span = (schedule.makespan as f64 * scale).max(f64::MIN_POSITIVE);
+    let workers = schedule.workers;
+    let width = 1200u32;
+    let height = (140 + 36 * workers as u32).min(4000);
+    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..span, 0f64..workers as f64)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("{} ({unit})", schedule.basis.as_str()))
+        .y_desc("worker")
+        .y_labels(workers.min(32) + 1)
+        .y_label_formatter(&|y| {
+            let w = y.floor();
+            if (y - w - 0.0).abs() < 1e-9 && (w as usize) < workers {
+                format!("{}", w as usize)
+            } else {
+                String::new()
+            }
+        })
+        .disable_y_mesh()
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    let mut critical = vec![false; schedule.slots.len()];
+    for &tx in highlight {
+        if let Some(c) = critical.get_mut(tx) {
+            *c = true;
+        }
+    }
+    let plot_width = f64::from(width - 110);
+    let bar = |slot: &crate::Slot| {
+        let x0 = slot.start as f64 * scale;
+        let x1 = slot.end as f64 * scale;
+        let y = slot.worker as f64;
+        let color = if critical[slot.tx] {
+            RGBColor(214, 39, 40).to_rgba()
+        } else {
+            let c = Palette99::pick(slot.tx % 6 + 1).to_rgba();
+            c.mix(0.75)
+        };
+        Rectangle::new([(x0, y + 0.12), (x1, y + 0.88)], color.filled())
+    };
+    chart
+        .draw_series(schedule.slots.iter().map(bar))
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(schedule.slots.iter().map(|slot| {
+            let x0 = slot.start as f64 * scale;
+            let x1 = slot.end as f64 * scale;
+            Rectangle::new(
+                [
+                    (x0, slot.worker as f64 + 0.12),
+                    (x1, slot.worker as f64 + 0.88),
+                ],
+                WHITE.stroke_width(1),
+            )
+        }))
+        .map_err(|e| err(&e))?;
+    let labels = schedule.slots.iter().filter_map(|slot| {
+        let label = slot.tx.to_string();
+        let pixels = (slot.end - slot.start) as f64 * scale / span * plot_width;
+        (pixels >= 7.0 * label.len() as f64 + 4.0).then(|| {
+            Text::new(
+                label,
+                (slot.start as f64 * scale, slot.worker as f64 + 0.62),
+                ("sans-serif", 11).into_font().color(&BLACK),
+            )
+        })
+    });
+    chart.draw_series(labels).map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
