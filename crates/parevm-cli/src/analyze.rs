@@ -1,12 +1,572 @@
-//! `parevm analyze` (being written).
+//! `parevm analyze`: how parallel is a block, really? Dependency graph,
+//! critical path, ideal speedup bounds, hot locations, and SVG charts.
 
+use crate::timing::{median_of, ms};
 use clap::Args;
-use std::process::ExitCode;
+use parevm::{
+    BlockInput, InMemoryState, ParallelConfig, execute_parallel, execute_sequential,
+    fixture::{block_dirs, load_mainnet_block},
+    parallel::trace_block,
+};
+use parevm_analyze::{
+    BlockAnalysis, BlockDag, THREAD_COUNTS, WeightBasis,
+    chart::{Curve, schedule_chart, speedup_chart},
+};
+use parevm_workloads::{WorkloadConfig, WorkloadKind, generate};
+use serde::Serialize;
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
+
+/// Threads up to which the ideal bound curve of `--chart` is drawn.
+const CHART_THREADS: usize = 32;
+/// Up to this many blocks, `--chart` draws one curve per block; beyond, only
+/// the aggregate.
+const CHART_BLOCK_CURVES: usize = 5;
 
 /// Arguments of `parevm analyze`.
 #[derive(Args)]
-pub struct AnalyzeArgs {}
+pub struct AnalyzeArgs {
+    /// Block folders, or folders of block folders (mainnet fixture format).
+    paths: Vec<PathBuf>,
+    /// Analyse a synthetic workload instead (or as well): raw-transfers,
+    /// erc20-transfers, amm-swaps, hot-slot, mixed, or all.
+    #[arg(long, value_name = "NAME")]
+    workload: Option<String>,
+    /// Transactions in the synthetic block (default 1000).
+    #[arg(long, value_name = "N")]
+    txs: Option<usize>,
+    /// Gas target of the synthetic block instead of a transaction count.
+    #[arg(long, conflicts_with = "txs")]
+    gas: Option<u64>,
+    /// Share of hot (conflicting) transactions in the synthetic block, in [0, 1].
+    #[arg(long, value_name = "R")]
+    hot_ratio: Option<f64>,
+    /// Sender and recipient pool size of the synthetic block.
+    #[arg(long)]
+    accounts: Option<usize>,
+    /// Seed of the synthetic block.
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Hot locations reported per block.
+    #[arg(long, default_value_t = parevm_analyze::DEFAULT_HOT_LOCATIONS)]
+    top: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write an SVG chart of speedup against threads: the ideal bound per
+    /// block (or aggregated over many), and measured speedups with --measure.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+    /// Also measure: sequential and parallel execution with 1..=--max-threads
+    /// threads, median of --repeat runs each.
+    #[arg(long)]
+    measure: bool,
+    /// Runs per measurement; times are the median.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Most threads measured with --measure (default: available cores).
+    #[arg(long, value_name = "N")]
+    max_threads: Option<usize>,
+    /// For a single block: write its greedy schedule on --workers workers as
+    /// an SVG Gantt chart (critical path in red).
+    #[arg(long, value_name = "FILE.svg")]
+    schedule: Option<PathBuf>,
+    /// Workers of the --schedule chart.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+}
 
-pub fn run(_args: AnalyzeArgs) -> Result<ExitCode, String> {
-    Err("`parevm analyze` is not implemented yet".into())
+/// Where a block comes from.
+enum Source {
+    Fixture(PathBuf),
+    Workload(WorkloadKind),
+}
+
+/// Measured execution of one block.
+#[derive(Serialize)]
+struct Measured {
+    sequential_ms: f64,
+    /// Median parallel time per thread count.
+    parallel_ms: BTreeMap<usize, f64>,
+    /// Sequential / parallel time per thread count.
+    speedup: BTreeMap<usize, f64>,
+    /// Measured speedup / ideal bound on as many workers, per thread count.
+    efficiency: BTreeMap<usize, f64>,
+}
+
+#[derive(Serialize)]
+struct BlockReport {
+    /// Fixture folder or workload name.
+    source: String,
+    #[serde(flatten)]
+    analysis: BlockAnalysis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    measured: Option<Measured>,
+    /// Total work and greedy makespans for 1..=CHART_THREADS workers (for the
+    /// aggregate curve).
+    #[serde(skip)]
+    work: u64,
+    #[serde(skip)]
+    makespans: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct Failure {
+    source: String,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    blocks: &'a [BlockReport],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<Failure>,
+    /// Over all blocks: total work / total makespan (blocks run one after another).
+    aggregate_bounded_speedup: BTreeMap<usize, f64>,
+    /// Over all blocks: total work / total critical path.
+    aggregate_ideal_speedup: f64,
+}
+
+pub fn run(args: AnalyzeArgs) -> Result<ExitCode, String> {
+    if args.repeat == 0 {
+        return Err("--repeat must be at least 1".into());
+    }
+    if args.workers == 0 {
+        return Err("--workers must be at least 1".into());
+    }
+    if args.max_threads == Some(0) {
+        return Err("--max-threads must be at least 1".into());
+    }
+    for (flag, path) in [("--chart", &args.chart), ("--schedule", &args.schedule)] {
+        if let Some(path) = path
+            && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(format!(
+                "{flag} {}: folder {} does not exist",
+                path.display(),
+                parent.display()
+            ));
+        }
+    }
+    let workload_given = args.txs.is_some()
+        || args.gas.is_some()
+        || args.hot_ratio.is_some()
+        || args.accounts.is_some()
+        || args.seed.is_some();
+    if workload_given && args.workload.is_none() {
+        return Err("--txs, --gas, --hot-ratio, --accounts and --seed need --workload".into());
+    }
+
+    let mut sources = Vec::new();
+    for path in &args.paths {
+        let dirs = block_dirs(path).map_err(|e| e.to_string())?;
+        if dirs.is_empty() {
+            return Err(format!("{}: no block folders found", path.display()));
+        }
+        sources.extend(dirs.into_iter().map(Source::Fixture));
+    }
+    if let Some(name) = &args.workload {
+        if name == "all" {
+            sources.extend(WorkloadKind::ALL.map(Source::Workload));
+        } else {
+            let kind: WorkloadKind = name.parse().map_err(|e| format!("--workload: {e}"))?;
+            sources.push(Source::Workload(kind));
+        }
+    }
+    if sources.is_empty() {
+        return Err("nothing to analyse: give block folders or --workload NAME".into());
+    }
+    if args.schedule.is_some() && sources.len() != 1 {
+        return Err(format!(
+            "--schedule draws one block, but {} were given",
+            sources.len()
+        ));
+    }
+
+    let max_threads = args
+        .max_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut blocks = Vec::new();
+    let mut errors = Vec::new();
+    if !args.json {
+        print_header();
+    }
+    for source in &sources {
+        let label = match source {
+            Source::Fixture(dir) => dir.display().to_string(),
+            Source::Workload(kind) => kind.name().to_string(),
+        };
+        match analyze_source(source, &label, &args, max_threads) {
+            Ok(report) => {
+                if !args.json {
+                    print_row(&report);
+                }
+                blocks.push(report);
+            }
+            Err(error) => {
+                if !args.json {
+                    println!("{label}: error: {error}");
+                }
+                errors.push(Failure {
+                    source: label,
+                    error,
+                });
+            }
+        }
+    }
+
+    let aggregate = aggregate_bounds(&blocks);
+    let aggregate_ideal = aggregate_ideal(&blocks);
+    if let Some(path) = &args.chart {
+        draw_speedup_chart(path, &blocks, &aggregate)?;
+    }
+    if args.json {
+        let report = Report {
+            blocks: &blocks,
+            errors,
+            aggregate_bounded_speedup: THREAD_COUNTS
+                .iter()
+                .filter_map(|&t| Some((t, *aggregate.get(t - 1)?)))
+                .collect(),
+            aggregate_ideal_speedup: aggregate_ideal,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+        return Ok(exit_code(report.errors.is_empty()));
+    }
+    if blocks.len() > 1 {
+        println!(
+            "{} blocks: aggregate ideal {:.2}x, on 2/4/8/16/32 workers {}",
+            blocks.len(),
+            aggregate_ideal,
+            THREAD_COUNTS
+                .iter()
+                .filter_map(|&t| aggregate.get(t - 1).map(|s| format!("{s:.2}x")))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
+    }
+    if let Some(path) = &args.chart {
+        println!("speedup chart written to {}", path.display());
+    }
+    if let Some(path) = &args.schedule {
+        println!(
+            "schedule on {} workers written to {}",
+            args.workers,
+            path.display()
+        );
+    }
+    if !errors.is_empty() {
+        println!("{} block(s) failed", errors.len());
+    }
+    Ok(exit_code(errors.is_empty()))
+}
+
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn load(source: &Source, args: &AnalyzeArgs) -> Result<(BlockInput, InMemoryState), String> {
+    match source {
+        Source::Fixture(dir) => {
+            let fixture = load_mainnet_block(dir).map_err(|e| e.to_string())?;
+            Ok((fixture.block, fixture.state))
+        }
+        Source::Workload(kind) => {
+            let mut config = WorkloadConfig::new(*kind);
+            if let Some(gas) = args.gas {
+                config.gas = Some(gas);
+                config.transactions = None;
+            }
+            if let Some(txs) = args.txs {
+                config.transactions = Some(txs);
+            }
+            if let Some(r) = args.hot_ratio {
+                config.hot_ratio = r;
+            }
+            if let Some(a) = args.accounts {
+                config.accounts = a;
+            }
+            if let Some(s) = args.seed {
+                config.seed = s;
+            }
+            let workload = generate(&config).map_err(|e| e.to_string())?;
+            Ok((workload.block, workload.state))
+        }
+    }
+}
+
+fn analyze_source(
+    source: &Source,
+    label: &str,
+    args: &AnalyzeArgs,
+    max_threads: usize,
+) -> Result<BlockReport, String> {
+    let (block, state) = load(source, args)?;
+    let traces = trace_block(&block, &state).map_err(|e| format!("tracing: {e}"))?;
+    if traces.len() != block.transactions.len() {
+        return Err(format!(
+            "tracing returned {} traces for {} transactions",
+            traces.len(),
+            block.transactions.len()
+        ));
+    }
+    let dag = BlockDag::new(&traces);
+    let analysis = BlockAnalysis::from_dag(block.header.number, &dag, args.top);
+    let makespans: Vec<u64> = (1..=CHART_THREADS.max(max_threads))
+        .map(|t| dag.schedule(t).makespan)
+        .collect();
+    if let Some(path) = &args.schedule {
+        let schedule = dag.schedule(args.workers);
+        let title = format!(
+            "{} ({}): greedy schedule on {} workers, {:.2}x (ideal {:.2}x)",
+            short_label(label),
+            block.header.number,
+            args.workers,
+            schedule.speedup(),
+            analysis.ideal_speedup
+        );
+        schedule_chart(path, &title, &schedule, &dag.critical_path().1)
+            .map_err(|e| e.to_string())?;
+    }
+    let measured = if args.measure {
+        Some(measure(&block, &state, args.repeat, max_threads, &dag)?)
+    } else {
+        None
+    };
+    Ok(BlockReport {
+        source: label.to_string(),
+        analysis,
+        measured,
+        work: dag.total_work(),
+        makespans,
+    })
+}
+
+fn measure(
+    block: &BlockInput,
+    state: &InMemoryState,
+    repeat: usize,
+    max_threads: usize,
+    dag: &BlockDag,
+) -> Result<Measured, String> {
+    let (_, sequential) = median_of(repeat, || execute_sequential(block, state))
+        .map_err(|e| format!("sequential execution: {e}"))?;
+    let sequential_ms = ms(sequential);
+    let mut measured = Measured {
+        sequential_ms,
+        parallel_ms: BTreeMap::new(),
+        speedup: BTreeMap::new(),
+        efficiency: BTreeMap::new(),
+    };
+    for threads in 1..=max_threads {
+        let config = ParallelConfig::with_threads(threads);
+        let (_, parallel) = median_of(repeat, || execute_parallel(block, state, &config))
+            .map_err(|e| format!("parallel execution ({threads} threads): {e}"))?;
+        let parallel_ms = ms(parallel);
+        let speedup = if parallel_ms > 0.0 {
+            sequential_ms / parallel_ms
+        } else {
+            1.0
+        };
+        measured.parallel_ms.insert(threads, parallel_ms);
+        measured.speedup.insert(threads, speedup);
+        measured
+            .efficiency
+            .insert(threads, speedup / dag.bounded_speedup(threads));
+    }
+    Ok(measured)
+}
+
+/// Total work / total makespan over all blocks for 1..=CHART_THREADS workers
+/// (when the blocks' weights differ in unit, the mean of their speedups).
+fn aggregate_bounds(blocks: &[BlockReport]) -> Vec<f64> {
+    let threads = blocks.iter().map(|b| b.makespans.len()).min().unwrap_or(0);
+    let same_basis = blocks
+        .windows(2)
+        .all(|w| w[0].analysis.weight == w[1].analysis.weight);
+    (0..threads)
+        .map(|t| {
+            if same_basis {
+                let work: u64 = blocks.iter().map(|b| b.work).sum();
+                let span: u64 = blocks.iter().map(|b| b.makespans[t]).sum();
+                if work == 0 || span == 0 {
+                    1.0
+                } else {
+                    work as f64 / span as f64
+                }
+            } else {
+                blocks
+                    .iter()
+                    .map(|b| ratio(b.work, b.makespans[t]))
+                    .sum::<f64>()
+                    / blocks.len() as f64
+            }
+        })
+        .collect()
+}
+
+/// Total work / total critical path over all blocks (or the mean ideal
+/// speedup when the blocks' weights differ in unit).
+fn aggregate_ideal(blocks: &[BlockReport]) -> f64 {
+    if blocks.is_empty() {
+        return 1.0;
+    }
+    let same_basis = blocks
+        .windows(2)
+        .all(|w| w[0].analysis.weight == w[1].analysis.weight);
+    if same_basis {
+        let work: u64 = blocks.iter().map(|b| b.work).sum();
+        let span: f64 = blocks
+            .iter()
+            .map(|b| b.work as f64 / b.analysis.ideal_speedup)
+            .sum();
+        if span > 0.0 {
+            return (work as f64 / span).max(1.0);
+        }
+        return 1.0;
+    }
+    blocks.iter().map(|b| b.analysis.ideal_speedup).sum::<f64>() / blocks.len() as f64
+}
+
+fn ratio(work: u64, span: u64) -> f64 {
+    if work == 0 || span == 0 {
+        1.0
+    } else {
+        work as f64 / span as f64
+    }
+}
+
+fn short_label(label: &str) -> &str {
+    label.rsplit('/').find(|s| !s.is_empty()).unwrap_or(label)
+}
+
+fn block_name(report: &BlockReport) -> String {
+    if report.source.contains('/') || report.source.chars().all(|c| c.is_ascii_digit()) {
+        report.analysis.number.to_string()
+    } else {
+        report.source.clone()
+    }
+}
+
+fn draw_speedup_chart(
+    path: &std::path::Path,
+    blocks: &[BlockReport],
+    aggregate: &[f64],
+) -> Result<(), String> {
+    let points = |values: &[f64]| -> Vec<(f64, f64)> {
+        values
+            .iter()
+            .enumerate()
+            .take(CHART_THREADS)
+            .map(|(i, &s)| ((i + 1) as f64, s))
+            .collect()
+    };
+    let mut bounds = Vec::new();
+    let mut measured = Vec::new();
+    if blocks.len() <= CHART_BLOCK_CURVES {
+        for b in blocks {
+            let speedups: Vec<f64> = b.makespans.iter().map(|&m| ratio(b.work, m)).collect();
+            bounds.push(Curve {
+                label: format!("{}: ideal bound", block_name(b)),
+                points: points(&speedups),
+            });
+            if let Some(m) = &b.measured {
+                measured.push(Curve {
+                    label: format!("{}: measured", block_name(b)),
+                    points: m.speedup.iter().map(|(&t, &s)| (t as f64, s)).collect(),
+                });
+            }
+        }
+    } else {
+        bounds.push(Curve {
+            label: format!("{} blocks: ideal bound", blocks.len()),
+            points: points(aggregate),
+        });
+        let with: Vec<&Measured> = blocks.iter().filter_map(|b| b.measured.as_ref()).collect();
+        if !with.is_empty() {
+            let sequential: f64 = with.iter().map(|m| m.sequential_ms).sum();
+            let threads = with[0].parallel_ms.keys().copied().collect::<Vec<_>>();
+            measured.push(Curve {
+                label: format!("{} blocks: measured", with.len()),
+                points: threads
+                    .iter()
+                    .map(|&t| {
+                        let parallel: f64 = with.iter().map(|m| m.parallel_ms[&t]).sum();
+                        (t as f64, sequential / parallel.max(f64::MIN_POSITIVE))
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let basis = blocks
+        .first()
+        .map_or(WeightBasis::Time, |b| b.analysis.weight);
+    let title = format!(
+        "speedup against threads (bounds from {} weights)",
+        basis.as_str()
+    );
+    speedup_chart(path, &title, &bounds, &measured).map_err(|e| e.to_string())
+}
+
+fn print_header() {
+    println!(
+        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}  hottest location (dependent txs)",
+        "block", "txs", "gas", "cp gas", "cp ms", "ideal", "x2", "x4", "x8", "x16", "x32", "indep"
+    );
+}
+
+fn print_row(report: &BlockReport) {
+    let a = &report.analysis;
+    let hottest = a
+        .hot_locations
+        .first()
+        .map(|h| format!("{} ({})", h.location, h.dependent_transactions))
+        .unwrap_or_else(|| "-".into());
+    let cp_ms = if a.weight == WeightBasis::Time {
+        format!("{:.3}", a.critical_path_ms)
+    } else {
+        "-".into()
+    };
+    let bounded = THREAD_COUNTS
+        .iter()
+        .map(|t| format!("{:>6.2}", a.bounded_speedup[t]))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let suffix = if a.weight == WeightBasis::Time {
+        String::new()
+    } else {
+        format!(" [{} weights]", a.weight.as_str())
+    };
+    println!(
+        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7.2} {} {:>5.1}%  {}{}",
+        block_name(report),
+        a.transactions,
+        a.gas_used,
+        a.critical_path_gas,
+        cp_ms,
+        a.ideal_speedup,
+        bounded,
+        a.independent_share * 100.0,
+        hottest,
+        suffix
+    );
+    if let Some(m) = &report.measured {
+        let cells = m
+            .speedup
+            .iter()
+            .map(|(t, s)| format!("{t}t {s:.2}x ({:.0}% of bound)", m.efficiency[t] * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "{:>16} measured: sequential {:.2} ms; {}",
+            "", m.sequential_ms, cells
+        );
+    }
 }
