@@ -1,12 +1,60 @@
-//! `parevm statetest` (being written).
+//! `parevm statetest`: runs the Ethereum Foundation's state and blockchain
+//! tests through parevm's executors.
 
 use clap::Args;
-use std::process::ExitCode;
+use parevm_ethtests::{RunConfig, run_paths};
+use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 /// Arguments of `parevm statetest`.
 #[derive(Args)]
-pub struct StatetestArgs {}
+pub struct StatetestArgs {
+    /// Test files, or folders searched recursively for `.json` files. State
+    /// and blockchain tests are told apart by their content.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Worker threads of the parallel executor (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object (counts, failures, skip reasons) instead of text.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: StatetestArgs) -> Result<ExitCode, String> {
-    Err("`parevm statetest` is not implemented yet".into())
+pub fn run(args: StatetestArgs) -> Result<ExitCode, String> {
+    let mut config = RunConfig::default();
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            return Err("--threads must be at least 1".into());
+        }
+        config.threads = threads;
+    }
+    let start = Instant::now();
+    let report = run_paths(&args.paths, &config)?;
+    let elapsed = start.elapsed();
+    if args.json {
+        let json = serde_json::json!({
+            "passed": report.passed,
+            "failed": report.failed(),
+            "skipped": report.skipped_total(),
+            "skip_reasons": report.skipped,
+            "failures": report.failures,
+            "threads": config.threads,
+            "seconds": elapsed.as_secs_f64(),
+        });
+        println!("{json}");
+    } else {
+        for failure in &report.failures {
+            println!("{failure}");
+        }
+        for (reason, count) in &report.skipped {
+            println!("skipped {count}: {reason}");
+        }
+        eprintln!("took {:.1}s", elapsed.as_secs_f64());
+        println!("{}", report.summary());
+    }
+    Ok(if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -57,6 +57,20 @@ impl ChainSpec {
         }
     }
 
+    /// A chain with an explicit fork schedule (e.g. the transition networks of
+    /// the Ethereum Foundation's tests, such as Shanghai to Cancun at
+    /// timestamp 15000). Forks not listed never activate.
+    pub fn with_forks(
+        chain_id: u64,
+        forks: impl IntoIterator<Item = (EthereumHardfork, ForkCondition)>,
+    ) -> Self {
+        Self {
+            chain_id,
+            hardforks: EthereumChainHardforks::new(forks),
+            deposit_contract: Some(alloy_eips::eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS),
+        }
+    }
+
     /// The revm spec in force at a block with this number and timestamp.
     pub fn spec_at(&self, number: u64, timestamp: u64) -> SpecId {
         alloy_evm::spec_by_timestamp_and_block_number(self, timestamp, number)

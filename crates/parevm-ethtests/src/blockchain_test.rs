@@ -1,0 +1,229 @@
+//! BlockchainTests: the blocks of each test execute in order with
+//! [`parevm::execute_parallel`], each checked against its header, and the
+//! final state against the test's `postState` / `postStateHash`.
+
+use crate::{Failure, Report, RunConfig, common};
+use alloy_consensus::{Block, TxEnvelope, transaction::SignerRecoverable};
+use alloy_primitives::{Address, B256, Bytes, U256, map::HashMap};
+use alloy_rlp::Decodable;
+use parevm::{
+    BlockInput, ChainSpec, InMemoryState, ParallelConfig, execute_parallel, execute_sequential,
+    verify::verify_against_header,
+};
+use serde::Deserialize;
+use std::{collections::BTreeMap, sync::Arc};
+
+/// A blockchain test file: tests by name.
+#[derive(Debug, Deserialize)]
+pub struct BlockchainSuite(pub BTreeMap<String, BlockchainTest>);
+
+/// One blockchain test (the fields parevm uses).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockchainTest {
+    /// The genesis header (its hash and state root are used).
+    pub genesis_block_header: GenesisHeader,
+    /// The blocks, in the order they are imported.
+    pub blocks: Vec<TestBlock>,
+    /// The accounts after the last block.
+    pub post_state: Option<BTreeMap<Address, TestAccount>>,
+    /// The state root after the last block, instead of `postState`.
+    pub post_state_hash: Option<B256>,
+    /// The genesis state.
+    pub pre: BTreeMap<Address, TestAccount>,
+    /// The head of the canonical chain after all blocks.
+    pub lastblockhash: B256,
+    /// The fork (or transition) network.
+    pub network: String,
+}
+
+/// The genesis header fields parevm needs.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenesisHeader {
+    /// Block hash.
+    pub hash: B256,
+    /// State root.
+    pub state_root: B256,
+    /// Block number (0 in practice).
+    #[serde(default)]
+    pub number: U256,
+}
+
+/// A block of a blockchain test.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestBlock {
+    /// The RLP-encoded block.
+    pub rlp: Bytes,
+    /// Set when the block is invalid and must be rejected.
+    pub expect_exception: Option<String>,
+}
+
+/// An account of `pre` / `postState`.
+#[derive(Debug, Deserialize)]
+pub struct TestAccount {
+    /// Balance.
+    pub balance: U256,
+    /// Code.
+    pub code: Bytes,
+    /// Nonce.
+    pub nonce: U256,
+    /// Storage.
+    pub storage: BTreeMap<U256, U256>,
+}
+
+fn to_state(accounts: &BTreeMap<Address, TestAccount>) -> InMemoryState {
+    let mut state = InMemoryState::new();
+    for (address, account) in accounts {
+        let storage: HashMap<U256, U256> = account.storage.iter().map(|(k, v)| (*k, *v)).collect();
+        state.insert_account(
+            *address,
+            common::account(
+                account.balance,
+                account.nonce.saturating_to(),
+                &account.code,
+                storage,
+            ),
+        );
+    }
+    state
+}
+
+/// Runs every test of a parsed blockchain test file.
+pub fn run_suite(file: &str, suite: &BlockchainSuite, config: &RunConfig, report: &mut Report) {
+    for (name, test) in &suite.0 {
+        if test.blocks.iter().any(|b| b.expect_exception.is_some()) {
+            report.skip(
+                "blockchain test with invalid blocks (header validation is outside parevm)",
+                1,
+            );
+            continue;
+        }
+        let Some(chain) = common::chain_spec(&test.network, 1) else {
+            report.skip(common::unsupported_network(&test.network), 1);
+            continue;
+        };
+        match run_test(test, Arc::new(chain), config) {
+            Ok(()) => report.passed += 1,
+            Err((block, message)) => report.failures.push(Failure {
+                file: file.to_string(),
+                test: name.clone(),
+                fork: test.network.clone(),
+                case: block.map(|b| format!("block {b}")),
+                message,
+            }),
+        }
+    }
+}
+
+type TestError = (Option<u64>, String);
+
+fn run_test(
+    test: &BlockchainTest,
+    chain: Arc<ChainSpec>,
+    config: &RunConfig,
+) -> Result<(), TestError> {
+    let mut genesis = to_state(&test.pre);
+    let root = common::state_root(&genesis);
+    if root != test.genesis_block_header.state_root {
+        return Err((
+            Some(0),
+            format!(
+                "genesis state root {root} != header {}",
+                test.genesis_block_header.state_root
+            ),
+        ));
+    }
+    genesis.insert_block_hash(
+        test.genesis_block_header.number.saturating_to(),
+        test.genesis_block_header.hash,
+    );
+    // The state after each imported block, by block hash (side chains
+    // included: each block executes on its parent's state).
+    let mut states: HashMap<B256, Arc<InMemoryState>> = HashMap::default();
+    states.insert(test.genesis_block_header.hash, Arc::new(genesis));
+    let parallel = ParallelConfig::with_threads(config.threads);
+
+    for (index, test_block) in test.blocks.iter().enumerate() {
+        let fail = |message: String| (Some(index as u64 + 1), message);
+        let block = Block::<TxEnvelope>::decode(&mut test_block.rlp.as_ref())
+            .map_err(|e| fail(format!("cannot decode block rlp: {e}")))?;
+        let hash = block.header.hash_slow();
+        let number = block.header.number;
+        let fail = |message: String| (Some(number), message);
+        let parent = states
+            .get(&block.header.parent_hash)
+            .cloned()
+            .ok_or_else(|| fail(format!("unknown parent {}", block.header.parent_hash)))?;
+        let mut transactions = Vec::with_capacity(block.body.transactions.len());
+        for (i, tx) in block.body.transactions.into_iter().enumerate() {
+            let sender = tx
+                .recover_signer()
+                .map_err(|e| fail(format!("tx {i}: cannot recover the sender: {e}")))?;
+            transactions.push(alloy_consensus::transaction::Recovered::new_unchecked(
+                tx, sender,
+            ));
+        }
+        let input = BlockInput {
+            header: block.header,
+            transactions,
+            ommers: block.body.ommers,
+            withdrawals: block.body.withdrawals.map(|w| w.into_inner()),
+            chain: chain.clone(),
+        };
+        let result = execute_parallel(&input, &*parent, &parallel)
+            .map_err(|e| fail(format!("parallel execution failed: {e}")))?;
+        let sequential = execute_sequential(&input, &*parent)
+            .map_err(|e| fail(format!("sequential execution failed: {e}")))?;
+        if let Some(diff) = sequential.first_difference(&result) {
+            return Err(fail(format!("parallel differs from sequential: {diff}")));
+        }
+        verify_against_header(&input, &result).map_err(|e| fail(e.to_string()))?;
+        let mut post = (*parent).clone();
+        post.apply(&result.state);
+        let root = common::state_root(&post);
+        if root != input.header.state_root {
+            return Err(fail(format!(
+                "state root {root} != header {}",
+                input.header.state_root
+            )));
+        }
+        post.insert_block_hash(number, hash);
+        states.insert(hash, Arc::new(post));
+    }
+
+    let last = states.get(&test.lastblockhash).ok_or_else(|| {
+        (
+            None,
+            format!("last block {} was never imported", test.lastblockhash),
+        )
+    })?;
+    let root = common::state_root(last);
+    if let Some(expected) = &test.post_state {
+        let expected = to_state(expected);
+        if let Some(diff) = common::first_account_difference(last, &expected) {
+            return Err((None, format!("post state differs: {diff}")));
+        }
+        let expected_root = common::state_root(&expected);
+        if root != expected_root {
+            return Err((
+                None,
+                format!("post state root {root} != expected {expected_root}"),
+            ));
+        }
+    } else if let Some(expected) = test.post_state_hash {
+        if root != expected {
+            return Err((
+                None,
+                format!("post state root {root} != expected {expected}"),
+            ));
+        }
+    } else {
+        return Err((
+            None,
+            "the test has neither postState nor postStateHash".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! GeneralStateTests: each case's transaction runs as a one-transaction block
+//! through both of parevm's executors.
+
+use crate::{
+    Failure, Report, RunConfig,
+    common::{self, chain_spec, logs_hash, state_root},
+};
+use alloy_consensus::{
+    Header, ReceiptEnvelope, Signed, TxEip1559, TxEip2930, TxEip4844, TxEip4844Variant, TxEip7702,
+    TxEnvelope, TxLegacy, transaction::Recovered,
+};
+use alloy_eips::eip2930::AccessList;
+use alloy_primitives::{Address, B256, Signature, TxKind, U256, keccak256};
+use parevm::{
+    AccountChange, AccountState, BlockInput, BlockResult, ChainSpec, InMemoryState, ParallelConfig,
+    StateChanges, TxOutcome, execute_parallel, execute_sequential,
+};
+use revm::primitives::{KECCAK_EMPTY, hardfork::SpecId};
+use revm_statetest_types::{SpecName, Test, TestSuite, TestUnit, TransactionParts};
+use std::sync::Arc;
+
+/// Runs every case of a parsed state test file.
+pub fn run_suite(file: &str, suite: &TestSuite, config: &RunConfig, report: &mut Report) {
+    for (name, unit) in &suite.0 {
+        run_unit(file, name, unit, config, report);
+    }
+}
+
+fn run_unit(file: &str, name: &str, unit: &TestUnit, config: &RunConfig, report: &mut Report) {
+    let chain_id = unit
+        .env
+        .current_chain_id
+        .map_or(1, |id| id.try_into().unwrap_or(u64::MAX));
+    let pre = pre_state(unit);
+    for (spec_name, cases) in &unit.post {
+        let fork = format!("{spec_name:?}");
+        if *spec_name == SpecName::Unknown {
+            report.skip("unknown fork name", cases.len());
+            continue;
+        }
+        let Some(chain) = chain_spec(&fork, chain_id) else {
+            report.skip(common::unsupported_network(&fork), cases.len());
+            continue;
+        };
+        let chain = Arc::new(chain);
+        for case in cases {
+            let idx = &case.indexes;
+            match run_case(unit, case, &pre, &chain, config) {
+                Ok(()) => report.passed += 1,
+                Err(message) => report.failures.push(Failure {
+                    file: file.to_string(),
+                    test: name.to_string(),
+                    fork: fork.clone(),
+                    case: Some(format!("d{}g{}v{}", idx.data, idx.gas, idx.value)),
+                    message,
+                }),
+            }
+        }
+    }
+}
+
+/// The pre-state, with the block hashes the reference runners use for
+/// `BLOCKHASH`: `keccak256` of the block number in decimal.
+fn pre_state(unit: &TestUnit) -> InMemoryState {
+    let mut state = InMemoryState::new();
+    for (address, account) in &unit.pre {
+        state.insert_account(
+            *address,
+            common::account(
+                account.balance,
+                account.nonce,
+                &account.code,
+                account.storage.iter().map(|(k, v)| (*k, *v)).collect(),
+            ),
+        );
+    }
+    let number: u64 = unit.env.current_number.saturating_to();
+    for n in number.saturating_sub(256)..number {
+        state.insert_block_hash(n, keccak256(n.to_string().as_bytes()));
+    }
+    state
+}
+
+fn header(unit: &TestUnit, spec: SpecId) -> Header {
+    let env = &unit.env;
+    let mut header = Header {
+        parent_hash: env.previous_hash.unwrap_or_default(),
+        beneficiary: env.current_coinbase,
+        difficulty: env.current_difficulty,
+        number: env.current_number.saturating_to(),
+        gas_limit: env.current_gas_limit.saturating_to(),
+        timestamp: env.current_timestamp.saturating_to(),
+        ..Default::default()
+    };
+    if spec.is_enabled_in(SpecId::LONDON) {
+        header.base_fee_per_gas = Some(env.current_base_fee.unwrap_or_default().saturating_to());
+    }
+    if spec.is_enabled_in(SpecId::MERGE) {
+        header.mix_hash = env.current_random.unwrap_or_default();
+    }
+    if spec.is_enabled_in(SpecId::SHANGHAI) {
+        header.withdrawals_root = Some(alloy_trie::EMPTY_ROOT_HASH);
+    }
+    if spec.is_enabled_in(SpecId::CANCUN) {
+        header.excess_blob_gas = Some(
+            env.current_excess_blob_gas
+                .unwrap_or_default()
+                .saturating_to(),
+        );
+        header.blob_gas_used = Some(0);
+        header.parent_beacon_block_root = Some(env.current_beacon_root.unwrap_or_default());
+    }
+    header
+}
+
+/// The block reward a pre-merge block pays its beneficiary. State tests have
+/// none (they check the state after the transaction alone), so it is taken
+/// off again.
+fn block_reward(spec: SpecId) -> Option<U256> {
+    const ETH: u128 = 1_000_000_000_000_000_000;
+    if spec.is_enabled_in(SpecId::MERGE) {
+        None
+    } else if spec.is_enabled_in(SpecId::PETERSBURG) {
+        Some(U256::from(2 * ETH))
+    } else if spec.is_enabled_in(SpecId::BYZANTIUM) {
+        Some(U256::from(3 * ETH))
+    } else {
+        Some(U256::from(5 * ETH))
+    }
+}
+
+fn run_case(
+    unit: &TestUnit,
+    case: &Test,
+    pre: &InMemoryState,
+    chain: &Arc<ChainSpec>,
+    config: &RunConfig,
+) -> Result<(), String> {
+    let header = header(unit, SpecId::FRONTIER);
+    let spec = chain.spec_at(header.number, header.timestamp);
+    let header = self::header(unit, spec);
+    let expects_exception = case.expect_exception.is_some();
+
+    let tx = match transaction(&unit.transaction, case, chain.chain_id)? {
+        Some(tx) => tx,
+        None if expects_exception => return Ok(()),
+        None => return Err("the transaction's fields make no valid transaction type".into()),
+    };
+    let block = BlockInput {
+        header,
+        transactions: vec![tx],
+        ommers: Vec::new(),
+        withdrawals: spec.is_enabled_in(SpecId::SHANGHAI).then(Vec::new),
+        chain: chain.clone(),
+    };
+    let sequential = execute_sequential(&block, pre).map_err(|e| format!("sequential: {e}"))?;
+    let parallel = execute_parallel(&block, pre, &ParallelConfig::with_threads(config.threads))
+        .map_err(|e| format!("parallel: {e}"))?;
+    if let Some(diff) = sequential.first_difference(&parallel) {
+        return Err(format!("parallel differs from sequential: {diff}"));
+    }
+    check_result(&block, case, pre, &sequential, spec)
+}
+
+fn check_result(
+    block: &BlockInput,
+    case: &Test,
+    pre: &InMemoryState,
+    result: &BlockResult,
+    spec: SpecId,
+) -> Result<(), String> {
+    let tx = &result.transactions[0];
+    match (&case.expect_exception, &tx.outcome) {
+        (Some(expected), TxOutcome::Invalid { .. }) => {
+            let _ = expected;
+        }
+        (Some(expected), outcome) => {
+            return Err(format!(
+                "expected exception {expected}, got {}",
+                outcome_name(outcome)
+            ));
+        }
+        (None, TxOutcome::Invalid { reason }) => {
+            return Err(format!("transaction rejected: {reason}"));
+        }
+        (None, _) => {}
+    }
+
+    let mut post = pre.clone();
+    post.apply(&result.state);
+    if let Some(reward) = block_reward(spec) {
+        remove_reward(&mut post, block.header.beneficiary, reward, spec);
+    }
+    let root = state_root(&post);
+    if root != case.hash {
+        let mut message = format!("state root {root} != expected {}", case.hash);
+        if !case.post_state.is_empty() {
+            let expected = expected_state(case);
+            if let Some(diff) = common::first_account_difference(&post, &expected) {
+                message.push_str(&format!(" ({diff})"));
+            }
+        }
+        return Err(message);
+    }
+    let logs: Vec<_> = tx
+        .receipt
+        .as_ref()
+        .map(|r: &ReceiptEnvelope| r.logs().to_vec())
+        .unwrap_or_default();
+    let logs_hash = logs_hash(&logs);
+    if logs_hash != case.logs {
+        return Err(format!(
+            "logs hash {logs_hash} != expected {} ({} logs)",
+            case.logs,
+            logs.len()
+        ));
+    }
+    Ok(())
+}
+
+fn expected_state(case: &Test) -> InMemoryState {
+    let mut state = InMemoryState::new();
+    for (address, account) in &case.post_state {
+        state.insert_account(
+            *address,
+            common::account(
+                account.balance,
+                account.nonce,
+                &account.code,
+                account.storage.iter().map(|(k, v)| (*k, *v)).collect(),
+            ),
+        );
+    }
+    state
+}
+
+/// Takes the block reward off the beneficiary again. What remains is the
+/// beneficiary as the reference runners leave it: touched with a zero-value
+/// transfer, so an empty one is deleted from Spurious Dragon on.
+fn remove_reward(post: &mut InMemoryState, beneficiary: Address, reward: U256, spec: SpecId) {
+    let Some(account) = post.get(&beneficiary) else {
+        return;
+    };
+    let balance = account.info.balance.saturating_sub(reward);
+    let empty =
+        balance.is_zero() && account.info.nonce == 0 && account.info.code_hash == KECCAK_EMPTY;
+    let info = if empty && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON) {
+        None
+    } else {
+        Some(AccountState {
+            balance,
+            nonce: account.info.nonce,
+            code_hash: account.info.code_hash,
+            code: None,
+        })
+    };
+    let mut changes = StateChanges::default();
+    changes.accounts.insert(
+        beneficiary,
+        AccountChange {
+            info,
+            storage_wiped: false,
+            storage: Default::default(),
+        },
+    );
+    post.apply(&changes);
+}
+
+fn outcome_name(outcome: &TxOutcome) -> String {
+    match outcome {
+        TxOutcome::Success { .. } => "success".into(),
+        TxOutcome::Revert { .. } => "revert".into(),
+        TxOutcome::Halt { reason, .. } => format!("halt ({reason})"),
+        TxOutcome::Invalid { reason } => format!("invalid ({reason})"),
+    }
+}
+
+/// The case's transaction as an envelope of its type, with its sender. The
+/// signature is a placeholder: execution uses only the sender, and the tests
+/// give it (or the secret key it derives from). `Ok(None)` if the fields make
+/// no valid transaction type (e.g. a blob transaction without a recipient).
+fn transaction(
+    parts: &TransactionParts,
+    case: &Test,
+    chain_id: u64,
+) -> Result<Option<Recovered<TxEnvelope>>, String> {
+    let idx = &case.indexes;
+    let sender = match (parts.sender, parts.secret_key) {
+        (Some(sender), _) => sender,
+        (None, Some(key)) => revm_statetest_types::recover_address(key.as_slice())
+            .ok_or_else(|| format!("cannot derive the sender from secret key {key}"))?,
+        (None, None) => return Ok(None),
+    };
+    let Some(tx_type) = parts.tx_type(idx.data) else {
+        return Ok(None);
+    };
+    let input = parts
+        .data
+        .get(idx.data)
+        .cloned()
+        .ok_or("data index out of range")?;
+    let gas_limit: u64 = parts
+        .gas_limit
+        .get(idx.gas)
+        .ok_or("gas index out of range")?
+        .saturating_to();
+    let value: U256 = *parts
+        .value
+        .get(idx.value)
+        .ok_or("value index out of range")?;
+    let nonce: u64 = parts.nonce.saturating_to();
+    let tx_chain_id: Option<u64> = parts.chain_id.map(|id| id.saturating_to());
+    let typed_chain_id = tx_chain_id.unwrap_or(chain_id);
+    let access_list: AccessList = parts
+        .access_lists
+        .get(idx.data)
+        .cloned()
+        .flatten()
+        .unwrap_or_default();
+    let gas_price: u128 = parts
+        .gas_price
+        .or(parts.max_fee_per_gas)
+        .unwrap_or_default()
+        .saturating_to();
+    let max_fee_per_gas: u128 = parts.max_fee_per_gas.unwrap_or_default().saturating_to();
+    let max_priority_fee_per_gas: u128 = parts
+        .max_priority_fee_per_gas
+        .unwrap_or_default()
+        .saturating_to();
+    let kind = parts.to.map_or(TxKind::Create, TxKind::Call);
+    let signature = Signature::new(U256::from(1), U256::from(1), false);
+    use revm::context::TransactionType;
+    let envelope = match tx_type {
+        TransactionType::Legacy => TxEnvelope::Legacy(Signed::new_unhashed(
+            TxLegacy {
+                chain_id: tx_chain_id,
+                nonce,
+                gas_price,
+                gas_limit,
+                to: kind,
+                value,
+                input,
+            },
+            signature,
+        )),
+        TransactionType::Eip2930 => TxEnvelope::Eip2930(Signed::new_unhashed(
+            TxEip2930 {
+                chain_id: typed_chain_id,
+                nonce,
+                gas_price,
+                gas_limit,
+                to: kind,
+                value,
+                access_list,
+                input,
+            },
+            signature,
+        )),
+        TransactionType::Eip1559 => TxEnvelope::Eip1559(Signed::new_unhashed(
+            TxEip1559 {
+                chain_id: typed_chain_id,
+                nonce,
+                gas_limit,
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+                to: kind,
+                value,
+                access_list,
+                input,
+            },
+            signature,
+        )),
+        TransactionType::Eip4844 => {
+            let Some(to) = parts.to else { return Ok(None) };
+            TxEnvelope::Eip4844(Signed::new_unhashed(
+                TxEip4844Variant::TxEip4844(TxEip4844 {
+                    chain_id: typed_chain_id,
+                    nonce,
+                    gas_limit,
+                    max_fee_per_gas,
+                    max_priority_fee_per_gas,
+                    to,
+                    value,
+                    access_list,
+                    blob_versioned_hashes: parts.blob_versioned_hashes.clone(),
+                    max_fee_per_blob_gas: parts
+                        .max_fee_per_blob_gas
+                        .unwrap_or_default()
+                        .saturating_to(),
+                    input,
+                }),
+                signature,
+            ))
+        }
+        TransactionType::Eip7702 => {
+            let Some(to) = parts.to else { return Ok(None) };
+            TxEnvelope::Eip7702(Signed::new_unhashed(
+                TxEip7702 {
+                    chain_id: typed_chain_id,
+                    nonce,
+                    gas_limit,
+                    max_fee_per_gas,
+                    max_priority_fee_per_gas,
+                    to,
+                    value,
+                    access_list,
+                    authorization_list: parts
+                        .authorization_list
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
+                    input,
+                },
+                signature,
+            ))
+        }
+        other => return Err(format!("transaction type {other:?} not supported")),
+    };
+    let _: Option<B256> = None;
+    Ok(Some(Recovered::new_unchecked(envelope, sender)))
+}
