@@ -20,6 +20,7 @@ pub mod parallel;
 pub mod result;
 pub mod sequential;
 pub mod state;
+mod system;
 pub mod verify;
 
 pub use block::{BlockInput, ChainSpec};

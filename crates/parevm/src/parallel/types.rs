@@ -90,8 +90,20 @@ pub enum ReadValue {
     Storage(U256),
 }
 
+/// One read of an incarnation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadEntry {
+    /// Where.
+    pub location: Location,
+    /// What it saw.
+    pub value: ReadValue,
+    /// Whether the value came from the pre-block state (no lower transaction
+    /// had written it): if that is still so, validation needs no comparison.
+    pub from_base: bool,
+}
+
 /// Everything one incarnation read, in order of first read.
-pub type ReadSet = Vec<(Location, ReadValue)>;
+pub type ReadSet = Vec<ReadEntry>;
 /// Everything one incarnation wrote.
 pub type WriteSet = Vec<(Location, WriteValue)>;
 

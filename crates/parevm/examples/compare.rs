@@ -1,0 +1,55 @@
+//! Runs fixture blocks sequentially and in parallel and prints both times:
+//! `cargo run --release -p parevm --example compare -- <block dirs> [--threads N] [--repeat K]`.
+
+use parevm::{ParallelConfig, execute_parallel, execute_sequential, fixture};
+use std::time::Instant;
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let take = |args: &mut Vec<String>, flag: &str, default: usize| -> usize {
+        match args.iter().position(|a| a == flag) {
+            Some(i) => {
+                let v = args.remove(i + 1).parse().expect("number");
+                args.remove(i);
+                v
+            }
+            None => default,
+        }
+    };
+    let threads = take(&mut args, "--threads", 2);
+    let repeat = take(&mut args, "--repeat", 5);
+    let config = ParallelConfig::with_threads(threads);
+    let (mut total_seq, mut total_par) = (0.0, 0.0);
+    for path in args {
+        for dir in fixture::block_dirs(path.as_ref()).expect("blocks") {
+            let f = fixture::load_mainnet_block(&dir).expect("loads");
+            let mut seq = Vec::new();
+            let mut par = Vec::new();
+            let mut path = "";
+            for _ in 0..repeat {
+                let t = Instant::now();
+                let a = execute_sequential(&f.block, &f.state).expect("seq");
+                seq.push(t.elapsed().as_secs_f64() * 1e3);
+                let t = Instant::now();
+                let b = execute_parallel(&f.block, &f.state, &config).expect("par");
+                par.push(t.elapsed().as_secs_f64() * 1e3);
+                path = b.path.as_str();
+                if let Some(d) = a.first_difference(&b) {
+                    panic!("block {}: {d}", f.block.header.number);
+                }
+            }
+            seq.sort_by(f64::total_cmp);
+            par.sort_by(f64::total_cmp);
+            let (s, p) = (seq[repeat / 2], par[repeat / 2]);
+            total_seq += s;
+            total_par += p;
+            println!(
+                "{:>9} {:>5} txs  seq {s:8.2} ms  par {p:8.2} ms  {:5.2}x  {path}",
+                f.block.header.number,
+                f.block.transactions.len(),
+                s / p
+            );
+        }
+    }
+    println!("aggregate {:.3}x", total_seq / total_par);
+}

@@ -1,0 +1,223 @@
+//! Where transactions are scheduled: worker threads pull tasks from the
+//! [`Scheduler`], execute incarnations with [`VmContext`], publish them to
+//! [`MvMemory`] and validate them, until the block is done.
+
+use super::{
+    mv_memory::{BaseReader, lock},
+    scheduler::{Scheduler, Task},
+    types::{TxIdx, Version},
+    vm::{Vm, VmContext, VmOutcome},
+};
+use crate::state::StateSource;
+use alloy_primitives::{Address, B256, U256};
+use revm::context::result::{ExecutionResult, InvalidTransaction};
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::Mutex,
+};
+
+/// The final result of each transaction's last incarnation.
+pub(crate) type TxExecution = Result<ExecutionResult, InvalidTransaction>;
+
+/// Shared by the workers of one block.
+pub(crate) struct Workers<'v, 'a, S: ?Sized> {
+    pub vm: &'v VmContext<'a, S>,
+    pub scheduler: Scheduler,
+    pub results: Vec<Mutex<Option<TxExecution>>>,
+    pub fatal: Mutex<Option<String>>,
+    pub stats: Stats,
+}
+
+/// Counters of one parallel run, for diagnosis and for researchers.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub executions: std::sync::atomic::AtomicUsize,
+    pub validations: std::sync::atomic::AtomicUsize,
+    pub aborts: std::sync::atomic::AtomicUsize,
+    pub blocked: std::sync::atomic::AtomicUsize,
+}
+
+impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
+    pub(crate) fn new(vm: &'v VmContext<'a, S>, block_size: usize) -> Self {
+        Self {
+            vm,
+            scheduler: Scheduler::new(block_size),
+            results: (0..block_size).map(|_| Mutex::default()).collect(),
+            fatal: Mutex::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Runs `threads` workers to completion.
+    pub(crate) fn run(&self, threads: usize) {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.work())) {
+                        let message = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "worker panicked".into());
+                        self.fail(format!("worker panicked: {message}"));
+                    }
+                });
+            }
+        });
+    }
+
+    fn work(&self) {
+        let mut vm = Vm::new(self.vm);
+        let mut task = None;
+        while !self.scheduler.done() {
+            task = match task {
+                Some(Task::Execution(version)) => self.try_execute(&mut vm, version),
+                Some(Task::Validation(version)) => self.validate(version),
+                None => self.scheduler.next_task(),
+            };
+            if task.is_none() {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    fn try_execute(&self, vm: &mut Vm<'v, 'a, S>, version: Version) -> Option<Task> {
+        let tx = version.tx_idx;
+        loop {
+            self.stats
+                .executions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match vm.execute(tx) {
+                Err(message) => {
+                    self.fail(format!("transaction {tx}: {message}"));
+                    return None;
+                }
+                Ok(VmOutcome::Blocked(blocking)) => {
+                    self.stats
+                        .blocked
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if self.scheduler.add_dependency(tx, blocking) {
+                        return None;
+                    }
+                }
+                Ok(VmOutcome::Done {
+                    result,
+                    reads,
+                    writes,
+                }) => {
+                    *lock(&self.results[tx]) = Some(result);
+                    let wrote_new_location = self.vm.mv.record(version, reads, writes);
+                    return self.scheduler.finish_execution(
+                        tx,
+                        version.incarnation,
+                        wrote_new_location,
+                    );
+                }
+            }
+        }
+    }
+
+    fn validate(&self, version: Version) -> Option<Task> {
+        let tx = version.tx_idx;
+        let valid = self.vm.mv.validate_read_set(tx, &Base(self.vm.base));
+        let aborted = !valid && self.scheduler.try_validation_abort(tx, version.incarnation);
+        self.stats
+            .validations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if aborted {
+            self.stats
+                .aborts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.vm.mv.convert_writes_to_estimates(tx);
+        }
+        self.scheduler.finish_validation(tx, aborted)
+    }
+
+    fn fail(&self, message: String) {
+        lock(&self.fatal).get_or_insert(message);
+        self.scheduler.halt();
+    }
+
+    /// The results, once all workers are done.
+    pub(crate) fn into_results(self) -> Result<Vec<Option<TxExecution>>, String> {
+        if std::env::var_os("PAREVM_STATS").is_some() {
+            eprintln!("parevm stats: {} txs, {:?}", self.results.len(), self.stats);
+        }
+        if let Some(message) = self.fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(message);
+        }
+        Ok(self
+            .results
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect())
+    }
+}
+
+/// Executes every transaction once, in order, on one thread: no conflicts
+/// can arise, so each runs exactly once. Returns each transaction's result
+/// with its execution time.
+pub(crate) fn run_in_order<S: StateSource + ?Sized>(
+    vm: &VmContext<'_, S>,
+    block_size: usize,
+    mut on_tx: impl FnMut(TxIdx, &super::types::ReadSet, &super::types::WriteSet, u64),
+) -> Result<Vec<Option<TxExecution>>, String> {
+    let mut results = Vec::with_capacity(block_size);
+    let mut evm = Vm::new(vm);
+    for tx in 0..block_size {
+        let start = std::time::Instant::now();
+        match evm.execute(tx)? {
+            VmOutcome::Blocked(blocking) => {
+                return Err(format!(
+                    "transaction {tx} blocked by {blocking} in sequential order"
+                ));
+            }
+            VmOutcome::Done {
+                result,
+                reads,
+                writes,
+            } => {
+                let nanos = start.elapsed().as_nanos() as u64;
+                on_tx(tx, &reads, &writes, nanos);
+                results.push(Some(result));
+                vm.mv.record(
+                    Version {
+                        tx_idx: tx,
+                        incarnation: 0,
+                    },
+                    reads,
+                    writes,
+                );
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// Pre-block values for validation.
+struct Base<'a, S: ?Sized>(&'a S);
+
+impl<S: StateSource + ?Sized> BaseReader for Base<'_, S> {
+    fn balance(&self, address: &Address) -> Option<U256> {
+        Some(
+            self.0
+                .account(address)
+                .ok()?
+                .map_or(U256::ZERO, |a| a.balance),
+        )
+    }
+    fn nonce(&self, address: &Address) -> Option<u64> {
+        Some(self.0.account(address).ok()?.map_or(0, |a| a.nonce))
+    }
+    fn code_hash(&self, address: &Address) -> Option<B256> {
+        Some(
+            self.0
+                .account(address)
+                .ok()?
+                .map_or(revm::primitives::KECCAK_EMPTY, |a| a.code_hash),
+        )
+    }
+    fn storage(&self, address: &Address, slot: &U256) -> Option<U256> {
+        self.0.storage(address, slot).ok()
+    }
+}

@@ -1,0 +1,256 @@
+//! The collaborative scheduler of Block-STM: threads take execution and
+//! validation tasks from two shared counters, lowest transaction first, so no
+//! thread idles while work exists; the block is done when both counters have
+//! passed the last transaction and no task is in flight.
+//!
+//! Invariants (Gelashvili et al. 2022, section 4):
+//! - `execution_idx` / `validation_idx` only move down through
+//!   `decrease_*_idx`, which also bumps `decrease_cnt`, so `check_done` can
+//!   tell that nothing moved while it looked.
+//! - `num_active_tasks` counts tasks handed out and not yet finished; a task
+//!   returned directly to its thread (re-execution after abort, validation
+//!   after execution) keeps its count.
+//! - A transaction's dependants are only ever added while holding its
+//!   `dependencies` lock and after checking it is not `Executed`, and
+//!   `finish_execution` sets `Executed` before taking that lock: no wake-up is
+//!   lost.
+
+use super::{
+    mv_memory::lock,
+    types::{Incarnation, TxIdx, Version},
+};
+use std::sync::{
+    Mutex,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+};
+
+/// A unit of work for a worker thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// Run this incarnation.
+    Execution(Version),
+    /// Check this incarnation's read set.
+    Validation(Version),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    ReadyToExecute,
+    Executing,
+    Executed,
+    Aborting,
+}
+
+#[derive(Debug)]
+struct TxState {
+    incarnation: Incarnation,
+    status: Status,
+}
+
+/// Hands out tasks and detects completion.
+pub(crate) struct Scheduler {
+    block_size: usize,
+    execution_idx: AtomicUsize,
+    validation_idx: AtomicUsize,
+    decrease_cnt: AtomicUsize,
+    num_active_tasks: AtomicUsize,
+    done_marker: AtomicBool,
+    states: Vec<Mutex<TxState>>,
+    dependencies: Vec<Mutex<Vec<TxIdx>>>,
+}
+
+impl Scheduler {
+    pub(crate) fn new(block_size: usize) -> Self {
+        Self {
+            block_size,
+            execution_idx: AtomicUsize::new(0),
+            validation_idx: AtomicUsize::new(0),
+            decrease_cnt: AtomicUsize::new(0),
+            num_active_tasks: AtomicUsize::new(0),
+            done_marker: AtomicBool::new(block_size == 0),
+            states: (0..block_size)
+                .map(|_| {
+                    Mutex::new(TxState {
+                        incarnation: 0,
+                        status: Status::ReadyToExecute,
+                    })
+                })
+                .collect(),
+            dependencies: (0..block_size).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Whether every transaction is executed and validated.
+    pub(crate) fn done(&self) -> bool {
+        self.done_marker.load(Ordering::Acquire)
+    }
+
+    /// Stops all workers (after a fatal error).
+    pub(crate) fn halt(&self) {
+        self.done_marker.store(true, Ordering::Release);
+    }
+
+    /// The next task, validation first when it lags behind execution.
+    pub(crate) fn next_task(&self) -> Option<Task> {
+        if self.validation_idx.load(Ordering::Acquire) < self.execution_idx.load(Ordering::Acquire)
+        {
+            self.next_version_to_validate().map(Task::Validation)
+        } else {
+            self.next_version_to_execute().map(Task::Execution)
+        }
+    }
+
+    /// Records that `tx` read an ESTIMATE of `blocking`. Returns false if
+    /// `blocking` has executed meanwhile (then re-execute `tx` at once).
+    pub(crate) fn add_dependency(&self, tx: TxIdx, blocking: TxIdx) -> bool {
+        let mut dependants = lock(&self.dependencies[blocking]);
+        if lock(&self.states[blocking]).status == Status::Executed {
+            return false;
+        }
+        lock(&self.states[tx]).status = Status::Aborting;
+        dependants.push(tx);
+        drop(dependants);
+        self.num_active_tasks.fetch_sub(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Marks an incarnation executed, wakes its dependants, and returns the
+    /// validation of it if the validation counter has already passed it.
+    pub(crate) fn finish_execution(
+        &self,
+        tx: TxIdx,
+        incarnation: Incarnation,
+        wrote_new_location: bool,
+    ) -> Option<Task> {
+        lock(&self.states[tx]).status = Status::Executed;
+        let dependants = std::mem::take(&mut *lock(&self.dependencies[tx]));
+        self.resume_dependencies(dependants);
+        if self.validation_idx.load(Ordering::Acquire) > tx {
+            if !wrote_new_location {
+                return Some(Task::Validation(Version {
+                    tx_idx: tx,
+                    incarnation,
+                }));
+            }
+            self.decrease_validation_idx(tx);
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+
+    /// Claims the right to abort an incarnation that failed validation; only
+    /// the first validator of that incarnation succeeds.
+    pub(crate) fn try_validation_abort(&self, tx: TxIdx, incarnation: Incarnation) -> bool {
+        let mut state = lock(&self.states[tx]);
+        if state.incarnation == incarnation && state.status == Status::Executed {
+            state.status = Status::Aborting;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Ends a validation; after an abort, returns the re-execution task if the
+    /// execution counter has already passed the transaction.
+    pub(crate) fn finish_validation(&self, tx: TxIdx, aborted: bool) -> Option<Task> {
+        if aborted {
+            self.set_ready_status(tx);
+            self.decrease_validation_idx(tx + 1);
+            if self.execution_idx.load(Ordering::Acquire) > tx {
+                if let Some(version) = self.try_incarnate(tx) {
+                    return Some(Task::Execution(version));
+                }
+                // try_incarnate already released the task.
+                return None;
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+
+    fn resume_dependencies(&self, dependants: Vec<TxIdx>) {
+        let Some(min) = dependants.iter().min().copied() else {
+            return;
+        };
+        for tx in dependants {
+            self.set_ready_status(tx);
+        }
+        self.decrease_execution_idx(min);
+    }
+
+    fn set_ready_status(&self, tx: TxIdx) {
+        let mut state = lock(&self.states[tx]);
+        state.incarnation += 1;
+        state.status = Status::ReadyToExecute;
+    }
+
+    fn decrease_execution_idx(&self, target: TxIdx) {
+        self.execution_idx.fetch_min(target, Ordering::AcqRel);
+        self.decrease_cnt.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn decrease_validation_idx(&self, target: TxIdx) {
+        self.validation_idx.fetch_min(target, Ordering::AcqRel);
+        self.decrease_cnt.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn check_done(&self) {
+        let observed = self.decrease_cnt.load(Ordering::Acquire);
+        if self
+            .execution_idx
+            .load(Ordering::Acquire)
+            .min(self.validation_idx.load(Ordering::Acquire))
+            >= self.block_size
+            && self.num_active_tasks.load(Ordering::Acquire) == 0
+            && observed == self.decrease_cnt.load(Ordering::Acquire)
+        {
+            self.done_marker.store(true, Ordering::Release);
+        }
+    }
+
+    /// Moves `tx` from ready to executing; releases the task if it cannot.
+    fn try_incarnate(&self, tx: TxIdx) -> Option<Version> {
+        if tx < self.block_size {
+            let mut state = lock(&self.states[tx]);
+            if state.status == Status::ReadyToExecute {
+                state.status = Status::Executing;
+                return Some(Version {
+                    tx_idx: tx,
+                    incarnation: state.incarnation,
+                });
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+
+    fn next_version_to_execute(&self) -> Option<Version> {
+        if self.execution_idx.load(Ordering::Acquire) >= self.block_size {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, Ordering::AcqRel);
+        let tx = self.execution_idx.fetch_add(1, Ordering::AcqRel);
+        self.try_incarnate(tx)
+    }
+
+    fn next_version_to_validate(&self) -> Option<Version> {
+        if self.validation_idx.load(Ordering::Acquire) >= self.block_size {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, Ordering::AcqRel);
+        let tx = self.validation_idx.fetch_add(1, Ordering::AcqRel);
+        if tx < self.block_size {
+            let state = lock(&self.states[tx]);
+            if state.status == Status::Executed {
+                return Some(Version {
+                    tx_idx: tx,
+                    incarnation: state.incarnation,
+                });
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+}

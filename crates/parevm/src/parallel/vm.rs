@@ -1,0 +1,424 @@
+//! Executing one incarnation: revm runs the transaction against [`VmDb`],
+//! which reads through multi-version memory and records the read set; the
+//! resulting state diff becomes the write set.
+//!
+//! Two EVM-specific reads are made lazy, so they create no dependency:
+//! - the beneficiary's fee: [`LazyBeneficiary`] lets revm credit the fee, but
+//!   if that credit is the transaction's first touch of the beneficiary, the
+//!   database serves a zero-balance placeholder and the credit becomes a
+//!   [`WriteValue::BalanceIncrement`];
+//! - the recipient of a plain value transfer (a call with value to an account
+//!   without code, not in a 7702 transaction): its balance is never observed
+//!   by the EVM, so it too is served as a placeholder and credited by increment.
+//!
+//! A transaction that does observe such a balance (`BALANCE`, being the
+//! sender, calling into code) reads it in full, resolving every increment
+//! below it, and validation re-checks that full value.
+
+use super::{
+    mv_memory::{Blocked, MvMemory, StorageRead},
+    types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
+};
+use crate::state::{StateError, StateSource};
+use alloy_primitives::{Address, B256, U256};
+use revm::{
+    Database,
+    bytecode::Bytecode,
+    context::{
+        BlockEnv, CfgEnv, Context, TxEnv,
+        result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
+    },
+    context_interface::{ContextSetters, ContextTr, JournalTr},
+    database_interface::DBErrorMarker,
+    handler::{
+        FrameResult, Handler, MainBuilder, MainContext, MainnetContext, MainnetEvm, post_execution,
+    },
+    primitives::{KECCAK_EMPTY, TxKind, hardfork::SpecId},
+    state::{AccountInfo, EvmState},
+};
+use std::marker::PhantomData;
+
+/// Why a read could not complete.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum VmError {
+    /// It met an ESTIMATE of a lower transaction.
+    #[error("blocked by transaction {}", .0.0)]
+    Blocked(Blocked),
+    /// The pre-block state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl DBErrorMarker for VmError {}
+
+impl From<Blocked> for VmError {
+    fn from(blocked: Blocked) -> Self {
+        Self::Blocked(blocked)
+    }
+}
+
+/// The block-wide inputs every incarnation needs.
+pub(crate) struct VmContext<'a, S: ?Sized> {
+    pub base: &'a S,
+    pub mv: &'a MvMemory,
+    pub block_env: BlockEnv,
+    pub cfg_env: CfgEnv,
+    pub tx_envs: Vec<TxEnv>,
+    /// Per transaction: the recipient whose credit may be lazy, if any.
+    pub lazy_recipients: Vec<Option<Address>>,
+}
+
+/// How an incarnation ended.
+pub(crate) enum VmOutcome {
+    /// Executed (or found invalid); `writes` is empty for an invalid one.
+    Done {
+        result: Result<ExecutionResult, InvalidTransaction>,
+        reads: ReadSet,
+        writes: WriteSet,
+    },
+    /// Met the ESTIMATE of a lower transaction.
+    Blocked(TxIdx),
+}
+
+/// Error of an incarnation that is not the transaction's fault.
+pub(crate) type FatalError = String;
+
+/// A worker's EVM, built once and reused for every incarnation it runs (as
+/// the sequential executor reuses one EVM for the whole block): building
+/// revm's journal, frame stack and memory per transaction would dominate
+/// small transactions.
+pub(crate) struct Vm<'c, 'a, S: StateSource + ?Sized> {
+    evm: VmEvm<'c, 'a, S>,
+    spec: SpecId,
+}
+
+type VmEvm<'c, 'a, S> = MainnetEvm<MainnetContext<VmDb<'c, 'a, S>>>;
+
+impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
+    pub(crate) fn new(ctx: &'c VmContext<'a, S>) -> Self {
+        let evm = Context::mainnet()
+            .with_db(VmDb::new(ctx))
+            .with_block(ctx.block_env.clone())
+            .with_cfg(ctx.cfg_env.clone())
+            .build_mainnet();
+        Self {
+            evm,
+            spec: ctx.cfg_env.spec,
+        }
+    }
+
+    /// Runs the latest incarnation of `tx`.
+    pub(crate) fn execute(&mut self, tx: TxIdx) -> Result<VmOutcome, FatalError> {
+        let ctx = self.evm.ctx.journal_mut().db_mut().begin(tx);
+        self.evm.ctx.set_tx(ctx.tx_envs[tx].clone());
+        let result = LazyBeneficiary(PhantomData).run(&mut self.evm);
+        let state = self.evm.ctx.journal_mut().finalize();
+        let db = self.evm.ctx.journal_mut().db_mut();
+        let result = match result {
+            Ok(result) => Ok(result),
+            Err(EVMError::Transaction(invalid)) => Err(invalid),
+            Err(EVMError::Database(VmError::Blocked(Blocked(dep)))) => {
+                return Ok(VmOutcome::Blocked(dep));
+            }
+            Err(EVMError::Database(VmError::State(e))) => return Err(e.to_string()),
+            Err(other) => return Err(other.to_string()),
+        };
+        let writes = match &result {
+            Ok(_) => db.write_set(state, self.spec),
+            Err(_) => WriteSet::new(),
+        };
+        Ok(VmOutcome::Done {
+            result,
+            reads: std::mem::take(&mut db.reads),
+            writes,
+        })
+    }
+}
+
+/// Decides per transaction whether its recipient's credit can be lazy: a call
+/// with value to someone else, without a 7702 authorization list (which could
+/// give the recipient code first). Whether the recipient has code is only
+/// known when it is read.
+pub(crate) fn lazy_recipient(tx: &TxEnv) -> Option<Address> {
+    match tx.kind {
+        TxKind::Call(to)
+            if !tx.value.is_zero() && to != tx.caller && tx.authorization_list.is_empty() =>
+        {
+            Some(to)
+        }
+        _ => None,
+    }
+}
+
+/// What [`VmDb::basic`] returned for an account.
+struct Observed {
+    address: Address,
+    info: AccountInfo,
+}
+
+/// The database one incarnation sees; reset by [`VmDb::begin`] for each.
+struct VmDb<'c, 'a, S: ?Sized> {
+    ctx: &'c VmContext<'a, S>,
+    tx: TxIdx,
+    coinbase: Address,
+    /// Set while revm credits the beneficiary's fee.
+    in_reward: bool,
+    lazy_recipient: Option<Address>,
+    lazy_recipient_used: bool,
+    lazy_coinbase_used: bool,
+    reads: ReadSet,
+    observed: Vec<Observed>,
+}
+
+impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
+    fn new(ctx: &'c VmContext<'a, S>) -> Self {
+        Self {
+            ctx,
+            tx: 0,
+            coinbase: ctx.block_env.beneficiary,
+            in_reward: false,
+            lazy_recipient: None,
+            lazy_recipient_used: false,
+            lazy_coinbase_used: false,
+            reads: Vec::new(),
+            observed: Vec::new(),
+        }
+    }
+
+    /// Prepares for an incarnation of `tx`; returns the block context.
+    fn begin(&mut self, tx: TxIdx) -> &'c VmContext<'a, S> {
+        self.tx = tx;
+        self.in_reward = false;
+        self.lazy_recipient = self.ctx.lazy_recipients[tx];
+        self.lazy_recipient_used = false;
+        self.lazy_coinbase_used = false;
+        self.reads = Vec::with_capacity(16);
+        self.observed.clear();
+        self.ctx
+    }
+
+    fn record(&mut self, location: Location, value: ReadValue, from_base: bool) {
+        self.reads.push(ReadEntry {
+            location,
+            value,
+            from_base,
+        });
+    }
+
+    /// Resolves an account: existence, nonce, code, and (unless lazy) balance.
+    fn resolve(&mut self, address: Address) -> Result<Option<AccountInfo>, VmError> {
+        let mv = self.ctx.mv;
+        let lifecycle = mv.read_lifecycle(&Location::Lifecycle(address), self.tx)?;
+        self.record(
+            Location::Lifecycle(address),
+            ReadValue::Lifecycle(lifecycle),
+            lifecycle.is_none(),
+        );
+        let base = self.ctx.base.account(&address)?;
+
+        let nonce_loc = Location::Nonce(address);
+        let (nonce, from_base) = match mv.read(&nonce_loc, self.tx)? {
+            Some(WriteValue::Nonce(n)) => (n, false),
+            _ => (base.as_ref().map_or(0, |b| b.nonce), true),
+        };
+        self.record(nonce_loc, ReadValue::Nonce(nonce), from_base);
+
+        let code_loc = Location::Code(address);
+        let (code_hash, code, from_base) = match mv.read(&code_loc, self.tx)? {
+            Some(WriteValue::Code(hash, code)) => (hash, code, false),
+            _ => match &base {
+                Some(b) => {
+                    let code = match &b.code {
+                        Some(code) => code.clone(),
+                        None => self.ctx.base.code_by_hash(&b.code_hash)?,
+                    };
+                    (b.code_hash, code, true)
+                }
+                None => (KECCAK_EMPTY, Bytecode::default(), true),
+            },
+        };
+        self.record(code_loc, ReadValue::Code(code_hash), from_base);
+
+        let lazy_coinbase = self.in_reward && address == self.coinbase;
+        let lazy_recipient = self.lazy_recipient == Some(address) && code_hash == KECCAK_EMPTY;
+        if lazy_coinbase || lazy_recipient {
+            self.lazy_coinbase_used |= lazy_coinbase;
+            self.lazy_recipient_used |= lazy_recipient;
+            // The placeholder balance is never observed, only credited.
+            return Ok(Some(AccountInfo::new(U256::ZERO, nonce, code_hash, code)));
+        }
+
+        let balance_loc = Location::Balance(address);
+        let resolved = mv.read_balance(&balance_loc, self.tx)?;
+        let start = match resolved.full {
+            Some(full) => full,
+            None => base.as_ref().map_or(U256::ZERO, |b| b.balance),
+        };
+        let balance = start.wrapping_add(resolved.increments);
+        self.record(
+            balance_loc,
+            ReadValue::Balance(balance),
+            resolved.full.is_none(),
+        );
+
+        let empty = balance.is_zero() && nonce == 0 && code_hash == KECCAK_EMPTY;
+        let exists = match lifecycle {
+            Some(Lifecycle::CreatedEmpty) => true,
+            Some(Lifecycle::Destroyed) => !empty,
+            None => base.is_some() || !empty,
+        };
+        Ok(exists.then(|| AccountInfo::new(balance, nonce, code_hash, code)))
+    }
+
+    /// Converts revm's state diff into the write set.
+    fn write_set(&self, state: EvmState, spec: SpecId) -> WriteSet {
+        let mut writes = WriteSet::with_capacity(state.len() * 2);
+        for (address, account) in state {
+            if !account.is_touched() {
+                continue;
+            }
+            let lazy_recipient = self.lazy_recipient_used && self.lazy_recipient == Some(address);
+            let lazy_coinbase = self.lazy_coinbase_used && address == self.coinbase;
+            if lazy_recipient || lazy_coinbase {
+                // Balance was served as zero, so it now holds exactly the credit.
+                if !account.info.balance.is_zero() {
+                    writes.push((
+                        Location::Balance(address),
+                        WriteValue::BalanceIncrement(account.info.balance),
+                    ));
+                }
+                continue;
+            }
+            let before = self
+                .observed
+                .iter()
+                .find(|o| o.address == address)
+                .map(|o| &o.info);
+            let existed = before.is_some();
+            let destroyed = account.is_selfdestructed()
+                || (account.is_empty() && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON));
+            if destroyed {
+                if existed {
+                    push_destruction(&mut writes, address);
+                }
+                continue;
+            }
+            if account.is_empty() && !existed {
+                // Before EIP-161 touching a missing account creates it, empty
+                // (a contract whose constructor returned no code may still
+                // have written storage, so go on to the slots).
+                writes.push((
+                    Location::Lifecycle(address),
+                    WriteValue::Lifecycle(Lifecycle::CreatedEmpty),
+                ));
+            }
+            let zero = AccountInfo::default();
+            let before = before.unwrap_or(&zero);
+            if account.info.balance != before.balance {
+                writes.push((
+                    Location::Balance(address),
+                    WriteValue::Balance(account.info.balance),
+                ));
+            }
+            if account.info.nonce != before.nonce {
+                writes.push((
+                    Location::Nonce(address),
+                    WriteValue::Nonce(account.info.nonce),
+                ));
+            }
+            if account.info.code_hash != before.code_hash {
+                let code = account.info.code.clone().unwrap_or_default();
+                writes.push((
+                    Location::Code(address),
+                    WriteValue::Code(account.info.code_hash, code),
+                ));
+            }
+            for (slot, value) in account.storage {
+                if value.is_changed() {
+                    writes.push((
+                        Location::Storage(address, slot),
+                        WriteValue::Storage(value.present_value),
+                    ));
+                }
+            }
+        }
+        writes
+    }
+}
+
+/// A destroyed account: gone, with zeroed fields and wiped storage.
+fn push_destruction(writes: &mut WriteSet, address: Address) {
+    writes.push((
+        Location::Lifecycle(address),
+        WriteValue::Lifecycle(Lifecycle::Destroyed),
+    ));
+    writes.push((Location::Balance(address), WriteValue::Balance(U256::ZERO)));
+    writes.push((Location::Nonce(address), WriteValue::Nonce(0)));
+    writes.push((
+        Location::Code(address),
+        WriteValue::Code(KECCAK_EMPTY, Bytecode::default()),
+    ));
+}
+
+impl<S: StateSource + ?Sized> Database for VmDb<'_, '_, S> {
+    type Error = VmError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, VmError> {
+        let info = self.resolve(address)?;
+        if let Some(info) = &info {
+            self.observed.push(Observed {
+                address,
+                info: info.clone(),
+            });
+        }
+        Ok(info)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, VmError> {
+        if let Some(code) = self.ctx.mv.code(&code_hash) {
+            return Ok(code);
+        }
+        Ok(self.ctx.base.code_by_hash(&code_hash)?)
+    }
+
+    fn storage(&mut self, address: Address, slot: U256) -> Result<U256, VmError> {
+        let (value, from_base) = match self.ctx.mv.read_storage(address, slot, self.tx)? {
+            StorageRead::Value(v) => (v, false),
+            StorageRead::Wiped => (U256::ZERO, false),
+            StorageRead::Base => (self.ctx.base.storage(&address, &slot)?, true),
+        };
+        self.record(
+            Location::Storage(address, slot),
+            ReadValue::Storage(value),
+            from_base,
+        );
+        Ok(value)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, VmError> {
+        Ok(self.ctx.base.block_hash(number)?)
+    }
+}
+
+/// revm's mainnet handler, except that the beneficiary's fee is credited with
+/// the database in "reward" mode, so that a first touch of the beneficiary
+/// there becomes a commutative increment instead of a read of its balance.
+struct LazyBeneficiary<'c, 'a, S: StateSource + ?Sized>(PhantomData<(&'c (), &'a (), Box<S>)>);
+
+impl<'c, 'a: 'c, S: StateSource + ?Sized + 'a> Handler for LazyBeneficiary<'c, 'a, S> {
+    type Evm = VmEvm<'c, 'a, S>;
+    type Error = EVMError<VmError>;
+    type HaltReason = HaltReason;
+
+    fn reward_beneficiary(
+        &self,
+        evm: &mut Self::Evm,
+        exec_result: &mut FrameResult,
+    ) -> Result<(), Self::Error> {
+        evm.ctx.journal_mut().db_mut().in_reward = true;
+        let result =
+            post_execution::reward_beneficiary(&mut evm.ctx, exec_result.gas()).map_err(From::from);
+        evm.ctx.journal_mut().db_mut().in_reward = false;
+        result
+    }
+}
