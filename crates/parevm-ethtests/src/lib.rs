@@ -208,7 +208,7 @@ pub fn run_file(path: &Path, config: &RunConfig) -> Report {
         }
     };
     match detect(&json) {
-        Some(TestKind::State) => match serde_json::from_value(json) {
+        Some(TestKind::State) => match state_test::parse_suite(json) {
             Ok(suite) => state_test::run_suite(&file, &suite, config, &mut report),
             Err(e) => report.failure(&file, "-", "-", format!("cannot parse the state test: {e}")),
         },
