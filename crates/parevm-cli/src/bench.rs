@@ -1,12 +1,291 @@
-//! `parevm bench` (being written).
+//! `parevm bench`: parallel against sequential execution on synthetic
+//! workloads, checking every run's result is identical.
 
+use crate::timing::ms;
 use clap::Args;
-use std::process::ExitCode;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parevm::{ParallelConfig, execute_parallel, execute_sequential};
+use parevm_workloads::{Workload, WorkloadConfig, WorkloadKind, generate};
+use serde::Serialize;
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+/// Transactions per workload when neither `--txs` nor `--gas` is given.
+const DEFAULT_TXS: usize = 5_000;
 
 /// Arguments of `parevm bench`.
 #[derive(Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Workload: raw-transfers, erc20-transfers, amm-swaps, hot-slot, mixed,
+    /// or all.
+    #[arg(long, value_name = "NAME", default_value = "all", value_parser = parse_workload)]
+    workload: Selection,
+    /// Transactions per block (default 5000 when --gas is not given).
+    #[arg(long, value_name = "N", conflicts_with = "gas")]
+    txs: Option<usize>,
+    /// Total gas per block instead of a transaction count (e.g. 1000000000
+    /// for a gigagas block).
+    #[arg(long, value_name = "G")]
+    gas: Option<u64>,
+    /// Worker threads of the parallel executor (default: available cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Option<u64>,
+    /// Share of hot (conflicting) transactions, in [0, 1].
+    #[arg(long, value_name = "R", default_value_t = WorkloadConfig::DEFAULT_HOT_RATIO)]
+    hot_ratio: f64,
+    /// Runs of each executor per workload (interleaved); times are medians.
+    #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    repeat: u64,
+    /// Sender and recipient pool size.
+    #[arg(long, value_name = "N", default_value_t = WorkloadConfig::DEFAULT_ACCOUNTS)]
+    accounts: usize,
+    /// Seed of the generated blocks.
+    #[arg(long, value_name = "S", default_value_t = WorkloadConfig::DEFAULT_SEED)]
+    seed: u64,
+    /// Print one JSON object instead of a table (and no progress bar).
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: BenchArgs) -> Result<ExitCode, String> {
-    Err("`parevm bench` is not implemented yet".into())
+/// Which workloads to run.
+#[derive(Clone, Debug)]
+enum Selection {
+    All,
+    One(WorkloadKind),
+}
+
+fn parse_workload(s: &str) -> Result<Selection, String> {
+    if s == "all" {
+        return Ok(Selection::All);
+    }
+    s.parse::<WorkloadKind>().map(Selection::One).map_err(|_| {
+        let names: Vec<_> = WorkloadKind::ALL.iter().map(|k| k.name()).collect();
+        format!("valid workloads: {}, all", names.join(", "))
+    })
+}
+
+/// One workload's measurement (the `--json` schema).
+#[derive(Serialize)]
+struct Row {
+    workload: &'static str,
+    hot_ratio: f64,
+    transactions: usize,
+    gas: u64,
+    threads: usize,
+    sequential_ms: f64,
+    parallel_ms: f64,
+    speedup: f64,
+    identical: bool,
+    /// Which path the parallel executor took.
+    path: &'static str,
+    /// Gas per second of the parallel executor (median time).
+    gas_per_second: f64,
+    /// Gas per second of the sequential executor (median time).
+    sequential_gas_per_second: f64,
+    repeat: usize,
+    accounts: usize,
+    seed: u64,
+    /// Milliseconds spent generating the block.
+    generate_ms: f64,
+    /// The first difference, when a parallel result was not identical.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    difference: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    workloads: &'a [Row],
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    let kinds: Vec<WorkloadKind> = match args.workload {
+        Selection::All => WorkloadKind::ALL.to_vec(),
+        Selection::One(kind) => vec![kind],
+    };
+    let threads = args
+        .threads
+        .map_or_else(|| ParallelConfig::default().threads, |t| t as usize);
+    let repeat = args.repeat as usize;
+    let configs = kinds
+        .iter()
+        .map(|&kind| {
+            let mut config = WorkloadConfig::new(kind);
+            config.transactions = match args.gas {
+                Some(_) => None,
+                None => Some(args.txs.unwrap_or(DEFAULT_TXS)),
+            };
+            config.gas = args.gas;
+            config.accounts = args.accounts;
+            config.hot_ratio = args.hot_ratio;
+            config.seed = args.seed;
+            config.validate().map(|()| config)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+
+    let bar = progress_bar(configs.len() * (1 + 2 * repeat), args.json);
+    let parallel_config = ParallelConfig::with_threads(threads);
+    let mut rows = Vec::with_capacity(configs.len());
+    for config in &configs {
+        let name = config.kind.name();
+        bar.set_message(format!("{name}: generating"));
+        let start = Instant::now();
+        let Workload { block, state } = generate(config).map_err(|e| format!("{name}: {e}"))?;
+        let generate_time = start.elapsed();
+        bar.inc(1);
+
+        let mut sequential_times = Vec::with_capacity(repeat);
+        let mut parallel_times = Vec::with_capacity(repeat);
+        let mut difference = None;
+        let mut path = "";
+        let mut gas = 0;
+        for round in 0..repeat {
+            bar.set_message(format!(
+                "{name}: {} txs, run {}/{repeat}",
+                block.transactions.len(),
+                round + 1
+            ));
+            // Alternate which executor goes first, so neither always runs on
+            // caches the other warmed.
+            let (sequential, parallel) = if round % 2 == 0 {
+                let s = timed(&mut sequential_times, || execute_sequential(&block, &state));
+                bar.inc(1);
+                let p = timed(&mut parallel_times, || {
+                    execute_parallel(&block, &state, &parallel_config)
+                });
+                (s, p)
+            } else {
+                let p = timed(&mut parallel_times, || {
+                    execute_parallel(&block, &state, &parallel_config)
+                });
+                bar.inc(1);
+                let s = timed(&mut sequential_times, || execute_sequential(&block, &state));
+                (s, p)
+            };
+            bar.inc(1);
+            let sequential = sequential.map_err(|e| format!("{name}: sequential: {e}"))?;
+            let parallel = parallel.map_err(|e| format!("{name}: parallel: {e}"))?;
+            if difference.is_none() {
+                difference = sequential.first_difference(&parallel);
+            }
+            path = parallel.path.as_str();
+            gas = sequential.gas_used;
+            // Both results are dropped here, outside the timed calls.
+        }
+        let sequential = median(&mut sequential_times);
+        let parallel = median(&mut parallel_times);
+        rows.push(Row {
+            workload: name,
+            hot_ratio: config.hot_ratio,
+            transactions: block.transactions.len(),
+            gas,
+            threads,
+            sequential_ms: ms(sequential),
+            parallel_ms: ms(parallel),
+            speedup: sequential.as_secs_f64() / parallel.as_secs_f64().max(1e-12),
+            identical: difference.is_none(),
+            path,
+            gas_per_second: gas as f64 / parallel.as_secs_f64().max(1e-12),
+            sequential_gas_per_second: gas as f64 / sequential.as_secs_f64().max(1e-12),
+            repeat,
+            accounts: config.accounts,
+            seed: config.seed,
+            generate_ms: ms(generate_time),
+            difference,
+        });
+    }
+    bar.finish_and_clear();
+
+    let all_identical = rows.iter().all(|r| r.identical);
+    if args.json {
+        let report = Report { workloads: &rows };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_table(&rows, threads, repeat);
+    }
+    for row in &rows {
+        if let Some(difference) = &row.difference {
+            eprintln!(
+                "error: {}: parallel result differs from sequential: {difference}",
+                row.workload
+            );
+        }
+    }
+    if all_identical {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Runs `f`, recording how long it took.
+fn timed<T>(times: &mut Vec<Duration>, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let value = f();
+    times.push(start.elapsed());
+    value
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// A progress bar on stderr that appears only once the work has taken more
+/// than a second, and never with `--json`.
+fn progress_bar(steps: usize, json: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::hidden());
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    if !json {
+        let delayed = bar.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            if !delayed.is_finished() {
+                delayed.set_draw_target(ProgressDrawTarget::stderr());
+                delayed.enable_steady_tick(Duration::from_millis(200));
+            }
+        });
+    }
+    bar
+}
+
+fn print_table(rows: &[Row], threads: usize, repeat: usize) {
+    println!("parallel threads: {threads}, median of {repeat} runs each");
+    println!(
+        "{:<16} {:>5} {:>7} {:>14} {:>10} {:>10} {:>8} {:>10} {:<20} {}",
+        "workload",
+        "hot",
+        "txs",
+        "gas",
+        "seq ms",
+        "par ms",
+        "speedup",
+        "Mgas/s",
+        "path",
+        "identical"
+    );
+    for r in rows {
+        println!(
+            "{:<16} {:>5.2} {:>7} {:>14} {:>10.2} {:>10.2} {:>7.2}x {:>10.1} {:<20} {}",
+            r.workload,
+            r.hot_ratio,
+            r.transactions,
+            r.gas,
+            r.sequential_ms,
+            r.parallel_ms,
+            r.speedup,
+            r.gas_per_second / 1e6,
+            r.path,
+            if r.identical { "yes" } else { "NO" }
+        );
+    }
 }
