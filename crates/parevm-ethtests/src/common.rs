@@ -228,3 +228,54 @@ pub fn unsupported_network(network: &str) -> String {
         format!("fork {network} not supported")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use revm::primitives::hardfork::SpecId;
+
+    #[test]
+    fn single_forks_are_active_from_genesis() {
+        let chain = chain_spec("Cancun", 1).unwrap();
+        assert_eq!(chain.spec_at(1, 0), SpecId::CANCUN);
+        let chain = chain_spec("ConstantinopleFix", 1).unwrap();
+        assert_eq!(chain.spec_at(1, 0), SpecId::PETERSBURG);
+        let chain = chain_spec("EIP158", 1).unwrap();
+        assert_eq!(chain.spec_at(1, 0), SpecId::SPURIOUS_DRAGON);
+        assert!(chain_spec("Constantinople", 1).is_none());
+        assert!(chain_spec("NoSuchFork", 1).is_none());
+    }
+
+    #[test]
+    fn transition_networks() {
+        let chain = chain_spec("ShanghaiToCancunAtTime15k", 1).unwrap();
+        assert_eq!(chain.spec_at(1, 14_999), SpecId::SHANGHAI);
+        assert_eq!(chain.spec_at(2, 15_000), SpecId::CANCUN);
+        let chain = chain_spec("BerlinToLondonAt5", 1).unwrap();
+        assert_eq!(chain.spec_at(4, 0), SpecId::BERLIN);
+        assert_eq!(chain.spec_at(5, 0), SpecId::LONDON);
+        let chain = chain_spec("FrontierToHomesteadAt5", 1).unwrap();
+        assert_eq!(chain.spec_at(4, 0), SpecId::FRONTIER);
+        assert_eq!(chain.spec_at(5, 0), SpecId::HOMESTEAD);
+        let chain = chain_spec("HomesteadToDaoAt5", 1).unwrap();
+        assert_eq!(chain.spec_at(5, 0), SpecId::HOMESTEAD);
+        use alloy_hardforks::EthereumHardforks;
+        assert!(
+            chain
+                .ethereum_fork_activation(EthereumHardfork::Dao)
+                .transitions_at_block(5)
+        );
+        assert!(chain_spec("ByzantiumToConstantinopleAt5", 1).is_none());
+    }
+
+    #[test]
+    fn logs_hash_of_no_logs() {
+        // keccak256(rlp([])) = keccak256(0xc0)
+        assert_eq!(
+            logs_hash(&[]),
+            "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347"
+                .parse::<B256>()
+                .unwrap()
+        );
+    }
+}
