@@ -52,6 +52,14 @@ pub fn speedup_chart(
         .configure_mesh()
         .x_desc("threads")
         .y_desc("speedup over sequential")
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
+        })
+        .y_label_formatter(&|y| format!("{y:.1}"))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| err(&e))?;

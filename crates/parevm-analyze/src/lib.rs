@@ -187,19 +187,63 @@ impl BlockAnalysis {
     }
 }
 
-/// Traces `block` on `state` and analyses it.
+/// Traces `block` on `state` once and analyses it.
 pub fn analyze_block<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<BlockAnalysis, AnalyzeError> {
-    let traces = trace_block(block, state)?;
+    analyze_block_runs(block, state, 1)
+}
+
+/// Traces `block` on `state` `runs` times, takes per-transaction median times
+/// ([`trace_block_median`]) and analyses it.
+pub fn analyze_block_runs<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    runs: usize,
+) -> Result<BlockAnalysis, AnalyzeError> {
+    let traces = trace_block_median(block, state, runs)?;
+    Ok(BlockAnalysis::from_traces(block.header.number, &traces))
+}
+
+/// Traces `block` `runs` times (at least once) and returns the traces of the
+/// first run with each transaction's `execution_nanos` replaced by its median
+/// over the runs: one preempted or cache-cold transaction then no longer
+/// passes for the critical path. The access sets of every run are the same
+/// (execution is deterministic), so only the times are combined.
+pub fn trace_block_median<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    runs: usize,
+) -> Result<Vec<TxAccessTrace>, AnalyzeError> {
+    let mut traces = trace_block(block, state)?;
     if traces.len() != block.transactions.len() {
         return Err(AnalyzeError::TraceCount {
             traces: traces.len(),
             transactions: block.transactions.len(),
         });
     }
-    Ok(BlockAnalysis::from_traces(block.header.number, &traces))
+    if runs <= 1 {
+        return Ok(traces);
+    }
+    let mut times: Vec<Vec<u64>> = traces.iter().map(|t| vec![t.execution_nanos]).collect();
+    for _ in 1..runs {
+        let again = trace_block(block, state)?;
+        if again.len() != traces.len() {
+            return Err(AnalyzeError::TraceCount {
+                traces: again.len(),
+                transactions: block.transactions.len(),
+            });
+        }
+        for (all, trace) in times.iter_mut().zip(&again) {
+            all.push(trace.execution_nanos);
+        }
+    }
+    for (trace, mut all) in traces.iter_mut().zip(times) {
+        all.sort_unstable();
+        trace.execution_nanos = all[all.len() / 2];
+    }
+    Ok(traces)
 }
 
 /// The ideal speedup of the block with `traces` on `threads` workers (0 counts

@@ -2,15 +2,15 @@
 //! critical path, ideal speedup bounds, hot locations, and SVG charts.
 
 use crate::timing::{median_of, ms};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use parevm::{
     BlockInput, InMemoryState, ParallelConfig, execute_parallel, execute_sequential,
     fixture::{block_dirs, load_mainnet_block},
-    parallel::trace_block,
 };
 use parevm_analyze::{
     BlockAnalysis, BlockDag, THREAD_COUNTS, WeightBasis,
     chart::{Curve, schedule_chart, speedup_chart},
+    trace_block_median,
 };
 use parevm_workloads::{WorkloadConfig, WorkloadKind, generate};
 use serde::Serialize;
@@ -46,6 +46,11 @@ pub struct AnalyzeArgs {
     /// Seed of the synthetic block.
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
+    /// What transaction weights the bounds use: measured time (auto: falling
+    /// back to gas, then to one per transaction, when nothing was measured),
+    /// or gas, or unit weights.
+    #[arg(long, value_enum, default_value = "auto")]
+    weight: Weight,
     /// Hot locations reported per block.
     #[arg(long, default_value_t = parevm_analyze::DEFAULT_HOT_LOCATIONS)]
     top: usize,
@@ -60,7 +65,8 @@ pub struct AnalyzeArgs {
     /// threads, median of --repeat runs each.
     #[arg(long)]
     measure: bool,
-    /// Runs per measurement; times are the median.
+    /// Runs per trace and per measurement; transaction and block times are
+    /// the median.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Most threads measured with --measure (default: available cores).
@@ -73,6 +79,19 @@ pub struct AnalyzeArgs {
     /// Workers of the --schedule chart.
     #[arg(long, default_value_t = 4)]
     workers: usize,
+}
+
+/// `--weight`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Weight {
+    /// Measured time, else gas, else unit.
+    Auto,
+    /// Measured time.
+    Time,
+    /// Gas used.
+    Gas,
+    /// One per transaction.
+    Unit,
 }
 
 /// Where a block comes from.
@@ -309,15 +328,13 @@ fn analyze_source(
     max_threads: usize,
 ) -> Result<BlockReport, String> {
     let (block, state) = load(source, args)?;
-    let traces = trace_block(&block, &state).map_err(|e| format!("tracing: {e}"))?;
-    if traces.len() != block.transactions.len() {
-        return Err(format!(
-            "tracing returned {} traces for {} transactions",
-            traces.len(),
-            block.transactions.len()
-        ));
-    }
-    let dag = BlockDag::new(&traces);
+    let traces = trace_block_median(&block, &state, args.repeat).map_err(|e| e.to_string())?;
+    let dag = match args.weight {
+        Weight::Auto => BlockDag::new(&traces),
+        Weight::Time => BlockDag::with_basis(&traces, WeightBasis::Time),
+        Weight::Gas => BlockDag::with_basis(&traces, WeightBasis::Gas),
+        Weight::Unit => BlockDag::with_basis(&traces, WeightBasis::Unit),
+    };
     let analysis = BlockAnalysis::from_dag(block.header.number, &dag, args.top);
     let makespans: Vec<u64> = (1..=CHART_THREADS.max(max_threads))
         .map(|t| dag.schedule(t).makespan)
