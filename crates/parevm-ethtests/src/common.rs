@@ -27,7 +27,6 @@ pub fn state_root(state: &InMemoryState) -> B256 {
                 balance: account.info.balance,
                 storage_root: storage_root(&account.storage),
                 code_hash: account.info.code_hash,
-                ..Default::default()
             },
         )
     }))

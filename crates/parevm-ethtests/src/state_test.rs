@@ -10,7 +10,7 @@ use alloy_consensus::{
     TxEnvelope, TxLegacy, transaction::Recovered,
 };
 use alloy_eips::eip2930::AccessList;
-use alloy_primitives::{Address, B256, Signature, TxKind, U256, keccak256};
+use alloy_primitives::{Address, Signature, TxKind, U256, keccak256};
 use parevm::{
     AccountChange, AccountState, BlockInput, BlockResult, ChainSpec, InMemoryState, ParallelConfig,
     StateChanges, TxOutcome, execute_parallel, execute_sequential,
@@ -305,9 +305,7 @@ fn check_result(
 ) -> Result<(), String> {
     let tx = &result.transactions[0];
     match (&case.expect_exception, &tx.outcome) {
-        (Some(expected), TxOutcome::Invalid { .. }) => {
-            let _ = expected;
-        }
+        (Some(_), TxOutcome::Invalid { .. }) => {}
         (Some(expected), outcome) => {
             return Err(format!(
                 "expected exception {expected}, got {}",
@@ -552,6 +550,5 @@ fn transaction(
         }
         other => return Err(format!("transaction type {other:?} not supported")),
     };
-    let _: Option<B256> = None;
     Ok(Some(Recovered::new_unchecked(envelope, sender)))
 }
