@@ -143,7 +143,7 @@ pub fn schedule_chart(
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..span, 0f64..workers as f64)
+        .build_cartesian_2d(0f64..span, -0.5f64..workers as f64 - 0.5)
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
@@ -151,8 +151,8 @@ pub fn schedule_chart(
         .y_desc("worker")
         .y_labels(workers.min(32) + 1)
         .y_label_formatter(&|y| {
-            let w = y.floor();
-            if (y - w - 0.0).abs() < 1e-9 && (w as usize) < workers {
+            let w = y.round();
+            if (y - w).abs() < 1e-9 && w >= 0.0 && (w as usize) < workers {
                 format!("{}", w as usize)
             } else {
                 String::new()
@@ -179,7 +179,7 @@ pub fn schedule_chart(
             let c = Palette99::pick(slot.tx % 6 + 1).to_rgba();
             c.mix(0.75)
         };
-        Rectangle::new([(x0, y + 0.12), (x1, y + 0.88)], color.filled())
+        Rectangle::new([(x0, y - 0.38), (x1, y + 0.38)], color.filled())
     };
     chart
         .draw_series(schedule.slots.iter().map(bar))
@@ -190,8 +190,8 @@ pub fn schedule_chart(
             let x1 = slot.end as f64 * scale;
             Rectangle::new(
                 [
-                    (x0, slot.worker as f64 + 0.12),
-                    (x1, slot.worker as f64 + 0.88),
+                    (x0, slot.worker as f64 - 0.38),
+                    (x1, slot.worker as f64 + 0.38),
                 ],
                 WHITE.stroke_width(1),
             )
@@ -203,7 +203,7 @@ pub fn schedule_chart(
         (pixels >= 7.0 * label.len() as f64 + 4.0).then(|| {
             Text::new(
                 label,
-                (slot.start as f64 * scale, slot.worker as f64 + 0.62),
+                (slot.start as f64 * scale, slot.worker as f64 + 0.12),
                 ("sans-serif", 11).into_font().color(&BLACK),
             )
         })

@@ -341,10 +341,15 @@ fn analyze_source(
         .collect();
     if let Some(path) = &args.schedule {
         let schedule = dag.schedule(args.workers);
+        let name = short_label(label);
+        let name = if name == block.header.number.to_string() {
+            format!("block {name}")
+        } else {
+            format!("{name} (block {})", block.header.number)
+        };
         let title = format!(
-            "{} ({}): greedy schedule on {} workers, {:.2}x (ideal {:.2}x)",
-            short_label(label),
-            block.header.number,
+            "{}: greedy schedule on {} workers, {:.2}x (ideal {:.2}x)",
+            name,
             args.workers,
             schedule.speedup(),
             analysis.ideal_speedup
@@ -404,6 +409,8 @@ fn measure(
 /// Total work / total makespan over all blocks for 1..=CHART_THREADS workers
 /// (when the blocks' weights differ in unit, the mean of their speedups).
 fn aggregate_bounds(blocks: &[BlockReport]) -> Vec<f64> {
+    let blocks = with_work(blocks);
+    let blocks = blocks.as_slice();
     let threads = blocks.iter().map(|b| b.makespans.len()).min().unwrap_or(0);
     let same_basis = blocks
         .windows(2)
@@ -432,6 +439,8 @@ fn aggregate_bounds(blocks: &[BlockReport]) -> Vec<f64> {
 /// Total work / total critical path over all blocks (or the mean ideal
 /// speedup when the blocks' weights differ in unit).
 fn aggregate_ideal(blocks: &[BlockReport]) -> f64 {
+    let blocks = with_work(blocks);
+    let blocks = blocks.as_slice();
     if blocks.is_empty() {
         return 1.0;
     }
@@ -450,6 +459,12 @@ fn aggregate_ideal(blocks: &[BlockReport]) -> f64 {
         return 1.0;
     }
     blocks.iter().map(|b| b.analysis.ideal_speedup).sum::<f64>() / blocks.len() as f64
+}
+
+/// The blocks with some work (empty blocks add nothing to an aggregate, and
+/// their unit weights would not match the others' basis).
+fn with_work(blocks: &[BlockReport]) -> Vec<&BlockReport> {
+    blocks.iter().filter(|b| b.work > 0).collect()
 }
 
 fn ratio(work: u64, span: u64) -> f64 {
