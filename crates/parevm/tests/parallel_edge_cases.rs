@@ -1,0 +1,624 @@
+//! Blocks that break parallel executors: each runs sequentially and in
+//! parallel at several thread counts, repeatedly, and must give identical
+//! results. Where the EVM rules fix an observable value, the sequential result
+//! is checked against it too.
+
+mod support;
+
+use alloy_hardforks::EthereumHardfork;
+use alloy_primitives::{Address, Bytes, U256};
+use parevm::TxOutcome;
+use support::*;
+
+fn u(n: u64) -> Address {
+    addr(n)
+}
+
+/// Shanghai: SELFDESTRUCT really destroys. tx: CREATE2 child (with value and
+/// storage), child selfdestructs, call the dead address, CREATE2 the child
+/// again (different constructor storage), read the new child's storage.
+#[test]
+fn selfdestruct_and_recreate_same_address() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let factory = addr(0xf0);
+    b.contract(factory, create2_factory());
+    b.fund_all((1..=8).map(u));
+    let child = create2_address(factory, &child_init());
+
+    b.call(u(1), factory, 5, child_init()); // 0: create child, slots 1=5, 2=6
+    b.call(u(2), child, 0, vec![]); // 1: read child: (5, 6)
+    b.call(u(3), child, 0, vec![1]); // 2: child selfdestructs to u3 (5 wei)
+    b.call(u(4), child, 0, vec![]); // 3: call the destroyed address: nothing
+    b.transfer(u(5), child, 11); // 4: plain transfer to the dead address
+    b.call(u(6), factory, 0, child_init()); // 5: re-create: slots 1=0, 2=1
+    b.call(u(7), child, 0, vec![]); // 6: read the new child: (0, 1)
+    b.call(u(8), child, 0, vec![1]); // 7: destroy again
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    assert_eq!(
+        success_output(&result, 0),
+        Bytes::from(addr_word(child).to_vec())
+    );
+    assert_eq!(
+        success_output(&result, 1),
+        Bytes::from(calldata(&[word(5), word(6)]))
+    );
+    assert_eq!(success_output(&result, 3), Bytes::new());
+    // The re-created child was funded with 11 wei before its creation.
+    assert_eq!(
+        success_output(&result, 5),
+        Bytes::from(addr_word(child).to_vec())
+    );
+    assert_eq!(
+        success_output(&result, 6),
+        Bytes::from(calldata(&[word(0), word(1)]))
+    );
+    assert!(account_after(&result, &state, child).is_none());
+}
+
+/// Shanghai: a pre-existing contract with storage and balance selfdestructs;
+/// later transactions credit it, read it and re-create nothing.
+#[test]
+fn selfdestruct_of_preexisting_contract_with_storage() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let victim = addr(0xde);
+    let heir = addr(0xee);
+    let probe = addr(0xb0);
+    b.account(
+        victim,
+        1_000,
+        1,
+        Some(selfdestruct_to(heir)),
+        &[(1, 7), (2, 9)],
+    );
+    b.contract(probe, balance_probe());
+    b.fund_all((1..=6).map(u));
+
+    b.call(u(1), probe, 0, calldata(&[addr_word(victim), word(10)])); // 0: 1000
+    b.call(u(2), victim, 0, vec![]); // 1: destroy: heir gets 1000
+    b.call(u(3), probe, 0, calldata(&[addr_word(victim), word(20)])); // 2: 0
+    b.transfer(u(4), victim, 5); // 3: credits the dead address
+    b.call(u(5), probe, 0, calldata(&[addr_word(heir), word(30)])); // 4: 1000
+    b.call(u(6), probe, 0, calldata(&[addr_word(victim), word(40)])); // 5: 5
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    assert_eq!(slot(10), U256::from(1_000));
+    assert_eq!(slot(11), U256::from(selfdestruct_to(heir).len()));
+    assert_eq!(slot(20), U256::ZERO);
+    assert_eq!(slot(30), U256::from(1_000));
+    assert_eq!(slot(40), U256::from(5));
+    let victim_after = account_after(&result, &state, victim).expect("credited after destruction");
+    assert_eq!(victim_after.info.balance, U256::from(5));
+    assert!(victim_after.storage.is_empty());
+}
+
+/// Cancun (EIP-6780): SELFDESTRUCT of a contract created in an earlier
+/// transaction only moves its balance; one created and destroyed in the same
+/// transaction is gone, so its address can be created again.
+#[test]
+fn selfdestruct_under_cancun() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let factory = addr(0xf0);
+    let probe = addr(0xb0);
+    b.contract(factory, create2_factory());
+    b.contract(probe, balance_probe());
+    b.fund_all((1..=10).map(u));
+    let child = create2_address(factory, &child_init());
+    let ephemeral = create2_address(factory, &selfdestructing_init());
+
+    b.call(u(1), factory, 5, child_init()); // 0: create child with 5 wei
+    b.call(u(2), child, 0, vec![1]); // 1: selfdestruct: only moves 5 wei to u2
+    // 2: CREATE2 collides: returns 0, burning the gas it was given, so the
+    // factory needs a large gas limit to store the 0.
+    b.tx(TxSpec {
+        gas_limit: 2_000_000,
+        ..TxSpec::call(u(3), factory, 0, child_init())
+    });
+    b.call(u(4), child, 0, vec![]); // 3: storage survives: (5, 6)
+    b.call(u(5), factory, 7, selfdestructing_init()); // 4: created and destroyed in one tx
+    b.call(u(6), probe, 0, calldata(&[addr_word(ephemeral), word(10)])); // 5
+    b.call(u(7), factory, 9, selfdestructing_init()); // 6: the address is free again
+    b.call(u(8), probe, 0, calldata(&[addr_word(child), word(20)])); // 7
+    b.transfer(u(9), ephemeral, 3); // 8
+    b.call(u(10), probe, 0, calldata(&[addr_word(ephemeral), word(30)])); // 9
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    assert_eq!(success_output(&result, 2), Bytes::from(word(0).to_vec()));
+    assert_eq!(
+        success_output(&result, 3),
+        Bytes::from(calldata(&[word(5), word(6)]))
+    );
+    assert_eq!(
+        success_output(&result, 4),
+        Bytes::from(addr_word(ephemeral).to_vec())
+    );
+    assert_eq!(
+        success_output(&result, 6),
+        Bytes::from(addr_word(ephemeral).to_vec())
+    );
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    assert_eq!(slot(10), U256::ZERO);
+    assert_eq!(slot(11), U256::ZERO);
+    assert_eq!(slot(20), U256::ZERO, "the child's balance moved to u2");
+    assert_eq!(slot(21), U256::from(child_runtime().len()));
+    assert_eq!(slot(30), U256::from(3));
+    let child_after = account_after(&result, &state, child).expect("child survives");
+    assert_eq!(
+        child_after.storage.get(&U256::from(1)),
+        Some(&U256::from(5))
+    );
+}
+
+/// CREATE and CREATE2 to addresses that earlier transactions funded (plain
+/// transfers, i.e. lazy credits) or touched (BALANCE reads).
+#[test]
+fn create_at_address_funded_or_touched_earlier() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let factory = addr(0xf0);
+    let probe = addr(0xb0);
+    let deployer = addr(0xd0);
+    b.contract(factory, create2_factory());
+    b.contract(probe, balance_probe());
+    b.fund_all((1..=10).map(u));
+    b.fund(deployer, RICH);
+    let by_create = deployer.create(0);
+    let by_create2 = create2_address(factory, &child_init());
+    let counter_init = init_code(vec![], &counter());
+    let touched = create2_address(factory, &counter_init);
+
+    b.transfer(u(1), by_create, 7); // 0
+    b.transfer(u(2), by_create2, 9); // 1
+    b.call(u(3), probe, 0, calldata(&[addr_word(touched), word(10)])); // 2: touch, 0
+    let created = b.create(deployer, 3, init_code(vec![], &store_caller_value())); // 3
+    assert_eq!(created, by_create);
+    b.call(u(4), factory, 4, child_init()); // 4
+    b.call(u(5), factory, 0, counter_init.clone()); // 5
+    b.call(u(6), probe, 0, calldata(&[addr_word(by_create), word(20)])); // 6: 10
+    b.call(u(7), probe, 0, calldata(&[addr_word(by_create2), word(30)])); // 7: 13
+    b.call(u(8), touched, 0, vec![]); // 8: counter = 1
+    b.call(u(9), by_create, 1, vec![]); // 9: stores caller and value
+    b.call(u(10), by_create2, 1, vec![]); // 10: child with empty calldata: returns
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    assert_eq!(slot(20), U256::from(10));
+    assert_eq!(slot(21), U256::from(store_caller_value().len()));
+    assert_eq!(slot(30), U256::from(13));
+    assert_eq!(success_output(&result, 8), Bytes::from(word(1).to_vec()));
+    let a = account_after(&result, &state, by_create).unwrap();
+    assert_eq!(a.info.balance, U256::from(11));
+    assert_eq!(
+        a.storage.get(&U256::ZERO),
+        Some(&U256::from_be_slice(u(9).as_slice()))
+    );
+    let c2 = account_after(&result, &state, by_create2).unwrap();
+    assert_eq!(c2.info.balance, U256::from(14));
+    assert_eq!(c2.storage.get(&U256::from(1)), Some(&U256::from(4)));
+}
+
+/// Transactions calling contracts deployed earlier in the block (by a
+/// creation transaction and by a factory's CREATE), and one calling the
+/// address before the deployment.
+#[test]
+fn call_contract_deployed_earlier_in_block() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let deployer = addr(0xd0);
+    let factory = addr(0xf1);
+    b.contract(factory, create_factory());
+    b.fund(deployer, RICH);
+    b.fund_all((1..=12).map(u));
+    let counter_address = deployer.create(0);
+    let from_factory = factory.create(1);
+
+    b.call(u(1), counter_address, 0, vec![]); // 0: nothing there yet
+    b.create(deployer, 0, init_code(vec![], &counter())); // 1
+    for i in 2..=6 {
+        b.call(u(i), counter_address, 0, vec![]); // 2..=6: 1..=5
+    }
+    b.call(u(7), factory, 0, init_code(vec![], &counter())); // 7: CREATE
+    for i in 8..=10 {
+        b.call(u(i), from_factory, 0, vec![]); // 8..=10: 1..=3
+    }
+    b.call(deployer, counter_address, 0, vec![]); // 11: 6
+    b.call(u(11), from_factory, 0, vec![]); // 12: 4
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    assert_eq!(success_output(&result, 0), Bytes::new());
+    assert_eq!(success_output(&result, 6), Bytes::from(word(5).to_vec()));
+    assert_eq!(
+        success_output(&result, 7),
+        Bytes::from(addr_word(from_factory).to_vec())
+    );
+    assert_eq!(success_output(&result, 11), Bytes::from(word(6).to_vec()));
+    assert_eq!(success_output(&result, 12), Bytes::from(word(4).to_vec()));
+}
+
+/// Reads of the beneficiary's balance (COINBASE BALANCE) interleaved with
+/// fee-paying transactions, transactions sent by the beneficiary, and plain
+/// transfers to the beneficiary.
+#[test]
+fn beneficiary_balance_reads() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let probe = addr(0xb0);
+    let counter_address = addr(0xc0);
+    b.contract(probe, coinbase_balance_probe());
+    b.contract(counter_address, counter());
+    b.fund(COINBASE, 1_000_000_000_000);
+    b.fund_all((1..=12).map(u));
+
+    b.transfer(u(1), u(100), 1); // 0
+    b.call(u(2), probe, 0, word(1).to_vec()); // 1: slot 1
+    b.transfer(u(3), u(101), 1); // 2
+    b.transfer(COINBASE, u(102), 1_000); // 3: sender is the beneficiary
+    b.call(u(4), probe, 0, word(2).to_vec()); // 4: slot 2
+    b.transfer(u(5), COINBASE, 1_000); // 5: plain transfer to the beneficiary
+    b.call(u(6), probe, 0, word(3).to_vec()); // 6: slot 3
+    b.call(u(7), counter_address, 0, vec![]); // 7
+    b.call(COINBASE, probe, 0, word(4).to_vec()); // 8: beneficiary reads itself
+    b.call(u(8), probe, 0, word(5).to_vec()); // 9: slot 5
+    b.call(u(9), counter_address, 5, vec![]); // 10: value into a contract
+    b.transfer(u(10), COINBASE, 0); // 11: zero-value transfer to the beneficiary
+    b.call(u(11), probe, 0, word(6).to_vec()); // 12: slot 6
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    // The beneficiary earns the priority fee on every gas unit.
+    let fee =
+        |i: usize| U256::from(result.transactions[i].outcome.gas_used() as u128 * PRIORITY_FEE);
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    let start = U256::from(1_000_000_000_000u64);
+    assert_eq!(slot(1), start + fee(0));
+    // tx 3 is paid by the beneficiary: it spends value + full price, earns the tip.
+    let price = U256::from(BASE_FEE as u128 + PRIORITY_FEE);
+    let gas3 = U256::from(result.transactions[3].outcome.gas_used());
+    assert_eq!(
+        slot(2),
+        slot(1) + fee(1) + fee(2) + fee(3) - U256::from(1_000) - gas3 * price
+    );
+    assert_eq!(slot(3), slot(2) + fee(4) + fee(5) + U256::from(1_000));
+    // While tx 8 runs, the beneficiary has paid gas_limit * price up front.
+    assert_eq!(
+        slot(4),
+        slot(3) + fee(6) + fee(7) - U256::from(TX_GAS) * price
+    );
+    // Net, the beneficiary's own call (tx 8) pays the base fee on its gas.
+    let gas8 = U256::from(result.transactions[8].outcome.gas_used());
+    assert_eq!(
+        slot(5),
+        slot(3) + fee(6) + fee(7) - gas8 * U256::from(BASE_FEE)
+    );
+    assert_eq!(slot(6), slot(5) + fee(9) + fee(10) + fee(11));
+}
+
+/// Calls to ecrecover, sha256 and identity through contracts and directly,
+/// and plain value transfers to precompile addresses.
+#[test]
+fn precompiles() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let ecrecover = Address::with_last_byte(1);
+    let sha256 = Address::with_last_byte(2);
+    let identity = Address::with_last_byte(4);
+    let callers = [addr(0xe1), addr(0xe2), addr(0xe4)];
+    b.contract(callers[0], precompile_caller(ecrecover));
+    b.contract(callers[1], precompile_caller(sha256));
+    b.contract(callers[2], precompile_caller(identity));
+    let probe = addr(0xb0);
+    b.contract(probe, balance_probe());
+    b.fund_all((1..=14).map(u));
+
+    // A valid-looking ecrecover input: hash, v = 27, r = G.x, s = 1000.
+    let mut ec_input = vec![0x11u8; 32];
+    ec_input.extend_from_slice(&word(27));
+    ec_input.extend_from_slice(&alloy_primitives::hex!(
+        "79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798"
+    ));
+    ec_input.extend_from_slice(&word(1000));
+
+    b.call(u(1), callers[0], 0, ec_input.clone()); // 0
+    b.call(u(2), callers[1], 0, b"abc".to_vec()); // 1
+    b.call(u(3), callers[2], 0, word(0x1234u64).to_vec()); // 2
+    // Plain value transfers to precompiles (which run, so need gas beyond 21000).
+    b.tx(TxSpec {
+        gas_limit: 50_000,
+        ..TxSpec::call(u(4), identity, 10, vec![])
+    }); // 3
+    b.tx(TxSpec {
+        gas_limit: 50_000,
+        ..TxSpec::call(u(5), sha256, 20, vec![])
+    }); // 4
+    b.call(u(6), sha256, 30, b"hello".to_vec()); // 5: direct call with value and data
+    b.call(u(7), probe, 0, calldata(&[addr_word(identity), word(10)])); // 6: 10
+    b.call(u(8), callers[2], 0, b"again".to_vec()); // 7
+    b.tx(TxSpec {
+        gas_limit: 50_000,
+        ..TxSpec::call(u(9), identity, 1, vec![])
+    }); // 8
+    b.call(u(10), probe, 0, calldata(&[addr_word(sha256), word(20)])); // 9: 50
+    b.call(u(11), ecrecover, 0, ec_input); // 10
+    b.transfer(u(12), ecrecover, 2); // 11: 21000 gas: ecrecover runs out of gas
+    b.call(u(13), callers[0], 0, vec![0u8; 128]); // 12: invalid signature: empty
+    b.call(u(14), probe, 0, calldata(&[addr_word(ecrecover), word(30)])); // 13: 0
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    let slot = |a: Address, s: U256| storage_after(&result, &state, a, s);
+    let key = |a: Address| U256::from_be_slice(a.as_slice());
+    // sha256("abc")
+    assert_eq!(
+        slot(callers[1], key(sha256)),
+        U256::from_be_bytes(alloy_primitives::hex!(
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        ))
+    );
+    assert_eq!(
+        slot(callers[2], key(identity) + U256::from(100)),
+        U256::from(1)
+    );
+    assert_eq!(slot(probe, U256::from(10)), U256::from(10));
+    assert_eq!(slot(probe, U256::from(20)), U256::from(50));
+    assert!(matches!(
+        result.transactions[11].outcome,
+        TxOutcome::Halt { .. }
+    ));
+    assert_eq!(slot(probe, U256::from(30)), U256::ZERO);
+    assert_eq!(
+        success_output(&result, 5),
+        Bytes::from(
+            alloy_primitives::hex!(
+                "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+            )
+            .to_vec()
+        )
+    );
+}
+
+/// Prague: a type-4 transaction delegates an EOA to a contract; later
+/// transactions call the EOA (running the delegate's code in its storage),
+/// and one transaction's authorization targets the recipient of an earlier
+/// plain transfer (then receives another).
+#[test]
+fn eip7702_delegation_set_and_used() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Prague);
+    let delegate = addr(0xd7);
+    b.contract(delegate, store_caller_value());
+    b.fund_all((1..=12).map(u));
+    let (auth_x, x) = authorization(delegate, 0, 1);
+    let (auth_y, y) = authorization(delegate, 0, 2);
+    let (auth_z, z) = authorization(delegate, 0, 3);
+    assert!(x != y && y != z && x != z);
+    b.fund(z, RICH);
+
+    b.call(u(1), x, 2, vec![]); // 0: x is still a plain EOA (lazy credit)
+    b.set_code_tx(u(2), u(50), 0, vec![], vec![auth_x]); // 1: delegate x
+    b.call(u(3), x, 5, vec![]); // 2: x runs the delegate: slot0 = u3, slot1 = 5
+    b.transfer(u(4), y, 7); // 3: plain transfer to y
+    b.set_code_tx(u(5), y, 3, vec![], vec![auth_y]); // 4: delegate y and call it
+    b.transfer(u(6), y, 2); // 5: y has code now: 21000 gas runs out
+    b.call(u(7), y, 1, vec![]); // 6: slot0 = u7, slot1 = 1
+    b.set_code_tx(u(8), u(51), 0, vec![], vec![auth_z]); // 7: delegate z (a sender)
+    // z's nonce was bumped by its authorization.
+    b.tx(TxSpec {
+        nonce: Some(1),
+        ..TxSpec::call(z, u(52), 1, vec![])
+    }); // 8
+    b.call(u(9), z, 4, vec![]); // 9: z runs the delegate
+    b.call(u(10), x, 0, vec![]); // 10: slot1 back to 0
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    assert!(matches!(
+        result.transactions[5].outcome,
+        TxOutcome::Halt { .. }
+    ));
+    let x_after = account_after(&result, &state, x).unwrap();
+    assert_eq!(x_after.info.balance, U256::from(7));
+    assert_eq!(x_after.info.nonce, 1);
+    assert_eq!(
+        x_after.storage.get(&U256::ZERO),
+        Some(&U256::from_be_slice(u(10).as_slice()))
+    );
+    assert_eq!(x_after.storage.get(&U256::from(1)), None);
+    let y_after = account_after(&result, &state, y).unwrap();
+    assert_eq!(y_after.info.balance, U256::from(11));
+    assert_eq!(
+        y_after.storage.get(&U256::ZERO),
+        Some(&U256::from_be_slice(u(7).as_slice()))
+    );
+    assert_eq!(y_after.storage.get(&U256::from(1)), Some(&U256::from(1)));
+    let z_after = account_after(&result, &state, z).unwrap();
+    assert_eq!(z_after.info.nonce, 2);
+}
+
+/// Cancun blob transactions (type 3) mixed with ordinary ones, with chains
+/// of the same sender and calls into contracts.
+#[test]
+fn blob_transactions() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let counter_address = addr(0xc0);
+    let probe = addr(0xb0);
+    b.contract(counter_address, counter());
+    b.contract(probe, coinbase_balance_probe());
+    b.fund_all((1..=8).map(u));
+
+    b.blob_tx(u(1), counter_address, 0, vec![], 1); // 0
+    b.transfer(u(2), u(1), 5); // 1
+    b.blob_tx(u(1), counter_address, 0, vec![], 2); // 2
+    b.blob_tx(u(3), probe, 0, word(1).to_vec(), 1); // 3
+    b.call(u(4), counter_address, 0, vec![]); // 4
+    b.blob_tx(u(5), u(6), 100, vec![], 1); // 5: value transfer in a blob tx
+    b.transfer(u(6), u(5), 50); // 6
+    b.blob_tx(u(6), counter_address, 0, vec![], 1); // 7
+    let (block, state) = b.build();
+    assert_eq!(block.header.blob_gas_used, Some(6 * 131_072));
+    let result = assert_parallel_matches(&block, &state);
+    assert_eq!(success_output(&result, 7), Bytes::from(word(4).to_vec()));
+}
+
+/// Transactions invalid in sequence: a nonce gap, a nonce reused, and a
+/// sender drained by its own earlier transaction, then refunded by a
+/// transfer; all reported exactly as sequential reports them.
+#[test]
+fn invalid_transactions_in_sequence() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let poor = addr(0x99);
+    let q = addr(0x98);
+    // Enough for one 21000-gas transfer of 1000 wei at the max fee.
+    b.fund(poor, 21_000 * MAX_FEE + 1_000);
+    b.fund(q, RICH);
+    b.fund_all((1..=4).map(u));
+
+    b.transfer(poor, u(1), 1_000); // 0: valid, leaves too little for another
+    b.tx(TxSpec {
+        nonce: Some(1),
+        gas_limit: 21_000,
+        ..TxSpec::call(poor, u(1), 1, vec![])
+    }); // 1: invalid: funds
+    b.transfer(u(2), poor, RICH / 10); // 2: refund
+    b.tx(TxSpec {
+        nonce: Some(1),
+        gas_limit: 21_000,
+        ..TxSpec::call(poor, u(1), 1, vec![])
+    }); // 3: valid now
+    b.tx(TxSpec {
+        nonce: Some(5),
+        gas_limit: 21_000,
+        ..TxSpec::call(q, u(1), 1, vec![])
+    }); // 4: nonce gap
+    b.tx(TxSpec {
+        nonce: Some(0),
+        gas_limit: 21_000,
+        ..TxSpec::call(q, u(1), 1, vec![])
+    }); // 5: valid
+    b.tx(TxSpec {
+        nonce: Some(0),
+        gas_limit: 21_000,
+        ..TxSpec::call(q, u(1), 1, vec![])
+    }); // 6: nonce too low
+    b.tx(TxSpec {
+        nonce: Some(1),
+        gas_limit: 21_000,
+        ..TxSpec::call(q, u(3), 1, vec![])
+    }); // 7: valid
+    b.tx(TxSpec {
+        nonce: Some(2),
+        gas_limit: 21_000,
+        ..TxSpec::call(poor, u(1), 1, vec![])
+    }); // 8: valid
+    let (block, state) = b.build();
+    let result = assert_parallel_matches_with(&block, &state, 5, true);
+
+    let invalid: Vec<usize> = result
+        .transactions
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.outcome.is_invalid())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(invalid, vec![1, 4, 6], "{:#?}", result.transactions);
+}
+
+/// A transaction whose gas limit exceeds the block's remaining gas is
+/// invalid in sequence (the parallel executor must notice).
+#[test]
+fn transaction_over_remaining_block_gas() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let counter_address = addr(0xc0);
+    b.contract(counter_address, counter());
+    b.fund_all((1..=5).map(u));
+    for i in 1..=4 {
+        b.call(u(i), counter_address, 0, vec![]);
+    }
+    b.tx(TxSpec {
+        gas_limit: 50_000,
+        ..TxSpec::call(u(5), counter_address, 0, vec![])
+    });
+    b.block_gas_limit = Some(350_000);
+    let (block, state) = b.build();
+    let result = assert_parallel_matches_with(&block, &state, 5, true);
+    let invalid: Vec<bool> = result
+        .transactions
+        .iter()
+        .map(|t| t.outcome.is_invalid())
+        .collect();
+    assert_eq!(
+        invalid,
+        vec![false, false, true, true, false],
+        "{:#?}",
+        result.transactions
+    );
+}
+
+/// Homestead (before EIP-161): a zero-value transaction or CALL to a missing
+/// account creates it, empty; later CALLs to it no longer pay the 25000 gas
+/// of a new account.
+#[test]
+fn pre_eip161_empty_account_creation() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Homestead);
+    let probe = addr(0xb0);
+    b.account(probe, 10, 1, Some(call_probe()), &[]);
+    b.fund_all((1..=6).map(u));
+    let y = addr(0x71);
+    let z = addr(0x72);
+    let w = addr(0x73);
+    let args = |target: Address, value: u64, slot: u64| {
+        calldata(&[addr_word(target), word(value), word(slot)])
+    };
+
+    b.transfer(u(1), y, 0); // 0: creates y, empty
+    b.call(u(2), probe, 0, args(z, 0, 10)); // 1: CALL creates z (pays 25000)
+    b.call(u(3), probe, 0, args(z, 0, 20)); // 2: z exists
+    b.call(u(4), probe, 0, args(y, 1, 30)); // 3: y exists: value, no new account
+    b.call(u(5), probe, 0, args(w, 0, 40)); // 4: w missing: pays 25000
+    b.call(u(6), probe, 0, args(y, 0, 50)); // 5: y exists
+    let (block, state) = b.build();
+    assert_eq!(block.fork_name(), "Homestead");
+    let result = assert_parallel_matches(&block, &state);
+
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    assert_eq!(slot(10) - slot(20), U256::from(25_000));
+    assert_eq!(slot(40) - slot(50), U256::from(25_000));
+    assert_eq!(slot(20), slot(50));
+    let y_after = account_after(&result, &state, y).expect("y was created");
+    assert_eq!(y_after.info.balance, U256::from(1));
+    let z_after = account_after(&result, &state, z).expect("z was created, empty");
+    assert_eq!(z_after.info.balance, U256::ZERO);
+    assert!(account_after(&result, &state, w).is_some());
+}
+
+/// Shanghai (after EIP-161): zero-value touches of missing accounts create
+/// nothing, and touched empty pre-existing accounts are removed.
+#[test]
+fn post_eip161_touch_of_empty_accounts() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let probe = addr(0xb0);
+    let empty = addr(0x70);
+    b.account(probe, 10, 1, Some(call_probe()), &[]);
+    b.account(empty, 0, 0, None, &[]);
+    b.fund_all((1..=6).map(u));
+    let y = addr(0x71);
+    let args = |target: Address, value: u64, slot: u64| {
+        calldata(&[addr_word(target), word(value), word(slot)])
+    };
+    b.transfer(u(1), y, 0); // 0
+    b.call(u(2), probe, 0, args(y, 0, 10)); // 1
+    b.call(u(3), probe, 0, args(empty, 0, 20)); // 2: touch removes it
+    b.call(u(4), probe, 0, args(empty, 1, 30)); // 3: re-created with 1 wei
+    b.transfer(u(5), y, 3); // 4
+    b.call(u(6), probe, 0, args(y, 0, 40)); // 5
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    assert_eq!(
+        account_after(&result, &state, empty).unwrap().info.balance,
+        U256::from(1)
+    );
+    assert_eq!(
+        account_after(&result, &state, y).unwrap().info.balance,
+        U256::from(3)
+    );
+}
