@@ -602,3 +602,69 @@ fn print_row(report: &BlockReport) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: AnalyzeArgs,
+    }
+
+    fn run_with(argv: &[&str]) -> Result<ExitCode, String> {
+        let cli = Cli::try_parse_from(std::iter::once("analyze").chain(argv.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        run(cli.args)
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("parevm-analyze-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    #[test]
+    fn workload_with_charts() {
+        let chart = tmp("chart.svg");
+        let schedule = tmp("schedule.svg");
+        let code = run_with(&[
+            "--workload",
+            "hot-slot",
+            "--txs",
+            "40",
+            "--hot-ratio",
+            "0.25",
+            "--json",
+            "--chart",
+            chart.to_str().unwrap(),
+            "--schedule",
+            schedule.to_str().unwrap(),
+            "--repeat",
+            "1",
+        ])
+        .unwrap();
+        assert_eq!(code, ExitCode::SUCCESS);
+        for path in [chart, schedule] {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.trim_start().starts_with("<svg"));
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        assert!(run_with(&[]).is_err());
+        assert!(run_with(&["/nonexistent/block"]).is_err());
+        assert!(run_with(&["--workload", "nope"]).is_err());
+        assert!(
+            run_with(&["--workload", "mixed", "--hot-ratio", "2"])
+                .is_ok_and(|c| c != ExitCode::SUCCESS)
+        );
+        assert!(run_with(&["--txs", "5"]).is_err());
+        assert!(run_with(&["--workload", "all", "--schedule", "/tmp/x.svg"]).is_err());
+        assert!(run_with(&["--workload", "mixed", "--chart", "/nonexistent/dir/c.svg"]).is_err());
+        assert!(run_with(&["--workload", "mixed", "--workers", "0"]).is_err());
+    }
+}
