@@ -261,17 +261,8 @@ fn progress_bar(steps: usize, json: bool) -> ProgressBar {
 fn print_table(rows: &[Row], threads: usize, repeat: usize) {
     println!("parallel threads: {threads}, median of {repeat} runs each");
     println!(
-        "{:<16} {:>5} {:>7} {:>14} {:>10} {:>10} {:>8} {:>10} {:<20} {}",
-        "workload",
-        "hot",
-        "txs",
-        "gas",
-        "seq ms",
-        "par ms",
-        "speedup",
-        "Mgas/s",
-        "path",
-        "identical"
+        "{:<16} {:>5} {:>7} {:>14} {:>10} {:>10} {:>8} {:>10} {:<20} identical",
+        "workload", "hot", "txs", "gas", "seq ms", "par ms", "speedup", "Mgas/s", "path",
     );
     for r in rows {
         println!(

@@ -1,6 +1,6 @@
 //! Sequential against parallel (2 threads) execution of every workload kind,
-//! on the same blocks `parevm bench` builds (1,000 transactions, hot ratio
-//! 0.1, default seed).
+//! on blocks built as `parevm bench` builds them (here 1,000 transactions,
+//! hot ratio 0.1, default seed).
 //!
 //! `cargo bench -p parevm-workloads`; `PAREVM_BENCH_TXS` changes the size.
 //! Throughput is in gas: criterion's "elem/s" reads as gas per second.

@@ -49,7 +49,7 @@
 //! Transactions are EIP-1559 with correct nonces from funded senders. They
 //! carry a **placeholder signature** (`r = s = 1`) that does not recover to
 //! the sender: execution uses the sender stored in
-//! [`Recovered`](alloy_consensus::transaction::Recovered), as the block was
+//! [`Recovered`], as the block was
 //! "recovered" by the generator.
 //!
 //! # Contracts
@@ -673,9 +673,8 @@ impl<'a> Generator<'a> {
 
     fn finish(self) -> Workload {
         let mut state = InMemoryState::new();
-        for (&address, &nonce) in &self.nonces {
-            // Senders start at nonce 0; `nonce` is their transaction count.
-            let _ = nonce;
+        // Senders start at nonce 0 with plenty of ether.
+        for &address in self.nonces.keys() {
             state.insert_account(
                 address,
                 InMemoryAccount {

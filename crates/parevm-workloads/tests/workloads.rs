@@ -114,6 +114,29 @@ fn parallel_equals_sequential() {
     }
 }
 
+/// Larger blocks, more threads than cores, several runs: races in the
+/// parallel executor show up as differences here.
+#[test]
+fn parallel_equals_sequential_repeatedly() {
+    for kind in WorkloadKind::ALL {
+        for hot_ratio in [0.05, 0.5] {
+            let w = generate(&config(kind, 1_500, hot_ratio)).unwrap();
+            let sequential = execute_sequential(&w.block, &w.state).unwrap();
+            for round in 0..3 {
+                let threads = [2, 4, 8][round];
+                let parallel =
+                    execute_parallel(&w.block, &w.state, &ParallelConfig::with_threads(threads))
+                        .unwrap();
+                assert_eq!(
+                    sequential.first_difference(&parallel),
+                    None,
+                    "{kind} hot={hot_ratio} threads={threads}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn hot_ratio_is_exact_and_spread() {
     for hot_ratio in [0.0, 0.1, 0.25, 0.5, 0.9, 1.0] {
@@ -206,7 +229,8 @@ fn hot_slot_counter_counts_hot_bumps() {
 #[test]
 fn bad_knobs_are_rejected() {
     let base = WorkloadConfig::new(WorkloadKind::Erc20Transfers);
-    let cases: Vec<(Box<dyn Fn(&mut WorkloadConfig)>, WorkloadError)> = vec![
+    type Tweak = Box<dyn Fn(&mut WorkloadConfig)>;
+    let cases: Vec<(Tweak, WorkloadError)> = vec![
         (
             Box::new(|c| c.hot_ratio = 1.5),
             WorkloadError::HotRatio(1.5),
