@@ -622,3 +622,234 @@ fn post_eip161_touch_of_empty_accounts() {
         U256::from(3)
     );
 }
+
+/// Shanghai: a transaction with a zero tip touches the beneficiary with a
+/// zero credit; if the beneficiary is an existing empty account, EIP-161
+/// removes it, which a later EXTCODEHASH observes.
+#[test]
+fn zero_tip_touch_removes_empty_beneficiary() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let probe = addr(0xb0);
+    b.contract(probe, exists_probe());
+    b.account(COINBASE, 0, 0, None, &[]);
+    b.fund_all((1..=4).map(u));
+    let zero_tip = Some((BASE_FEE as u128, 0));
+
+    b.call(u(1), probe, 0, calldata(&[addr_word(COINBASE), word(1)])); // 0: exists
+    b.tx(TxSpec {
+        fees: zero_tip,
+        gas_limit: 21_000,
+        ..TxSpec::call(u(2), u(50), 1, vec![])
+    }); // 1
+    b.call(u(3), probe, 0, calldata(&[addr_word(COINBASE), word(2)])); // 2: gone
+    b.tx(TxSpec {
+        fees: zero_tip,
+        gas_limit: 21_000,
+        ..TxSpec::call(u(4), u(51), 1, vec![])
+    }); // 3
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    // EXTCODEHASH reads 0 for empty and missing accounts alike (EIP-1052),
+    // so only the final state shows the deletion.
+    assert_eq!(slot(1), U256::ZERO);
+    // tx 0 paid a tip, so the beneficiary is no longer empty.
+    assert_eq!(slot(2), U256::from_be_bytes(revm::primitives::KECCAK_EMPTY.0));
+    let coinbase = account_after(&result, &state, COINBASE).unwrap();
+    let tip =
+        |i: usize| U256::from(result.transactions[i].outcome.gas_used() as u128 * PRIORITY_FEE);
+    assert_eq!(coinbase.info.balance, tip(0) + tip(2));
+}
+
+/// Shanghai: only zero-tip transactions: the existing empty beneficiary is
+/// touched and so removed by EIP-161 at the first of them.
+#[test]
+fn zero_tip_only_block_deletes_empty_beneficiary() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.account(COINBASE, 0, 0, None, &[]);
+    b.fund_all((1..=3).map(u));
+    let zero_tip = Some((BASE_FEE as u128, 0));
+    for i in 1..=3 {
+        b.tx(TxSpec {
+            fees: zero_tip,
+            gas_limit: 21_000,
+            ..TxSpec::call(u(i), u(50 + i), 1, vec![])
+        });
+    }
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    assert!(account_after(&result, &state, COINBASE).is_none());
+}
+
+/// Homestead (before EIP-161): a zero-gas-price transaction credits the
+/// missing beneficiary with zero, which creates it (empty), so a later CALL
+/// to it no longer pays the 25000 gas of a new account.
+#[test]
+fn pre_eip161_zero_fee_creates_beneficiary() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Homestead);
+    let probe = addr(0xb0);
+    b.account(probe, 10, 1, Some(call_probe()), &[]);
+    b.fund_all((1..=3).map(u));
+    let free = Some((0, 0));
+    let args = |target: Address, slot: u64| calldata(&[addr_word(target), word(0), word(slot)]);
+
+    b.tx(TxSpec {
+        fees: free,
+        gas_limit: 21_000,
+        ..TxSpec::call(u(1), u(50), 1, vec![])
+    }); // 0
+    b.tx(TxSpec {
+        fees: free,
+        ..TxSpec::call(u(2), probe, 0, args(COINBASE, 10))
+    }); // 1
+    b.tx(TxSpec {
+        fees: free,
+        ..TxSpec::call(u(3), probe, 0, args(u(60), 20))
+    }); // 2
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    assert_eq!(slot(20) - slot(10), U256::from(25_000));
+}
+
+/// Shanghai: the beneficiary is a contract that SELFDESTRUCTs when called:
+/// fees credited before go to the heir, the fee of the destroying
+/// transaction is lost with the account, later fees re-create it.
+#[test]
+fn beneficiary_selfdestructs() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let heir = addr(0xee);
+    let probe = addr(0xb0);
+    b.account(COINBASE, 1_000, 1, Some(selfdestruct_to(heir)), &[(1, 1)]);
+    b.contract(probe, balance_probe());
+    b.fund_all((1..=6).map(u));
+
+    b.transfer(u(1), u(50), 1); // 0
+    b.call(u(2), COINBASE, 0, vec![]); // 1: destroys the beneficiary
+    b.transfer(u(3), u(51), 1); // 2
+    b.call(u(4), probe, 0, calldata(&[addr_word(heir), word(10)])); // 3
+    b.call(u(5), probe, 0, calldata(&[addr_word(COINBASE), word(20)])); // 4
+    b.transfer(u(6), COINBASE, 5); // 5
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    let tip =
+        |i: usize| U256::from(result.transactions[i].outcome.gas_used() as u128 * PRIORITY_FEE);
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    assert_eq!(slot(10), U256::from(1_000) + tip(0));
+    assert_eq!(slot(20), tip(2) + tip(3));
+    let coinbase = account_after(&result, &state, COINBASE).unwrap();
+    assert_eq!(
+        coinbase.info.balance,
+        tip(2) + tip(3) + tip(4) + tip(5) + U256::from(5)
+    );
+    assert!(coinbase.storage.is_empty());
+}
+
+/// Prague: a self-sponsored delegation (the sender is its own authority, so
+/// the authorization carries nonce + 1), an authorization with a wrong nonce
+/// (skipped), and the same authorization replayed in a later transaction
+/// (skipped: the nonce moved on).
+#[test]
+fn eip7702_self_sponsored_and_skipped_authorizations() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Prague);
+    let delegate = addr(0xd7);
+    let probe = addr(0xb0);
+    b.contract(delegate, store_caller_value());
+    b.contract(probe, exists_probe());
+    b.fund_all((1..=8).map(u));
+    let (self_auth, z) = authorization(delegate, 1, 10);
+    let (bad_auth, w) = authorization(delegate, 5, 11);
+    let (auth_v, v) = authorization(delegate, 0, 12);
+    b.fund(z, RICH);
+
+    b.set_code_tx(z, z, 0, vec![], vec![self_auth]); // 0: z delegates itself and runs
+    b.call(u(1), z, 3, vec![]); // 1: runs the delegate in z
+    b.set_code_tx(u(2), w, 2, vec![], vec![bad_auth]); // 2: skipped: w stays an EOA
+    b.call(u(3), probe, 0, calldata(&[addr_word(w), word(1)])); // 3
+    b.set_code_tx(u(4), u(40), 0, vec![], vec![auth_v.clone()]); // 4: delegates v
+    b.call(u(5), v, 1, vec![]); // 5
+    b.set_code_tx(u(6), v, 0, vec![], vec![auth_v]); // 6: replay: skipped, v still delegated
+    b.call(u(7), probe, 0, calldata(&[addr_word(v), word(2)])); // 7
+    b.transfer(u(8), w, 4); // 8: w is a plain EOA
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    let z_after = account_after(&result, &state, z).unwrap();
+    assert_eq!(z_after.info.nonce, 2);
+    assert_eq!(
+        z_after.storage.get(&U256::ZERO),
+        Some(&U256::from_be_slice(u(1).as_slice()))
+    );
+    let w_after = account_after(&result, &state, w).unwrap();
+    assert_eq!(w_after.info.nonce, 0);
+    assert_eq!(w_after.info.balance, U256::from(6));
+    let v_after = account_after(&result, &state, v).unwrap();
+    assert_eq!(v_after.info.nonce, 1);
+    assert_eq!(
+        v_after.storage.get(&U256::ZERO),
+        Some(&U256::from_be_slice(u(6).as_slice()))
+    );
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    assert_eq!(
+        slot(1),
+        U256::from_be_bytes(revm::primitives::KECCAK_EMPTY.0)
+    );
+    assert_ne!(
+        slot(2),
+        U256::from_be_bytes(revm::primitives::KECCAK_EMPTY.0)
+    );
+}
+
+/// Homestead: a pre-existing contract SELFDESTRUCTs, then a zero-value
+/// transaction touches the dead address (re-creating it, empty), and a CALL
+/// to it no longer pays for a new account.
+#[test]
+fn pre_eip161_selfdestruct_then_touch() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Homestead);
+    let victim = addr(0xde);
+    let probe = addr(0xb0);
+    b.account(victim, 100, 0, Some(selfdestruct_to(addr(0xee))), &[(1, 1)]);
+    b.account(probe, 10, 1, Some(call_probe()), &[]);
+    b.fund_all((1..=5).map(u));
+    let args = |target: Address, slot: u64| calldata(&[addr_word(target), word(0), word(slot)]);
+
+    b.call(u(1), victim, 0, vec![]); // 0: destroyed
+    b.call(u(2), probe, 0, args(victim, 10)); // 1: missing: pays 25000, creates it
+    b.call(u(3), probe, 0, args(victim, 20)); // 2: exists (empty)
+    b.call(u(4), victim, 0, vec![]); // 3: no code any more
+    b.call(u(5), probe, 0, args(u(70), 30)); // 4: missing
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+
+    let slot = |s: u64| storage_after(&result, &state, probe, U256::from(s));
+    assert_eq!(slot(10) - slot(20), U256::from(25_000));
+    assert_eq!(slot(30), slot(10));
+    let victim_after = account_after(&result, &state, victim).expect("re-created empty");
+    assert_eq!(victim_after.info.balance, U256::ZERO);
+    assert!(victim_after.storage.is_empty());
+}
+
+/// Shanghai: value transfers that fail (a precompile running out of gas
+/// above the 21000 intrinsic gas) to a precompile address that exists as an
+/// empty account, and to one that does not exist.
+#[test]
+fn failed_transfer_to_empty_precompile_account() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    let identity = Address::with_last_byte(4);
+    let sha256 = Address::with_last_byte(2);
+    b.account(identity, 0, 0, None, &[]);
+    b.fund_all((1..=4).map(u));
+    b.transfer(u(1), identity, 1); // 0: runs out of gas in the precompile
+    b.transfer(u(2), sha256, 1); // 1: likewise
+    b.transfer(u(3), u(50), 1); // 2
+    b.transfer(u(4), identity, 1); // 3
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    assert!(matches!(
+        result.transactions[0].outcome,
+        TxOutcome::Halt { .. }
+    ));
+}

@@ -165,6 +165,9 @@ pub struct TxSpec {
     pub gas_limit: u64,
     /// `None`: the builder's next nonce for `from` (which it then advances).
     pub nonce: Option<u64>,
+    /// `(max_fee_per_gas, max_priority_fee_per_gas)` (legacy: gas price =
+    /// max fee); `None`: [`MAX_FEE`], [`PRIORITY_FEE`].
+    pub fees: Option<(u128, u128)>,
 }
 
 impl TxSpec {
@@ -177,6 +180,7 @@ impl TxSpec {
             input,
             gas_limit: TX_GAS,
             nonce: None,
+            fees: None,
         }
     }
 }
@@ -300,14 +304,15 @@ impl BlockBuilder {
             Some(nonce) => nonce,
             None => self.take_nonce(spec.from),
         };
+        let (max_fee, priority_fee) = spec.fees.unwrap_or((MAX_FEE, PRIORITY_FEE));
         let envelope = if self.london() {
             TxEnvelope::Eip1559(Signed::new_unchecked(
                 TxEip1559 {
                     chain_id: 1,
                     nonce,
                     gas_limit: spec.gas_limit,
-                    max_fee_per_gas: MAX_FEE,
-                    max_priority_fee_per_gas: PRIORITY_FEE,
+                    max_fee_per_gas: max_fee,
+                    max_priority_fee_per_gas: priority_fee,
                     to: spec.to,
                     value: spec.value,
                     access_list: AccessList::default(),
@@ -321,7 +326,7 @@ impl BlockBuilder {
                 TxLegacy {
                     chain_id: (self.fork >= EthereumHardfork::SpuriousDragon).then_some(1),
                     nonce,
-                    gas_price: MAX_FEE,
+                    gas_price: max_fee,
                     gas_limit: spec.gas_limit,
                     to: spec.to,
                     value: spec.value,
@@ -363,6 +368,7 @@ impl BlockBuilder {
             input: init_code,
             gas_limit: TX_GAS,
             nonce: Some(nonce),
+            fees: None,
         });
         from.create(nonce)
     }
@@ -848,4 +854,15 @@ pub fn addr_word(address: Address) -> [u8; 32] {
 /// Concatenated words as calldata.
 pub fn calldata(words: &[[u8; 32]]) -> Vec<u8> {
     words.concat()
+}
+
+/// Stores `EXTCODEHASH(calldata word 0)` at the slot given by calldata word 1
+/// (0 for an account that does not exist, keccak("") for an empty one).
+pub fn exists_probe() -> Vec<u8> {
+    Asm::new()
+        .push(0)
+        .op(&[op::CALLDATALOAD, op::EXTCODEHASH])
+        .push(32)
+        .op(&[op::CALLDATALOAD, op::SSTORE, op::STOP])
+        .build()
 }
