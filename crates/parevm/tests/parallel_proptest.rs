@@ -1,0 +1,416 @@
+//! Property tests: blocks generated with controlled conflict patterns must
+//! execute in parallel exactly as sequentially, at 2, 3, 4 and 8 threads.
+
+mod support;
+
+use alloy_hardforks::EthereumHardfork;
+use alloy_primitives::Address;
+use parevm::{BlockInput, InMemoryState};
+use proptest::{prelude::*, test_runner::FileFailurePersistence};
+use support::*;
+
+/// Senders and recipients are actors 1..=ACTORS.
+const ACTORS: u8 = 16;
+/// The hot-slot counter every `Hot` transaction increments.
+const HOT: Address = Address::repeat_byte(0x0c);
+/// Cold counters (one per actor index) for low-conflict contract calls.
+const COLD_BASE: u64 = 0x1000;
+/// Payees of `Op::Pay` start here.
+const PAYEE_BASE: u64 = 0x2000;
+/// The coinbase balance probe.
+const PROBE: Address = Address::repeat_byte(0x0b);
+/// Repeats per thread count (each case already varies the block).
+const REPEATS: usize = 2;
+/// Largest generated block.
+const MAX_TXS: usize = 60;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Plain value transfer between actors.
+    Transfer { from: u8, to: u8, value: u16 },
+    /// Plain value transfer to a non-actor address (`PAYEE_BASE + to`).
+    Pay { from: u8, to: u16, value: u16 },
+    /// Increment the one hot slot.
+    Hot { from: u8 },
+    /// Increment the counter of actor `which` (conflicts only on `which`).
+    Cold { from: u8, which: u8 },
+    /// Deploy a counter with a creation transaction.
+    Deploy { from: u8 },
+    /// Call the `which`-th contract deployed so far (the hot counter if none).
+    CallDeployed { from: u8, which: u8 },
+    /// Plain transfer to the beneficiary.
+    ToCoinbase { from: u8, value: u16 },
+    /// Transaction sent by the beneficiary.
+    FromCoinbase { to: u8, value: u16 },
+    /// Store COINBASE BALANCE.
+    ReadCoinbase { from: u8, slot: u8 },
+}
+
+fn actor(index: u8) -> Address {
+    addr(1 + u64::from(index % ACTORS))
+}
+
+fn cold(index: u8) -> Address {
+    addr(COLD_BASE + u64::from(index % ACTORS))
+}
+
+fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
+    let mut b = BlockBuilder::new(fork);
+    b.fund_all((0..ACTORS).map(actor));
+    b.fund(COINBASE, RICH);
+    b.contract(HOT, counter());
+    b.contract(PROBE, coinbase_balance_probe());
+    for i in 0..ACTORS {
+        b.contract(cold(i), counter());
+    }
+    let mut deployed = Vec::new();
+    for op in ops {
+        match *op {
+            Op::Transfer { from, to, value } => {
+                b.transfer(actor(from), actor(to), u128::from(value));
+            }
+            Op::Pay { from, to, value } => {
+                b.transfer(
+                    actor(from),
+                    addr(PAYEE_BASE + u64::from(to)),
+                    u128::from(value),
+                );
+            }
+            Op::Hot { from } => {
+                b.call(actor(from), HOT, 0, vec![]);
+            }
+            Op::Cold { from, which } => {
+                b.call(actor(from), cold(which), 0, vec![]);
+            }
+            Op::Deploy { from } => {
+                deployed.push(b.create(actor(from), 0, init_code(vec![], &counter())));
+            }
+            Op::CallDeployed { from, which } => {
+                let target = if deployed.is_empty() {
+                    HOT
+                } else {
+                    deployed[usize::from(which) % deployed.len()]
+                };
+                b.call(actor(from), target, 0, vec![]);
+            }
+            Op::ToCoinbase { from, value } => {
+                b.transfer(actor(from), COINBASE, u128::from(value));
+            }
+            Op::FromCoinbase { to, value } => {
+                b.transfer(COINBASE, actor(to), u128::from(value));
+            }
+            Op::ReadCoinbase { from, slot } => {
+                b.call(actor(from), PROBE, 0, word(u64::from(slot)).to_vec());
+            }
+        }
+    }
+    b.build()
+}
+
+fn check(fork: EthereumHardfork, ops: &[Op]) {
+    if std::env::var_os("PAREVM_PROPTEST_VERBOSE").is_some() {
+        eprintln!("{fork:?} {ops:?}");
+    }
+    let (block, state) = build(fork, ops);
+    assert_parallel_matches_with(&block, &state, REPEATS, false);
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 32,
+        // Generated blocks are cheap to regenerate; keep the tree clean.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        max_shrink_iters: 256,
+        ..ProptestConfig::default()
+    }
+}
+
+fn any_actor() -> impl Strategy<Value = u8> {
+    0..ACTORS
+}
+
+fn value() -> impl Strategy<Value = u16> {
+    0u16..1000
+}
+
+fn transfer() -> impl Strategy<Value = Op> {
+    (any_actor(), any_actor(), value()).prop_map(|(from, to, value)| Op::Transfer {
+        from,
+        to,
+        value,
+    })
+}
+
+fn any_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => transfer(),
+        1 => (any_actor(), 0u16..8, value()).prop_map(|(from, to, value)| Op::Pay { from, to, value }),
+        2 => any_actor().prop_map(|from| Op::Hot { from }),
+        2 => (any_actor(), any_actor()).prop_map(|(from, which)| Op::Cold { from, which }),
+        1 => any_actor().prop_map(|from| Op::Deploy { from }),
+        2 => (any_actor(), any::<u8>()).prop_map(|(from, which)| Op::CallDeployed { from, which }),
+        1 => (any_actor(), value()).prop_map(|(from, value)| Op::ToCoinbase { from, value }),
+        1 => (any_actor(), value()).prop_map(|(to, value)| Op::FromCoinbase { to, value }),
+        1 => (any_actor(), 0u8..4).prop_map(|(from, slot)| Op::ReadCoinbase { from, slot }),
+    ]
+}
+
+fn ops(op: impl Strategy<Value = Op>) -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op, 2..=MAX_TXS)
+}
+
+fn fork() -> impl Strategy<Value = EthereumHardfork> {
+    prop_oneof![
+        Just(EthereumHardfork::London),
+        Just(EthereumHardfork::Shanghai),
+        Just(EthereumHardfork::Cancun),
+        Just(EthereumHardfork::Prague),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// One sender sends everything: a chain of nonces (transfers, hot and
+    /// cold contract calls).
+    #[test]
+    fn one_sender_chaining_nonces(ops in ops(prop_oneof![
+        (any_actor(), value()).prop_map(|(to, value)| Op::Transfer { from: 0, to, value }),
+        Just(Op::Hot { from: 0 }),
+        any_actor().prop_map(|which| Op::Cold { from: 0, which }),
+    ])) {
+        check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// Many senders pay one recipient (and the recipient sometimes pays back).
+    #[test]
+    fn many_senders_one_recipient(ops in ops(prop_oneof![
+        4 => (any_actor(), value()).prop_map(|(from, value)| Op::Transfer { from, to: 0, value }),
+        1 => (any_actor(), value()).prop_map(|(to, value)| Op::Transfer { from: 0, to, value }),
+    ])) {
+        check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// Every transaction increments the same storage slot.
+    #[test]
+    fn one_hot_slot(ops in ops(any_actor().prop_map(|from| Op::Hot { from }))) {
+        check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// Every transaction conflicts with every other: few senders, one slot,
+    /// the beneficiary's balance read.
+    #[test]
+    fn all_conflicting(ops in ops(prop_oneof![
+        (0u8..2).prop_map(|from| Op::Hot { from }),
+        (0u8..2, value()).prop_map(|(from, value)| Op::Transfer { from, to: 1 - from, value }),
+        (0u8..2).prop_map(|from| Op::ReadCoinbase { from, slot: 0 }),
+    ])) {
+        check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// No two transactions touch the same sender, recipient or slot
+    /// (the beneficiary's fees are commutative increments).
+    #[test]
+    fn none_conflicting(values in prop::collection::vec((value(), any::<bool>()), 2..=ACTORS as usize)) {
+        let ops: Vec<Op> = values
+            .iter()
+            .enumerate()
+            .map(|(i, (value, call))| {
+                let i = i as u8;
+                if *call {
+                    Op::Cold { from: i, which: i }
+                } else {
+                    Op::Pay { from: i, to: u16::from(i), value: *value }
+                }
+            })
+            .collect();
+        check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// Contracts deployed and then called in the same block.
+    #[test]
+    fn deploy_then_call(ops in ops(prop_oneof![
+        1 => any_actor().prop_map(|from| Op::Deploy { from }),
+        3 => (any_actor(), any::<u8>()).prop_map(|(from, which)| Op::CallDeployed { from, which }),
+    ])) {
+        check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// Transfers to and from the beneficiary, with reads of its balance.
+    #[test]
+    #[ignore = "reason: parallel scheduler leaves a transaction never executed (beneficiary sending several txs + COINBASE BALANCE read); see regression_beneficiary_chain_never_executed"]
+    fn beneficiary_transfers(ops in ops(prop_oneof![
+        (any_actor(), value()).prop_map(|(from, value)| Op::ToCoinbase { from, value }),
+        (any_actor(), value()).prop_map(|(to, value)| Op::FromCoinbase { to, value }),
+        (any_actor(), 0u8..4).prop_map(|(from, slot)| Op::ReadCoinbase { from, slot }),
+        transfer(),
+    ])) {
+        check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// A random mix of all of the above, on several forks.
+    #[test]
+    #[ignore = "reason: parallel scheduler leaves a transaction never executed (beneficiary sending several txs + COINBASE BALANCE read); see regression_beneficiary_chain_never_executed"]
+    fn random_mix(fork in fork(), ops in ops(any_op())) {
+        check(fork, &ops);
+    }
+}
+/// A block `random_mix` generated on which the parallel executor ended with a
+/// transaction never executed (the scheduler declared the block done while a
+/// transaction had no finished incarnation); it reproduced within ~25 runs.
+fn scheduler_regression_ops() -> Vec<Op> {
+    vec![
+        Op::Transfer {
+            from: 7,
+            to: 1,
+            value: 387,
+        },
+        Op::Transfer {
+            from: 10,
+            to: 6,
+            value: 319,
+        },
+        Op::ToCoinbase {
+            from: 0,
+            value: 618,
+        },
+        Op::ReadCoinbase { from: 13, slot: 1 },
+        Op::Transfer {
+            from: 7,
+            to: 14,
+            value: 512,
+        },
+        Op::Cold { from: 12, which: 4 },
+        Op::FromCoinbase { to: 11, value: 653 },
+        Op::Deploy { from: 12 },
+        Op::Cold { from: 3, which: 5 },
+        Op::Transfer {
+            from: 10,
+            to: 8,
+            value: 867,
+        },
+        Op::Deploy { from: 6 },
+        Op::FromCoinbase { to: 14, value: 28 },
+        Op::Transfer {
+            from: 15,
+            to: 9,
+            value: 526,
+        },
+        Op::Transfer {
+            from: 15,
+            to: 14,
+            value: 831,
+        },
+        Op::Transfer {
+            from: 0,
+            to: 1,
+            value: 668,
+        },
+        Op::Transfer {
+            from: 9,
+            to: 13,
+            value: 487,
+        },
+        Op::Transfer {
+            from: 9,
+            to: 12,
+            value: 314,
+        },
+        Op::Transfer {
+            from: 10,
+            to: 9,
+            value: 443,
+        },
+        Op::Cold {
+            from: 14,
+            which: 12,
+        },
+        Op::Deploy { from: 13 },
+        Op::Deploy { from: 0 },
+        Op::Pay {
+            from: 11,
+            to: 6,
+            value: 845,
+        },
+        Op::Transfer {
+            from: 13,
+            to: 10,
+            value: 236,
+        },
+        Op::Transfer {
+            from: 0,
+            to: 9,
+            value: 557,
+        },
+        Op::Cold { from: 7, which: 8 },
+        Op::FromCoinbase { to: 4, value: 283 },
+        Op::Pay {
+            from: 12,
+            to: 4,
+            value: 232,
+        },
+        Op::Hot { from: 1 },
+        Op::Hot { from: 11 },
+        Op::Hot { from: 2 },
+        Op::Cold { from: 1, which: 12 },
+        Op::Cold { from: 7, which: 4 },
+        Op::FromCoinbase { to: 5, value: 587 },
+        Op::Cold {
+            from: 12,
+            which: 10,
+        },
+        Op::Transfer {
+            from: 13,
+            to: 7,
+            value: 659,
+        },
+        Op::CallDeployed {
+            from: 2,
+            which: 231,
+        },
+        Op::ReadCoinbase { from: 12, slot: 2 },
+        Op::ToCoinbase {
+            from: 7,
+            value: 872,
+        },
+        Op::ToCoinbase {
+            from: 2,
+            value: 527,
+        },
+        Op::ReadCoinbase { from: 1, slot: 2 },
+        Op::Transfer {
+            from: 11,
+            to: 8,
+            value: 275,
+        },
+        Op::ReadCoinbase { from: 0, slot: 2 },
+        Op::ToCoinbase {
+            from: 6,
+            value: 452,
+        },
+        Op::Deploy { from: 13 },
+    ]
+}
+
+#[test]
+#[ignore = "reason: parallel scheduler leaves a transaction never executed (beneficiary sending several txs + COINBASE BALANCE read); see regression_beneficiary_chain_never_executed"]
+fn regression_scheduler_never_executed() {
+    let (block, state) = build(EthereumHardfork::Shanghai, &scheduler_regression_ops());
+    assert_parallel_matches_with(&block, &state, 25, false);
+}
+
+/// Minimal reproduction (delta-debugged from `beneficiary_transfers`): the
+/// beneficiary sends transactions 0, 1 and 3, transaction 2 stores
+/// COINBASE BALANCE. In parallel some transaction ends never executed.
+#[test]
+#[ignore = "reason: parallel scheduler leaves a transaction never executed (beneficiary sending several txs + COINBASE BALANCE read); see regression_beneficiary_chain_never_executed"]
+fn regression_beneficiary_chain_never_executed() {
+    let ops = [
+        Op::FromCoinbase { to: 2, value: 614 },
+        Op::FromCoinbase { to: 2, value: 799 },
+        Op::ReadCoinbase { from: 3, slot: 0 },
+        Op::FromCoinbase { to: 15, value: 546 },
+    ];
+    let (block, state) = build(EthereumHardfork::Shanghai, &ops);
+    assert_parallel_matches_with(&block, &state, 100, false);
+}
