@@ -18,6 +18,7 @@ fn main() {
     };
     let threads = take(&mut args, "--threads", 2);
     let repeat = take(&mut args, "--repeat", 5);
+    let only_parallel = take(&mut args, "--only-parallel", 0) == 1;
     let config = ParallelConfig::with_threads(threads);
     let (mut total_seq, mut total_par) = (0.0, 0.0);
     for path in args {
@@ -28,13 +29,17 @@ fn main() {
             let mut path = "";
             for _ in 0..repeat {
                 let t = Instant::now();
-                let a = execute_sequential(&f.block, &f.state).expect("seq");
+                let a = if only_parallel {
+                    None
+                } else {
+                    Some(execute_sequential(&f.block, &f.state).expect("seq"))
+                };
                 seq.push(t.elapsed().as_secs_f64() * 1e3);
                 let t = Instant::now();
                 let b = execute_parallel(&f.block, &f.state, &config).expect("par");
                 par.push(t.elapsed().as_secs_f64() * 1e3);
                 path = b.path.as_str();
-                if let Some(d) = a.first_difference(&b) {
+                if let Some(d) = a.and_then(|a| a.first_difference(&b)) {
                     panic!("block {}: {d}", f.block.header.number);
                 }
             }

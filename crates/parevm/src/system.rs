@@ -12,8 +12,50 @@ use crate::{
     state::{StateDb, StateSource},
 };
 use alloy_consensus::ReceiptEnvelope;
-use alloy_evm::block::BlockExecutor;
-use revm::database::{State, states::bundle_state::BundleRetention};
+use alloy_evm::block::{BlockExecutor, state_changes::post_block_balance_increments};
+use alloy_hardforks::{EthereumHardfork, EthereumHardforks};
+use alloy_primitives::{Address, U256};
+use revm::{
+    database::{State, states::bundle_state::BundleRetention},
+    primitives::hardfork::SpecId,
+};
+
+/// Whether the block has pre-transaction system calls (Cancun and later).
+pub(crate) fn has_pre_block_calls(block: &BlockInput) -> bool {
+    block.spec().is_enabled_in(SpecId::CANCUN)
+}
+
+/// The block's post-transaction changes when they are nothing but balance
+/// increments (rewards, withdrawals): before Prague's request system calls,
+/// and not the DAO fork block. Increments commute, so the parallel executor
+/// folds them in without running an EVM. `None` when the block needs more.
+pub(crate) fn post_block_increments(block: &BlockInput) -> Option<Vec<(Address, U256)>> {
+    let number = block.header.number;
+    if block.spec().is_enabled_in(SpecId::PRAGUE)
+        || block
+            .chain
+            .ethereum_fork_activation(EthereumHardfork::Dao)
+            .transitions_at_block(number)
+    {
+        return None;
+    }
+    let block_env = block.evm_env().block_env;
+    let increments = post_block_balance_increments(
+        &*block.chain,
+        &block_env,
+        &block.ommers,
+        block.withdrawals.as_deref(),
+    );
+    // A zero increment only touches the account, a no-op after EIP-161 (and
+    // rewards, the only increments before it, are never zero).
+    Some(
+        increments
+            .into_iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(a, v)| (a, U256::from(v)))
+            .collect(),
+    )
+}
 
 /// The changes of the pre-transaction system calls (EIP-4788 beacon root,
 /// EIP-2935 block hashes), relative to `state`.

@@ -668,7 +668,6 @@ fn zero_tip_touch_removes_empty_beneficiary() {
 /// Shanghai: only zero-tip transactions: the existing empty beneficiary is
 /// touched and so removed by EIP-161 at the first of them.
 #[test]
-#[ignore = "reason: parallel lazy-beneficiary credit of 0 writes nothing, so the EIP-161 deletion of the touched empty beneficiary is lost (vm.rs write_set lazy branch)"]
 fn zero_tip_only_block_deletes_empty_beneficiary() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
     b.account(COINBASE, 0, 0, None, &[]);
@@ -690,7 +689,6 @@ fn zero_tip_only_block_deletes_empty_beneficiary() {
 /// missing beneficiary with zero, which creates it (empty), so a later CALL
 /// to it no longer pays the 25000 gas of a new account.
 #[test]
-#[ignore = "reason: parallel lazy-beneficiary credit of 0 writes nothing, so the pre-EIP-161 creation of the empty beneficiary is lost (vm.rs write_set lazy branch)"]
 fn pre_eip161_zero_fee_creates_beneficiary() {
     let mut b = BlockBuilder::new(EthereumHardfork::Homestead);
     let probe = addr(0xb0);

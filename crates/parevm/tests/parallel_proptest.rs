@@ -238,7 +238,6 @@ proptest! {
 
     /// Transfers to and from the beneficiary, with reads of its balance.
     #[test]
-    #[ignore = "reason: parallel scheduler leaves a transaction never executed (beneficiary sending several txs + COINBASE BALANCE read); see regression_beneficiary_chain_never_executed"]
     fn beneficiary_transfers(ops in ops(prop_oneof![
         (any_actor(), value()).prop_map(|(from, value)| Op::ToCoinbase { from, value }),
         (any_actor(), value()).prop_map(|(to, value)| Op::FromCoinbase { to, value }),
@@ -250,7 +249,6 @@ proptest! {
 
     /// A random mix of all of the above, on several forks.
     #[test]
-    #[ignore = "reason: parallel scheduler leaves a transaction never executed (beneficiary sending several txs + COINBASE BALANCE read); see regression_beneficiary_chain_never_executed"]
     fn random_mix(fork in fork(), ops in ops(any_op())) {
         check(fork, &ops);
     }
@@ -393,7 +391,6 @@ fn scheduler_regression_ops() -> Vec<Op> {
 }
 
 #[test]
-#[ignore = "reason: parallel scheduler leaves a transaction never executed (beneficiary sending several txs + COINBASE BALANCE read); see regression_beneficiary_chain_never_executed"]
 fn regression_scheduler_never_executed() {
     let (block, state) = build(EthereumHardfork::Shanghai, &scheduler_regression_ops());
     assert_parallel_matches_with(&block, &state, 25, false);
@@ -403,7 +400,6 @@ fn regression_scheduler_never_executed() {
 /// beneficiary sends transactions 0, 1 and 3, transaction 2 stores
 /// COINBASE BALANCE. In parallel some transaction ends never executed.
 #[test]
-#[ignore = "reason: parallel scheduler leaves a transaction never executed (beneficiary sending several txs + COINBASE BALANCE read); see regression_beneficiary_chain_never_executed"]
 fn regression_beneficiary_chain_never_executed() {
     let ops = [
         Op::FromCoinbase { to: 2, value: 614 },

@@ -48,22 +48,26 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         }
     }
 
-    /// Runs `threads` workers to completion.
+    /// Runs `threads` workers to completion; the calling thread is one of them.
     pub(crate) fn run(&self, threads: usize) {
         std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.work())) {
-                        let message = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "worker panicked".into());
-                        self.fail(format!("worker panicked: {message}"));
-                    }
-                });
+            for _ in 1..threads {
+                scope.spawn(|| self.work_guarded());
             }
+            self.work_guarded();
         });
+    }
+
+    /// Works until done; a panic (a bug) fails the block instead of the process.
+    fn work_guarded(&self) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.work())) {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "worker panicked".into());
+            self.fail(format!("worker panicked: {message}"));
+        }
     }
 
     fn work(&self) {
@@ -145,6 +149,12 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         }
         if let Some(message) = self.fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
             return Err(message);
+        }
+        if let Some(tx) = self.results.iter().position(|r| lock(r).is_none()) {
+            return Err(format!(
+                "transaction {tx} never executed ({})",
+                self.scheduler.describe(tx)
+            ));
         }
         Ok(self
             .results

@@ -30,7 +30,7 @@ use crate::{
     TxResult,
     evm::outcome_of,
     state::OverlayState,
-    system::{post_block_changes, pre_block_changes},
+    system::{has_pre_block_calls, post_block_changes, post_block_increments, pre_block_changes},
 };
 use alloy_consensus::{Transaction, Typed2718};
 use alloy_evm::FromRecoveredTx;
@@ -83,7 +83,11 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     if threads < 2 || block.gas_limit_sum() < config.min_parallel_gas {
         return fallback(block, state);
     }
-    let pre = pre_block_changes(block, state)?;
+    let pre = if has_pre_block_calls(block) {
+        pre_block_changes(block, state)?
+    } else {
+        StateChanges::default()
+    };
     let base = OverlayState::new(state, &pre);
     let mv = MvMemory::new(block.transactions.len());
     predict_sender_chains(block, &mv);
@@ -198,6 +202,7 @@ fn assemble<S: StateSource + ?Sized>(
     write_sets: Vec<WriteSet>,
 ) -> Result<Option<BlockResult>, ExecutionError> {
     let tx_gas_cap = revm::context_interface::Cfg::tx_gas_limit_cap(&block.evm_env().cfg_env);
+    let increments = post_block_increments(block);
     let mut transactions = Vec::with_capacity(results.len());
     let mut receipts = Vec::with_capacity(results.len());
     let mut cumulative_gas = 0u64;
@@ -223,7 +228,9 @@ fn assemble<S: StateSource + ?Sized>(
                 let tx_type = alloy_consensus::TxType::try_from(tx.ty())
                     .map_err(|e| ExecutionError::Internal(format!("transaction {index}: {e}")))?;
                 let receipt = build_receipt(tx_type, result, cumulative_gas);
-                receipts.push(receipt.clone());
+                if increments.is_none() {
+                    receipts.push(receipt.clone());
+                }
                 transactions.push(TxResult {
                     outcome,
                     receipt: Some(receipt),
@@ -235,10 +242,19 @@ fn assemble<S: StateSource + ?Sized>(
     for writes in &write_sets {
         accumulator.apply(writes);
     }
+    if let Some(increments) = &increments {
+        let writes: WriteSet = increments
+            .iter()
+            .map(|(a, v)| (Location::Balance(*a), WriteValue::BalanceIncrement(*v)))
+            .collect();
+        accumulator.apply(&writes);
+    }
     let mut changes = pre.clone();
     changes.extend(accumulator.finish(base)?);
-    let post = post_block_changes(block, &OverlayState::new(state, &changes), receipts)?;
-    changes.extend(post);
+    if increments.is_none() {
+        let post = post_block_changes(block, &OverlayState::new(state, &changes), receipts)?;
+        changes.extend(post);
+    }
     changes.normalize(&state)?;
     Ok(Some(BlockResult {
         transactions,

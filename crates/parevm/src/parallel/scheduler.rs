@@ -168,6 +168,29 @@ impl Scheduler {
         None
     }
 
+    /// A transaction's scheduling state and what it waits on, for error reports.
+    pub(crate) fn describe(&self, tx: TxIdx) -> String {
+        let mut out = String::new();
+        let mut current = Some(tx);
+        // Bounded: a corrupted dependency list could hold a cycle.
+        for _ in 0..8 {
+            let Some(tx) = current else { break };
+            let (status, incarnation) = {
+                let state = lock(&self.states[tx]);
+                (state.status, state.incarnation)
+            };
+            current = (0..self.block_size).find(|i| lock(&self.dependencies[*i]).contains(&tx));
+            out +=
+                &format!("tx {tx}: {status:?} incarnation {incarnation} waiting on {current:?}; ");
+        }
+        out + &format!(
+            "execution_idx {}, validation_idx {}, active {}",
+            self.execution_idx.load(Ordering::Acquire),
+            self.validation_idx.load(Ordering::Acquire),
+            self.num_active_tasks.load(Ordering::Acquire)
+        )
+    }
+
     fn resume_dependencies(&self, dependants: Vec<TxIdx>) {
         let Some(min) = dependants.iter().min().copied() else {
             return;

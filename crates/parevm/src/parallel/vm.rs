@@ -28,6 +28,7 @@ use revm::{
         BlockEnv, CfgEnv, Context, TxEnv,
         result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
     },
+    context_interface::Transaction as _,
     context_interface::{ContextSetters, ContextTr, JournalTr},
     database_interface::DBErrorMarker,
     handler::{
@@ -110,6 +111,9 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
     /// Runs the latest incarnation of `tx`.
     pub(crate) fn execute(&mut self, tx: TxIdx) -> Result<VmOutcome, FatalError> {
         let ctx = self.evm.ctx.journal_mut().db_mut().begin(tx);
+        // revm parks database errors in the context; one left by an earlier
+        // incarnation on this reused EVM must not leak into this one.
+        self.evm.ctx.error = Ok(());
         self.evm.ctx.set_tx(ctx.tx_envs[tx].clone());
         let result = LazyBeneficiary(PhantomData).run(&mut self.evm);
         let state = self.evm.ctx.journal_mut().finalize();
@@ -117,8 +121,11 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
         let result = match result {
             Ok(result) => Ok(result),
             Err(EVMError::Transaction(invalid)) => Err(invalid),
-            Err(EVMError::Database(VmError::Blocked(Blocked(dep)))) => {
+            Err(EVMError::Database(VmError::Blocked(Blocked(dep)))) if dep < tx => {
                 return Ok(VmOutcome::Blocked(dep));
+            }
+            Err(EVMError::Database(VmError::Blocked(Blocked(dep)))) => {
+                return Err(format!("read blocked by transaction {dep}, not below it"));
             }
             Err(EVMError::Database(VmError::State(e))) => return Err(e.to_string()),
             Err(other) => return Err(other.to_string()),
@@ -415,7 +422,17 @@ impl<'c, 'a: 'c, S: StateSource + ?Sized + 'a> Handler for LazyBeneficiary<'c, '
         evm: &mut Self::Evm,
         exec_result: &mut FrameResult,
     ) -> Result<(), Self::Error> {
-        evm.ctx.journal_mut().db_mut().in_reward = true;
+        // A zero fee still touches the beneficiary (creating it before
+        // EIP-161, deleting it if empty after), which only a real read gets
+        // right; a non-zero fee is a pure commutative credit.
+        let basefee = evm.ctx.block.basefee as u128;
+        let price = evm.ctx.tx.effective_gas_price(basefee);
+        let tip = if evm.ctx.cfg.spec.is_enabled_in(SpecId::LONDON) {
+            price.saturating_sub(basefee)
+        } else {
+            price
+        };
+        evm.ctx.journal_mut().db_mut().in_reward = tip != 0;
         let result =
             post_execution::reward_beneficiary(&mut evm.ctx, exec_result.gas()).map_err(From::from);
         evm.ctx.journal_mut().db_mut().in_reward = false;

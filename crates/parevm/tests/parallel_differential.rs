@@ -1,0 +1,52 @@
+//! Differential test: the parallel executor must produce exactly what the
+//! sequential executor produces (outcomes, receipts, gas, state changes) on
+//! every shared mainnet block, at several thread counts, repeated to shake
+//! out races.
+
+mod common;
+
+use parevm::{
+    ParallelConfig, execute_parallel, execute_sequential, fixture, verify::verify_against_header,
+};
+
+const THREADS: [usize; 5] = [1, 2, 3, 4, 8];
+const REPEATS: usize = 20;
+
+#[test]
+fn parallel_equals_sequential_on_mainnet_blocks() {
+    let Some(dir) = common::mainnet_fixtures() else {
+        return;
+    };
+    let mut failures = Vec::new();
+    for dir in fixture::block_dirs(&dir).expect("fixture folder lists blocks") {
+        let fixture = fixture::load_mainnet_block(&dir).expect("fixture loads");
+        let (block, state) = (&fixture.block, &fixture.state);
+        let expected = execute_sequential(block, state).expect("sequential executes");
+        for threads in THREADS {
+            let config = ParallelConfig::with_threads(threads);
+            for run in 0..REPEATS {
+                let actual = execute_parallel(block, state, &config).expect("parallel executes");
+                if let Some(difference) = expected.first_difference(&actual) {
+                    failures.push(format!(
+                        "block {} threads {threads} run {run}: {difference}",
+                        block.header.number
+                    ));
+                    break;
+                }
+                if run == 0 {
+                    if let Err(error) = verify_against_header(block, &actual) {
+                        failures.push(format!(
+                            "block {} threads {threads}: {error}",
+                            block.header.number
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "parallel diverged:\n{}",
+        failures.join("\n")
+    );
+}
