@@ -54,6 +54,10 @@ struct BlockReport {
     speedup: Option<f64>,
     threads: Option<usize>,
     path: Option<String>,
+    /// Ideal speedup at `threads` from the block's dependency graph (`parevm analyze`).
+    ideal_bound: Option<f64>,
+    /// Measured speedup / ideal bound.
+    efficiency: Option<f64>,
     #[serde(skip)]
     source: String,
 }
@@ -210,6 +214,11 @@ fn execute_and_check(
         if let Some(difference) = sequential.first_difference(&parallel) {
             return Err(format!("parallel differs from sequential: {difference}"));
         }
+        if let Ok(traces) = parevm::parallel::trace_block(block, state) {
+            let bound = parevm_analyze::bounded_speedup(&traces, config.threads);
+            report.ideal_bound = Some(bound);
+            report.efficiency = report.speedup.map(|s| s / bound.max(1e-9));
+        }
     }
     Ok(parallel)
 }
@@ -232,10 +241,12 @@ fn print_line(report: &BlockReport, mode: Mode) {
             report.path.as_deref().unwrap_or("?")
         ),
         Mode::Both => format!(
-            "seq {:.2} ms, par {:.2} ms, {:.2}x ({})",
+            "seq {:.2} ms, par {:.2} ms, {:.2}x of ideal {:.2}x ({:.0}%) ({})",
             report.sequential_ms.unwrap_or_default(),
             report.parallel_ms.unwrap_or_default(),
             report.speedup.unwrap_or_default(),
+            report.ideal_bound.unwrap_or_default(),
+            report.efficiency.unwrap_or_default() * 100.0,
             report.path.as_deref().unwrap_or("?")
         ),
     };
