@@ -388,7 +388,8 @@ fn measure(
         efficiency: BTreeMap::new(),
     };
     for threads in 1..=max_threads {
-        let config = ParallelConfig::with_threads(threads);
+        // The engine itself, without the fallback rule.
+        let config = ParallelConfig::never_fall_back(threads);
         let (_, parallel) = median_of(repeat, || execute_parallel(block, state, &config))
             .map_err(|e| format!("parallel execution ({threads} threads): {e}"))?;
         let parallel_ms = ms(parallel);

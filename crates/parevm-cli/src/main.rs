@@ -9,6 +9,12 @@ mod timing;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// Worker threads allocate and free write sets, results and receipts at a
+/// high rate; glibc's allocator serialises them on arena locks, mimalloc
+/// keeps per-thread heaps (as reth does with jemalloc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "parevm",

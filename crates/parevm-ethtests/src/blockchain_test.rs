@@ -143,7 +143,7 @@ fn run_test(
     // included: each block executes on its parent's state).
     let mut states: HashMap<B256, Arc<InMemoryState>> = HashMap::default();
     states.insert(test.genesis_block_header.hash, Arc::new(genesis));
-    let parallel = ParallelConfig::with_threads(config.threads);
+    let parallel = ParallelConfig::never_fall_back(config.threads);
 
     for (index, test_block) in test.blocks.iter().enumerate() {
         let fail = |message: String| (Some(index as u64 + 1), message);

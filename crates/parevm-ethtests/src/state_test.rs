@@ -286,7 +286,13 @@ fn run_case(
     // Both executors at once: a few cases run for a minute or more.
     let (sequential, parallel) = rayon::join(
         || execute_sequential(&block, pre),
-        || execute_parallel(&block, pre, &ParallelConfig::with_threads(config.threads)),
+        || {
+            execute_parallel(
+                &block,
+                pre,
+                &ParallelConfig::never_fall_back(config.threads),
+            )
+        },
     );
     let sequential = sequential.map_err(|e| format!("sequential: {e}"))?;
     let parallel = parallel.map_err(|e| format!("parallel: {e}"))?;

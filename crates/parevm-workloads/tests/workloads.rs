@@ -100,7 +100,7 @@ fn parallel_equals_sequential() {
                     let parallel = execute_parallel(
                         &w.block,
                         &w.state,
-                        &ParallelConfig::with_threads(threads),
+                        &ParallelConfig::never_fall_back(threads),
                     )
                     .unwrap();
                     assert_eq!(
@@ -124,9 +124,12 @@ fn parallel_equals_sequential_repeatedly() {
             let sequential = execute_sequential(&w.block, &w.state).unwrap();
             for round in 0..3 {
                 let threads = [2, 4, 8][round];
-                let parallel =
-                    execute_parallel(&w.block, &w.state, &ParallelConfig::with_threads(threads))
-                        .unwrap();
+                let parallel = execute_parallel(
+                    &w.block,
+                    &w.state,
+                    &ParallelConfig::never_fall_back(threads),
+                )
+                .unwrap();
                 assert_eq!(
                     sequential.first_difference(&parallel),
                     None,

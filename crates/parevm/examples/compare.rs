@@ -4,6 +4,9 @@
 use parevm::{ParallelConfig, execute_parallel, execute_sequential, fixture};
 use std::time::Instant;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let take = |args: &mut Vec<String>, flag: &str, default: usize| -> usize {
@@ -48,11 +51,14 @@ fn main() {
             let (s, p) = (seq[repeat / 2], par[repeat / 2]);
             total_seq += s;
             total_par += p;
+            let prediction = parevm::parallel::predict(&f.block);
             println!(
-                "{:>9} {:>5} txs  seq {s:8.2} ms  par {p:8.2} ms  {:5.2}x  {path}",
+                "{:>9} {:>5} txs  seq {s:8.2} ms  par {p:8.2} ms  {:5.2}x  {path}  gas {} bound2 {:.2}",
                 f.block.header.number,
                 f.block.transactions.len(),
-                s / p
+                s / p,
+                prediction.gas,
+                prediction.bound(2),
             );
         }
     }

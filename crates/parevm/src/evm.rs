@@ -5,14 +5,13 @@
 use crate::{
     block::{BlockInput, ChainSpec},
     error::ExecutionError,
+    receipt::EthReceiptBuilder,
     result::TxOutcome,
 };
 use alloy_evm::{
     Evm, EvmFactory,
     block::{BlockExecutionError, BlockValidationError},
-    eth::{
-        EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory, receipt_builder::AlloyReceiptBuilder,
-    },
+    eth::{EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory},
 };
 use revm::{Database, DatabaseCommit, context::result::ExecutionResult};
 use std::borrow::Cow;
@@ -22,7 +21,7 @@ pub(crate) type EthExecutor<'a, DB> = EthBlockExecutor<
     'a,
     <EthEvmFactory as EvmFactory>::Evm<DB, revm::inspector::NoOpInspector>,
     &'a ChainSpec,
-    AlloyReceiptBuilder,
+    EthReceiptBuilder,
 >;
 
 /// Builds alloy-evm's block executor for `block` over `db`. Both executors use
@@ -42,7 +41,7 @@ pub(crate) fn eth_executor<'a, DB: Database + DatabaseCommit + core::fmt::Debug>
         tx_count_hint: Some(block.transactions.len()),
         slot_number: None,
     };
-    EthBlockExecutor::new(evm, ctx, &*block.chain, AlloyReceiptBuilder::default())
+    EthBlockExecutor::new(evm, ctx, &*block.chain, EthReceiptBuilder)
 }
 
 /// Converts revm's result of an executed transaction.

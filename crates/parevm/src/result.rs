@@ -61,9 +61,38 @@ pub enum ExecutionPath {
     Sequential,
     /// The parallel (Block-STM) executor.
     Parallel,
-    /// The parallel executor was asked for, but the block was predicted not to
-    /// profit from it, so it ran sequentially.
-    SequentialFallback,
+    /// The parallel executor was asked for, but the block ran sequentially.
+    SequentialFallback(FallbackReason),
+}
+
+/// Why the parallel executor ran a block sequentially.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FallbackReason {
+    /// Only one thread (or one transaction) to run on.
+    OneThread,
+    /// Too few transactions to pay for starting threads.
+    FewTransactions,
+    /// Too little gas to pay for starting threads.
+    LittleGas,
+    /// Same-sender chains make most of the block one dependency chain.
+    DependencyChain,
+    /// A transaction did not fit in the block's remaining gas: it is invalid
+    /// in sequence, which only sequential execution reports exactly.
+    GasLimitExceeded,
+}
+
+impl FallbackReason {
+    /// A short name for output.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::OneThread => "one-thread",
+            Self::FewTransactions => "few-transactions",
+            Self::LittleGas => "little-gas",
+            Self::DependencyChain => "dependency-chain",
+            Self::GasLimitExceeded => "gas-limit-exceeded",
+        }
+    }
 }
 
 impl ExecutionPath {
@@ -72,7 +101,15 @@ impl ExecutionPath {
         match self {
             Self::Sequential => "sequential",
             Self::Parallel => "parallel",
-            Self::SequentialFallback => "sequential-fallback",
+            Self::SequentialFallback(_) => "sequential-fallback",
+        }
+    }
+
+    /// Why the block ran sequentially, if it was a fallback.
+    pub fn fallback_reason(&self) -> Option<FallbackReason> {
+        match self {
+            Self::SequentialFallback(reason) => Some(*reason),
+            _ => None,
         }
     }
 }

@@ -23,7 +23,7 @@ fn parallel_equals_sequential_on_mainnet_blocks() {
         let (block, state) = (&fixture.block, &fixture.state);
         let expected = execute_sequential(block, state).expect("sequential executes");
         for threads in THREADS {
-            let config = ParallelConfig::with_threads(threads);
+            let config = ParallelConfig::never_fall_back(threads);
             for run in 0..REPEATS {
                 let actual = execute_parallel(block, state, &config).expect("parallel executes");
                 if let Some(difference) = expected.first_difference(&actual) {
@@ -33,13 +33,13 @@ fn parallel_equals_sequential_on_mainnet_blocks() {
                     ));
                     break;
                 }
-                if run == 0 {
-                    if let Err(error) = verify_against_header(block, &actual) {
-                        failures.push(format!(
-                            "block {} threads {threads}: {error}",
-                            block.header.number
-                        ));
-                    }
+                if run == 0
+                    && let Err(error) = verify_against_header(block, &actual)
+                {
+                    failures.push(format!(
+                        "block {} threads {threads}: {error}",
+                        block.header.number
+                    ));
                 }
             }
         }

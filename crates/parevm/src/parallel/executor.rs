@@ -6,18 +6,18 @@ use super::{
     mv_memory::{BaseReader, lock},
     scheduler::{Scheduler, Task},
     types::{TxIdx, Version},
-    vm::{Vm, VmContext, VmOutcome},
+    vm::{Executed, Vm, VmContext, VmOutcome},
 };
 use crate::state::StateSource;
 use alloy_primitives::{Address, B256, U256};
-use revm::context::result::{ExecutionResult, InvalidTransaction};
+use revm::context::result::InvalidTransaction;
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::Mutex,
 };
 
 /// The final result of each transaction's last incarnation.
-pub(crate) type TxExecution = Result<ExecutionResult, InvalidTransaction>;
+pub(crate) type TxExecution = Result<Executed, InvalidTransaction>;
 
 /// Shared by the workers of one block.
 pub(crate) struct Workers<'v, 'a, S: ?Sized> {
@@ -48,14 +48,29 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         }
     }
 
-    /// Runs `threads` workers to completion; the calling thread is one of them.
-    pub(crate) fn run(&self, threads: usize) {
-        std::thread::scope(|scope| {
-            for _ in 1..threads {
-                scope.spawn(|| self.work_guarded());
-            }
-            self.work_guarded();
-        });
+    /// Runs `threads` workers to completion; the calling thread is one of
+    /// them. Once the block is done, the first helper thread runs
+    /// `helper_epilogue` while the calling thread runs `main_epilogue`, so
+    /// assembling the results is parallel too without starting threads again.
+    pub(crate) fn run(
+        &self,
+        threads: usize,
+        helper_epilogue: impl Fn() + Sync,
+        main_epilogue: impl FnOnce(),
+    ) {
+        super::pool::run_with_helpers(
+            threads.saturating_sub(1),
+            |index| {
+                self.work_guarded();
+                if index == 0 {
+                    helper_epilogue();
+                }
+            },
+            || {
+                self.work_guarded();
+                main_epilogue();
+            },
+        );
     }
 
     /// Works until done; a panic (a bug) fails the block instead of the process.
@@ -110,7 +125,8 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                     writes,
                 }) => {
                     *lock(&self.results[tx]) = Some(result);
-                    let wrote_new_location = self.vm.mv.record(version, reads, writes);
+                    let (wrote_new_location, spare) = self.vm.mv.record(version, reads, writes);
+                    vm.recycle_reads(spare);
                     return self.scheduler.finish_execution(
                         tx,
                         version.incarnation,
@@ -142,25 +158,25 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         self.scheduler.halt();
     }
 
-    /// The results, once all workers are done.
-    pub(crate) fn into_results(self) -> Result<Vec<Option<TxExecution>>, String> {
+    /// Takes the results, once the block is done.
+    pub(crate) fn take_results(&self) -> Result<Vec<TxExecution>, String> {
         if std::env::var_os("PAREVM_STATS").is_some() {
             eprintln!("parevm stats: {} txs, {:?}", self.results.len(), self.stats);
         }
-        if let Some(message) = self.fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(message) = lock(&self.fatal).clone() {
             return Err(message);
         }
-        if let Some(tx) = self.results.iter().position(|r| lock(r).is_none()) {
-            return Err(format!(
-                "transaction {tx} never executed ({})",
-                self.scheduler.describe(tx)
-            ));
+        let mut results = Vec::with_capacity(self.results.len());
+        for (tx, slot) in self.results.iter().enumerate() {
+            let Some(result) = lock(slot).take() else {
+                return Err(format!(
+                    "transaction {tx} never executed ({})",
+                    self.scheduler.describe(tx)
+                ));
+            };
+            results.push(result);
         }
-        Ok(self
-            .results
-            .into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-            .collect())
+        Ok(results)
     }
 }
 
@@ -190,7 +206,7 @@ pub(crate) fn run_in_order<S: StateSource + ?Sized>(
                 let nanos = start.elapsed().as_nanos() as u64;
                 on_tx(tx, &reads, &writes, nanos);
                 results.push(Some(result));
-                vm.mv.record(
+                let (_, spare) = vm.mv.record(
                     Version {
                         tx_idx: tx,
                         incarnation: 0,
@@ -198,6 +214,7 @@ pub(crate) fn run_in_order<S: StateSource + ?Sized>(
                     reads,
                     writes,
                 );
+                evm.recycle_reads(spare);
             }
         }
     }

@@ -3,14 +3,17 @@
 //! into the block's state changes (resolving commutative increments), and
 //! receipts are built with cumulative gas.
 
-use super::types::{Lifecycle, Location, WriteSet, WriteValue};
+use super::{
+    types::{Lifecycle, Location, WriteSet, WriteValue},
+    vm::Executed,
+};
 use crate::{
     changes::{AccountChange, AccountState, StateChanges},
     state::{StateError, StateSource},
 };
-use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, TxType};
+use alloy_consensus::{ReceiptEnvelope, TxType};
 use alloy_primitives::{Address, B256, U256, map::HashMap};
-use revm::{bytecode::Bytecode, context::result::ExecutionResult, primitives::KECCAK_EMPTY};
+use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY};
 use std::collections::BTreeMap;
 
 /// One account's writes folded together.
@@ -83,10 +86,10 @@ impl StateAccumulator {
                 Some(Lifecycle::Destroyed) => !empty,
                 None => before.is_some() || !empty,
             };
-            if let Some((hash, code)) = &writes.code {
-                if *hash != KECCAK_EMPTY {
-                    changes.codes.insert(*hash, code.clone());
-                }
+            if let Some((hash, code)) = &writes.code
+                && *hash != KECCAK_EMPTY
+            {
+                changes.codes.insert(*hash, code.clone());
             }
             let info = exists.then(|| AccountState {
                 balance,
@@ -107,23 +110,19 @@ impl StateAccumulator {
     }
 }
 
-/// A receipt exactly as alloy-evm's receipt builder makes it.
+/// A transaction's receipt (the bloom was computed by the worker).
 pub(crate) fn build_receipt(
     tx_type: TxType,
-    result: ExecutionResult,
+    executed: Executed,
     cumulative_gas_used: u64,
 ) -> ReceiptEnvelope {
-    let receipt = Receipt {
-        status: Eip658Value::Eip658(result.is_success()),
+    let success = executed.result.is_success();
+    let logs = executed.result.into_logs();
+    crate::receipt::receipt_envelope(
+        tx_type,
+        success,
         cumulative_gas_used,
-        logs: result.into_logs(),
-    }
-    .with_bloom();
-    match tx_type {
-        TxType::Legacy => ReceiptEnvelope::Legacy(receipt),
-        TxType::Eip2930 => ReceiptEnvelope::Eip2930(receipt),
-        TxType::Eip1559 => ReceiptEnvelope::Eip1559(receipt),
-        TxType::Eip4844 => ReceiptEnvelope::Eip4844(receipt),
-        TxType::Eip7702 => ReceiptEnvelope::Eip7702(receipt),
-    }
+        logs,
+        executed.logs_bloom,
+    )
 }

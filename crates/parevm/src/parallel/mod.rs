@@ -16,18 +16,22 @@
 mod executor;
 mod merge;
 mod mv_memory;
+mod pool;
+mod prediction;
 mod scheduler;
 mod types;
 mod vm;
+mod write_filter;
 
+pub use prediction::Prediction;
 pub use types::{
     Incarnation, Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxAccessTrace, TxIdx, Version,
     WriteSet, WriteValue,
 };
 
 use crate::{
-    BlockInput, BlockResult, ExecutionError, ExecutionPath, StateChanges, StateSource, TxOutcome,
-    TxResult,
+    BlockInput, BlockResult, ExecutionError, ExecutionPath, FallbackReason, StateChanges,
+    StateSource, TxOutcome, TxResult,
     evm::outcome_of,
     state::OverlayState,
     system::{has_pre_block_calls, post_block_changes, post_block_increments, pre_block_changes},
@@ -40,14 +44,22 @@ use mv_memory::MvMemory;
 use revm::context::TxEnv;
 use vm::VmContext;
 
-/// Configuration of the parallel executor.
+/// Configuration of the parallel executor, including the fallback rule: a
+/// block runs sequentially when parallelism is predicted not to pay.
 #[derive(Debug, Clone)]
 pub struct ParallelConfig {
     /// Worker threads (at least 1).
     pub threads: usize,
+    /// Blocks with fewer transactions run sequentially: starting and
+    /// joining worker threads costs more than they could save.
+    pub min_parallel_txs: usize,
     /// Blocks whose transactions' gas limits sum to less than this run
-    /// sequentially: below it, starting threads costs more than it saves.
+    /// sequentially, for the same reason.
     pub min_parallel_gas: u64,
+    /// Blocks whose [`Prediction::bound`] at the configured threads is below
+    /// this run sequentially: their same-sender chains leave too little to
+    /// run side by side to pay for the parallel machinery.
+    pub min_predicted_speedup: f64,
 }
 
 impl ParallelConfig {
@@ -58,13 +70,44 @@ impl ParallelConfig {
             ..Self::default()
         }
     }
+
+    /// Always parallel (for tests of the parallel machinery itself), unless
+    /// there is only one thread or transaction.
+    pub fn never_fall_back(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            min_parallel_txs: 2,
+            min_parallel_gas: 0,
+            min_predicted_speedup: 0.0,
+        }
+    }
+
+    /// Why `block` should run sequentially, if it should.
+    pub fn fallback_reason(&self, prediction: &Prediction) -> Option<FallbackReason> {
+        let threads = self.threads.min(prediction.transactions);
+        if threads < 2 {
+            Some(FallbackReason::OneThread)
+        } else if prediction.transactions < self.min_parallel_txs.max(2) {
+            Some(FallbackReason::FewTransactions)
+        } else if prediction.gas < self.min_parallel_gas {
+            Some(FallbackReason::LittleGas)
+        } else if prediction.bound(threads) < self.min_predicted_speedup {
+            Some(FallbackReason::DependencyChain)
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for ParallelConfig {
+    /// Thresholds measured on the 49 mainnet fixture blocks at 2 threads
+    /// (see the README's "Fallback rule").
     fn default() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            min_parallel_gas: 0,
+            min_parallel_txs: 16,
+            min_parallel_gas: 4_000_000,
+            min_predicted_speedup: 1.3,
         }
     }
 }
@@ -72,17 +115,18 @@ impl Default for ParallelConfig {
 /// Executes `block` on `state` in parallel, with exactly the sequential result.
 ///
 /// Falls back to the sequential executor (reporting
-/// [`ExecutionPath::SequentialFallback`]) when parallelism cannot pay: one
-/// thread, fewer than two transactions, or too little gas.
+/// [`ExecutionPath::SequentialFallback`] with the reason) when parallelism is
+/// predicted not to pay (see [`ParallelConfig::fallback_reason`]).
 pub fn execute_parallel<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
     config: &ParallelConfig,
 ) -> Result<BlockResult, ExecutionError> {
-    let threads = config.threads.min(block.transactions.len());
-    if threads < 2 || block.gas_limit_sum() < config.min_parallel_gas {
-        return fallback(block, state);
+    let (prediction, links) = prediction::predict(block);
+    if let Some(reason) = config.fallback_reason(&prediction) {
+        return fallback(block, state, reason);
     }
+    let threads = config.threads.min(block.transactions.len());
     let pre = if has_pre_block_calls(block) {
         pre_block_changes(block, state)?
     } else {
@@ -90,18 +134,52 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     };
     let base = OverlayState::new(state, &pre);
     let mv = MvMemory::new(block.transactions.len());
-    predict_sender_chains(block, &mv);
+    seed_sender_chains(&links, &mv);
     let vm = vm_context(block, &base, &mv);
     let workers = Workers::new(&vm, block.transactions.len());
-    workers.run(threads);
-    let results = workers.into_results().map_err(ExecutionError::Internal)?;
-    drop(vm);
-    match assemble(block, state, &base, &pre, results, mv.into_write_sets())? {
-        Some(result) => Ok(result),
+    let increments = post_block_increments(block);
+    // Once the block is done: state changes on a helper thread (which then
+    // frees the multi-version memory), receipts on this one.
+    let folded = std::sync::Mutex::new(None);
+    let mut receipts = None;
+    workers.run(
+        threads,
+        || {
+            let write_sets = mv.take_write_sets();
+            let changes = fold_state(state, &base, &pre, &write_sets, increments.as_deref());
+            *mv_memory::lock(&folded) = Some(changes);
+            mv.clear();
+        },
+        || {
+            let results = workers.take_results().map_err(ExecutionError::Internal);
+            receipts = Some(results.and_then(|r| collect_receipts(block, r)));
+        },
+    );
+    let receipts = receipts.ok_or_else(|| ExecutionError::Internal("no receipts".into()))?;
+    let Some((transactions, gas_used)) = receipts? else {
         // A transaction exceeded the block's remaining gas in sequence, so it
         // is invalid and its speculative writes must not count.
-        None => fallback(block, state),
+        return fallback(block, state, FallbackReason::GasLimitExceeded);
+    };
+    let folded = folded.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut changes = folded.ok_or_else(|| ExecutionError::Internal("no state".into()))??;
+    if increments.is_none() {
+        // System calls after the block (Prague requests) need the receipts.
+        let receipts = transactions.iter().filter_map(|t| t.receipt.clone());
+        let post = post_block_changes(
+            block,
+            &OverlayState::new(state, &changes),
+            receipts.collect(),
+        )?;
+        changes.extend(post);
+        changes.normalize(&state)?;
     }
+    Ok(BlockResult {
+        transactions,
+        gas_used,
+        state: changes,
+        path: ExecutionPath::Parallel,
+    })
 }
 
 /// Executes `block` in order, recording each transaction's read and write
@@ -133,38 +211,37 @@ pub fn trace_block<S: StateSource + ?Sized>(
         .map_err(ExecutionError::Internal)?;
     for (trace, result) in traces.iter_mut().zip(results) {
         trace.gas_used = match result {
-            Some(Ok(r)) => r.tx_gas_used(),
+            Some(Ok(r)) => r.result.tx_gas_used(),
             _ => 0,
         };
     }
     Ok(traces)
 }
 
+/// What is known of `block`'s parallelism before executing it (see
+/// [`Prediction`]).
+pub fn predict(block: &BlockInput) -> Prediction {
+    prediction::predict(block).0
+}
+
 /// Dependency prediction: a transaction followed in the block by another
 /// from the same sender will write that sender's nonce and balance, which the
 /// follower reads. Seeding those writes as ESTIMATEs makes the follower wait
 /// instead of executing on a stale nonce and aborting, again and again along
-/// a long chain (exchange hot wallets send hundreds per block).
-fn predict_sender_chains(block: &BlockInput, mv: &MvMemory) {
-    let mut last_of_sender: alloy_primitives::map::HashMap<alloy_primitives::Address, TxIdx> =
-        Default::default();
-    for (index, tx) in block.transactions.iter().enumerate() {
-        let sender = tx.signer();
-        if let Some(previous) = last_of_sender.insert(sender, index) {
-            mv.seed_estimates(
-                previous,
-                &[Location::Nonce(sender), Location::Balance(sender)],
-            );
-        }
+/// a long chain.
+fn seed_sender_chains(links: &[prediction::SenderLink], mv: &MvMemory) {
+    for link in links {
+        mv.seed_estimates(link.tx, &link.locations());
     }
 }
 
 fn fallback<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
+    reason: FallbackReason,
 ) -> Result<BlockResult, ExecutionError> {
     let mut result = crate::execute_sequential(block, state)?;
-    result.path = ExecutionPath::SequentialFallback;
+    result.path = ExecutionPath::SequentialFallback(reason);
     Ok(result)
 }
 
@@ -190,27 +267,18 @@ fn vm_context<'a, S: StateSource + ?Sized>(
     }
 }
 
-/// Builds the block result from the final incarnations, in block order.
-/// Returns `None` if sequential semantics would reject a transaction for the
-/// block's gas limit (then the caller re-executes sequentially).
-fn assemble<S: StateSource + ?Sized>(
+/// Each transaction's outcome and receipt, with the block's gas; `None` if a
+/// transaction does not fit in the block's remaining gas.
+fn collect_receipts(
     block: &BlockInput,
-    state: &S,
-    base: &OverlayState<'_, S>,
-    pre: &StateChanges,
-    results: Vec<Option<TxExecution>>,
-    write_sets: Vec<WriteSet>,
-) -> Result<Option<BlockResult>, ExecutionError> {
+    results: Vec<TxExecution>,
+) -> Result<Option<(Vec<TxResult>, u64)>, ExecutionError> {
     let tx_gas_cap = revm::context_interface::Cfg::tx_gas_limit_cap(&block.evm_env().cfg_env);
-    let increments = post_block_increments(block);
     let mut transactions = Vec::with_capacity(results.len());
-    let mut receipts = Vec::with_capacity(results.len());
     let mut cumulative_gas = 0u64;
     for (index, (tx, result)) in block.transactions.iter().zip(results).enumerate() {
-        let result = result.ok_or_else(|| {
-            ExecutionError::Internal(format!("transaction {index} never executed"))
-        })?;
-        match result {
+        let executed = match result {
+            Ok(executed) => executed,
             Err(invalid) => {
                 transactions.push(TxResult {
                     outcome: TxOutcome::Invalid {
@@ -218,48 +286,60 @@ fn assemble<S: StateSource + ?Sized>(
                     },
                     receipt: None,
                 });
+                continue;
             }
-            Ok(result) => {
-                if tx.gas_limit().min(tx_gas_cap) > block.header.gas_limit - cumulative_gas {
-                    return Ok(None);
-                }
-                cumulative_gas += result.tx_gas_used();
-                let outcome = outcome_of(&result);
-                let tx_type = alloy_consensus::TxType::try_from(tx.ty())
-                    .map_err(|e| ExecutionError::Internal(format!("transaction {index}: {e}")))?;
-                let receipt = build_receipt(tx_type, result, cumulative_gas);
-                if increments.is_none() {
-                    receipts.push(receipt.clone());
-                }
-                transactions.push(TxResult {
-                    outcome,
-                    receipt: Some(receipt),
-                });
-            }
+        };
+        if tx.gas_limit().min(tx_gas_cap) > block.header.gas_limit - cumulative_gas {
+            return Ok(None);
         }
+        cumulative_gas += executed.result.tx_gas_used();
+        let outcome = outcome_of(&executed.result);
+        let tx_type = alloy_consensus::TxType::try_from(tx.ty())
+            .map_err(|e| ExecutionError::Internal(format!("transaction {index}: {e}")))?;
+        transactions.push(TxResult {
+            outcome,
+            receipt: Some(build_receipt(tx_type, executed, cumulative_gas)),
+        });
     }
+    Ok(Some((transactions, cumulative_gas)))
+}
+
+/// The block's state changes: the pre-block system calls' (`pre`), then the
+/// final write sets and the rewards and withdrawals (`increments`), folded
+/// relative to `base`; normalized against `state` unless post-block system
+/// calls (no `increments`) still have to run.
+fn fold_state<S: StateSource + ?Sized>(
+    state: &S,
+    base: &OverlayState<'_, S>,
+    pre: &StateChanges,
+    write_sets: &[WriteSet],
+    increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
+) -> Result<StateChanges, ExecutionError> {
+    let mut changes = pre.clone();
+    changes.extend(fold_write_sets(base, write_sets, increments)?);
+    if increments.is_some() {
+        changes.normalize(&state)?;
+    }
+    Ok(changes)
+}
+
+/// Folds the final write sets, then the block's rewards and withdrawals
+/// (`increments`), into state changes relative to `base`.
+fn fold_write_sets<S: StateSource + ?Sized>(
+    base: &OverlayState<'_, S>,
+    write_sets: &[WriteSet],
+    increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
+) -> Result<StateChanges, ExecutionError> {
     let mut accumulator = StateAccumulator::default();
-    for writes in &write_sets {
+    for writes in write_sets {
         accumulator.apply(writes);
     }
-    if let Some(increments) = &increments {
+    if let Some(increments) = increments {
         let writes: WriteSet = increments
             .iter()
             .map(|(a, v)| (Location::Balance(*a), WriteValue::BalanceIncrement(*v)))
             .collect();
         accumulator.apply(&writes);
     }
-    let mut changes = pre.clone();
-    changes.extend(accumulator.finish(base)?);
-    if increments.is_none() {
-        let post = post_block_changes(block, &OverlayState::new(state, &changes), receipts)?;
-        changes.extend(post);
-    }
-    changes.normalize(&state)?;
-    Ok(Some(BlockResult {
-        transactions,
-        gas_used: cumulative_gas,
-        state: changes,
-        path: ExecutionPath::Parallel,
-    }))
+    Ok(accumulator.finish(base)?)
 }

@@ -10,30 +10,29 @@
 //!   `record` of the next: a reader that meets it waits for `tx` instead of
 //!   running on to certain failure.
 
-use super::types::{
-    Incarnation, Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, Version, WriteSet,
-    WriteValue,
+use super::{
+    types::{
+        Lifecycle, Location, LocationHasher, ReadEntry, ReadSet, ReadValue, TxIdx, Version,
+        WriteSet, WriteValue,
+    },
+    write_filter::WriteFilter,
 };
 use alloy_primitives::{Address, B256, U256, map::DefaultHashBuilder};
-use dashmap::DashMap;
+use dashmap::{DashMap, mapref::one::Ref};
 use revm::bytecode::Bytecode;
-use std::{collections::BTreeMap, sync::Mutex};
+use std::{hash::BuildHasherDefault, sync::Mutex};
 
 /// A read met the ESTIMATE of this transaction: wait for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Blocked(pub TxIdx);
 
+/// What one transaction's latest incarnation left at a location.
 #[derive(Debug, Clone)]
-enum EntryValue {
+enum Entry {
+    /// Its incarnation was aborted (or it is predicted to write here).
     Estimate,
+    /// Its incarnation wrote this.
     Write(WriteValue),
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    #[allow(dead_code)] // kept for debugging; validation is by value
-    incarnation: Incarnation,
-    value: EntryValue,
 }
 
 /// What a balance read resolves to, before the pre-block value is added.
@@ -56,21 +55,71 @@ pub(crate) enum StorageRead {
     Base,
 }
 
-type Versions = BTreeMap<TxIdx, Entry>;
+/// The writers of one location, sorted by transaction. Most locations have
+/// one or two writers, for which a vector beats a tree.
+#[derive(Debug, Default)]
+struct Versions(Vec<(TxIdx, Entry)>);
+
+impl Versions {
+    fn insert(&mut self, tx: TxIdx, entry: Entry) {
+        match self.0.binary_search_by_key(&tx, |(i, _)| *i) {
+            Ok(at) => self.0[at].1 = entry,
+            Err(at) => self.0.insert(at, (tx, entry)),
+        }
+    }
+
+    fn remove(&mut self, tx: TxIdx) {
+        if let Ok(at) = self.0.binary_search_by_key(&tx, |(i, _)| *i) {
+            self.0.remove(at);
+        }
+    }
+
+    fn get_mut(&mut self, tx: TxIdx) -> Option<&mut Entry> {
+        let at = self.0.binary_search_by_key(&tx, |(i, _)| *i).ok()?;
+        Some(&mut self.0[at].1)
+    }
+
+    /// The entries of transactions below `tx`, highest first.
+    fn below(&self, tx: TxIdx) -> impl Iterator<Item = &(TxIdx, Entry)> {
+        self.0[..self.0.partition_point(|(i, _)| *i < tx)]
+            .iter()
+            .rev()
+    }
+
+    /// The latest write below `tx`, with its writer.
+    fn latest_below(&self, tx: TxIdx) -> Result<Option<(TxIdx, &WriteValue)>, Blocked> {
+        match self.below(tx).next() {
+            None => Ok(None),
+            Some((idx, Entry::Estimate)) => Err(Blocked(*idx)),
+            Some((idx, Entry::Write(value))) => Ok(Some((*idx, value))),
+        }
+    }
+}
 
 /// The multi-version data structure of Block-STM.
 pub(crate) struct MvMemory {
-    data: DashMap<Location, Versions, DefaultHashBuilder>,
+    data: DashMap<Location, Versions, BuildHasherDefault<LocationHasher>>,
+    /// Which buckets of locations lower transactions wrote: lets most reads
+    /// skip `data` (see [`WriteFilter`]).
+    filter: WriteFilter,
     /// Code deployed in the block, by hash; content-addressed, so unversioned.
     new_code: DashMap<B256, Bytecode, DefaultHashBuilder>,
     last_writes: Vec<Mutex<WriteSet>>,
     last_reads: Vec<Mutex<ReadSet>>,
 }
 
+/// Shards of the map: many, so two writers rarely share a lock.
+const SHARDS: usize = 256;
+
 impl MvMemory {
     pub(crate) fn new(block_size: usize) -> Self {
         Self {
-            data: DashMap::with_capacity_and_hasher(block_size * 4, DefaultHashBuilder::default()),
+            data: DashMap::with_capacity_and_hasher_and_shard_amount(
+                block_size * 4,
+                BuildHasherDefault::default(),
+                SHARDS,
+            ),
+            filter: WriteFilter::new(block_size),
             new_code: DashMap::default(),
             last_writes: (0..block_size).map(|_| Mutex::default()).collect(),
             last_reads: (0..block_size).map(|_| Mutex::default()).collect(),
@@ -79,18 +128,25 @@ impl MvMemory {
 
     /// Publishes an incarnation's writes and read set. Returns whether it
     /// wrote a location the previous incarnation did not (then every higher
-    /// transaction must be validated again).
-    pub(crate) fn record(&self, version: Version, reads: ReadSet, writes: WriteSet) -> bool {
+    /// transaction must be validated again), and hands back the previous
+    /// read set's buffer for reuse.
+    pub(crate) fn record(
+        &self,
+        version: Version,
+        reads: ReadSet,
+        writes: WriteSet,
+    ) -> (bool, ReadSet) {
         let tx = version.tx_idx;
         for (location, value) in &writes {
             if let WriteValue::Code(hash, code) = value {
                 self.new_code.entry(*hash).or_insert_with(|| code.clone());
             }
-            let entry = Entry {
-                incarnation: version.incarnation,
-                value: EntryValue::Write(value.clone()),
-            };
-            self.data.entry(*location).or_default().insert(tx, entry);
+            // The filter first: see its invariants.
+            self.filter.note_write(location.fast_hash(), tx);
+            self.data
+                .entry(*location)
+                .or_default()
+                .insert(tx, Entry::Write(value.clone()));
         }
         let mut last = lock(&self.last_writes[tx]);
         let wrote_new_location = writes
@@ -101,12 +157,14 @@ impl MvMemory {
             .filter(|(p, _)| !writes.iter().any(|(l, _)| l == p))
         {
             if let Some(mut versions) = self.data.get_mut(stale) {
-                versions.remove(&tx);
+                versions.remove(tx);
             }
         }
         *last = writes;
-        *lock(&self.last_reads[tx]) = reads;
-        wrote_new_location
+        drop(last);
+        let mut previous = std::mem::replace(&mut *lock(&self.last_reads[tx]), reads);
+        previous.clear();
+        (wrote_new_location, previous)
     }
 
     /// Predicts that `tx` will write `locations`: they start as ESTIMATEs, so
@@ -118,13 +176,11 @@ impl MvMemory {
             if last.iter().any(|(l, _)| l == location) {
                 continue;
             }
-            self.data.entry(*location).or_default().insert(
-                tx,
-                Entry {
-                    incarnation: 0,
-                    value: EntryValue::Estimate,
-                },
-            );
+            self.filter.note_write(location.fast_hash(), tx);
+            self.data
+                .entry(*location)
+                .or_default()
+                .insert(tx, Entry::Estimate);
             // The value is a placeholder: only the location matters until `record`.
             last.push((*location, WriteValue::Nonce(0)));
         }
@@ -133,10 +189,10 @@ impl MvMemory {
     /// Marks an aborted incarnation's writes as ESTIMATEs.
     pub(crate) fn convert_writes_to_estimates(&self, tx: TxIdx) {
         for (location, _) in lock(&self.last_writes[tx]).iter() {
-            if let Some(mut versions) = self.data.get_mut(location) {
-                if let Some(entry) = versions.get_mut(&tx) {
-                    entry.value = EntryValue::Estimate;
-                }
+            if let Some(mut versions) = self.data.get_mut(location)
+                && let Some(entry) = versions.get_mut(tx)
+            {
+                *entry = Entry::Estimate;
             }
         }
     }
@@ -145,18 +201,18 @@ impl MvMemory {
     /// An ESTIMATE below `tx`, or a failing pre-block read, fails validation.
     pub(crate) fn validate_read_set(&self, tx: TxIdx, base: &dyn BaseReader) -> bool {
         let reads = lock(&self.last_reads[tx]);
-        reads.iter().all(|read| {
-            let ok = self.still_reads(read, tx, base) == Some(true);
-            if !ok && std::env::var_os("PAREVM_DEBUG").is_some() {
-                eprintln!("tx {tx}: invalid read {read:?}");
-            }
-            ok
-        })
+        reads
+            .iter()
+            .all(|read| self.still_reads(read, tx, base) == Some(true))
     }
 
     /// Whether `read` would see the same value now; `None` if it cannot tell.
     fn still_reads(&self, read: &ReadEntry, tx: TxIdx, base: &dyn BaseReader) -> Option<bool> {
         let location = read.location;
+        if read.from_base && !self.may_be_written_below(&location, tx) {
+            // Still nothing below: the pre-block value it read is immutable.
+            return Some(true);
+        }
         let now = match location {
             Location::Balance(address) => {
                 let resolved = self.read_balance(&location, tx).ok()?;
@@ -189,32 +245,40 @@ impl MvMemory {
         Some(now == read.value)
     }
 
+    /// Whether a transaction below `tx` may have written what a read of
+    /// `location` depends on (for a slot, also its account's wipes).
+    fn may_be_written_below(&self, location: &Location, tx: TxIdx) -> bool {
+        let written = |l: &Location| self.filter.may_have_write_below(l.fast_hash(), tx);
+        match location {
+            Location::Storage(address, _) => {
+                written(location) || written(&Location::Lifecycle(*address))
+            }
+            _ => written(location),
+        }
+    }
+
+    /// The versions at `location`, unless the filter shows no writer below `tx`.
+    fn versions_below(
+        &self,
+        location: &Location,
+        tx: TxIdx,
+    ) -> Option<Ref<'_, Location, Versions>> {
+        if !self.filter.may_have_write_below(location.fast_hash(), tx) {
+            return None;
+        }
+        self.data.get(location)
+    }
+
     /// The latest write below `tx` at `location`.
     pub(crate) fn read(
         &self,
         location: &Location,
         tx: TxIdx,
     ) -> Result<Option<WriteValue>, Blocked> {
-        let Some(versions) = self.data.get(location) else {
+        let Some(versions) = self.versions_below(location, tx) else {
             return Ok(None);
         };
-        match versions.range(..tx).next_back() {
-            None => Ok(None),
-            Some((
-                idx,
-                Entry {
-                    value: EntryValue::Estimate,
-                    ..
-                },
-            )) => Err(Blocked(*idx)),
-            Some((
-                _,
-                Entry {
-                    value: EntryValue::Write(value),
-                    ..
-                },
-            )) => Ok(Some(value.clone())),
-        }
+        Ok(versions.latest_below(tx)?.map(|(_, value)| value.clone()))
     }
 
     /// The latest existence change below `tx`.
@@ -223,8 +287,11 @@ impl MvMemory {
         location: &Location,
         tx: TxIdx,
     ) -> Result<Option<Lifecycle>, Blocked> {
-        Ok(match self.read(location, tx)? {
-            Some(WriteValue::Lifecycle(l)) => Some(l),
+        let Some(versions) = self.versions_below(location, tx) else {
+            return Ok(None);
+        };
+        Ok(match versions.latest_below(tx)? {
+            Some((_, WriteValue::Lifecycle(l))) => Some(*l),
             _ => None,
         })
     }
@@ -237,25 +304,25 @@ impl MvMemory {
         tx: TxIdx,
     ) -> Result<BalanceRead, Blocked> {
         let mut increments = U256::ZERO;
-        let Some(versions) = self.data.get(location) else {
+        let Some(versions) = self.versions_below(location, tx) else {
             return Ok(BalanceRead {
                 full: None,
                 increments,
             });
         };
-        for (idx, entry) in versions.range(..tx).rev() {
-            match &entry.value {
-                EntryValue::Estimate => return Err(Blocked(*idx)),
-                EntryValue::Write(WriteValue::BalanceIncrement(d)) => {
+        for (idx, entry) in versions.below(tx) {
+            match entry {
+                Entry::Estimate => return Err(Blocked(*idx)),
+                Entry::Write(WriteValue::BalanceIncrement(d)) => {
                     increments = increments.wrapping_add(*d)
                 }
-                EntryValue::Write(WriteValue::Balance(b)) => {
+                Entry::Write(WriteValue::Balance(b)) => {
                     return Ok(BalanceRead {
                         full: Some(*b),
                         increments,
                     });
                 }
-                EntryValue::Write(_) => {}
+                Entry::Write(_) => {}
             }
         }
         Ok(BalanceRead {
@@ -271,41 +338,19 @@ impl MvMemory {
         slot: U256,
         tx: TxIdx,
     ) -> Result<StorageRead, Blocked> {
-        let written = match self.data.get(&Location::Storage(address, slot)) {
-            None => None,
-            Some(versions) => match versions.range(..tx).next_back() {
-                None => None,
-                Some((
-                    idx,
-                    Entry {
-                        value: EntryValue::Estimate,
-                        ..
-                    },
-                )) => return Err(Blocked(*idx)),
-                Some((
-                    idx,
-                    Entry {
-                        value: EntryValue::Write(WriteValue::Storage(v)),
-                        ..
-                    },
-                )) => Some((*idx, *v)),
-                Some(_) => None,
-            },
+        let latest = |location: Location| -> Result<Option<(TxIdx, WriteValue)>, Blocked> {
+            match self.versions_below(&location, tx) {
+                None => Ok(None),
+                Some(versions) => Ok(versions
+                    .latest_below(tx)?
+                    .map(|(idx, value)| (idx, value.clone()))),
+            }
         };
-        let wiped_at = match self.data.get(&Location::Lifecycle(address)) {
-            None => None,
-            Some(versions) => match versions.range(..tx).next_back() {
-                None => None,
-                Some((
-                    idx,
-                    Entry {
-                        value: EntryValue::Estimate,
-                        ..
-                    },
-                )) => return Err(Blocked(*idx)),
-                Some((idx, _)) => Some(*idx),
-            },
+        let written = match latest(Location::Storage(address, slot))? {
+            Some((idx, WriteValue::Storage(v))) => Some((idx, v)),
+            _ => None,
         };
+        let wiped_at = latest(Location::Lifecycle(address))?.map(|(idx, _)| idx);
         Ok(match (written, wiped_at) {
             // A transaction that recreates an account writes its slots after the wipe.
             (Some((w, value)), Some(d)) if w >= d => StorageRead::Value(value),
@@ -321,11 +366,20 @@ impl MvMemory {
     }
 
     /// The final write set of every transaction (after the block is done).
-    pub(crate) fn into_write_sets(self) -> Vec<WriteSet> {
+    pub(crate) fn take_write_sets(&self) -> Vec<WriteSet> {
         self.last_writes
-            .into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .iter()
+            .map(|m| std::mem::take(&mut *lock(m)))
             .collect()
+    }
+
+    /// Frees the versions and read sets (after the block is done), so that
+    /// a helper thread pays for it instead of the caller.
+    pub(crate) fn clear(&self) {
+        self.data.clear();
+        for reads in &self.last_reads {
+            *lock(reads) = ReadSet::new();
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use super::{
     types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
 };
 use crate::state::{StateError, StateSource};
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256, Bloom, U256};
 use revm::{
     Database,
     bytecode::Bytecode,
@@ -69,11 +69,29 @@ pub(crate) struct VmContext<'a, S: ?Sized> {
     pub lazy_recipients: Vec<Option<Address>>,
 }
 
+/// A transaction's execution result with its receipt's logs bloom, computed
+/// by the worker that executed it (hashing every log is too much work to
+/// leave to the single thread that assembles the receipts).
+pub(crate) struct Executed {
+    pub result: ExecutionResult,
+    pub logs_bloom: Bloom,
+}
+
+impl Executed {
+    fn new(result: ExecutionResult) -> Self {
+        let logs_bloom = crate::receipt::logs_bloom(result.logs());
+        Self { result, logs_bloom }
+    }
+}
+
 /// How an incarnation ended.
+// Moved once per incarnation; boxing the large variant would cost an
+// allocation each time instead.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum VmOutcome {
     /// Executed (or found invalid); `writes` is empty for an invalid one.
     Done {
-        result: Result<ExecutionResult, InvalidTransaction>,
+        result: Result<Executed, InvalidTransaction>,
         reads: ReadSet,
         writes: WriteSet,
     },
@@ -108,6 +126,14 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
         }
     }
 
+    /// Gives back a read-set buffer for the next incarnation to fill.
+    pub(crate) fn recycle_reads(&mut self, reads: ReadSet) {
+        let db = self.evm.ctx.journal_mut().db_mut();
+        if reads.capacity() > db.reads.capacity() {
+            db.reads = reads;
+        }
+    }
+
     /// Runs the latest incarnation of `tx`.
     pub(crate) fn execute(&mut self, tx: TxIdx) -> Result<VmOutcome, FatalError> {
         let ctx = self.evm.ctx.journal_mut().db_mut().begin(tx);
@@ -119,7 +145,7 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
         let state = self.evm.ctx.journal_mut().finalize();
         let db = self.evm.ctx.journal_mut().db_mut();
         let result = match result {
-            Ok(result) => Ok(result),
+            Ok(result) => Ok(Executed::new(result)),
             Err(EVMError::Transaction(invalid)) => Err(invalid),
             Err(EVMError::Database(VmError::Blocked(Blocked(dep)))) if dep < tx => {
                 return Ok(VmOutcome::Blocked(dep));
@@ -199,7 +225,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         self.lazy_recipient = self.ctx.lazy_recipients[tx];
         self.lazy_recipient_used = false;
         self.lazy_coinbase_used = false;
-        self.reads = Vec::with_capacity(16);
+        self.reads.clear();
         self.observed.clear();
         self.ctx
     }

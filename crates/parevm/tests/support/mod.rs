@@ -64,7 +64,7 @@ pub fn assert_parallel_matches_with(
         }
     }
     for threads in THREADS {
-        let config = ParallelConfig::with_threads(threads);
+        let config = ParallelConfig::never_fall_back(threads);
         for run in 0..repeats {
             let actual = match execute_parallel(block, state, &config) {
                 Ok(actual) => actual,
