@@ -4,7 +4,7 @@
 //! receipts are built with cumulative gas.
 
 use super::{
-    types::{Lifecycle, Location, WriteSet, WriteValue},
+    types::{Lifecycle, Location, WriteValue},
     vm::Executed,
 };
 use crate::{
@@ -36,7 +36,7 @@ pub(crate) struct StateAccumulator {
 
 impl StateAccumulator {
     /// Applies the next transaction's writes.
-    pub(crate) fn apply(&mut self, writes: &WriteSet) {
+    pub(crate) fn apply<'w>(&mut self, writes: impl Iterator<Item = &'w (Location, WriteValue)>) {
         for (location, value) in writes {
             let account = self.accounts.entry(location.address()).or_default();
             match (location, value) {

@@ -133,26 +133,28 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         StateChanges::default()
     };
     let base = OverlayState::new(state, &pre);
-    let mv = MvMemory::new(block.transactions.len());
+    let mv = MvMemory::new(block.transactions.len(), block.header.beneficiary);
     seed_sender_chains(&links, &mv);
     let vm = vm_context(block, &base, &mv);
     let workers = Workers::new(&vm, block.transactions.len());
     let increments = post_block_increments(block);
-    // Once the block is done: state changes on a helper thread (which then
-    // frees the multi-version memory), receipts on this one.
-    let folded = std::sync::Mutex::new(None);
+    // Once the block is done, the state changes are folded in two halves
+    // (by account) side by side: one on a helper thread, which then frees the
+    // multi-version memory, the other here after the receipts.
+    let fold = |part| fold_state(state, &base, &pre, &mv, part, increments.as_deref());
+    let helper_half = std::sync::Mutex::new(None);
     let mut receipts = None;
+    let mut main_half = None;
     workers.run(
         threads,
         || {
-            let write_sets = mv.take_write_sets();
-            let changes = fold_state(state, &base, &pre, &write_sets, increments.as_deref());
-            *mv_memory::lock(&folded) = Some(changes);
+            *mv_memory::lock(&helper_half) = Some(fold(Part::Even));
             mv.clear();
         },
         || {
             let results = workers.take_results().map_err(ExecutionError::Internal);
             receipts = Some(results.and_then(|r| collect_receipts(block, r)));
+            main_half = Some(fold(Part::Odd));
         },
     );
     let receipts = receipts.ok_or_else(|| ExecutionError::Internal("no receipts".into()))?;
@@ -161,8 +163,12 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         // is invalid and its speculative writes must not count.
         return fallback(block, state, FallbackReason::GasLimitExceeded);
     };
-    let folded = folded.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut changes = folded.ok_or_else(|| ExecutionError::Internal("no state".into()))??;
+    let missing = || ExecutionError::Internal("state changes were not folded".into());
+    let helper_half = helper_half.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut changes = helper_half.ok_or_else(missing)??;
+    let mut other = main_half.ok_or_else(missing)??;
+    changes.accounts.append(&mut other.accounts);
+    changes.codes.append(&mut other.codes);
     if increments.is_none() {
         // System calls after the block (Prague requests) need the receipts.
         let receipts = transactions.iter().filter_map(|t| t.receipt.clone());
@@ -190,7 +196,7 @@ pub fn trace_block<S: StateSource + ?Sized>(
 ) -> Result<Vec<TxAccessTrace>, ExecutionError> {
     let pre = pre_block_changes(block, state)?;
     let base = OverlayState::new(state, &pre);
-    let mv = MvMemory::new(block.transactions.len());
+    let mv = MvMemory::new(block.transactions.len(), block.header.beneficiary);
     let vm = vm_context(block, &base, &mv);
     let mut traces = Vec::with_capacity(block.transactions.len());
     let results =
@@ -304,42 +310,57 @@ fn collect_receipts(
     Ok(Some((transactions, cumulative_gas)))
 }
 
-/// The block's state changes: the pre-block system calls' (`pre`), then the
-/// final write sets and the rewards and withdrawals (`increments`), folded
-/// relative to `base`; normalized against `state` unless post-block system
-/// calls (no `increments`) still have to run.
+/// One half of the accounts, for folding state changes on two threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Even,
+    Odd,
+}
+
+impl Part {
+    fn holds(self, address: &alloy_primitives::Address) -> bool {
+        (address.0[19] & 1 == 0) == (self == Self::Even)
+    }
+}
+
+/// The block's state changes to the accounts of `part`: the pre-block system
+/// calls' (`pre`), then the final write sets in `mv` and the rewards and
+/// withdrawals (`increments`), folded relative to `base`; normalized against
+/// `state` unless post-block system calls (no `increments`) still have to run.
+/// Accounts are independent, so the two parts together are the whole.
 fn fold_state<S: StateSource + ?Sized>(
     state: &S,
     base: &OverlayState<'_, S>,
     pre: &StateChanges,
-    write_sets: &[WriteSet],
+    mv: &MvMemory,
+    part: Part,
     increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
 ) -> Result<StateChanges, ExecutionError> {
-    let mut changes = pre.clone();
-    changes.extend(fold_write_sets(base, write_sets, increments)?);
+    let mut accumulator = StateAccumulator::default();
+    mv.for_each_write_set(|writes| {
+        accumulator.apply(writes.iter().filter(|(l, _)| part.holds(&l.address())));
+    });
+    if let Some(increments) = increments {
+        let writes = increments.iter().filter(|(a, _)| part.holds(a));
+        accumulator.apply(
+            writes
+                .map(|(a, v)| (Location::Balance(*a), WriteValue::BalanceIncrement(*v)))
+                .collect::<Vec<_>>()
+                .iter(),
+        );
+    }
+    let mut changes = StateChanges {
+        accounts: pre
+            .accounts
+            .iter()
+            .filter(|(a, _)| part.holds(a))
+            .map(|(a, c)| (*a, c.clone()))
+            .collect(),
+        codes: pre.codes.clone(),
+    };
+    changes.extend(accumulator.finish(base)?);
     if increments.is_some() {
         changes.normalize(&state)?;
     }
     Ok(changes)
-}
-
-/// Folds the final write sets, then the block's rewards and withdrawals
-/// (`increments`), into state changes relative to `base`.
-fn fold_write_sets<S: StateSource + ?Sized>(
-    base: &OverlayState<'_, S>,
-    write_sets: &[WriteSet],
-    increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
-) -> Result<StateChanges, ExecutionError> {
-    let mut accumulator = StateAccumulator::default();
-    for writes in write_sets {
-        accumulator.apply(writes);
-    }
-    if let Some(increments) = increments {
-        let writes: WriteSet = increments
-            .iter()
-            .map(|(a, v)| (Location::Balance(*a), WriteValue::BalanceIncrement(*v)))
-            .collect();
-        accumulator.apply(&writes);
-    }
-    Ok(accumulator.finish(base)?)
 }

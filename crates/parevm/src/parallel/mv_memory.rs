@@ -85,20 +85,52 @@ impl Versions {
             .iter()
             .rev()
     }
+}
+
+/// Versions of one location below a reader, wherever they are kept.
+enum VersionsRef<'a> {
+    Map(Ref<'a, Location, Versions>),
+    Column(&'a [Mutex<Option<Entry>>]),
+}
+
+impl VersionsRef<'_> {
+    /// Visits the entries below `tx`, highest first, until `visit` breaks.
+    fn visit_below<T>(
+        &self,
+        tx: TxIdx,
+        mut visit: impl FnMut(TxIdx, &Entry) -> Option<T>,
+    ) -> Option<T> {
+        match self {
+            Self::Map(versions) => versions.below(tx).find_map(|(idx, e)| visit(*idx, e)),
+            Self::Column(column) => column[..tx.min(column.len())]
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(idx, slot)| lock(slot).as_ref().and_then(|e| visit(idx, e))),
+        }
+    }
 
     /// The latest write below `tx`, with its writer.
-    fn latest_below(&self, tx: TxIdx) -> Result<Option<(TxIdx, &WriteValue)>, Blocked> {
-        match self.below(tx).next() {
-            None => Ok(None),
-            Some((idx, Entry::Estimate)) => Err(Blocked(*idx)),
-            Some((idx, Entry::Write(value))) => Ok(Some((*idx, value))),
-        }
+    fn latest_below(&self, tx: TxIdx) -> Result<Option<(TxIdx, WriteValue)>, Blocked> {
+        self.visit_below(tx, |idx, entry| {
+            Some(match entry {
+                Entry::Estimate => Err(Blocked(idx)),
+                Entry::Write(value) => Ok((idx, value.clone())),
+            })
+        })
+        .transpose()
     }
 }
 
 /// The multi-version data structure of Block-STM.
 pub(crate) struct MvMemory {
     data: DashMap<Location, Versions, BuildHasherDefault<LocationHasher>>,
+    /// The beneficiary's balance, credited by nearly every transaction: its
+    /// versions live in a column with one slot per transaction, so workers
+    /// publishing fees never contend on one map entry. Read in full only by
+    /// the rare transaction that observes the beneficiary's balance.
+    beneficiary: Location,
+    beneficiary_column: Box<[Mutex<Option<Entry>>]>,
     /// Which buckets of locations lower transactions wrote: lets most reads
     /// skip `data` (see [`WriteFilter`]).
     filter: WriteFilter,
@@ -112,13 +144,15 @@ pub(crate) struct MvMemory {
 const SHARDS: usize = 256;
 
 impl MvMemory {
-    pub(crate) fn new(block_size: usize) -> Self {
+    pub(crate) fn new(block_size: usize, beneficiary: Address) -> Self {
         Self {
             data: DashMap::with_capacity_and_hasher_and_shard_amount(
                 block_size * 4,
                 BuildHasherDefault::default(),
                 SHARDS,
             ),
+            beneficiary: Location::Balance(beneficiary),
+            beneficiary_column: (0..block_size).map(|_| Mutex::default()).collect(),
             filter: WriteFilter::new(block_size),
             new_code: DashMap::default(),
             last_writes: (0..block_size).map(|_| Mutex::default()).collect(),
@@ -143,10 +177,7 @@ impl MvMemory {
             }
             // The filter first: see its invariants.
             self.filter.note_write(location.fast_hash(), tx);
-            self.data
-                .entry(*location)
-                .or_default()
-                .insert(tx, Entry::Write(value.clone()));
+            self.put(location, tx, Entry::Write(value.clone()));
         }
         let mut last = lock(&self.last_writes[tx]);
         let wrote_new_location = writes
@@ -156,9 +187,7 @@ impl MvMemory {
             .iter()
             .filter(|(p, _)| !writes.iter().any(|(l, _)| l == p))
         {
-            if let Some(mut versions) = self.data.get_mut(stale) {
-                versions.remove(tx);
-            }
+            self.remove(stale, tx);
         }
         *last = writes;
         drop(last);
@@ -177,10 +206,7 @@ impl MvMemory {
                 continue;
             }
             self.filter.note_write(location.fast_hash(), tx);
-            self.data
-                .entry(*location)
-                .or_default()
-                .insert(tx, Entry::Estimate);
+            self.put(location, tx, Entry::Estimate);
             // The value is a placeholder: only the location matters until `record`.
             last.push((*location, WriteValue::Nonce(0)));
         }
@@ -189,11 +215,33 @@ impl MvMemory {
     /// Marks an aborted incarnation's writes as ESTIMATEs.
     pub(crate) fn convert_writes_to_estimates(&self, tx: TxIdx) {
         for (location, _) in lock(&self.last_writes[tx]).iter() {
-            if let Some(mut versions) = self.data.get_mut(location)
+            if *location == self.beneficiary {
+                if let Some(entry) = lock(&self.beneficiary_column[tx]).as_mut() {
+                    *entry = Entry::Estimate;
+                }
+            } else if let Some(mut versions) = self.data.get_mut(location)
                 && let Some(entry) = versions.get_mut(tx)
             {
                 *entry = Entry::Estimate;
             }
+        }
+    }
+
+    /// Sets `tx`'s entry at `location`.
+    fn put(&self, location: &Location, tx: TxIdx, entry: Entry) {
+        if *location == self.beneficiary {
+            *lock(&self.beneficiary_column[tx]) = Some(entry);
+        } else {
+            self.data.entry(*location).or_default().insert(tx, entry);
+        }
+    }
+
+    /// Removes `tx`'s entry at `location`.
+    fn remove(&self, location: &Location, tx: TxIdx) {
+        if *location == self.beneficiary {
+            *lock(&self.beneficiary_column[tx]) = None;
+        } else if let Some(mut versions) = self.data.get_mut(location) {
+            versions.remove(tx);
         }
     }
 
@@ -258,15 +306,14 @@ impl MvMemory {
     }
 
     /// The versions at `location`, unless the filter shows no writer below `tx`.
-    fn versions_below(
-        &self,
-        location: &Location,
-        tx: TxIdx,
-    ) -> Option<Ref<'_, Location, Versions>> {
+    fn versions_below(&self, location: &Location, tx: TxIdx) -> Option<VersionsRef<'_>> {
         if !self.filter.may_have_write_below(location.fast_hash(), tx) {
             return None;
         }
-        self.data.get(location)
+        if *location == self.beneficiary {
+            return Some(VersionsRef::Column(&self.beneficiary_column));
+        }
+        self.data.get(location).map(VersionsRef::Map)
     }
 
     /// The latest write below `tx` at `location`.
@@ -278,7 +325,7 @@ impl MvMemory {
         let Some(versions) = self.versions_below(location, tx) else {
             return Ok(None);
         };
-        Ok(versions.latest_below(tx)?.map(|(_, value)| value.clone()))
+        Ok(versions.latest_below(tx)?.map(|(_, value)| value))
     }
 
     /// The latest existence change below `tx`.
@@ -291,7 +338,7 @@ impl MvMemory {
             return Ok(None);
         };
         Ok(match versions.latest_below(tx)? {
-            Some((_, WriteValue::Lifecycle(l))) => Some(*l),
+            Some((_, WriteValue::Lifecycle(l))) => Some(l),
             _ => None,
         })
     }
@@ -310,23 +357,17 @@ impl MvMemory {
                 increments,
             });
         };
-        for (idx, entry) in versions.below(tx) {
-            match entry {
-                Entry::Estimate => return Err(Blocked(*idx)),
-                Entry::Write(WriteValue::BalanceIncrement(d)) => {
-                    increments = increments.wrapping_add(*d)
-                }
-                Entry::Write(WriteValue::Balance(b)) => {
-                    return Ok(BalanceRead {
-                        full: Some(*b),
-                        increments,
-                    });
-                }
-                Entry::Write(_) => {}
+        let full = versions.visit_below(tx, |idx, entry| match entry {
+            Entry::Estimate => Some(Err(Blocked(idx))),
+            Entry::Write(WriteValue::BalanceIncrement(d)) => {
+                increments = increments.wrapping_add(*d);
+                None
             }
-        }
+            Entry::Write(WriteValue::Balance(b)) => Some(Ok(*b)),
+            Entry::Write(_) => None,
+        });
         Ok(BalanceRead {
-            full: None,
+            full: full.transpose()?,
             increments,
         })
     }
@@ -341,9 +382,7 @@ impl MvMemory {
         let latest = |location: Location| -> Result<Option<(TxIdx, WriteValue)>, Blocked> {
             match self.versions_below(&location, tx) {
                 None => Ok(None),
-                Some(versions) => Ok(versions
-                    .latest_below(tx)?
-                    .map(|(idx, value)| (idx, value.clone()))),
+                Some(versions) => versions.latest_below(tx),
             }
         };
         let written = match latest(Location::Storage(address, slot))? {
@@ -365,18 +404,21 @@ impl MvMemory {
         self.new_code.get(hash).map(|c| c.clone())
     }
 
-    /// The final write set of every transaction (after the block is done).
-    pub(crate) fn take_write_sets(&self) -> Vec<WriteSet> {
-        self.last_writes
-            .iter()
-            .map(|m| std::mem::take(&mut *lock(m)))
-            .collect()
+    /// Visits the final write set of every transaction, in block order
+    /// (after the block is done).
+    pub(crate) fn for_each_write_set(&self, mut visit: impl FnMut(&WriteSet)) {
+        for writes in &self.last_writes {
+            visit(&lock(writes));
+        }
     }
 
     /// Frees the versions and read sets (after the block is done), so that
     /// a helper thread pays for it instead of the caller.
     pub(crate) fn clear(&self) {
         self.data.clear();
+        for slot in &self.beneficiary_column {
+            *lock(slot) = None;
+        }
         for reads in &self.last_reads {
             *lock(reads) = ReadSet::new();
         }

@@ -64,8 +64,8 @@ impl WriteFilter {
     }
 
     fn bucket(&self, hash: u64) -> &AtomicU32 {
-        // The high bits: the location hash's low bits also pick map shards.
-        &self.buckets[(hash >> 40) as usize & self.mask]
+        // The low bits, which keep an account's four fields together.
+        &self.buckets[hash as usize & self.mask]
     }
 }
 
@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn answers_below_and_at_or_above_the_lowest_writer() {
         let filter = WriteFilter::new(10);
-        let hash = 0xdead_beef_0000_0000;
+        let hash = 0xdead_beef_0000_1234;
         assert!(!filter.may_have_write_below(hash, 5));
         filter.note_write(hash, 3);
         filter.note_write(hash, 7);
