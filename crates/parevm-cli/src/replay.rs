@@ -54,6 +54,8 @@ struct BlockReport {
     speedup: Option<f64>,
     threads: Option<usize>,
     path: Option<String>,
+    /// Why the parallel executor ran the block sequentially, if it did.
+    fallback_reason: Option<String>,
     /// Ideal speedup at `threads` from the block's dependency graph (`parevm analyze`).
     ideal_bound: Option<f64>,
     /// Measured speedup / ideal bound.
@@ -209,6 +211,7 @@ fn execute_and_check(
     report.parallel_ms = Some(ms(time));
     report.threads = Some(config.threads);
     report.path = Some(parallel.path.as_str().into());
+    report.fallback_reason = parallel.path.fallback_reason().map(|r| r.as_str().into());
     if let Some(sequential) = sequential {
         report.speedup = Some(report.sequential_ms.unwrap_or_default() / ms(time).max(1e-9));
         if let Some(difference) = sequential.first_difference(&parallel) {
@@ -221,6 +224,15 @@ fn execute_and_check(
         }
     }
     Ok(parallel)
+}
+
+/// The executor that ran, with the fallback reason if there was one.
+fn path_of(report: &BlockReport) -> String {
+    let path = report.path.as_deref().unwrap_or("?");
+    match &report.fallback_reason {
+        Some(reason) => format!("{path}: {reason}"),
+        None => path.to_string(),
+    }
 }
 
 fn print_line(report: &BlockReport, mode: Mode) {
@@ -238,7 +250,7 @@ fn print_line(report: &BlockReport, mode: Mode) {
         Mode::Parallel => format!(
             "{:.2} ms ({})",
             report.parallel_ms.unwrap_or_default(),
-            report.path.as_deref().unwrap_or("?")
+            path_of(report)
         ),
         Mode::Both => format!(
             "seq {:.2} ms, par {:.2} ms, {:.2}x of ideal {:.2}x ({:.0}%) ({})",
@@ -247,7 +259,7 @@ fn print_line(report: &BlockReport, mode: Mode) {
             report.speedup.unwrap_or_default(),
             report.ideal_bound.unwrap_or_default(),
             report.efficiency.unwrap_or_default() * 100.0,
-            report.path.as_deref().unwrap_or("?")
+            path_of(report)
         ),
     };
     println!(

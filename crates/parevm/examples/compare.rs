@@ -24,6 +24,8 @@ fn main() {
     let only_parallel = take(&mut args, "--only-parallel", 0) == 1;
     // Time the parallel machinery on one thread, in order (no conflicts).
     let trace_only = take(&mut args, "--trace", 0) == 1;
+    // Compare the sequential executor with plain revm instead of parallel.
+    let plain = take(&mut args, "--plain", 0) == 1;
     let config = ParallelConfig::with_threads(threads);
     let (mut total_seq, mut total_par) = (0.0, 0.0);
     let (mut min_seq, mut min_par) = (0.0, 0.0);
@@ -41,6 +43,12 @@ fn main() {
                     Some(execute_sequential(&f.block, &f.state).expect("seq"))
                 };
                 seq.push(t.elapsed().as_secs_f64() * 1e3);
+                if plain {
+                    let t = Instant::now();
+                    plain_revm(&f.block, &f.state);
+                    par.push(t.elapsed().as_secs_f64() * 1e3);
+                    continue;
+                }
                 if trace_only {
                     let t = Instant::now();
                     parevm::parallel::trace_block(&f.block, &f.state).expect("trace");
@@ -78,4 +86,27 @@ fn main() {
         total_seq / total_par,
         min_seq / min_par
     );
+}
+
+/// The transactions on plain revm: one EVM over revm's `State` cache,
+/// `transact_commit` per transaction, no receipts, system calls or rewards.
+fn plain_revm(block: &parevm::BlockInput, state: &parevm::InMemoryState) {
+    use alloy_evm::FromRecoveredTx;
+    use revm::{
+        Context, ExecuteCommitEvm, MainBuilder, MainContext, context::TxEnv, database::State,
+    };
+    let env = block.evm_env();
+    let db = State::builder()
+        .with_database(parevm::state::StateDb(state))
+        .with_bundle_update()
+        .build();
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .with_block(env.block_env)
+        .with_cfg(env.cfg_env)
+        .build_mainnet();
+    for tx in &block.transactions {
+        let tx_env = TxEnv::from_recovered_tx(tx.inner(), tx.signer());
+        std::hint::black_box(evm.transact_commit(tx_env).ok());
+    }
 }

@@ -107,7 +107,7 @@ impl Default for ParallelConfig {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             min_parallel_txs: 16,
             min_parallel_gas: 4_000_000,
-            min_predicted_speedup: 1.3,
+            min_predicted_speedup: 1.45,
         }
     }
 }
