@@ -1,6 +1,6 @@
 //! `parevm replay`: execute fixture blocks and verify them against their headers.
 
-use crate::timing::{median_of, ms};
+use crate::timing::{interleaved_medians, median_of, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
     BlockResult, ExecutionError, ParallelConfig, execute_parallel, execute_sequential,
@@ -194,20 +194,27 @@ fn execute_and_check(
 ) -> Result<BlockResult, String> {
     let (block, state) = (&fixture.block, &fixture.state);
     let err = |e: ExecutionError| e.to_string();
-    let sequential = if args.mode != Mode::Parallel {
+    if args.mode == Mode::Sequential {
         let (result, time) =
             median_of(args.repeat, || execute_sequential(block, state)).map_err(err)?;
         report.sequential_ms = Some(ms(time));
         report.path = Some(result.path.as_str().into());
-        Some(result)
-    } else {
-        None
-    };
-    if args.mode == Mode::Sequential {
-        return sequential.ok_or_else(|| "no result".into());
+        return Ok(result);
     }
-    let (parallel, time) =
-        median_of(args.repeat, || execute_parallel(block, state, config)).map_err(err)?;
+    let (sequential, (parallel, time)) = if args.mode == Mode::Both {
+        let ((sequential, seq_time), parallel) = interleaved_medians(
+            args.repeat,
+            || execute_sequential(block, state),
+            || execute_parallel(block, state, config),
+        )
+        .map_err(err)?;
+        report.sequential_ms = Some(ms(seq_time));
+        (Some(sequential), parallel)
+    } else {
+        let parallel =
+            median_of(args.repeat, || execute_parallel(block, state, config)).map_err(err)?;
+        (None, parallel)
+    };
     report.parallel_ms = Some(ms(time));
     report.threads = Some(config.threads);
     report.path = Some(parallel.path.as_str().into());

@@ -20,6 +20,34 @@ pub fn median_of<T, E>(
     Ok((last.expect("at least one run"), median))
 }
 
+/// A last result and the median time of its runs.
+pub type Timed<T> = (T, Duration);
+
+/// Runs `a` and `b` alternately `repeat` times each, after one untimed
+/// warm-up of each, and returns their last results and median times.
+/// Alternating exposes both to the same machine noise (other tenants, CPU
+/// frequency), which matters when their ratio is the measurement.
+pub fn interleaved_medians<A, B, E>(
+    repeat: usize,
+    mut a: impl FnMut() -> Result<A, E>,
+    mut b: impl FnMut() -> Result<B, E>,
+) -> Result<(Timed<A>, Timed<B>), E> {
+    let (mut last_a, mut last_b) = (a()?, b()?);
+    let (mut times_a, mut times_b) = (Vec::new(), Vec::new());
+    for _ in 0..repeat.max(1) {
+        let start = Instant::now();
+        last_a = a()?;
+        times_a.push(start.elapsed());
+        let start = Instant::now();
+        last_b = b()?;
+        times_b.push(start.elapsed());
+    }
+    times_a.sort();
+    times_b.sort();
+    let (median_a, median_b) = (times_a[times_a.len() / 2], times_b[times_b.len() / 2]);
+    Ok(((last_a, median_a), (last_b, median_b)))
+}
+
 /// Milliseconds as a float.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

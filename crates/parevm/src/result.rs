@@ -77,6 +77,9 @@ pub enum FallbackReason {
     LittleGas,
     /// Same-sender chains make most of the block one dependency chain.
     DependencyChain,
+    /// Most executions were wasted on conflicts, so the block was given up
+    /// mid-way and run sequentially.
+    Conflicts,
     /// A transaction did not fit in the block's remaining gas: it is invalid
     /// in sequence, which only sequential execution reports exactly.
     GasLimitExceeded,
@@ -90,6 +93,7 @@ impl FallbackReason {
             Self::FewTransactions => "few-transactions",
             Self::LittleGas => "little-gas",
             Self::DependencyChain => "dependency-chain",
+            Self::Conflicts => "conflicts",
             Self::GasLimitExceeded => "gas-limit-exceeded",
         }
     }

@@ -13,7 +13,10 @@ use alloy_primitives::{Address, B256, U256};
 use revm::context::result::InvalidTransaction;
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 /// The final result of each transaction's last incarnation.
@@ -26,7 +29,15 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
     pub results: Vec<Mutex<Option<TxExecution>>>,
     pub fatal: Mutex<Option<String>>,
     pub stats: Stats,
+    /// Above this share of wasted executions (aborted or blocked), the
+    /// block is given up for sequential execution.
+    max_conflict_ratio: f64,
+    gave_up: AtomicBool,
 }
+
+/// Executions before the conflict ratio is trusted: a block's first
+/// transactions alone may conflict by chance.
+const MIN_EXECUTIONS_FOR_CONFLICT_RATIO: usize = 128;
 
 /// Counters of one parallel run, for diagnosis and for researchers.
 #[derive(Debug, Default)]
@@ -38,13 +49,41 @@ pub(crate) struct Stats {
 }
 
 impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
-    pub(crate) fn new(vm: &'v VmContext<'a, S>, block_size: usize) -> Self {
+    pub(crate) fn new(
+        vm: &'v VmContext<'a, S>,
+        block_size: usize,
+        max_conflict_ratio: f64,
+    ) -> Self {
         Self {
             vm,
             scheduler: Scheduler::new(block_size),
             results: (0..block_size).map(|_| Mutex::default()).collect(),
             fatal: Mutex::default(),
             stats: Stats::default(),
+            max_conflict_ratio,
+            gave_up: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the block was given up for too many conflicts.
+    pub(crate) fn gave_up(&self) -> bool {
+        self.gave_up.load(Ordering::Acquire)
+    }
+
+    /// Gives the block up once most executions are wasted: a block that is
+    /// one long dependency chain (everyone trading on one pool) runs slower
+    /// in parallel than in sequence, and no prediction from the block alone
+    /// saw it coming. Checked after every wasted execution.
+    fn check_conflicts(&self, block_size: usize) {
+        let executions = self.stats.executions.load(Ordering::Relaxed);
+        if executions < MIN_EXECUTIONS_FOR_CONFLICT_RATIO.max(block_size / 16) {
+            return;
+        }
+        let wasted =
+            self.stats.aborts.load(Ordering::Relaxed) + self.stats.blocked.load(Ordering::Relaxed);
+        if wasted as f64 > executions as f64 * self.max_conflict_ratio {
+            self.gave_up.store(true, Ordering::Release);
+            self.scheduler.halt();
         }
     }
 
@@ -62,7 +101,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
             threads.saturating_sub(1),
             |index| {
                 self.work_guarded();
-                if index == 0 {
+                if index == 0 && !self.gave_up() {
                     helper_epilogue();
                 }
             },
@@ -115,6 +154,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                     self.stats
                         .blocked
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.check_conflicts(self.results.len());
                     if self.scheduler.add_dependency(tx, blocking) {
                         return None;
                     }
@@ -148,6 +188,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
             self.stats
                 .aborts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.check_conflicts(self.results.len());
             self.vm.mv.convert_writes_to_estimates(tx);
         }
         self.scheduler.finish_validation(tx, aborted)

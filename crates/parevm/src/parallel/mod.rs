@@ -60,6 +60,12 @@ pub struct ParallelConfig {
     /// this run sequentially: their same-sender chains leave too little to
     /// run side by side to pay for the parallel machinery.
     pub min_predicted_speedup: f64,
+    /// While running: once more than this share of executions is wasted
+    /// (aborted by validation or blocked on a dependency), the block is given
+    /// up and re-run sequentially. Blocks where nearly every transaction
+    /// conflicts (one hot pool or slot) cannot be predicted from the block
+    /// alone; this bounds their loss to the executions before detection.
+    pub max_conflict_ratio: f64,
 }
 
 impl ParallelConfig {
@@ -79,6 +85,7 @@ impl ParallelConfig {
             min_parallel_txs: 2,
             min_parallel_gas: 0,
             min_predicted_speedup: 0.0,
+            max_conflict_ratio: f64::INFINITY,
         }
     }
 
@@ -108,6 +115,7 @@ impl Default for ParallelConfig {
             min_parallel_txs: 16,
             min_parallel_gas: 4_000_000,
             min_predicted_speedup: 1.45,
+            max_conflict_ratio: 0.5,
         }
     }
 }
@@ -136,7 +144,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     let mv = MvMemory::new(block.transactions.len(), block.header.beneficiary);
     seed_sender_chains(&links, &mv);
     let vm = vm_context(block, &base, &mv);
-    let workers = Workers::new(&vm, block.transactions.len());
+    let workers = Workers::new(&vm, block.transactions.len(), config.max_conflict_ratio);
     let increments = post_block_increments(block);
     // Once the block is done, the state changes are folded in two halves
     // (by account) side by side: one on a helper thread, which then frees the
@@ -157,6 +165,10 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
             main_half = Some(fold(Part::Odd));
         },
     );
+    if workers.gave_up() {
+        drop(vm);
+        return fallback(block, state, FallbackReason::Conflicts);
+    }
     let receipts = receipts.ok_or_else(|| ExecutionError::Internal("no receipts".into()))?;
     let Some((transactions, gas_used)) = receipts? else {
         // A transaction exceeded the block's remaining gas in sequence, so it

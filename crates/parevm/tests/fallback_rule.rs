@@ -1,0 +1,111 @@
+//! The fallback rule: blocks predicted (or found) not to profit from parallel
+//! execution run sequentially, say why, and still give the sequential result.
+
+mod support;
+
+use alloy_hardforks::EthereumHardfork;
+use alloy_primitives::Address;
+use parevm::{
+    ExecutionPath, FallbackReason, ParallelConfig, execute_parallel, execute_sequential,
+    parallel::predict,
+};
+use support::*;
+
+const HOT: Address = Address::repeat_byte(0x0c);
+
+fn run(
+    block: &parevm::BlockInput,
+    state: &parevm::InMemoryState,
+    config: &ParallelConfig,
+) -> ExecutionPath {
+    let expected = execute_sequential(block, state).expect("sequential");
+    let actual = execute_parallel(block, state, config).expect("parallel");
+    if let Some(difference) = expected.first_difference(&actual) {
+        panic!("fallback result differs from sequential: {difference}");
+    }
+    actual.path
+}
+
+#[test]
+fn one_sender_chain_runs_sequentially() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=40).map(addr));
+    for i in 0..40 {
+        b.transfer(addr(1), addr(2 + i % 30), 1_000 + u128::from(i));
+    }
+    let (block, state) = b.build();
+    let prediction = predict(&block);
+    assert_eq!(prediction.transactions, 40);
+    assert!(prediction.bound(2) < 1.01, "one chain: {prediction:?}");
+    let config = ParallelConfig {
+        min_parallel_gas: 0,
+        ..ParallelConfig::with_threads(2)
+    };
+    assert_eq!(
+        run(&block, &state, &config),
+        ExecutionPath::SequentialFallback(FallbackReason::DependencyChain)
+    );
+}
+
+#[test]
+fn small_blocks_run_sequentially() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=8).map(addr));
+    for i in 1..=3 {
+        b.transfer(addr(i), addr(i + 4), 1_000);
+    }
+    let (block, state) = b.build();
+    let path = run(&block, &state, &ParallelConfig::with_threads(2));
+    assert_eq!(
+        path,
+        ExecutionPath::SequentialFallback(FallbackReason::FewTransactions)
+    );
+    let one_thread = run(&block, &state, &ParallelConfig::with_threads(1));
+    assert_eq!(
+        one_thread,
+        ExecutionPath::SequentialFallback(FallbackReason::OneThread)
+    );
+}
+
+#[test]
+fn independent_senders_run_in_parallel() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=120).map(addr));
+    for i in 1..=60 {
+        b.transfer(addr(i), addr(i + 60), 1_000);
+    }
+    let (block, state) = b.build();
+    let config = ParallelConfig {
+        min_parallel_gas: 0,
+        ..ParallelConfig::with_threads(2)
+    };
+    assert_eq!(predict(&block).bound(2), 2.0);
+    assert_eq!(run(&block, &state, &config), ExecutionPath::Parallel);
+}
+
+/// A block where every transaction increments one slot is given up once
+/// conflicts dominate; whenever that happens mid-way, the sequential re-run
+/// must still be exact.
+#[test]
+fn conflict_heavy_blocks_are_given_up_exactly() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(HOT, counter());
+    b.fund_all((1..=300).map(addr));
+    for i in 1..=300 {
+        b.call(addr(i), HOT, 0, vec![]);
+    }
+    let (block, state) = b.build();
+    let config = ParallelConfig {
+        min_parallel_gas: 0,
+        min_predicted_speedup: 0.0,
+        max_conflict_ratio: 0.0,
+        ..ParallelConfig::with_threads(2)
+    };
+    for _ in 0..10 {
+        match run(&block, &state, &config) {
+            ExecutionPath::Parallel
+            | ExecutionPath::SequentialFallback(FallbackReason::Conflicts) => {}
+            other => panic!("unexpected path {other:?}"),
+        }
+    }
+}
