@@ -4,16 +4,22 @@
 
 use crate::{
     block::{BlockInput, ChainSpec},
+    changes::StateChanges,
     error::ExecutionError,
     receipt::EthReceiptBuilder,
     result::TxOutcome,
+    state::{StateDb, StateSource},
 };
 use alloy_evm::{
     Evm, EvmFactory,
     block::{BlockExecutionError, BlockValidationError},
     eth::{EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory},
 };
-use revm::{Database, DatabaseCommit, context::result::ExecutionResult};
+use revm::{
+    Database, DatabaseCommit,
+    context::result::ExecutionResult,
+    database::{State, states::bundle_state::BundleRetention},
+};
 use std::borrow::Cow;
 
 /// alloy-evm's Ethereum block executor over database `DB`.
@@ -42,6 +48,22 @@ pub(crate) fn eth_executor<'a, DB: Database + DatabaseCommit + core::fmt::Debug>
         slot_number: None,
     };
     EthBlockExecutor::new(evm, ctx, &*block.chain, EthReceiptBuilder)
+}
+
+/// Runs `f` with a revm `State` cache of `state` (for alloy-evm's block
+/// executor, [`eth_executor`]), then returns what `f` returned with the
+/// state changes made through it (not yet normalized).
+pub(crate) fn with_state_cache<S: StateSource + ?Sized, T>(
+    state: &S,
+    f: impl FnOnce(&mut State<StateDb<&S>>) -> Result<T, ExecutionError>,
+) -> Result<(T, StateChanges), ExecutionError> {
+    let mut db = State::builder()
+        .with_database(StateDb(state))
+        .with_bundle_update()
+        .build();
+    let value = f(&mut db)?;
+    db.merge_transitions(BundleRetention::PlainState);
+    Ok((value, StateChanges::from_bundle(&db.take_bundle())))
 }
 
 /// Converts revm's result of an executed transaction.

@@ -4,52 +4,31 @@
 
 use crate::{
     block::BlockInput,
-    changes::StateChanges,
     error::ExecutionError,
-    evm::{classify_tx_error, eth_executor, outcome_of},
+    evm::{EthExecutor, classify_tx_error, eth_executor, outcome_of, with_state_cache},
     result::{BlockResult, ExecutionPath, TxResult},
-    state::{StateDb, StateSource},
+    state::StateSource,
 };
 use alloy_evm::block::BlockExecutor;
-use revm::database::{State, states::bundle_state::BundleRetention};
 
 /// Executes `block` on `state` one transaction after another.
 pub fn execute_sequential<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<BlockResult, ExecutionError> {
-    let mut db = State::builder()
-        .with_database(StateDb(state))
-        .with_bundle_update()
-        .build();
-    let mut executor = eth_executor(block, &mut db);
-    executor
-        .apply_pre_execution_changes()
-        .map_err(block_error)?;
-
-    let mut transactions = Vec::with_capacity(block.transactions.len());
-    for (index, tx) in block.transactions.iter().enumerate() {
-        match executor.execute_transaction_without_commit(tx.as_recovered_ref()) {
-            Ok(output) => {
-                let outcome = outcome_of(&output.result.result);
-                executor.commit_transaction(output);
-                let receipt = executor.receipts.last().cloned();
-                transactions.push(TxResult { outcome, receipt });
-            }
-            Err(error) => {
-                let outcome = classify_tx_error(index, error)?;
-                transactions.push(TxResult {
-                    outcome,
-                    receipt: None,
-                });
-            }
+    let ((transactions, gas_used), mut changes) = with_state_cache(state, |db| {
+        let mut executor = eth_executor(block, db);
+        executor
+            .apply_pre_execution_changes()
+            .map_err(block_error)?;
+        let mut transactions = Vec::with_capacity(block.transactions.len());
+        for (index, tx) in block.transactions.iter().enumerate() {
+            transactions.push(execute_one(&mut executor, index, tx)?);
         }
-    }
-    let gas_used = executor.cumulative_tx_gas_used;
-    executor.finish().map_err(block_error)?;
-
-    db.merge_transitions(BundleRetention::PlainState);
-    let mut changes = StateChanges::from_bundle(&db.take_bundle());
+        let gas_used = executor.cumulative_tx_gas_used;
+        executor.finish().map_err(block_error)?;
+        Ok((transactions, gas_used))
+    })?;
     changes.normalize(&state)?;
     Ok(BlockResult {
         transactions,
@@ -57,6 +36,26 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
         state: changes,
         path: ExecutionPath::Sequential,
     })
+}
+
+/// Executes and commits one transaction; an invalid one changes nothing.
+fn execute_one<DB: revm::Database + revm::DatabaseCommit + core::fmt::Debug>(
+    executor: &mut EthExecutor<'_, DB>,
+    index: usize,
+    tx: &alloy_consensus::transaction::Recovered<alloy_consensus::TxEnvelope>,
+) -> Result<TxResult, ExecutionError> {
+    match executor.execute_transaction_without_commit(tx.as_recovered_ref()) {
+        Ok(output) => {
+            let outcome = outcome_of(&output.result.result);
+            executor.commit_transaction(output);
+            let receipt = executor.receipts.last().cloned();
+            Ok(TxResult { outcome, receipt })
+        }
+        Err(error) => Ok(TxResult {
+            outcome: classify_tx_error(index, error)?,
+            receipt: None,
+        }),
+    }
 }
 
 pub(crate) fn block_error(error: alloy_evm::block::BlockExecutionError) -> ExecutionError {

@@ -7,18 +7,15 @@ use crate::{
     block::BlockInput,
     changes::StateChanges,
     error::ExecutionError,
-    evm::eth_executor,
+    evm::{eth_executor, with_state_cache},
     sequential::block_error,
-    state::{StateDb, StateSource},
+    state::StateSource,
 };
 use alloy_consensus::ReceiptEnvelope;
 use alloy_evm::block::{BlockExecutor, state_changes::post_block_balance_increments};
 use alloy_hardforks::{EthereumHardfork, EthereumHardforks};
 use alloy_primitives::{Address, U256};
-use revm::{
-    database::{State, states::bundle_state::BundleRetention},
-    primitives::hardfork::SpecId,
-};
+use revm::primitives::hardfork::SpecId;
 
 /// Whether the block has pre-transaction system calls (Cancun and later).
 pub(crate) fn has_pre_block_calls(block: &BlockInput) -> bool {
@@ -63,17 +60,11 @@ pub(crate) fn pre_block_changes<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<StateChanges, ExecutionError> {
-    let mut db = State::builder()
-        .with_database(StateDb(state))
-        .with_bundle_update()
-        .build();
-    let mut executor = eth_executor(block, &mut db);
-    executor
-        .apply_pre_execution_changes()
-        .map_err(block_error)?;
-    drop(executor);
-    db.merge_transitions(BundleRetention::PlainState);
-    Ok(StateChanges::from_bundle(&db.take_bundle()))
+    let ((), changes) = with_state_cache(state, |db| {
+        let mut executor = eth_executor(block, db);
+        executor.apply_pre_execution_changes().map_err(block_error)
+    })?;
+    Ok(changes)
 }
 
 /// The changes after the transactions (requests, rewards, withdrawals, the
@@ -83,13 +74,10 @@ pub(crate) fn post_block_changes<S: StateSource + ?Sized>(
     state: &S,
     receipts: Vec<ReceiptEnvelope>,
 ) -> Result<StateChanges, ExecutionError> {
-    let mut db = State::builder()
-        .with_database(StateDb(state))
-        .with_bundle_update()
-        .build();
-    let mut executor = eth_executor(block, &mut db);
-    executor.receipts = receipts;
-    executor.finish().map_err(block_error)?;
-    db.merge_transitions(BundleRetention::PlainState);
-    Ok(StateChanges::from_bundle(&db.take_bundle()))
+    let ((), changes) = with_state_cache(state, |db| {
+        let mut executor = eth_executor(block, db);
+        executor.receipts = receipts;
+        executor.finish().map(drop).map_err(block_error)
+    })?;
+    Ok(changes)
 }
