@@ -97,7 +97,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         helper_epilogue: impl Fn() + Sync,
         main_epilogue: impl FnOnce(),
     ) {
-        super::pool::run_with_helpers(
+        super::helpers::run_with_helpers(
             threads.saturating_sub(1),
             |index| {
                 self.work_guarded();

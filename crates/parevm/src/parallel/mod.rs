@@ -14,9 +14,9 @@
 //! otherwise have on the block's beneficiary.
 
 mod executor;
+mod helpers;
 mod merge;
 mod mv_memory;
-mod pool;
 mod prediction;
 mod scheduler;
 mod types;
