@@ -90,8 +90,8 @@ fn independent_senders_run_in_parallel() {
 fn conflict_heavy_blocks_are_given_up_exactly() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
     b.contract(HOT, counter());
-    b.fund_all((1..=300).map(addr));
-    for i in 1..=300 {
+    b.fund_all((1..=600).map(addr));
+    for i in 1..=600 {
         b.call(addr(i), HOT, 0, vec![]);
     }
     let (block, state) = b.build();

@@ -76,7 +76,11 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// saw it coming. Checked after every wasted execution.
     fn check_conflicts(&self, block_size: usize) {
         let executions = self.stats.executions.load(Ordering::Relaxed);
-        if executions < MIN_EXECUTIONS_FOR_CONFLICT_RATIO.max(block_size / 16) {
+        // Only early: a block given up late pays for most of its parallel
+        // run and then for the whole sequential one.
+        if executions < MIN_EXECUTIONS_FOR_CONFLICT_RATIO.max(block_size / 16)
+            || executions > block_size / 2
+        {
             return;
         }
         let wasted =

@@ -60,7 +60,8 @@ pub struct ParallelConfig {
     /// this run sequentially: their same-sender chains leave too little to
     /// run side by side to pay for the parallel machinery.
     pub min_predicted_speedup: f64,
-    /// While running: once more than this share of executions is wasted
+    /// While running, early (between max(128, txs/16) and txs/2
+    /// executions): once more than this share of executions is wasted
     /// (aborted by validation or blocked on a dependency), the block is given
     /// up and re-run sequentially. Blocks where nearly every transaction
     /// conflicts (one hot pool or slot) cannot be predicted from the block
