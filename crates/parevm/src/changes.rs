@@ -6,7 +6,9 @@
 
 use crate::state::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256};
-use revm::{bytecode::Bytecode, database::BundleState, primitives::KECCAK_EMPTY};
+use revm::{
+    bytecode::Bytecode, database::BundleState, primitives::KECCAK_EMPTY, state::AccountInfo,
+};
 use std::collections::BTreeMap;
 
 /// An account as it is after the block.
@@ -78,14 +80,7 @@ impl StateChanges {
     /// onto `self`. Call [`Self::normalize`] afterwards.
     pub fn extend(&mut self, later: StateChanges) {
         for (address, change) in later.accounts {
-            let entry = self.accounts.entry(address).or_default();
-            if change.storage_wiped || change.info.is_none() {
-                entry.storage_wiped = true;
-                entry.storage = change.storage;
-            } else {
-                entry.storage.extend(change.storage);
-            }
-            entry.info = change.info;
+            self.accounts.entry(address).or_default().then(change);
         }
         self.codes.extend(later.codes);
     }
@@ -93,70 +88,16 @@ impl StateChanges {
     /// Reduces the changes to what differs from `pre`, the pre-block state: the
     /// canonical form in which both executors' results are compared.
     pub fn normalize(&mut self, pre: &dyn StateSource) -> Result<(), StateError> {
-        let mut keep = BTreeMap::new();
-        for (address, mut change) in std::mem::take(&mut self.accounts) {
+        let mut keep = Vec::with_capacity(self.accounts.len());
+        for (address, change) in std::mem::take(&mut self.accounts) {
             let before = pre.account(&address)?;
-            if before.is_none() {
-                // Nothing existed to wipe.
-                change.storage_wiped = false;
+            if let Some(change) = change.normalized(&address, before.as_ref(), pre, &self.codes)? {
+                keep.push((address, change));
             }
-            match &mut change.info {
-                None => {
-                    change.storage.clear();
-                    change.storage_wiped = before.is_some();
-                    if before.is_none() {
-                        continue;
-                    }
-                }
-                Some(info) => {
-                    let code_is_new = before.as_ref().map_or(info.code_hash != KECCAK_EMPTY, |b| {
-                        b.code_hash != info.code_hash
-                    });
-                    if code_is_new {
-                        if info.code.is_none() {
-                            info.code = self.codes.get(&info.code_hash).cloned();
-                        }
-                    } else {
-                        info.code = None;
-                    }
-                }
-            }
-            if change.storage_wiped {
-                change.storage.retain(|_, value| !value.is_zero());
-            } else {
-                let mut unchanged = Vec::new();
-                for (slot, value) in &change.storage {
-                    if pre.storage(&address, slot)? == *value {
-                        unchanged.push(*slot);
-                    }
-                }
-                for slot in unchanged {
-                    change.storage.remove(&slot);
-                }
-            }
-            let same_info = match (&before, &change.info) {
-                (Some(b), Some(a)) => {
-                    b.balance == a.balance && b.nonce == a.nonce && b.code_hash == a.code_hash
-                }
-                _ => false,
-            };
-            if same_info && !change.storage_wiped && change.storage.is_empty() {
-                continue;
-            }
-            keep.insert(address, change);
         }
-        self.accounts = keep;
-        self.codes = self
-            .accounts
-            .values()
-            .filter_map(|c| {
-                c.info
-                    .as_ref()?
-                    .code
-                    .as_ref()
-                    .map(|code| (code.hash_slow(), code.clone()))
-            })
-            .collect();
+        // Already in address order: the map is bulk-built, not inserted into.
+        self.accounts = keep.into_iter().collect();
+        self.codes = codes_of(&self.accounts);
         Ok(())
     }
 
@@ -177,4 +118,90 @@ impl StateChanges {
             .find(|a| !self.accounts.contains_key(*a))
             .map(|a| format!("account {a} changed only on one side"))
     }
+}
+
+impl AccountChange {
+    /// This change reduced to what differs from `before`, the account in the
+    /// pre-block state `pre`; `None` if nothing does. `codes` holds code
+    /// deployed in the block, for a new code hash whose code is not inline.
+    pub(crate) fn normalized(
+        mut self,
+        address: &Address,
+        before: Option<&AccountInfo>,
+        pre: &dyn StateSource,
+        codes: &BTreeMap<B256, Bytecode>,
+    ) -> Result<Option<Self>, StateError> {
+        if before.is_none() {
+            // Nothing existed to wipe.
+            self.storage_wiped = false;
+        }
+        match &mut self.info {
+            None => {
+                if before.is_none() {
+                    return Ok(None);
+                }
+                self.storage.clear();
+                self.storage_wiped = true;
+            }
+            Some(info) => {
+                let code_is_new = before.map_or(info.code_hash != KECCAK_EMPTY, |b| {
+                    b.code_hash != info.code_hash
+                });
+                if !code_is_new {
+                    info.code = None;
+                } else if info.code.is_none() {
+                    info.code = codes.get(&info.code_hash).cloned();
+                }
+            }
+        }
+        if self.storage_wiped {
+            self.storage.retain(|_, value| !value.is_zero());
+        } else {
+            let mut unchanged = Vec::new();
+            for (slot, value) in &self.storage {
+                if pre.storage(address, slot)? == *value {
+                    unchanged.push(*slot);
+                }
+            }
+            for slot in unchanged {
+                self.storage.remove(&slot);
+            }
+        }
+        let same_info = match (before, &self.info) {
+            (Some(b), Some(a)) => {
+                b.balance == a.balance && b.nonce == a.nonce && b.code_hash == a.code_hash
+            }
+            _ => false,
+        };
+        if same_info && !self.storage_wiped && self.storage.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self))
+    }
+
+    /// Composes `later` (this account's change relative to the state after
+    /// `self`) onto `self`.
+    pub(crate) fn then(&mut self, later: AccountChange) {
+        if later.storage_wiped || later.info.is_none() {
+            self.storage_wiped = true;
+            self.storage = later.storage;
+        } else {
+            self.storage.extend(later.storage);
+        }
+        self.info = later.info;
+    }
+}
+
+/// The code of every account whose code is new, by hash.
+pub(crate) fn codes_of(accounts: &BTreeMap<Address, AccountChange>) -> BTreeMap<B256, Bytecode> {
+    accounts
+        .values()
+        .filter_map(|c| {
+            c.info
+                .as_ref()?
+                .code
+                .as_ref()
+                .map(|code| (code.hash_slow(), code.clone()))
+        })
+        .collect()
 }

@@ -8,12 +8,12 @@ use super::{
     vm::Executed,
 };
 use crate::{
-    changes::{AccountChange, AccountState, StateChanges},
-    state::{StateError, StateSource},
+    changes::{AccountChange, AccountState, StateChanges, codes_of},
+    state::{OverlayState, StateError, StateSource},
 };
 use alloy_consensus::{ReceiptEnvelope, TxType};
 use alloy_primitives::{Address, B256, U256, map::HashMap};
-use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY};
+use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
 use std::collections::BTreeMap;
 
 /// One account's writes folded together.
@@ -29,12 +29,18 @@ struct AccountWrites {
 }
 
 /// Folds write sets, in block order, into state changes.
-#[derive(Default)]
 pub(crate) struct StateAccumulator {
     accounts: HashMap<Address, AccountWrites>,
 }
 
 impl StateAccumulator {
+    /// An accumulator expecting about `accounts` distinct accounts.
+    pub(crate) fn with_capacity(accounts: usize) -> Self {
+        Self {
+            accounts: HashMap::with_capacity_and_hasher(accounts, Default::default()),
+        }
+    }
+
     /// Applies the next transaction's writes.
     pub(crate) fn apply<'w>(&mut self, writes: impl Iterator<Item = &'w (Location, WriteValue)>) {
         for (location, value) in writes {
@@ -64,49 +70,104 @@ impl StateAccumulator {
         }
     }
 
-    /// The accumulated changes relative to `base`.
-    pub(crate) fn finish(self, base: &dyn StateSource) -> Result<StateChanges, StateError> {
-        let mut changes = StateChanges::default();
+    /// The accumulated changes composed onto `pre` (the changes of the
+    /// pre-block system calls to the accounts that `part` holds), relative
+    /// to the pre-block `state`; in canonical form when `normalize` (else
+    /// later changes still follow). One pass: each account's pre-block
+    /// value is read once, for both its fields and its normalization.
+    pub(crate) fn finish<S: StateSource + ?Sized>(
+        self,
+        state: &S,
+        pre: &StateChanges,
+        part: impl Fn(&Address) -> bool,
+        normalize: bool,
+    ) -> Result<StateChanges, StateError> {
+        let mut codes = pre.codes.clone();
+        let mut accounts = Vec::with_capacity(self.accounts.len());
+        for (address, change) in pre.accounts.iter().filter(|(a, _)| part(a)) {
+            if !self.accounts.contains_key(address) {
+                accounts.push((*address, change.clone(), state.account(address)?));
+            }
+        }
+        let base = OverlayState::new(state, pre);
         for (address, writes) in self.accounts {
-            let before = base.account(&address)?;
-            let balance = writes
-                .balance
-                .unwrap_or_else(|| before.as_ref().map_or(U256::ZERO, |b| b.balance))
-                .wrapping_add(writes.increments);
-            let nonce = writes
-                .nonce
-                .unwrap_or_else(|| before.as_ref().map_or(0, |b| b.nonce));
-            let code_hash = match &writes.code {
-                Some((hash, _)) => *hash,
-                None => before.as_ref().map_or(KECCAK_EMPTY, |b| b.code_hash),
-            };
-            let empty = balance.is_zero() && nonce == 0 && code_hash == KECCAK_EMPTY;
-            let exists = match writes.lifecycle {
-                Some(Lifecycle::CreatedEmpty) => true,
-                Some(Lifecycle::Destroyed) => !empty,
-                None => before.is_some() || !empty,
+            let original = state.account(&address)?;
+            let pre_change = pre.accounts.get(&address);
+            let overlaid;
+            let before = match pre_change {
+                None => original.as_ref(),
+                Some(_) => {
+                    overlaid = base.account(&address)?;
+                    overlaid.as_ref()
+                }
             };
             if let Some((hash, code)) = &writes.code
                 && *hash != KECCAK_EMPTY
             {
-                changes.codes.insert(*hash, code.clone());
+                codes.insert(*hash, code.clone());
             }
-            let info = exists.then(|| AccountState {
-                balance,
-                nonce,
-                code_hash,
-                code: writes.code.map(|(_, code)| code),
-            });
-            changes.accounts.insert(
-                address,
-                AccountChange {
-                    info,
-                    storage_wiped: writes.destroyed,
-                    storage: writes.storage,
-                },
-            );
+            let change = writes.into_change(before);
+            let change = match pre_change {
+                None => change,
+                Some(pre_change) => {
+                    let mut composed = pre_change.clone();
+                    composed.then(change);
+                    composed
+                }
+            };
+            accounts.push((address, change, original));
         }
-        Ok(changes)
+        let mut changes = Vec::with_capacity(accounts.len());
+        for (address, change, original) in accounts {
+            if !normalize {
+                changes.push((address, change));
+            } else if let Some(change) =
+                change.normalized(&address, original.as_ref(), &state, &codes)?
+            {
+                changes.push((address, change));
+            }
+        }
+        // Collecting sorts by address (a stable sort that is linear on the
+        // runs it finds) and bulk-builds the map.
+        let accounts = changes.into_iter().collect();
+        let codes = if normalize {
+            codes_of(&accounts)
+        } else {
+            codes
+        };
+        Ok(StateChanges { accounts, codes })
+    }
+}
+
+impl AccountWrites {
+    /// The account after these writes, on top of `before`.
+    fn into_change(self, before: Option<&AccountInfo>) -> AccountChange {
+        let balance = self
+            .balance
+            .unwrap_or_else(|| before.map_or(U256::ZERO, |b| b.balance))
+            .wrapping_add(self.increments);
+        let nonce = self.nonce.unwrap_or_else(|| before.map_or(0, |b| b.nonce));
+        let code_hash = match &self.code {
+            Some((hash, _)) => *hash,
+            None => before.map_or(KECCAK_EMPTY, |b| b.code_hash),
+        };
+        let empty = balance.is_zero() && nonce == 0 && code_hash == KECCAK_EMPTY;
+        let exists = match self.lifecycle {
+            Some(Lifecycle::CreatedEmpty) => true,
+            Some(Lifecycle::Destroyed) => !empty,
+            None => before.is_some() || !empty,
+        };
+        let info = exists.then(|| AccountState {
+            balance,
+            nonce,
+            code_hash,
+            code: self.code.map(|(_, code)| code),
+        });
+        AccountChange {
+            info,
+            storage_wiped: self.destroyed,
+            storage: self.storage,
+        }
     }
 }
 

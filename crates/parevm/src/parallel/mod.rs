@@ -150,7 +150,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     // Once the block is done, the state changes are folded in two halves
     // (by account) side by side: one on a helper thread, which then frees the
     // multi-version memory, the other here after the receipts.
-    let fold = |part| fold_state(state, &base, &pre, &mv, part, increments.as_deref());
+    let fold = |part| fold_state(state, &pre, &mv, part, increments.as_deref());
     let helper_half = std::sync::Mutex::new(None);
     let mut receipts = None;
     let mut main_half = None;
@@ -338,18 +338,18 @@ impl Part {
 
 /// The block's state changes to the accounts of `part`: the pre-block system
 /// calls' (`pre`), then the final write sets in `mv` and the rewards and
-/// withdrawals (`increments`), folded relative to `base`; normalized against
-/// `state` unless post-block system calls (no `increments`) still have to run.
+/// withdrawals (`increments`), relative to the pre-block `state`; normalized
+/// unless post-block system calls (no `increments`) still have to run.
 /// Accounts are independent, so the two parts together are the whole.
 fn fold_state<S: StateSource + ?Sized>(
     state: &S,
-    base: &OverlayState<'_, S>,
     pre: &StateChanges,
     mv: &MvMemory,
     part: Part,
     increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
 ) -> Result<StateChanges, ExecutionError> {
-    let mut accumulator = StateAccumulator::default();
+    // Each half sees about one distinct account per transaction.
+    let mut accumulator = StateAccumulator::with_capacity(mv.block_size());
     mv.for_each_write_set(|writes| {
         accumulator.apply(writes.iter().filter(|(l, _)| part.holds(&l.address())));
     });
@@ -362,18 +362,6 @@ fn fold_state<S: StateSource + ?Sized>(
                 .iter(),
         );
     }
-    let mut changes = StateChanges {
-        accounts: pre
-            .accounts
-            .iter()
-            .filter(|(a, _)| part.holds(a))
-            .map(|(a, c)| (*a, c.clone()))
-            .collect(),
-        codes: pre.codes.clone(),
-    };
-    changes.extend(accumulator.finish(base)?);
-    if increments.is_some() {
-        changes.normalize(&state)?;
-    }
-    Ok(changes)
+    let holds = |address: &alloy_primitives::Address| part.holds(address);
+    Ok(accumulator.finish(state, pre, holds, increments.is_some())?)
 }

@@ -20,6 +20,7 @@ use super::{
 use alloy_primitives::{Address, B256, U256, map::DefaultHashBuilder};
 use dashmap::{DashMap, mapref::one::Ref};
 use revm::bytecode::Bytecode;
+use smallvec::SmallVec;
 use std::{hash::BuildHasherDefault, sync::Mutex};
 
 /// A read met the ESTIMATE of this transaction: wait for it.
@@ -56,9 +57,10 @@ pub(crate) enum StorageRead {
 }
 
 /// The writers of one location, sorted by transaction. Most locations have
-/// one or two writers, for which a vector beats a tree.
+/// one writer, kept inline: a block's every new location would otherwise
+/// cost an allocation to publish and another to free.
 #[derive(Debug, Default)]
-struct Versions(Vec<(TxIdx, Entry)>);
+struct Versions(SmallVec<[(TxIdx, Entry); 1]>);
 
 impl Versions {
     fn insert(&mut self, tx: TxIdx, entry: Entry) {
@@ -397,6 +399,11 @@ impl MvMemory {
             (Some((_, value)), None) => StorageRead::Value(value),
             (None, None) => StorageRead::Base,
         })
+    }
+
+    /// Transactions in the block.
+    pub(crate) fn block_size(&self) -> usize {
+        self.last_writes.len()
     }
 
     /// Code deployed earlier in the block.

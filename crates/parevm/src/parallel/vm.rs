@@ -156,13 +156,15 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
             Err(EVMError::Database(VmError::State(e))) => return Err(e.to_string()),
             Err(other) => return Err(other.to_string()),
         };
+        // The next incarnation's buffer, sized like this one's read set.
+        let reads_len = db.reads.len();
         let writes = match &result {
             Ok(_) => db.write_set(state, self.spec),
             Err(_) => WriteSet::new(),
         };
         Ok(VmOutcome::Done {
             result,
-            reads: std::mem::take(&mut db.reads),
+            reads: std::mem::replace(&mut db.reads, ReadSet::with_capacity(reads_len)),
             writes,
         })
     }
