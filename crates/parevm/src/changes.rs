@@ -97,7 +97,7 @@ impl StateChanges {
         }
         // Already in address order: the map is bulk-built, not inserted into.
         self.accounts = keep.into_iter().collect();
-        self.codes = codes_of(&self.accounts);
+        self.codes = codes_of(self.accounts.values());
         Ok(())
     }
 
@@ -193,9 +193,11 @@ impl AccountChange {
 }
 
 /// The code of every account whose code is new, by hash.
-pub(crate) fn codes_of(accounts: &BTreeMap<Address, AccountChange>) -> BTreeMap<B256, Bytecode> {
+pub(crate) fn codes_of<'a>(
+    accounts: impl IntoIterator<Item = &'a AccountChange>,
+) -> BTreeMap<B256, Bytecode> {
     accounts
-        .values()
+        .into_iter()
         .filter_map(|c| {
             c.info
                 .as_ref()?

@@ -37,7 +37,7 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
 
 /// Executions before the conflict ratio is trusted: a block's first
 /// transactions alone may conflict by chance.
-const MIN_EXECUTIONS_FOR_CONFLICT_RATIO: usize = 128;
+const MIN_EXECUTIONS_FOR_CONFLICT_RATIO: usize = 64;
 
 /// Counters of one parallel run, for diagnosis and for researchers.
 #[derive(Debug, Default)]
@@ -78,7 +78,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         let executions = self.stats.executions.load(Ordering::Relaxed);
         // Only early: a block given up late pays for most of its parallel
         // run and then for the whole sequential one.
-        if executions < MIN_EXECUTIONS_FOR_CONFLICT_RATIO.max(block_size / 16)
+        if executions < MIN_EXECUTIONS_FOR_CONFLICT_RATIO.max(block_size / 64)
             || executions > block_size / 2
         {
             return;
@@ -95,6 +95,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// them. Once the block is done, the first helper thread runs
     /// `helper_epilogue` while the calling thread runs `main_epilogue`, so
     /// assembling the results is parallel too without starting threads again.
+    /// A block given up runs neither.
     pub(crate) fn run(
         &self,
         threads: usize,
@@ -111,7 +112,9 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
             },
             || {
                 self.work_guarded();
-                main_epilogue();
+                if !self.gave_up() {
+                    main_epilogue();
+                }
             },
         );
     }

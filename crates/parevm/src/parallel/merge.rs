@@ -28,6 +28,31 @@ struct AccountWrites {
     storage: BTreeMap<U256, U256>,
 }
 
+/// The state changes of one range of accounts: sorted by address, so that
+/// the parts of consecutive ranges concatenate into the block's changes
+/// ([`StateChanges::from_parts`]).
+pub(crate) struct FoldedPart {
+    pub accounts: Vec<(Address, AccountChange)>,
+    pub codes: BTreeMap<B256, Bytecode>,
+}
+
+impl StateChanges {
+    /// The changes of `low` then `high`, whose accounts are in ascending
+    /// order within each and all of `low`'s below all of `high`'s.
+    pub(crate) fn from_parts(low: FoldedPart, high: FoldedPart) -> Self {
+        let mut codes = low.codes;
+        codes.extend(high.codes);
+        let mut accounts = low.accounts;
+        accounts.extend(high.accounts);
+        // Already sorted, so collecting checks the order in one pass and
+        // bulk-builds the map.
+        Self {
+            accounts: accounts.into_iter().collect(),
+            codes,
+        }
+    }
+}
+
 /// Folds write sets, in block order, into state changes.
 pub(crate) struct StateAccumulator {
     accounts: HashMap<Address, AccountWrites>,
@@ -81,7 +106,7 @@ impl StateAccumulator {
         pre: &StateChanges,
         part: impl Fn(&Address) -> bool,
         normalize: bool,
-    ) -> Result<StateChanges, StateError> {
+    ) -> Result<FoldedPart, StateError> {
         let mut codes = pre.codes.clone();
         let mut accounts = Vec::with_capacity(self.accounts.len());
         for (address, change) in pre.accounts.iter().filter(|(a, _)| part(a)) {
@@ -127,15 +152,16 @@ impl StateAccumulator {
                 changes.push((address, change));
             }
         }
-        // Collecting sorts by address (a stable sort that is linear on the
-        // runs it finds) and bulk-builds the map.
-        let accounts = changes.into_iter().collect();
+        changes.sort_unstable_by_key(|(address, _)| *address);
         let codes = if normalize {
-            codes_of(&accounts)
+            codes_of(changes.iter().map(|(_, change)| change))
         } else {
             codes
         };
-        Ok(StateChanges { accounts, codes })
+        Ok(FoldedPart {
+            accounts: changes,
+            codes,
+        })
     }
 }
 

@@ -37,11 +37,9 @@ use crate::{
     system::{has_pre_block_calls, post_block_changes, post_block_increments, pre_block_changes},
 };
 use alloy_consensus::{Transaction, Typed2718};
-use alloy_evm::FromRecoveredTx;
 use executor::{TxExecution, Workers};
-use merge::{StateAccumulator, build_receipt};
+use merge::{FoldedPart, StateAccumulator, build_receipt};
 use mv_memory::MvMemory;
-use revm::context::TxEnv;
 use vm::VmContext;
 
 /// Configuration of the parallel executor, including the fallback rule: a
@@ -60,7 +58,7 @@ pub struct ParallelConfig {
     /// this run sequentially: their same-sender chains leave too little to
     /// run side by side to pay for the parallel machinery.
     pub min_predicted_speedup: f64,
-    /// While running, early (between max(128, txs/16) and txs/2
+    /// While running, early (between max(64, txs/64) and txs/2
     /// executions): once more than this share of executions is wasted
     /// (aborted by validation or blocked on a dependency), the block is given
     /// up and re-run sequentially. Blocks where nearly every transaction
@@ -157,13 +155,13 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     workers.run(
         threads,
         || {
-            *mv_memory::lock(&helper_half) = Some(fold(Part::Even));
+            *mv_memory::lock(&helper_half) = Some(fold(Part::Low));
             mv.clear();
         },
         || {
             let results = workers.take_results().map_err(ExecutionError::Internal);
             receipts = Some(results.and_then(|r| collect_receipts(block, r)));
-            main_half = Some(fold(Part::Odd));
+            main_half = Some(fold(Part::High));
         },
     );
     if workers.gave_up() {
@@ -178,10 +176,10 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     };
     let missing = || ExecutionError::Internal("state changes were not folded".into());
     let helper_half = helper_half.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut changes = helper_half.ok_or_else(missing)??;
-    let mut other = main_half.ok_or_else(missing)??;
-    changes.accounts.append(&mut other.accounts);
-    changes.codes.append(&mut other.codes);
+    let mut changes = StateChanges::from_parts(
+        helper_half.ok_or_else(missing)??,
+        main_half.ok_or_else(missing)??,
+    );
     if increments.is_none() {
         // System calls after the block (Prague requests) need the receipts.
         let receipts = transactions.iter().filter_map(|t| t.receipt.clone());
@@ -265,24 +263,17 @@ fn fallback<S: StateSource + ?Sized>(
 }
 
 fn vm_context<'a, S: StateSource + ?Sized>(
-    block: &BlockInput,
+    block: &'a BlockInput,
     base: &'a S,
     mv: &'a MvMemory,
 ) -> VmContext<'a, S> {
     let env = block.evm_env();
-    let tx_envs: Vec<TxEnv> = block
-        .transactions
-        .iter()
-        .map(|tx| TxEnv::from_recovered_tx(tx.inner(), tx.signer()))
-        .collect();
-    let lazy_recipients = tx_envs.iter().map(vm::lazy_recipient).collect();
     VmContext {
         base,
         mv,
         block_env: env.block_env,
         cfg_env: env.cfg_env,
-        tx_envs,
-        lazy_recipients,
+        transactions: &block.transactions,
     }
 }
 
@@ -323,16 +314,17 @@ fn collect_receipts(
     Ok(Some((transactions, cumulative_gas)))
 }
 
-/// One half of the accounts, for folding state changes on two threads.
+/// One half of the accounts, for folding state changes on two threads: a
+/// range of addresses, so that the two sorted halves concatenate in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
-    Even,
-    Odd,
+    Low,
+    High,
 }
 
 impl Part {
     fn holds(self, address: &alloy_primitives::Address) -> bool {
-        (address.0[19] & 1 == 0) == (self == Self::Even)
+        (address.0[0] < 0x80) == (self == Self::Low)
     }
 }
 
@@ -347,7 +339,7 @@ fn fold_state<S: StateSource + ?Sized>(
     mv: &MvMemory,
     part: Part,
     increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
-) -> Result<StateChanges, ExecutionError> {
+) -> Result<FoldedPart, ExecutionError> {
     // Each half sees about one distinct account per transaction.
     let mut accumulator = StateAccumulator::with_capacity(mv.block_size());
     mv.for_each_write_set(|writes| {

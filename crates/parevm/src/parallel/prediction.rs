@@ -62,7 +62,8 @@ pub(crate) fn predict(block: &BlockInput) -> (Prediction, Vec<SenderLink>) {
         last: Option<TxIdx>,
         gas: u64,
     }
-    let mut chains: HashMap<Address, Chain> = HashMap::default();
+    let mut chains: HashMap<Address, Chain> =
+        HashMap::with_capacity_and_hasher(block.transactions.len(), Default::default());
     let mut links = Vec::new();
     let mut gas = 0u64;
     let mut critical_gas = 0u64;

@@ -20,6 +20,8 @@ use super::{
     types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
 };
 use crate::state::{StateError, StateSource};
+use alloy_consensus::{TxEnvelope, transaction::Recovered};
+use alloy_evm::FromRecoveredTx;
 use alloy_primitives::{Address, B256, Bloom, U256};
 use revm::{
     Database,
@@ -64,9 +66,9 @@ pub(crate) struct VmContext<'a, S: ?Sized> {
     pub mv: &'a MvMemory,
     pub block_env: BlockEnv,
     pub cfg_env: CfgEnv,
-    pub tx_envs: Vec<TxEnv>,
-    /// Per transaction: the recipient whose credit may be lazy, if any.
-    pub lazy_recipients: Vec<Option<Address>>,
+    /// The block's transactions; each incarnation converts its own to a
+    /// [`TxEnv`], so that no thread converts the whole block up front.
+    pub transactions: &'a [Recovered<TxEnvelope>],
 }
 
 /// A transaction's execution result with its receipt's logs bloom, computed
@@ -136,11 +138,17 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
 
     /// Runs the latest incarnation of `tx`.
     pub(crate) fn execute(&mut self, tx: TxIdx) -> Result<VmOutcome, FatalError> {
-        let ctx = self.evm.ctx.journal_mut().db_mut().begin(tx);
+        let transaction = &self.evm.ctx.journal_mut().db_mut().ctx.transactions[tx];
+        let tx_env = TxEnv::from_recovered_tx(transaction.inner(), transaction.signer());
+        self.evm
+            .ctx
+            .journal_mut()
+            .db_mut()
+            .begin(tx, lazy_recipient(&tx_env));
         // revm parks database errors in the context; one left by an earlier
         // incarnation on this reused EVM must not leak into this one.
         self.evm.ctx.error = Ok(());
-        self.evm.ctx.set_tx(ctx.tx_envs[tx].clone());
+        self.evm.ctx.set_tx(tx_env);
         let result = LazyBeneficiary(PhantomData).run(&mut self.evm);
         let state = self.evm.ctx.journal_mut().finalize();
         let db = self.evm.ctx.journal_mut().db_mut();
@@ -174,7 +182,7 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
 /// with value to someone else, without a 7702 authorization list (which could
 /// give the recipient code first). Whether the recipient has code is only
 /// known when it is read.
-pub(crate) fn lazy_recipient(tx: &TxEnv) -> Option<Address> {
+fn lazy_recipient(tx: &TxEnv) -> Option<Address> {
     match tx.kind {
         TxKind::Call(to)
             if !tx.value.is_zero() && to != tx.caller && tx.authorization_list.is_empty() =>
@@ -220,16 +228,16 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         }
     }
 
-    /// Prepares for an incarnation of `tx`; returns the block context.
-    fn begin(&mut self, tx: TxIdx) -> &'c VmContext<'a, S> {
+    /// Prepares for an incarnation of `tx`, whose recipient's credit may be
+    /// lazy if it is `lazy_recipient`.
+    fn begin(&mut self, tx: TxIdx, lazy_recipient: Option<Address>) {
         self.tx = tx;
         self.in_reward = false;
-        self.lazy_recipient = self.ctx.lazy_recipients[tx];
+        self.lazy_recipient = lazy_recipient;
         self.lazy_recipient_used = false;
         self.lazy_coinbase_used = false;
         self.reads.clear();
         self.observed.clear();
-        self.ctx
     }
 
     fn record(&mut self, location: Location, value: ReadValue, from_base: bool) {
