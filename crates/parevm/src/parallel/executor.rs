@@ -37,7 +37,7 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
 
 /// Executions before the conflict ratio is trusted: a block's first
 /// transactions alone may conflict by chance.
-const MIN_EXECUTIONS_FOR_CONFLICT_RATIO: usize = 32;
+const MIN_EXECUTIONS_FOR_CONFLICT_RATIO: usize = 64;
 
 /// Counters of one parallel run, for diagnosis and for researchers.
 #[derive(Debug, Default)]

@@ -58,7 +58,7 @@ pub struct ParallelConfig {
     /// this run sequentially: their same-sender chains leave too little to
     /// run side by side to pay for the parallel machinery.
     pub min_predicted_speedup: f64,
-    /// While running, early (between max(32, txs/64) and txs/2
+    /// While running, early (between max(64, txs/64) and txs/2
     /// executions): once more than this share of executions is wasted
     /// (aborted by validation or blocked on a dependency), the block is given
     /// up and re-run sequentially. Blocks where nearly every transaction
