@@ -33,7 +33,9 @@ pub struct ReplayArgs {
     /// Worker threads for the parallel executor (default: available cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Runs per block and executor; times are the median.
+    /// Runs per block and executor; times are the median. With `--mode
+    /// both` and a repeat above 1, a short block runs more often (up to 500
+    /// times) until both executors together ran 50 ms.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
     /// Print one JSON object instead of text.

@@ -23,10 +23,18 @@ pub fn median_of<T, E>(
 /// A last result and the median time of its runs.
 pub type Timed<T> = (T, Duration);
 
+/// Below this much time in all, repeated measurements run on (up to
+/// [`MAX_RUNS`]): the median of a handful of 0.1 ms runs is mostly noise.
+const MIN_TOTAL: Duration = Duration::from_millis(50);
+/// The most runs of each side when [`MIN_TOTAL`] extends a measurement.
+const MAX_RUNS: usize = 500;
+
 /// Runs `a` and `b` alternately `repeat` times each, after one untimed
 /// warm-up of each, and returns their last results and median times.
 /// Alternating exposes both to the same machine noise (other tenants, CPU
-/// frequency), which matters when their ratio is the measurement.
+/// frequency), which matters when their ratio is the measurement. With
+/// `repeat` above 1, short runs are repeated more, until both together
+/// took [`MIN_TOTAL`].
 pub fn interleaved_medians<A, B, E>(
     repeat: usize,
     mut a: impl FnMut() -> Result<A, E>,
@@ -34,13 +42,18 @@ pub fn interleaved_medians<A, B, E>(
 ) -> Result<(Timed<A>, Timed<B>), E> {
     let (mut last_a, mut last_b) = (a()?, b()?);
     let (mut times_a, mut times_b) = (Vec::new(), Vec::new());
-    for _ in 0..repeat.max(1) {
+    let mut total = Duration::ZERO;
+    let more = |runs: usize, total: Duration| {
+        runs < repeat.max(1) || (repeat > 1 && total < MIN_TOTAL && runs < MAX_RUNS)
+    };
+    while more(times_a.len(), total) {
         let start = Instant::now();
         last_a = a()?;
         times_a.push(start.elapsed());
         let start = Instant::now();
         last_b = b()?;
         times_b.push(start.elapsed());
+        total += times_a[times_a.len() - 1] + times_b[times_b.len() - 1];
     }
     times_a.sort();
     times_b.sort();
