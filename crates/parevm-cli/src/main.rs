@@ -39,6 +39,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Diagnostics on stderr, off unless asked for: `RUST_LOG=parevm=debug`
+    // prints each parallel block's executions, validations, aborts and waits.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),

@@ -48,6 +48,23 @@ pub(crate) struct Stats {
     pub blocked: std::sync::atomic::AtomicUsize,
 }
 
+impl Stats {
+    /// Reports the counters as a `tracing` debug event (`RUST_LOG=parevm=debug`
+    /// with the `parevm` binary): how much work the block took beyond one
+    /// execution and one validation per transaction.
+    fn trace(&self, transactions: usize) {
+        let load = |counter: &std::sync::atomic::AtomicUsize| counter.load(Ordering::Relaxed);
+        tracing::debug!(
+            transactions,
+            executions = load(&self.executions),
+            validations = load(&self.validations),
+            aborts = load(&self.aborts),
+            blocked = load(&self.blocked),
+            "parallel block done"
+        );
+    }
+}
+
 impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     pub(crate) fn new(
         vm: &'v VmContext<'a, S>,
@@ -208,9 +225,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
 
     /// Takes the results, once the block is done.
     pub(crate) fn take_results(&self) -> Result<Vec<TxExecution>, String> {
-        if std::env::var_os("PAREVM_STATS").is_some() {
-            eprintln!("parevm stats: {} txs, {:?}", self.results.len(), self.stats);
-        }
+        self.stats.trace(self.results.len());
         if let Some(message) = lock(&self.fatal).clone() {
             return Err(message);
         }

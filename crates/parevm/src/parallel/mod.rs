@@ -257,6 +257,11 @@ fn fallback<S: StateSource + ?Sized>(
     state: &S,
     reason: FallbackReason,
 ) -> Result<BlockResult, ExecutionError> {
+    tracing::debug!(
+        transactions = block.transactions.len(),
+        reason = reason.as_str(),
+        "sequential fallback"
+    );
     let mut result = crate::execute_sequential(block, state)?;
     result.path = ExecutionPath::SequentialFallback(reason);
     Ok(result)
