@@ -7,7 +7,10 @@
 use crate::state::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256};
 use revm::{
-    bytecode::Bytecode, database::BundleState, primitives::KECCAK_EMPTY, state::AccountInfo,
+    bytecode::Bytecode,
+    database::{BundleState, TransitionState},
+    primitives::KECCAK_EMPTY,
+    state::AccountInfo,
 };
 use std::collections::BTreeMap;
 
@@ -72,6 +75,37 @@ impl StateChanges {
         }
         for (hash, code) in &bundle.contracts {
             changes.codes.insert(*hash, code.clone());
+        }
+        changes
+    }
+
+    /// Reads the changes out of revm's transitions (what a `State` with
+    /// bundle updates accumulated, before merging them into a bundle): the
+    /// same as [`Self::from_bundle`] of one merge, without building the
+    /// bundle. Call [`Self::normalize`] afterwards.
+    pub fn from_transitions(transitions: TransitionState) -> Self {
+        let mut changes = Self::default();
+        for (address, account) in transitions.transitions {
+            if let Some((hash, code)) = account.has_new_contract() {
+                changes.codes.insert(hash, code.clone());
+            }
+            let storage = account
+                .storage
+                .iter()
+                .map(|(slot, value)| (*slot, value.present_value))
+                .collect();
+            let info = account.info.map(|info| AccountState {
+                balance: info.balance,
+                nonce: info.nonce,
+                code_hash: info.code_hash,
+                code: info.code,
+            });
+            let change = AccountChange {
+                info,
+                storage_wiped: account.status.was_destroyed(),
+                storage,
+            };
+            changes.accounts.insert(address, change);
         }
         changes
     }

@@ -15,11 +15,7 @@ use alloy_evm::{
     block::{BlockExecutionError, BlockValidationError},
     eth::{EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory},
 };
-use revm::{
-    Database, DatabaseCommit,
-    context::result::ExecutionResult,
-    database::{State, states::bundle_state::BundleRetention},
-};
+use revm::{Database, DatabaseCommit, context::result::ExecutionResult, database::State};
 use std::borrow::Cow;
 
 /// alloy-evm's Ethereum block executor over database `DB`.
@@ -62,8 +58,8 @@ pub(crate) fn with_state_cache<S: StateSource + ?Sized, T>(
         .with_bundle_update()
         .build();
     let value = f(&mut db)?;
-    db.merge_transitions(BundleRetention::PlainState);
-    Ok((value, StateChanges::from_bundle(&db.take_bundle())))
+    let transitions = db.transition_state.take().unwrap_or_default();
+    Ok((value, StateChanges::from_transitions(transitions)))
 }
 
 /// Converts revm's result of an executed transaction.
