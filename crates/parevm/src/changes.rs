@@ -8,7 +8,7 @@ use crate::state::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256};
 use revm::{
     bytecode::Bytecode,
-    database::{BundleState, TransitionState},
+    database::{BundleState, StorageWithOriginalValues, TransitionState},
     primitives::KECCAK_EMPTY,
     state::AccountInfo,
 };
@@ -50,27 +50,16 @@ pub struct StateChanges {
 }
 
 impl StateChanges {
-    /// Reads the changes out of a revm bundle (the sequential executor's
-    /// accumulated state). Call [`Self::normalize`] afterwards.
+    /// Reads the changes out of a revm bundle (a `State`'s merged
+    /// transitions). Call [`Self::normalize`] afterwards.
     pub fn from_bundle(bundle: &BundleState) -> Self {
         let mut changes = Self::default();
         for (address, account) in &bundle.state {
-            let info = account.info.as_ref().map(|info| AccountState {
-                balance: info.balance,
-                nonce: info.nonce,
-                code_hash: info.code_hash,
-                code: info.code.clone(),
-            });
-            let storage = account
-                .storage
-                .iter()
-                .map(|(slot, value)| (*slot, value.present_value))
-                .collect();
-            let change = AccountChange {
-                info,
-                storage_wiped: account.status.was_destroyed(),
-                storage,
-            };
+            let change = AccountChange::from_revm(
+                account.info.as_ref(),
+                &account.storage,
+                account.status.was_destroyed(),
+            );
             changes.accounts.insert(*address, change);
         }
         for (hash, code) in &bundle.contracts {
@@ -83,29 +72,18 @@ impl StateChanges {
     /// bundle updates accumulated, before merging them into a bundle): the
     /// same as [`Self::from_bundle`] of one merge, without building the
     /// bundle. Call [`Self::normalize`] afterwards.
-    pub fn from_transitions(transitions: TransitionState) -> Self {
+    pub fn from_transitions(transitions: &TransitionState) -> Self {
         let mut changes = Self::default();
-        for (address, account) in transitions.transitions {
+        for (address, account) in &transitions.transitions {
             if let Some((hash, code)) = account.has_new_contract() {
                 changes.codes.insert(hash, code.clone());
             }
-            let storage = account
-                .storage
-                .iter()
-                .map(|(slot, value)| (*slot, value.present_value))
-                .collect();
-            let info = account.info.map(|info| AccountState {
-                balance: info.balance,
-                nonce: info.nonce,
-                code_hash: info.code_hash,
-                code: info.code,
-            });
-            let change = AccountChange {
-                info,
-                storage_wiped: account.status.was_destroyed(),
-                storage,
-            };
-            changes.accounts.insert(address, change);
+            let change = AccountChange::from_revm(
+                account.info.as_ref(),
+                &account.storage,
+                account.status.was_destroyed(),
+            );
+            changes.accounts.insert(*address, change);
         }
         changes
     }
@@ -155,6 +133,28 @@ impl StateChanges {
 }
 
 impl AccountChange {
+    /// An account as revm's bundle or transition state holds it: `info`
+    /// after the block, every touched slot, and whether it was destroyed.
+    fn from_revm(
+        info: Option<&AccountInfo>,
+        storage: &StorageWithOriginalValues,
+        destroyed: bool,
+    ) -> Self {
+        Self {
+            info: info.map(|info| AccountState {
+                balance: info.balance,
+                nonce: info.nonce,
+                code_hash: info.code_hash,
+                code: info.code.clone(),
+            }),
+            storage_wiped: destroyed,
+            storage: storage
+                .iter()
+                .map(|(slot, value)| (*slot, value.present_value))
+                .collect(),
+        }
+    }
+
     /// This change reduced to what differs from `before`, the account in the
     /// pre-block state `pre`; `None` if nothing does. `codes` holds code
     /// deployed in the block, for a new code hash whose code is not inline.

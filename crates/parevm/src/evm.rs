@@ -59,7 +59,7 @@ pub(crate) fn with_state_cache<S: StateSource + ?Sized, T>(
         .build();
     let value = f(&mut db)?;
     let transitions = db.transition_state.take().unwrap_or_default();
-    Ok((value, StateChanges::from_transitions(transitions)))
+    Ok((value, StateChanges::from_transitions(&transitions)))
 }
 
 /// Converts revm's result of an executed transaction.

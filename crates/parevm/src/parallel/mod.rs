@@ -146,7 +146,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     let workers = Workers::new(&vm, block.transactions.len(), config.max_conflict_ratio);
     let increments = post_block_increments(block);
     // Once the block is done, the state changes are folded in two halves
-    // (by account) side by side: one on a helper thread, which then frees the
+    // (address ranges) side by side: one on a helper thread, which then frees the
     // multi-version memory, the other here after the receipts.
     let fold = |part| fold_state(state, &pre, &mv, part, increments.as_deref());
     let helper_half = std::sync::Mutex::new(None);

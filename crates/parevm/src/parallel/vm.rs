@@ -164,15 +164,14 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
             Err(EVMError::Database(VmError::State(e))) => return Err(e.to_string()),
             Err(other) => return Err(other.to_string()),
         };
-        // The next incarnation's buffer, sized like this one's read set.
-        let reads_len = db.reads.len();
+        db.reads_hint = db.reads.len();
         let writes = match &result {
             Ok(_) => db.write_set(state, self.spec),
             Err(_) => WriteSet::new(),
         };
         Ok(VmOutcome::Done {
             result,
-            reads: std::mem::replace(&mut db.reads, ReadSet::with_capacity(reads_len)),
+            reads: std::mem::take(&mut db.reads),
             writes,
         })
     }
@@ -210,6 +209,8 @@ struct VmDb<'c, 'a, S: ?Sized> {
     lazy_recipient_used: bool,
     lazy_coinbase_used: bool,
     reads: ReadSet,
+    /// The length of the last read set, to size the next buffer.
+    reads_hint: usize,
     observed: Vec<Observed>,
 }
 
@@ -224,6 +225,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             lazy_recipient_used: false,
             lazy_coinbase_used: false,
             reads: Vec::new(),
+            reads_hint: 0,
             observed: Vec::new(),
         }
     }
@@ -237,6 +239,9 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         self.lazy_recipient_used = false;
         self.lazy_coinbase_used = false;
         self.reads.clear();
+        // Without a recycled buffer, one allocation sized like the last
+        // read set instead of growing from empty.
+        self.reads.reserve(self.reads_hint);
         self.observed.clear();
     }
 
