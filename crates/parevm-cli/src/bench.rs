@@ -44,6 +44,11 @@ pub struct BenchArgs {
     /// Seed of the generated blocks.
     #[arg(long, value_name = "S", default_value_t = WorkloadConfig::DEFAULT_SEED)]
     seed: u64,
+    /// Also predict contract calls other than ERC-20 transfers by their
+    /// target, so that blocks with them may run as partitions (see
+    /// `ParallelConfig::partition_contract_calls`).
+    #[arg(long)]
+    partition_calls: bool,
     /// Print one JSON object instead of a table (and no progress bar).
     #[arg(long)]
     json: bool,
@@ -126,7 +131,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
 
     let bar = progress_bar(configs.len() * (1 + 2 * repeat), args.json);
-    let parallel_config = ParallelConfig::with_threads(threads);
+    let parallel_config = ParallelConfig {
+        partition_contract_calls: args.partition_calls,
+        ..ParallelConfig::with_threads(threads)
+    };
     let mut rows = Vec::with_capacity(configs.len());
     for config in &configs {
         let name = config.kind.name();

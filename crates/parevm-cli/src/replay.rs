@@ -38,6 +38,11 @@ pub struct ReplayArgs {
     /// times) until both executors together ran 50 ms.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Also predict contract calls other than ERC-20 transfers by their
+    /// target, so that blocks with them may run as partitions (see
+    /// `ParallelConfig::partition_contract_calls`).
+    #[arg(long)]
+    partition_calls: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -81,10 +86,11 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     if args.repeat == 0 {
         return Err("--repeat must be at least 1".into());
     }
-    let config = match args.threads {
+    let mut config = match args.threads {
         Some(n) => ParallelConfig::with_threads(n),
         None => ParallelConfig::default(),
     };
+    config.partition_contract_calls = args.partition_calls;
     let mut blocks = Vec::new();
     for path in &args.paths {
         match block_dirs(path) {

@@ -135,7 +135,7 @@ impl StateChanges {
 impl AccountChange {
     /// An account as revm's bundle or transition state holds it: `info`
     /// after the block, every touched slot, and whether it was destroyed.
-    fn from_revm(
+    pub(crate) fn from_revm(
         info: Option<&AccountInfo>,
         storage: &StorageWithOriginalValues,
         destroyed: bool,

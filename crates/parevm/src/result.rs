@@ -61,6 +61,9 @@ pub enum ExecutionPath {
     Sequential,
     /// The parallel (Block-STM) executor.
     Parallel,
+    /// The parallel executor, as partitions predicted (and then checked) to
+    /// touch disjoint state, one per thread.
+    Partitioned,
     /// The parallel executor was asked for, but the block ran sequentially.
     SequentialFallback(FallbackReason),
 }
@@ -105,6 +108,7 @@ impl ExecutionPath {
         match self {
             Self::Sequential => "sequential",
             Self::Parallel => "parallel",
+            Self::Partitioned => "partitioned",
             Self::SequentialFallback(_) => "sequential-fallback",
         }
     }

@@ -80,7 +80,39 @@ fn independent_senders_run_in_parallel() {
         ..ParallelConfig::with_threads(2)
     };
     assert_eq!(predict(&block).bound(2), 2.0);
-    assert_eq!(run(&block, &state, &config), ExecutionPath::Parallel);
+    // Independent as far as the transactions show: partitions, which hold.
+    assert_eq!(run(&block, &state, &config), ExecutionPath::Partitioned);
+    let block_stm = ParallelConfig {
+        min_partition_balance: f64::INFINITY,
+        ..config
+    };
+    assert_eq!(run(&block, &state, &block_stm), ExecutionPath::Parallel);
+}
+
+/// ERC-20 transfers from many senders to one holder: every transaction's
+/// accesses are predicted, and they chain on the holder's balance, so the
+/// block runs sequentially without trying.
+#[test]
+fn a_predicted_chain_on_one_holder_runs_sequentially() {
+    let token = addr(0x70);
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(token, counter());
+    b.fund_all((1..=40).map(addr));
+    let mut input = vec![0xa9, 0x05, 0x9c, 0xbb];
+    input.extend_from_slice(&addr_word(addr(0x99)));
+    input.extend_from_slice(&word(1));
+    for i in 1..=40 {
+        b.call(addr(i), token, 0, input.clone());
+    }
+    let (block, state) = b.build();
+    let config = ParallelConfig {
+        min_parallel_gas: 0,
+        ..ParallelConfig::with_threads(2)
+    };
+    assert_eq!(
+        run(&block, &state, &config),
+        ExecutionPath::SequentialFallback(FallbackReason::DependencyChain)
+    );
 }
 
 /// A block where every transaction increments one slot is given up once

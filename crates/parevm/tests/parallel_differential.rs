@@ -6,11 +6,14 @@
 mod common;
 
 use parevm::{
-    ParallelConfig, execute_parallel, execute_sequential, fixture, verify::verify_against_header,
+    ExecutionPath, ParallelConfig, execute_parallel, execute_sequential, fixture,
+    verify::verify_against_header,
 };
 
 const THREADS: [usize; 5] = [1, 2, 3, 4, 8];
 const REPEATS: usize = 20;
+/// Runs of each block forced to try partitions, per thread count.
+const PARTITIONED_REPEATS: usize = 5;
 
 #[test]
 fn parallel_equals_sequential_on_mainnet_blocks() {
@@ -47,6 +50,44 @@ fn parallel_equals_sequential_on_mainnet_blocks() {
     assert!(
         failures.is_empty(),
         "parallel diverged:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The same, with every block that splits at all tried as partitions: real
+/// blocks are where the prediction is most often wrong, so most of them
+/// exercise validation and the switch to Block-STM.
+#[test]
+fn partitioned_equals_sequential_on_mainnet_blocks() {
+    let Some(dir) = common::mainnet_fixtures() else {
+        return;
+    };
+    let mut failures = Vec::new();
+    let mut partitioned = 0;
+    for dir in fixture::block_dirs(&dir).expect("fixture folder lists blocks") {
+        let fixture = fixture::load_mainnet_block(&dir).expect("fixture loads");
+        let (block, state) = (&fixture.block, &fixture.state);
+        let expected = execute_sequential(block, state).expect("sequential executes");
+        for threads in THREADS {
+            let config = ParallelConfig::partitioned(threads);
+            for run in 0..PARTITIONED_REPEATS {
+                let actual = execute_parallel(block, state, &config).expect("parallel executes");
+                partitioned += usize::from(actual.path == ExecutionPath::Partitioned);
+                if let Some(difference) = expected.first_difference(&actual) {
+                    failures.push(format!(
+                        "block {} threads {threads} run {run} ({}): {difference}",
+                        block.header.number,
+                        actual.path.as_str()
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    eprintln!("{partitioned} runs held as partitions");
+    assert!(
+        failures.is_empty(),
+        "partitioned diverged:\n{}",
         failures.join("\n")
     );
 }

@@ -10,13 +10,21 @@
 //! sets are then folded into the block's results in order ([`merge`]).
 //!
 //! Beneficiary fees and plain-transfer credits are commutative increments
-//! ([`vm`]), which removes the conflict every Ethereum transaction would
-//! otherwise have on the block's beneficiary.
+//! ([`vm`], [`fee_credit`]), which removes the conflict every Ethereum
+//! transaction would otherwise have on the block's beneficiary.
+//!
+//! Before any of that, a block whose transactions are predicted to touch
+//! disjoint state ([`partition`]) runs as independent partitions, one per
+//! thread, without multi-version memory ([`partitioned`]); if the prediction
+//! proves wrong, the block runs on Block-STM after all.
 
 mod executor;
+mod fee_credit;
 mod helpers;
 mod merge;
 mod mv_memory;
+mod partition;
+mod partitioned;
 mod prediction;
 mod scheduler;
 mod types;
@@ -65,6 +73,19 @@ pub struct ParallelConfig {
     /// conflicts (one hot pool or slot) cannot be predicted from the block
     /// alone; this bounds their loss to the executions before detection.
     pub max_conflict_ratio: f64,
+    /// A block whose transactions split into partitions predicted to be
+    /// independent runs as those partitions, without Block-STM, when they
+    /// keep at least this share of the threads busy (the partitions' gas
+    /// over the heaviest one's, divided by the threads). Above 1 disables
+    /// partitioning.
+    pub min_partition_balance: f64,
+    /// Predict contract calls other than ERC-20 `transfer` (and creations)
+    /// as touching only their sender and target, so that blocks with them
+    /// can run as partitions too. Off by default: on mainnet, calls into
+    /// different contracts meet in shared ones (WETH, pools behind routers)
+    /// often enough that the partitions failed validation and the block paid
+    /// for both runs. For blocks whose contracts keep to themselves.
+    pub partition_contract_calls: bool,
 }
 
 impl ParallelConfig {
@@ -76,7 +97,7 @@ impl ParallelConfig {
         }
     }
 
-    /// Always parallel (for tests of the parallel machinery itself), unless
+    /// Always Block-STM (for tests of the parallel machinery itself), unless
     /// there is only one thread or transaction.
     pub fn never_fall_back(threads: usize) -> Self {
         Self {
@@ -85,6 +106,19 @@ impl ParallelConfig {
             min_parallel_gas: 0,
             min_predicted_speedup: 0.0,
             max_conflict_ratio: f64::INFINITY,
+            min_partition_balance: f64::INFINITY,
+            partition_contract_calls: false,
+        }
+    }
+
+    /// As partitions whenever the block splits at all, contract calls
+    /// included, else Block-STM (for tests of partitioned execution and its
+    /// validation).
+    pub fn partitioned(threads: usize) -> Self {
+        Self {
+            min_partition_balance: 0.0,
+            partition_contract_calls: true,
+            ..Self::never_fall_back(threads)
         }
     }
 
@@ -115,6 +149,8 @@ impl Default for ParallelConfig {
             min_parallel_gas: 4_000_000,
             min_predicted_speedup: 1.45,
             max_conflict_ratio: 0.5,
+            min_partition_balance: 0.85,
+            partition_contract_calls: false,
         }
     }
 }
@@ -140,11 +176,16 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         StateChanges::default()
     };
     let base = OverlayState::new(state, &pre);
+    let increments = post_block_increments(block);
+    if let Some(result) =
+        execute_partitioned(block, state, &pre, threads, config, increments.as_deref())?
+    {
+        return Ok(result);
+    }
     let mv = MvMemory::new(block.transactions.len(), block.header.beneficiary);
     seed_sender_chains(&links, &mv);
     let vm = vm_context(block, &base, &mv);
     let workers = Workers::new(&vm, block.transactions.len(), config.max_conflict_ratio);
-    let increments = post_block_increments(block);
     // Once the block is done, the state changes are folded in two halves
     // (address ranges) side by side: one on a helper thread, which then frees the
     // multi-version memory, the other here after the receipts.
@@ -181,15 +222,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         main_half.ok_or_else(missing)??,
     );
     if increments.is_none() {
-        // System calls after the block (Prague requests) need the receipts.
-        let receipts = transactions.iter().filter_map(|t| t.receipt.clone());
-        let post = post_block_changes(
-            block,
-            &OverlayState::new(state, &changes),
-            receipts.collect(),
-        )?;
-        changes.extend(post);
-        changes.normalize(&state)?;
+        run_post_block_calls(block, state, &transactions, &mut changes)?;
     }
     Ok(BlockResult {
         transactions,
@@ -197,6 +230,87 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         state: changes,
         path: ExecutionPath::Parallel,
     })
+}
+
+/// Runs `block` as independent partitions if its transactions split into
+/// partitions balanced enough (see [`ParallelConfig::min_partition_balance`])
+/// and the split holds; sequentially if the accesses predicted for every
+/// transaction make one chain of most of the block; `None` if Block-STM
+/// should run it instead.
+fn execute_partitioned<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    pre: &StateChanges,
+    threads: usize,
+    config: &ParallelConfig,
+    increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
+) -> Result<Option<BlockResult>, ExecutionError> {
+    if config.min_partition_balance > 1.0 {
+        return Ok(None);
+    }
+    let base = OverlayState::new(state, pre);
+    let has_code = |address: &alloy_primitives::Address| {
+        Ok::<_, ExecutionError>(
+            base.account(address)?
+                .is_some_and(|a| !a.is_empty_code_hash()),
+        )
+    };
+    let contract_calls = config.partition_contract_calls;
+    let Some(partitions) = partition::partition(block, threads, contract_calls, has_code)? else {
+        return Ok(None);
+    };
+    if partitions.bound < config.min_predicted_speedup {
+        // Every transaction's accesses are known, and they chain: Block-STM
+        // would only find the same conflicts by aborting.
+        return fallback(block, state, FallbackReason::DependencyChain).map(Some);
+    }
+    let balanced = partitions.bound >= config.min_partition_balance * threads as f64;
+    if partitions.txs.len() < 2 || !balanced || !partitioned::supports(block, &base)? {
+        return Ok(None);
+    }
+    let credits = increments.unwrap_or_default();
+    let receipts = |results: partitioned::InBlockOrder<'_>| collect_receipts(block, results);
+    let Some((receipts, mut changes)) =
+        partitioned::execute(block, state, pre, &partitions, credits, receipts)?
+    else {
+        tracing::debug!(
+            transactions = block.transactions.len(),
+            partitions = partitions.txs.len(),
+            "partitions were not independent; running Block-STM"
+        );
+        return Ok(None);
+    };
+    let Some((transactions, gas_used)) = receipts? else {
+        return fallback(block, state, FallbackReason::GasLimitExceeded).map(Some);
+    };
+    if increments.is_none() {
+        run_post_block_calls(block, state, &transactions, &mut changes)?;
+    }
+    Ok(Some(BlockResult {
+        transactions,
+        gas_used,
+        state: changes,
+        path: ExecutionPath::Partitioned,
+    }))
+}
+
+/// Applies the system calls after the block (Prague's requests), which need
+/// the receipts, to `changes`, and normalizes them.
+fn run_post_block_calls<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    transactions: &[TxResult],
+    changes: &mut StateChanges,
+) -> Result<(), ExecutionError> {
+    let receipts = transactions.iter().filter_map(|t| t.receipt.clone());
+    let post = post_block_changes(
+        block,
+        &OverlayState::new(state, changes),
+        receipts.collect(),
+    )?;
+    changes.extend(post);
+    changes.normalize(&state)?;
+    Ok(())
 }
 
 /// Executes `block` in order, recording each transaction's read and write
@@ -286,10 +400,10 @@ fn vm_context<'a, S: StateSource + ?Sized>(
 /// transaction does not fit in the block's remaining gas.
 fn collect_receipts(
     block: &BlockInput,
-    results: Vec<TxExecution>,
+    results: impl IntoIterator<Item = TxExecution>,
 ) -> Result<Option<(Vec<TxResult>, u64)>, ExecutionError> {
     let tx_gas_cap = revm::context_interface::Cfg::tx_gas_limit_cap(&block.evm_env().cfg_env);
-    let mut transactions = Vec::with_capacity(results.len());
+    let mut transactions = Vec::with_capacity(block.transactions.len());
     let mut cumulative_gas = 0u64;
     for (index, (tx, result)) in block.transactions.iter().zip(results).enumerate() {
         let executed = match result {

@@ -16,6 +16,7 @@
 //! below it, and validation re-checks that full value.
 
 use super::{
+    fee_credit::{FeeCreditDb, LazyBeneficiary},
     mv_memory::{Blocked, MvMemory, StorageRead},
     types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
 };
@@ -28,18 +29,14 @@ use revm::{
     bytecode::Bytecode,
     context::{
         BlockEnv, CfgEnv, Context, TxEnv,
-        result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
+        result::{EVMError, ExecutionResult, InvalidTransaction},
     },
-    context_interface::Transaction as _,
     context_interface::{ContextSetters, ContextTr, JournalTr},
     database_interface::DBErrorMarker,
-    handler::{
-        FrameResult, Handler, MainBuilder, MainContext, MainnetContext, MainnetEvm, post_execution,
-    },
+    handler::{Handler, MainBuilder, MainContext, MainnetContext, MainnetEvm},
     primitives::{KECCAK_EMPTY, TxKind, hardfork::SpecId},
     state::{AccountInfo, EvmState},
 };
-use std::marker::PhantomData;
 
 /// Why a read could not complete.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,7 +77,7 @@ pub(crate) struct Executed {
 }
 
 impl Executed {
-    fn new(result: ExecutionResult) -> Self {
+    pub(crate) fn new(result: ExecutionResult) -> Self {
         let logs_bloom = crate::receipt::logs_bloom(result.logs());
         Self { result, logs_bloom }
     }
@@ -149,7 +146,7 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
         // incarnation on this reused EVM must not leak into this one.
         self.evm.ctx.error = Ok(());
         self.evm.ctx.set_tx(tx_env);
-        let result = LazyBeneficiary(PhantomData).run(&mut self.evm);
+        let result = LazyBeneficiary::new().run(&mut self.evm);
         let state = self.evm.ctx.journal_mut().finalize();
         let db = self.evm.ctx.journal_mut().db_mut();
         let result = match result {
@@ -408,6 +405,15 @@ fn push_destruction(writes: &mut WriteSet, address: Address) {
     ));
 }
 
+impl<S: StateSource + ?Sized> FeeCreditDb for VmDb<'_, '_, S> {
+    fn crediting_fee(&mut self, tip: Option<u128>) {
+        // A zero fee still touches the beneficiary (creating it before
+        // EIP-161, deleting it if empty after), which only a real read gets
+        // right; a non-zero fee is a pure commutative credit.
+        self.in_reward = tip.is_some_and(|tip| tip != 0);
+    }
+}
+
 impl<S: StateSource + ?Sized> Database for VmDb<'_, '_, S> {
     type Error = VmError;
 
@@ -445,38 +451,5 @@ impl<S: StateSource + ?Sized> Database for VmDb<'_, '_, S> {
 
     fn block_hash(&mut self, number: u64) -> Result<B256, VmError> {
         Ok(self.ctx.base.block_hash(number)?)
-    }
-}
-
-/// revm's mainnet handler, except that the beneficiary's fee is credited with
-/// the database in "reward" mode, so that a first touch of the beneficiary
-/// there becomes a commutative increment instead of a read of its balance.
-struct LazyBeneficiary<'c, 'a, S: StateSource + ?Sized>(PhantomData<(&'c (), &'a (), Box<S>)>);
-
-impl<'c, 'a: 'c, S: StateSource + ?Sized + 'a> Handler for LazyBeneficiary<'c, 'a, S> {
-    type Evm = VmEvm<'c, 'a, S>;
-    type Error = EVMError<VmError>;
-    type HaltReason = HaltReason;
-
-    fn reward_beneficiary(
-        &self,
-        evm: &mut Self::Evm,
-        exec_result: &mut FrameResult,
-    ) -> Result<(), Self::Error> {
-        // A zero fee still touches the beneficiary (creating it before
-        // EIP-161, deleting it if empty after), which only a real read gets
-        // right; a non-zero fee is a pure commutative credit.
-        let basefee = evm.ctx.block.basefee as u128;
-        let price = evm.ctx.tx.effective_gas_price(basefee);
-        let tip = if evm.ctx.cfg.spec.is_enabled_in(SpecId::LONDON) {
-            price.saturating_sub(basefee)
-        } else {
-            price
-        };
-        evm.ctx.journal_mut().db_mut().in_reward = tip != 0;
-        let result =
-            post_execution::reward_beneficiary(&mut evm.ctx, exec_result.gas()).map_err(From::from);
-        evm.ctx.journal_mut().db_mut().in_reward = false;
-        result
     }
 }

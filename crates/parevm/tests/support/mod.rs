@@ -80,18 +80,42 @@ pub fn assert_parallel_matches_with(
                     "threads {threads}: the parallel path was not taken"
                 );
             }
-            if let Some(difference) = expected.first_difference(&actual) {
-                panic!(
-                    "parallel != sequential (threads {threads}, run {run}, path {}): {difference}\n\
-                     sequential outcomes: {:#?}\nparallel outcomes: {:#?}",
-                    actual.path.as_str(),
-                    outcomes(&expected),
-                    outcomes(&actual),
+            assert_same(&expected, &actual, threads, run);
+        }
+        // Partitioned whenever the block splits at all: where the split
+        // holds, the partitions' result; where it does not, Block-STM's.
+        let config = ParallelConfig::partitioned(threads);
+        for run in 0..repeats {
+            let actual = match execute_parallel(block, state, &config) {
+                Ok(actual) => actual,
+                Err(error) => panic!("partitioned failed (threads {threads}, run {run}): {error}"),
+            };
+            if !allow_invalid && block.transactions.len() >= 2 {
+                assert!(
+                    matches!(
+                        actual.path,
+                        ExecutionPath::Partitioned | ExecutionPath::Parallel
+                    ),
+                    "threads {threads}: neither parallel path was taken: {:?}",
+                    actual.path
                 );
             }
+            assert_same(&expected, &actual, threads, run);
         }
     }
     expected
+}
+
+fn assert_same(expected: &BlockResult, actual: &BlockResult, threads: usize, run: usize) {
+    if let Some(difference) = expected.first_difference(actual) {
+        panic!(
+            "parallel != sequential (threads {threads}, run {run}, path {}): {difference}\n\
+             sequential outcomes: {:#?}\nparallel outcomes: {:#?}",
+            actual.path.as_str(),
+            outcomes(expected),
+            outcomes(actual),
+        );
+    }
 }
 
 /// [`assert_parallel_matches_with`] with 5 repeats and no invalid transactions allowed.

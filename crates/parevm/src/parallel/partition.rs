@@ -1,0 +1,261 @@
+//! State-access scheduling: splitting a block into partitions predicted to
+//! touch disjoint state, so that each runs start to finish on one thread
+//! with a plain revm cache and no multi-version memory, as Solana and Sui
+//! schedule transactions by the accounts they declare.
+//!
+//! Ethereum transactions declare nothing, so the accesses are predicted from
+//! the transaction alone and checked after execution
+//! ([`partitioned`](super::partitioned)). Only two kinds of transaction are
+//! predicted, because only their accesses are known without running them:
+//! a plain value transfer to an account without code (sender and
+//! recipient), and an ERC-20 `transfer` (sender, and the sender's and
+//! recipient's balances in the token). Any other transaction runs code
+//! whose reach is unknown: on mainnet blocks, calls into different
+//! contracts met in shared ones (WETH deposits, pools behind routers) often
+//! enough that trying partitions there lost more than it won, so by default
+//! a block with any such transaction is left to Block-STM. An embedder that
+//! knows its contracts keep to themselves (an app-specific rollup) can have
+//! other calls keyed by their target instead
+//! ([`ParallelConfig::partition_contract_calls`](super::ParallelConfig::partition_contract_calls)).
+//!
+//! Transactions sharing a predicted key are joined into components
+//! (union-find); whole components are then packed onto the threads, heaviest
+//! first.
+
+use super::types::TxIdx;
+use crate::BlockInput;
+use alloy_consensus::Transaction;
+use alloy_primitives::Address;
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    hash::{BuildHasherDefault, Hasher},
+};
+
+/// The selector of ERC-20 `transfer(address,uint256)`.
+const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+
+/// A unit of state a transaction is predicted to read and write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// An account: its balance, nonce, code and storage.
+    Account(Address),
+    /// One holder's balance in an ERC-20 token: the token contract itself is
+    /// only read by a `transfer`, so it joins nothing.
+    Holder { token: Address, holder: Address },
+}
+
+impl Key {
+    /// A well-mixed 64-bit digest, cheap enough for every key of a block:
+    /// the address words folded, then a 64-bit finalizer (generated
+    /// addresses can differ in a byte or two only). Two keys sharing a digest only join their
+    /// components needlessly (validation, not the prediction, guards
+    /// correctness), so the union-find map holds digests: a quarter of the
+    /// memory of keys.
+    fn digest(&self) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let fold = |address: &Address| {
+            let bytes = &address.0.0;
+            let word =
+                |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or_default());
+            word(0) ^ word(8).rotate_left(23) ^ word(12).rotate_left(47)
+        };
+        let folded = match self {
+            Self::Account(address) => fold(address),
+            Self::Holder { token, holder } => fold(token).rotate_left(29) ^ fold(holder) ^ K,
+        };
+        // MurmurHash3's fmix64.
+        let mut x = folded;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+}
+
+/// A hasher for keys that are digests already.
+#[derive(Default)]
+struct Digested(u64);
+
+impl Hasher for Digested {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in rather than panic.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, digest: u64) {
+        self.0 = digest;
+    }
+}
+
+/// A block split into partitions predicted to be independent.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Partitions {
+    /// Each partition's transactions, in block order.
+    pub txs: Vec<Vec<TxIdx>>,
+    /// Each transaction's partition (an index into `txs`).
+    pub partition_of: Vec<u32>,
+    /// `gas / heaviest partition's gas`: the speedup the split allows.
+    pub bound: f64,
+}
+
+/// Splits `block` into at most `threads` partitions, or `None` if some
+/// transaction's accesses are not predictable: it is neither a plain
+/// transfer to an account without code (per `has_code`, on the pre-block
+/// state) nor an ERC-20 `transfer` (nor, with `contract_calls`, any other
+/// call or creation), or it names the beneficiary, whose balance every
+/// transaction changes.
+pub(crate) fn partition<E>(
+    block: &BlockInput,
+    threads: usize,
+    contract_calls: bool,
+    has_code: impl Fn(&Address) -> Result<bool, E>,
+) -> Result<Option<Partitions>, E> {
+    let txs = &block.transactions;
+    let beneficiary = Key::Account(block.header.beneficiary);
+    let mut components = UnionFind::new(txs.len());
+    let mut owners: HashMap<u64, u32, BuildHasherDefault<Digested>> =
+        HashMap::with_capacity_and_hasher(txs.len() * 3, Default::default());
+    for (index, tx) in txs.iter().enumerate() {
+        if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
+            return Ok(None);
+        }
+        let to = tx.kind().to().copied();
+        let Some(keys) = keys(tx.signer(), to, tx.input(), contract_calls, &has_code)? else {
+            return Ok(None);
+        };
+        for key in keys.into_iter().flatten() {
+            if key == beneficiary {
+                return Ok(None);
+            }
+            match owners.entry(key.digest()) {
+                Entry::Occupied(owner) => components.union(index, *owner.get() as TxIdx),
+                Entry::Vacant(slot) => {
+                    slot.insert(index as u32);
+                }
+            }
+        }
+    }
+    Ok(Some(pack(block, &mut components, threads.max(1))))
+}
+
+/// The keys a transaction from `sender` to `to` with `input` is predicted
+/// to touch, or `None` if they cannot be predicted (see [`partition`]).
+fn keys<E>(
+    sender: Address,
+    to: Option<Address>,
+    input: &[u8],
+    contract_calls: bool,
+    has_code: impl Fn(&Address) -> Result<bool, E>,
+) -> Result<Option<[Option<Key>; 3]>, E> {
+    let sender_key = Some(Key::Account(sender));
+    let Some(to) = to else {
+        // A creation's address follows from the sender's nonce.
+        return Ok(contract_calls.then_some([sender_key, None, None]));
+    };
+    if input.len() == 68 && input[..4] == ERC20_TRANSFER {
+        let recipient = Address::from_slice(&input[16..36]);
+        let holder = |holder| Some(Key::Holder { token: to, holder });
+        return Ok(Some([sender_key, holder(sender), holder(recipient)]));
+    }
+    if contract_calls || (input.is_empty() && !has_code(&to)?) {
+        return Ok(Some([sender_key, Some(Key::Account(to)), None]));
+    }
+    Ok(None)
+}
+
+/// Packs the components of `components` onto `threads` partitions, heaviest
+/// component first onto the lightest partition (by gas limit).
+fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> Partitions {
+    let txs = &block.transactions;
+    let mut gas_of_root = vec![0u64; txs.len()];
+    let mut total = 0u64;
+    for (index, tx) in txs.iter().enumerate() {
+        let root = components.find(index);
+        gas_of_root[root] = gas_of_root[root].saturating_add(tx.gas_limit());
+        total = total.saturating_add(tx.gas_limit());
+    }
+    let mut roots: Vec<TxIdx> = (0..txs.len())
+        .filter(|&i| components.find(i) == i)
+        .collect();
+    roots.sort_unstable_by_key(|&root| std::cmp::Reverse(gas_of_root[root]));
+    let mut loads = vec![0u64; threads];
+    // Reuses the per-root gas vector for each root's partition.
+    let mut partition_of_root = gas_of_root;
+    for &root in &roots {
+        let mut lightest = 0;
+        for (index, load) in loads.iter().enumerate() {
+            if *load < loads[lightest] {
+                lightest = index;
+            }
+        }
+        loads[lightest] = loads[lightest].saturating_add(partition_of_root[root]);
+        partition_of_root[root] = lightest as u64;
+    }
+    // Fewer components than threads leave partitions empty: drop those.
+    let mut sizes = vec![0usize; threads];
+    for &root in &roots {
+        sizes[partition_of_root[root] as usize] += 1;
+    }
+    let mut renumbered = vec![0u32; threads];
+    let mut used = 0;
+    for (old, size) in sizes.iter().enumerate() {
+        if *size > 0 {
+            renumbered[old] = used as u32;
+            used += 1;
+        }
+    }
+    let mut partitions = vec![Vec::with_capacity(txs.len() / used.max(1) + 1); used];
+    let mut partition_of = Vec::with_capacity(txs.len());
+    for index in 0..txs.len() {
+        let root = components.find(index);
+        let partition = renumbered[partition_of_root[root] as usize];
+        partitions[partition as usize].push(index);
+        partition_of.push(partition);
+    }
+    let heaviest = loads.into_iter().max().unwrap_or(0);
+    Partitions {
+        txs: partitions,
+        partition_of,
+        bound: if heaviest == 0 {
+            1.0
+        } else {
+            total as f64 / heaviest as f64
+        },
+    }
+}
+
+/// Disjoint sets of transactions, with path halving.
+struct UnionFind {
+    parent: Vec<TxIdx>,
+}
+
+impl UnionFind {
+    fn new(len: usize) -> Self {
+        Self {
+            parent: (0..len).collect(),
+        }
+    }
+
+    fn find(&mut self, mut x: TxIdx) -> TxIdx {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+
+    fn union(&mut self, a: TxIdx, b: TxIdx) {
+        let (a, b) = (self.find(a), self.find(b));
+        // The lower index stays the root, which keeps roots stable.
+        if a < b {
+            self.parent[b] = a;
+        } else {
+            self.parent[a] = b;
+        }
+    }
+}

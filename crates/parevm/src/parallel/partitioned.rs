@@ -1,0 +1,599 @@
+//! Running a block as independent partitions ([`partition`](super::partition)):
+//! each partition runs on its own thread, in block order, over a plain revm
+//! `State` cache of the pre-block state (as the sequential executor runs a
+//! whole block), with no multi-version memory and nothing shared while it
+//! runs.
+//!
+//! The partitions were only predicted to be independent, so each records
+//! every location it fetched from the pre-block state and every location its
+//! transactions wrote. The run stands only if no partition read what another
+//! wrote. Then every transaction saw exactly what it sees in sequence (every
+//! write to what it read came from its own partition, in block order), and
+//! every location's final value came from the one partition that wrote it.
+//! Otherwise the caller runs the block on Block-STM instead.
+//!
+//! The beneficiary's fees are summed per partition and credited at the end
+//! (see [`fee_credit`](super::fee_credit)); a transaction that observes the
+//! beneficiary any other way invalidates the run.
+
+use super::{
+    executor::TxExecution,
+    fee_credit::{FeeCreditDb, LazyBeneficiary},
+    helpers::run_with_helpers,
+    partition::Partitions,
+    types::TxIdx,
+    vm::Executed,
+};
+use crate::{
+    AccountChange, AccountState, BlockInput, ExecutionError, StateChanges, StateSource,
+    state::{OverlayState, StateError},
+};
+use alloy_evm::FromRecoveredTx;
+use alloy_primitives::{Address, B256, U256, map::HashSet};
+use revm::{
+    Database, DatabaseCommit,
+    bytecode::Bytecode,
+    context::{Context, TxEnv, result::EVMError},
+    context_interface::{ContextSetters, ContextTr, JournalTr},
+    database::{State, TransitionState},
+    database_interface::bal::EvmDatabaseError,
+    handler::{Handler, MainBuilder, MainContext},
+    primitives::{KECCAK_EMPTY, hardfork::SpecId},
+    state::{AccountInfo, EvmState},
+};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+/// A location, as finely as validation tells them apart: account fields
+/// change together in the transactions partitioning is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Access {
+    Account(Address),
+    Slot(Address, U256),
+}
+
+/// What one partition fetched from the pre-block state and wrote.
+#[derive(Default)]
+struct Footprint {
+    /// Every location fetched, once each (the partition's cache fetches a
+    /// location only on its first read).
+    reads: Vec<Access>,
+    writes: HashSet<Access>,
+}
+
+impl Footprint {
+    /// Whether either partition read what the other wrote.
+    fn conflicts_with(&self, other: &Footprint) -> bool {
+        self.reads.iter().any(|r| other.writes.contains(r))
+            || other.reads.iter().any(|r| self.writes.contains(r))
+    }
+}
+
+/// Whether any two partitions' footprints conflict.
+fn any_conflict(footprints: &[Footprint]) -> bool {
+    footprints
+        .iter()
+        .enumerate()
+        .any(|(i, a)| footprints[i + 1..].iter().any(|b| a.conflicts_with(b)))
+}
+
+/// The pre-block state as a partition's cache sees it, recording every
+/// location fetched.
+struct Recording<'s, S: ?Sized> {
+    source: &'s S,
+    reads: Vec<Access>,
+}
+
+impl<S: StateSource + ?Sized> Database for Recording<'_, S> {
+    type Error = StateError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        self.reads.push(Access::Account(address));
+        self.source.account(&address)
+    }
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+        self.source.code_by_hash(&code_hash)
+    }
+    fn storage(&mut self, address: Address, slot: U256) -> Result<U256, StateError> {
+        self.reads.push(Access::Slot(address, slot));
+        self.source.storage(&address, &slot)
+    }
+    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+        self.source.block_hash(number)
+    }
+}
+
+/// An account's fields as a transaction first loaded them.
+struct Loaded {
+    address: Address,
+    balance: U256,
+    nonce: u64,
+    code_hash: B256,
+}
+
+/// The database of one partition's EVM: its cache, with the beneficiary
+/// served as a zero-balance placeholder while revm credits a fee.
+struct PartitionDb<'s, S: ?Sized> {
+    cache: State<Recording<'s, S>>,
+    beneficiary: Address,
+    crediting_fee: bool,
+    /// A transaction read the beneficiary other than to credit its fee.
+    beneficiary_observed: bool,
+    /// The accounts the current transaction loaded, to tell which it changed.
+    loaded: Vec<Loaded>,
+}
+
+impl<S: StateSource + ?Sized> FeeCreditDb for PartitionDb<'_, S> {
+    fn crediting_fee(&mut self, tip: Option<u128>) {
+        // Even a zero fee is served the placeholder: after EIP-161 touching
+        // an existing beneficiary with nothing changes nothing (the caller
+        // rules out an existing empty one).
+        self.crediting_fee = tip.is_some();
+    }
+}
+
+impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
+    type Error = StateError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        let info = self.cache.basic(address).map_err(state_error)?;
+        if address == self.beneficiary {
+            if self.crediting_fee {
+                // Never observed, only credited: the credit is the fee.
+                let mut placeholder = info.unwrap_or_default();
+                placeholder.balance = U256::ZERO;
+                return Ok(Some(placeholder));
+            }
+            self.beneficiary_observed = true;
+        }
+        if let Some(info) = &info {
+            self.loaded.push(Loaded {
+                address,
+                balance: info.balance,
+                nonce: info.nonce,
+                code_hash: info.code_hash,
+            });
+        }
+        Ok(info)
+    }
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+        self.cache.code_by_hash(code_hash).map_err(state_error)
+    }
+    fn storage(&mut self, address: Address, slot: U256) -> Result<U256, StateError> {
+        self.beneficiary_observed |= address == self.beneficiary;
+        self.cache.storage(address, slot).map_err(state_error)
+    }
+    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+        self.cache.block_hash(number).map_err(state_error)
+    }
+}
+
+/// The pre-block state's error out of the cache's wrapper of it.
+fn state_error(error: EvmDatabaseError<StateError>) -> StateError {
+    match error {
+        EvmDatabaseError::Database(error) => error,
+        EvmDatabaseError::Bal(error) => StateError::Other(error.to_string()),
+    }
+}
+
+/// What a partition produced.
+struct PartitionOutput {
+    /// Its transactions' results, in its order.
+    results: Vec<TxExecution>,
+    /// What it read and wrote.
+    footprint: Footprint,
+    /// The beneficiary's fees from its transactions.
+    fees: U256,
+    /// Its accounts' changes relative to the pre-block state, normalized,
+    /// in address order.
+    accounts: Vec<(Address, AccountChange)>,
+}
+
+/// The block-wide inputs of every partition.
+struct PartitionContext<'a, S: ?Sized> {
+    block: &'a BlockInput,
+    /// The pre-block state.
+    state: &'a S,
+    /// The pre-block system calls' changes.
+    pre: &'a StateChanges,
+    /// Set once the run cannot stand (a partition observed the beneficiary
+    /// or failed), so that the others stop early.
+    failed: AtomicBool,
+}
+
+impl<S: ?Sized> PartitionContext<'_, S> {
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether `block` may run as partitions at all: after EIP-161 (so that a
+/// zero fee leaves an existing beneficiary alone) and with a beneficiary
+/// that is not an existing empty account (which a zero fee would delete).
+pub(crate) fn supports<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    base: &OverlayState<'_, S>,
+) -> Result<bool, ExecutionError> {
+    if !block.spec().is_enabled_in(SpecId::SPURIOUS_DRAGON) {
+        return Ok(false);
+    }
+    let beneficiary = base.account(&block.header.beneficiary)?;
+    Ok(!beneficiary.is_some_and(|b| b.is_empty()))
+}
+
+/// Runs `block` as `partitions`, with `credits` (rewards, withdrawals)
+/// applied after it. While the state changes are assembled, a helper
+/// validates the partitions and then passes the transactions' results, in
+/// block order, to `on_results`. Returns what `on_results` returned and the
+/// state changes (not yet including post-block system calls), or `None` if
+/// the partitions turned out not to be independent.
+pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
+    block: &BlockInput,
+    state: &S,
+    pre: &StateChanges,
+    partitions: &Partitions,
+    credits: &[(Address, U256)],
+    on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
+) -> Result<Option<(T, StateChanges)>, ExecutionError> {
+    let ctx = PartitionContext {
+        block,
+        state,
+        pre,
+        failed: AtomicBool::new(false),
+    };
+    let outputs = run_partitions(&ctx, &partitions.txs)?;
+    if ctx.failed() {
+        return Ok(None);
+    }
+    let mut footprints = Vec::with_capacity(outputs.len());
+    let mut results = Vec::with_capacity(outputs.len());
+    let mut accounts = Vec::with_capacity(outputs.len());
+    let mut fees = U256::ZERO;
+    for output in outputs {
+        footprints.push(output.footprint);
+        results.push(output.results.into_iter());
+        accounts.push(output.accounts);
+        fees = fees.wrapping_add(output.fees);
+    }
+    // The helper validates, then hands over the results; the caller
+    // assembles the state changes meanwhile (wasted if validation fails).
+    let helper_input = Mutex::new(Some((results, on_results)));
+    let helper_output = Mutex::new(None);
+    let mut changes = None;
+    run_with_helpers(
+        1,
+        |_| {
+            let Some((results, on_results)) = lock(&helper_input).take() else {
+                return;
+            };
+            let valid = !any_conflict(&footprints);
+            *lock(&helper_output) = Some(valid.then(|| {
+                on_results(InBlockOrder {
+                    partition_of: &partitions.partition_of,
+                    next: 0,
+                    results,
+                })
+            }));
+        },
+        || {
+            let beneficiary = [(block.header.beneficiary, fees)];
+            let credits = beneficiary
+                .iter()
+                .chain(credits)
+                .filter(|(_, v)| !v.is_zero());
+            changes = Some(finish_changes(
+                state,
+                pre,
+                merge_accounts(accounts),
+                credits,
+            ));
+        },
+    );
+    let helper_output = helper_output
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    let missing = || ExecutionError::Internal("partitioned run did not finish".into());
+    let Some(output) = helper_output.ok_or_else(missing)? else {
+        return Ok(None);
+    };
+    Ok(Some((output, changes.ok_or_else(missing)??)))
+}
+
+/// The transactions' results in block order, drawn from the partitions'.
+pub(crate) struct InBlockOrder<'a> {
+    partition_of: &'a [u32],
+    next: TxIdx,
+    results: Vec<std::vec::IntoIter<TxExecution>>,
+}
+
+impl Iterator for InBlockOrder<'_> {
+    type Item = TxExecution;
+
+    fn next(&mut self) -> Option<TxExecution> {
+        let partition = *self.partition_of.get(self.next)? as usize;
+        self.next += 1;
+        self.results.get_mut(partition)?.next()
+    }
+}
+
+/// Runs every partition, one per thread; `Err` if any failed.
+fn run_partitions<S: StateSource + ?Sized>(
+    ctx: &PartitionContext<'_, S>,
+    partitions: &[Vec<TxIdx>],
+) -> Result<Vec<PartitionOutput>, ExecutionError> {
+    let outputs: Vec<Mutex<Option<Result<PartitionOutput, ExecutionError>>>> =
+        partitions.iter().map(|_| Mutex::new(None)).collect();
+    let run = |index: usize| {
+        let output = run_partition(ctx, &partitions[index]);
+        if output.is_err() {
+            ctx.fail();
+        }
+        *lock(&outputs[index]) = Some(output);
+    };
+    run_with_helpers(
+        partitions.len().saturating_sub(1),
+        |i| run(i + 1),
+        || run(0),
+    );
+    outputs
+        .into_iter()
+        .map(|o| o.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect::<Option<Result<Vec<_>, _>>>()
+        .ok_or_else(|| ExecutionError::Internal("a partition did not run".into()))?
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Merges the partitions' account changes (each run in address order) into
+/// one map. Validation showed that partitions changing one account changed
+/// only different slots of it (any other change is a write of the account,
+/// which the others' storage accesses would have read).
+fn merge_accounts(runs: Vec<Vec<(Address, AccountChange)>>) -> BTreeMap<Address, AccountChange> {
+    let mut merged: Vec<(Address, AccountChange)> =
+        Vec::with_capacity(runs.iter().map(Vec::len).sum());
+    let mut runs: Vec<_> = runs.into_iter().map(|r| r.into_iter().peekable()).collect();
+    loop {
+        let mut next: Option<(usize, Address)> = None;
+        for (index, run) in runs.iter_mut().enumerate() {
+            if let Some((address, _)) = run.peek()
+                && next.is_none_or(|(_, lowest)| *address < lowest)
+            {
+                next = Some((index, *address));
+            }
+        }
+        let Some((address, change)) = next.and_then(|(index, _)| runs[index].next()) else {
+            break;
+        };
+        match merged.last_mut() {
+            Some((last, existing)) if *last == address => existing.storage.extend(change.storage),
+            _ => merged.push((address, change)),
+        }
+    }
+    // In address order: a bulk build.
+    merged.into_iter().collect()
+}
+
+/// Runs one partition's transactions in order.
+fn run_partition<S: StateSource + ?Sized>(
+    ctx: &PartitionContext<'_, S>,
+    txs: &[TxIdx],
+) -> Result<PartitionOutput, ExecutionError> {
+    let block = ctx.block;
+    let base = OverlayState::new(ctx.state, ctx.pre);
+    let db = PartitionDb {
+        cache: State::builder()
+            .with_database(Recording {
+                source: &base,
+                reads: Vec::with_capacity(txs.len() * 3),
+            })
+            .with_bundle_update()
+            .build(),
+        beneficiary: block.header.beneficiary,
+        crediting_fee: false,
+        beneficiary_observed: false,
+        loaded: Vec::new(),
+    };
+    let env = block.evm_env();
+    let spec = env.cfg_env.spec;
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .with_block(env.block_env)
+        .with_cfg(env.cfg_env)
+        .build_mainnet();
+    let mut handler = LazyBeneficiary::new();
+    let mut results = Vec::with_capacity(txs.len());
+    let mut writes = HashSet::with_capacity_and_hasher(txs.len() * 2, Default::default());
+    let mut fees = U256::ZERO;
+    for &index in txs {
+        if ctx.failed() {
+            break;
+        }
+        let tx = &block.transactions[index];
+        evm.ctx.journal_mut().db_mut().loaded.clear();
+        evm.ctx
+            .set_tx(TxEnv::from_recovered_tx(tx.inner(), tx.signer()));
+        let result = handler.run(&mut evm);
+        let mut state = evm.ctx.journal_mut().finalize();
+        let db = evm.ctx.journal_mut().db_mut();
+        let result = match result {
+            Ok(result) => result,
+            Err(EVMError::Transaction(invalid)) => {
+                results.push(Err(invalid));
+                continue;
+            }
+            Err(EVMError::Database(error)) => return Err(error.into()),
+            Err(other) => {
+                return Err(ExecutionError::Evm {
+                    index,
+                    message: other.to_string(),
+                });
+            }
+        };
+        if let Some(beneficiary) = state.remove(&db.beneficiary) {
+            fees = fees.wrapping_add(beneficiary.info.balance);
+        }
+        record_writes(&state, &db.loaded, spec, &mut writes);
+        db.cache.commit(state);
+        results.push(Ok(Executed::new(result)));
+    }
+    let db = evm.ctx.journal_mut().db_mut();
+    if db.beneficiary_observed {
+        ctx.fail();
+    }
+    let reads = std::mem::take(&mut db.cache.database.reads);
+    let transitions = db.cache.transition_state.take().unwrap_or_default();
+    let accounts = normalized(ctx, &transitions)?;
+    Ok(PartitionOutput {
+        results,
+        footprint: Footprint { reads, writes },
+        fees,
+        accounts,
+    })
+}
+
+/// Adds what one transaction wrote (per revm's `state` of it; `loaded` as
+/// it first read each account) to `writes`.
+fn record_writes(state: &EvmState, loaded: &[Loaded], spec: SpecId, writes: &mut HashSet<Access>) {
+    for (address, account) in state {
+        if !account.is_touched() {
+            continue;
+        }
+        let info = &account.info;
+        let unchanged = loaded
+            .iter()
+            .find(|l| l.address == *address)
+            .is_some_and(|l| {
+                l.balance == info.balance
+                    && l.nonce == info.nonce
+                    && l.code_hash == info.code_hash
+                    && !account.is_selfdestructed()
+                    && !(account.is_empty() && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON))
+            });
+        if !unchanged {
+            writes.insert(Access::Account(*address));
+        }
+        for (slot, value) in &account.storage {
+            if value.is_changed() {
+                writes.insert(Access::Slot(*address, *slot));
+            }
+        }
+    }
+}
+
+/// A partition's changes (revm's `transitions`) composed onto the pre-block
+/// system calls' and reduced to what differs from the pre-block state, in
+/// address order.
+fn normalized<S: StateSource + ?Sized>(
+    ctx: &PartitionContext<'_, S>,
+    transitions: &TransitionState,
+) -> Result<Vec<(Address, AccountChange)>, ExecutionError> {
+    let codes: BTreeMap<B256, Bytecode> = transitions
+        .transitions
+        .values()
+        .filter_map(|account| account.has_new_contract())
+        .map(|(hash, code)| (hash, code.clone()))
+        .collect();
+    let mut kept = Vec::with_capacity(transitions.transitions.len());
+    for (address, account) in &transitions.transitions {
+        let change = AccountChange::from_revm(
+            account.info.as_ref(),
+            &account.storage,
+            account.status.was_destroyed(),
+        );
+        let change = match ctx.pre.accounts.get(address) {
+            Some(pre) => {
+                let mut composed = pre.clone();
+                composed.then(change);
+                composed
+            }
+            None => change,
+        };
+        let before = ctx.state.account(address)?;
+        if let Some(change) = change.normalized(address, before.as_ref(), &ctx.state, &codes)? {
+            kept.push((*address, change));
+        }
+    }
+    kept.sort_unstable_by_key(|(address, _)| *address);
+    Ok(kept)
+}
+
+/// The block's state changes: the partitions' `accounts`, the pre-block
+/// system calls' changes to accounts no partition touched, and the balance
+/// `credits`, normalized against the pre-block `state`.
+fn finish_changes<'c, S: StateSource + ?Sized>(
+    state: &S,
+    pre: &StateChanges,
+    mut accounts: BTreeMap<Address, AccountChange>,
+    credits: impl Iterator<Item = &'c (Address, U256)>,
+) -> Result<StateChanges, ExecutionError> {
+    let mut revisit: Vec<Address> = Vec::new();
+    for (address, change) in &pre.accounts {
+        if !accounts.contains_key(address) {
+            accounts.insert(*address, change.clone());
+            revisit.push(*address);
+        }
+    }
+    for (address, amount) in credits {
+        let change = match accounts.remove(address) {
+            Some(change) => change,
+            None => unchanged(state, address)?,
+        };
+        accounts.insert(*address, credited(change, *amount));
+        revisit.push(*address);
+    }
+    let codes = crate::changes::codes_of(accounts.values());
+    for address in revisit {
+        let Some(change) = accounts.remove(&address) else {
+            continue;
+        };
+        let before = state.account(&address)?;
+        if let Some(change) = change.normalized(&address, before.as_ref(), &state, &codes)? {
+            accounts.insert(address, change);
+        }
+    }
+    let codes = crate::changes::codes_of(accounts.values());
+    Ok(StateChanges { accounts, codes })
+}
+
+/// An account as it is in `state`, as a change that changes nothing.
+fn unchanged<S: StateSource + ?Sized>(
+    state: &S,
+    address: &Address,
+) -> Result<AccountChange, ExecutionError> {
+    Ok(AccountChange {
+        info: state.account(address)?.map(|info| AccountState {
+            balance: info.balance,
+            nonce: info.nonce,
+            code_hash: info.code_hash,
+            code: None,
+        }),
+        ..Default::default()
+    })
+}
+
+/// `change` with `amount` more wei (creating the account if it is gone).
+fn credited(mut change: AccountChange, amount: U256) -> AccountChange {
+    match &mut change.info {
+        Some(info) => info.balance = info.balance.wrapping_add(amount),
+        None => {
+            change.info = Some(AccountState {
+                balance: amount,
+                nonce: 0,
+                code_hash: KECCAK_EMPTY,
+                code: None,
+            })
+        }
+    }
+    change
+}

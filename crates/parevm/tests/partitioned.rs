@@ -1,0 +1,207 @@
+//! Partitioned execution: blocks predicted to split into independent
+//! partitions run that way, and every wrong prediction is caught by
+//! validation and re-run on Block-STM, with the sequential result either way.
+
+mod support;
+
+use alloy_hardforks::EthereumHardfork;
+use alloy_primitives::{Address, B256, keccak256};
+use parevm::{
+    BlockInput, ExecutionPath, InMemoryState, ParallelConfig, execute_parallel, execute_sequential,
+};
+use support::*;
+
+/// The selector of ERC-20 `transfer(address,uint256)`.
+const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+
+/// Runs `block` partitioned at several thread counts, repeatedly (with
+/// only the default predictions), and asserts the sequential result and
+/// that every run took `path`.
+fn assert_path(block: &BlockInput, state: &InMemoryState, path: ExecutionPath) {
+    let expected = execute_sequential(block, state).expect("sequential executes");
+    for threads in THREADS {
+        for run in 0..10 {
+            let config = ParallelConfig {
+                partition_contract_calls: false,
+                ..ParallelConfig::partitioned(threads)
+            };
+            let actual = execute_parallel(block, state, &config).expect("parallel executes");
+            assert_eq!(actual.path, path, "threads {threads} run {run}");
+            if let Some(difference) = expected.first_difference(&actual) {
+                panic!("threads {threads} run {run}: {difference}");
+            }
+        }
+    }
+}
+
+/// `transfer(recipient, amount)` calldata.
+fn transfer_call(recipient: Address, amount: u64) -> Vec<u8> {
+    let mut input = TRANSFER.to_vec();
+    input.extend_from_slice(&addr_word(recipient));
+    input.extend_from_slice(&word(amount));
+    input
+}
+
+/// A token-like contract: `SSTORE(calldata[4..36], CALLER)`, so each
+/// recipient's slot is its own.
+fn slot_per_recipient() -> Vec<u8> {
+    Asm::new()
+        .op(&[op::CALLER])
+        .push(4)
+        .op(&[op::CALLDATALOAD, op::SSTORE, op::STOP])
+        .build()
+}
+
+#[test]
+fn independent_transfers_run_as_partitions() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=40).map(addr));
+    for i in 1..=40 {
+        b.transfer(addr(i), addr(100 + i), 1_000 + i as u128);
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Partitioned);
+}
+
+/// Two partitions write different slots of one contract: its changes are
+/// merged, not overwritten (Cancun, so the beacon-root system call's
+/// changes are composed in too).
+#[test]
+fn partitions_writing_one_contract_merge_its_slots() {
+    let token = addr(0x70);
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    b.contract(token, slot_per_recipient());
+    b.fund_all((1..=24).map(addr));
+    for i in 1..=24 {
+        b.call(addr(i), token, 0, transfer_call(addr(200 + i), 5));
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Partitioned);
+}
+
+/// A `transfer` that is not what it claims: every call bumps one counter,
+/// so the predicted split is wrong and validation must catch it.
+#[test]
+fn a_wrong_erc20_guess_is_caught() {
+    let token = addr(0x71);
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(token, counter());
+    b.fund_all((1..=24).map(addr));
+    for i in 1..=24 {
+        b.call(addr(i), token, 0, transfer_call(addr(300 + i), 1));
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Parallel);
+}
+
+/// Stores `BALANCE(calldata[4..36])` (the "recipient" of a
+/// `transfer`-shaped call) at slot `CALLER`.
+fn recipient_balance_probe() -> Vec<u8> {
+    Asm::new()
+        .push(4)
+        .op(&[
+            op::CALLDATALOAD,
+            op::BALANCE,
+            op::CALLER,
+            op::SSTORE,
+            op::STOP,
+        ])
+        .build()
+}
+
+/// On any call, `CREATE2` of an empty contract with salt 0.
+fn empty_create2_factory() -> Vec<u8> {
+    Asm::new()
+        .push(0) // salt
+        .push(0) // size
+        .push(0) // offset
+        .push(0) // value
+        .op(&[op::CREATE2, op::STOP])
+        .build()
+}
+
+/// A `transfer`-shaped call reads the balance of an account that plain
+/// transfers in another partition credit: nothing in the transactions
+/// shows it.
+#[test]
+fn a_hidden_balance_read_is_caught() {
+    let probe = addr(0x72);
+    let watched = addr(0x73);
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(probe, recipient_balance_probe());
+    b.fund_all((1..=20).map(addr));
+    for i in 1..=10 {
+        b.transfer(addr(i), watched, 1_000);
+    }
+    for i in 11..=20 {
+        b.call(addr(i), probe, 0, transfer_call(watched, 1));
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Parallel);
+}
+
+/// Reading the beneficiary's balance sees every earlier fee, so it cannot
+/// run in a partition that only has its own.
+#[test]
+fn a_beneficiary_balance_read_is_caught() {
+    let probe = addr(0x74);
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(probe, coinbase_balance_probe());
+    b.fund_all((1..=20).map(addr));
+    for i in 1..=19 {
+        b.transfer(addr(i), addr(400 + i), 1);
+    }
+    b.call(addr(20), probe, 0, transfer_call(addr(7), 1));
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Parallel);
+}
+
+/// A `transfer`-shaped call creates a contract at an address that plain
+/// transfers in another partition fund, which the prediction cannot know.
+#[test]
+fn a_creation_funded_elsewhere_is_caught() {
+    let factory = addr(0x75);
+    let created = factory.create2(B256::ZERO, keccak256([]));
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(factory, empty_create2_factory());
+    b.fund_all((1..=20).map(addr));
+    b.call(addr(1), factory, 0, transfer_call(addr(2), 1));
+    for i in 2..=20 {
+        b.transfer(addr(i), created, 1);
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Parallel);
+}
+
+/// Transfers to the beneficiary make it part of the prediction, which
+/// gives up partitioning before running.
+#[test]
+fn transfers_to_the_beneficiary_are_not_partitioned() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=20).map(addr));
+    for i in 1..=20 {
+        b.transfer(addr(i), COINBASE, 1);
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Parallel);
+}
+
+/// Any call other than an ERC-20 `transfer` runs code whose reach is
+/// unknown, so by default a block with one is left to Block-STM; keyed by
+/// their target on request, such calls run as partitions too.
+#[test]
+fn other_contract_calls_are_partitioned_only_on_request() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=20).map(addr));
+    for i in 1..=20 {
+        b.contract(addr(500 + i), store_caller_value());
+        b.call(addr(i), addr(500 + i), 0, vec![1, 2, 3]);
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Parallel);
+    let config = ParallelConfig::partitioned(2);
+    let actual = execute_parallel(&block, &state, &config).expect("parallel executes");
+    assert_eq!(actual.path, ExecutionPath::Partitioned);
+    let expected = execute_sequential(&block, &state).expect("sequential executes");
+    assert_eq!(expected.first_difference(&actual), None);
+}
