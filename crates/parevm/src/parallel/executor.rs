@@ -139,11 +139,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// Works until done; a panic (a bug) fails the block instead of the process.
     fn work_guarded(&self) {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.work())) {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "worker panicked".into());
+            let message = super::helpers::panic_message(panic.as_ref());
             self.fail(format!("worker panicked: {message}"));
         }
     }

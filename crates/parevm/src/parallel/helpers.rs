@@ -51,3 +51,12 @@ pub(crate) fn run_with_helpers(helpers: usize, helper: impl Fn(usize) + Sync, ma
         main();
     });
 }
+
+/// What a caught panic said, for an error message.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "no message".into())
+}

@@ -19,7 +19,7 @@
 use super::{
     executor::TxExecution,
     fee_credit::{FeeCreditDb, LazyBeneficiary},
-    helpers::run_with_helpers,
+    helpers::{panic_message, run_with_helpers},
     partition::Partitions,
     types::TxIdx,
     vm::Executed,
@@ -43,6 +43,7 @@ use revm::{
 };
 use std::{
     collections::BTreeMap,
+    panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Mutex,
         atomic::{AtomicBool, Ordering},
@@ -333,7 +334,14 @@ fn run_partitions<S: StateSource + ?Sized>(
     let outputs: Vec<Mutex<Option<Result<PartitionOutput, ExecutionError>>>> =
         partitions.iter().map(|_| Mutex::new(None)).collect();
     let run = |index: usize| {
-        let output = run_partition(ctx, &partitions[index]);
+        // A panic (a bug) fails the block instead of the process.
+        let output = catch_unwind(AssertUnwindSafe(|| run_partition(ctx, &partitions[index])))
+            .unwrap_or_else(|panic| {
+                let message = panic_message(panic.as_ref());
+                Err(ExecutionError::Internal(format!(
+                    "partition panicked: {message}"
+                )))
+            });
         if output.is_err() {
             ctx.fail();
         }
