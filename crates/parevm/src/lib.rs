@@ -6,7 +6,8 @@
 //! - [`block`]: the block input model ([`BlockInput`], [`ChainSpec`]).
 //! - [`state`]: the pre-block state seam ([`StateSource`], [`InMemoryState`]).
 //! - [`sequential`]: the reference executor.
-//! - [`parallel`]: the Block-STM executor.
+//! - [`parallel`]: the parallel executor (Block-STM, and independent
+//!   partitions where the block splits).
 //! - [`result`], [`changes`]: what execution produces.
 //! - [`verify`]: checking a result against the block header.
 //! - [`fixture`]: loading blocks from files.

@@ -205,3 +205,29 @@ fn other_contract_calls_are_partitioned_only_on_request() {
     let expected = execute_sequential(&block, &state).expect("sequential executes");
     assert_eq!(expected.first_difference(&actual), None);
 }
+
+/// Blocks run from several threads at once share the helper pool, so some
+/// helpers start late or only after their block is done: the partitions
+/// are claimed by whichever thread is free, and every result still holds.
+#[test]
+fn concurrent_blocks_share_the_helpers() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=64).map(addr));
+    for i in 1..=64 {
+        b.transfer(addr(i), addr(1000 + i), 7);
+    }
+    let (block, state) = b.build();
+    let expected = execute_sequential(&block, &state).expect("sequential executes");
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..20 {
+                    let config = ParallelConfig::partitioned(2);
+                    let actual = execute_parallel(&block, &state, &config).expect("executes");
+                    assert_eq!(actual.path, ExecutionPath::Partitioned);
+                    assert_eq!(expected.first_difference(&actual), None);
+                }
+            });
+        }
+    });
+}

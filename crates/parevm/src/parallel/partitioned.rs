@@ -46,7 +46,7 @@ use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -265,40 +265,55 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
         accounts.push(output.accounts);
         fees = fees.wrapping_add(output.fees);
     }
-    // The helper validates, then hands over the results; the caller
-    // assembles the state changes meanwhile (wasted if validation fails).
-    let helper_input = Mutex::new(Some((results, on_results)));
+    // Two tasks side by side: validating and then handing over the results,
+    // and assembling the state changes (wasted if validation fails). Each
+    // thread takes whichever is left, so a helper that never starts costs
+    // time, not progress.
+    let validation_input = Mutex::new(Some((results, on_results)));
     let helper_output = Mutex::new(None);
-    let mut changes = None;
+    let validate = || {
+        let Some((results, on_results)) = lock(&validation_input).take() else {
+            return;
+        };
+        let valid = !any_conflict(&footprints);
+        *lock(&helper_output) = Some(valid.then(|| {
+            on_results(InBlockOrder {
+                partition_of: &partitions.partition_of,
+                next: 0,
+                results,
+            })
+        }));
+    };
+    let assembly_input = Mutex::new(Some(accounts));
+    let changes = Mutex::new(None);
+    let assemble = || {
+        let Some(accounts) = lock(&assembly_input).take() else {
+            return;
+        };
+        let beneficiary = [(block.header.beneficiary, fees)];
+        let credits = beneficiary
+            .iter()
+            .chain(credits)
+            .filter(|(_, v)| !v.is_zero());
+        *lock(&changes) = Some(finish_changes(
+            state,
+            pre,
+            merge_accounts(accounts),
+            credits,
+        ));
+    };
     run_with_helpers(
         1,
         |_| {
-            let Some((results, on_results)) = lock(&helper_input).take() else {
-                return;
-            };
-            let valid = !any_conflict(&footprints);
-            *lock(&helper_output) = Some(valid.then(|| {
-                on_results(InBlockOrder {
-                    partition_of: &partitions.partition_of,
-                    next: 0,
-                    results,
-                })
-            }));
+            validate();
+            assemble();
         },
         || {
-            let beneficiary = [(block.header.beneficiary, fees)];
-            let credits = beneficiary
-                .iter()
-                .chain(credits)
-                .filter(|(_, v)| !v.is_zero());
-            changes = Some(finish_changes(
-                state,
-                pre,
-                merge_accounts(accounts),
-                credits,
-            ));
+            assemble();
+            validate();
         },
     );
+    let changes = changes.into_inner().unwrap_or_else(|e| e.into_inner());
     let helper_output = helper_output
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
@@ -347,10 +362,21 @@ fn run_partitions<S: StateSource + ?Sized>(
         }
         *lock(&outputs[index]) = Some(output);
     };
+    // Partitions are claimed, not assigned: a helper that starts late (or
+    // not at all, its pool busy with another block) leaves its partition to
+    // a thread that finished its own.
+    let next = AtomicUsize::new(0);
+    let claim_and_run = || loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if index >= partitions.len() {
+            break;
+        }
+        run(index);
+    };
     run_with_helpers(
         partitions.len().saturating_sub(1),
-        |i| run(i + 1),
-        || run(0),
+        |_| claim_and_run(),
+        claim_and_run,
     );
     outputs
         .into_iter()
