@@ -47,10 +47,10 @@ enum Key {
 impl Key {
     /// A well-mixed 64-bit digest, cheap enough for every key of a block:
     /// the address words folded, then a 64-bit finalizer (generated
-    /// addresses can differ in a byte or two only). Two keys sharing a digest only join their
-    /// components needlessly (validation, not the prediction, guards
-    /// correctness), so the union-find map holds digests: a quarter of the
-    /// memory of keys.
+    /// addresses can differ in a byte or two only). Two keys sharing a
+    /// digest only join their components needlessly (validation, not the
+    /// prediction, guards correctness), so the union-find map holds
+    /// digests: a quarter of the memory of keys.
     fn digest(&self) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
         let fold = |address: &Address| {
@@ -257,5 +257,84 @@ impl UnionFind {
         } else {
             self.parent[a] = b;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never_code(_: &Address) -> Result<bool, ()> {
+        Ok(false)
+    }
+
+    #[test]
+    fn plain_transfers_key_sender_and_recipient() {
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let predicted = keys(a, Some(b), &[], false, never_code).unwrap().unwrap();
+        assert_eq!(
+            predicted,
+            [Some(Key::Account(a)), Some(Key::Account(b)), None]
+        );
+        // A recipient with code runs it: unpredictable.
+        assert_eq!(
+            keys(a, Some(b), &[], false, |_| Ok::<_, ()>(true)),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn erc20_transfers_key_the_two_holders_not_the_token() {
+        let (sender, token, to) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(3),
+        );
+        let mut input = ERC20_TRANSFER.to_vec();
+        input.extend_from_slice(&[0; 12]);
+        input.extend_from_slice(to.as_slice());
+        input.extend_from_slice(&[0; 32]);
+        let predicted = keys(sender, Some(token), &input, false, never_code)
+            .unwrap()
+            .unwrap();
+        let holder = |holder| Some(Key::Holder { token, holder });
+        assert_eq!(
+            predicted,
+            [Some(Key::Account(sender)), holder(sender), holder(to)]
+        );
+        // Any other call, or a creation, only on request.
+        input[0] = 0;
+        assert_eq!(
+            keys(sender, Some(token), &input, false, never_code),
+            Ok(None)
+        );
+        assert!(
+            keys(sender, Some(token), &input, true, never_code)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(keys(sender, None, &[], false, never_code), Ok(None));
+    }
+
+    #[test]
+    fn union_find_joins_transitively() {
+        let mut sets = UnionFind::new(5);
+        sets.union(0, 3);
+        sets.union(3, 4);
+        assert_eq!(sets.find(4), sets.find(0));
+        assert_ne!(sets.find(1), sets.find(0));
+        assert_ne!(sets.find(1), sets.find(2));
+    }
+
+    #[test]
+    fn digests_of_nearby_addresses_differ() {
+        let digests: std::collections::HashSet<u64> = (0u8..=255)
+            .map(|i| {
+                let mut bytes = [0u8; 20];
+                bytes[19] = i;
+                Key::Account(Address::from(bytes)).digest()
+            })
+            .collect();
+        assert_eq!(digests.len(), 256);
     }
 }
