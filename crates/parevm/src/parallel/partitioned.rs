@@ -460,6 +460,12 @@ fn run_partition<S: StateSource + ?Sized>(
         let result = handler.run(&mut evm);
         let mut state = evm.ctx.journal_mut().finalize();
         let db = evm.ctx.journal_mut().db_mut();
+        if db.beneficiary_observed {
+            // This partition's view of the beneficiary lacks the others'
+            // fees: the run cannot stand, so stop every partition now.
+            ctx.fail();
+            break;
+        }
         let result = match result {
             Ok(result) => result,
             Err(EVMError::Transaction(invalid)) => {
@@ -482,12 +488,14 @@ fn run_partition<S: StateSource + ?Sized>(
         results.push(Ok(Executed::new(result)));
     }
     let db = evm.ctx.journal_mut().db_mut();
-    if db.beneficiary_observed {
-        ctx.fail();
-    }
     let reads = std::mem::take(&mut db.cache.database.reads);
     let transitions = db.cache.transition_state.take().unwrap_or_default();
-    let accounts = normalized(ctx, &transitions)?;
+    // A failed run is discarded: skip assembling its changes.
+    let accounts = if ctx.failed() {
+        Vec::new()
+    } else {
+        normalized(ctx, &transitions)?
+    };
     Ok(PartitionOutput {
         results,
         footprint: Footprint { reads, writes },
