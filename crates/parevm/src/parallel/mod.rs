@@ -271,7 +271,7 @@ fn execute_partitioned<S: StateSource + ?Sized>(
     let credits = increments.unwrap_or_default();
     let receipts = |results: partitioned::InBlockOrder<'_>| collect_receipts(block, results);
     let Some((receipts, mut changes)) =
-        partitioned::execute(block, state, pre, &partitions, credits, receipts)?
+        partitioned::execute(block, state, pre, threads, &partitions, credits, receipts)?
     else {
         tracing::debug!(
             transactions = block.transactions.len(),

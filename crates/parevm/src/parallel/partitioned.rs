@@ -241,6 +241,7 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     block: &BlockInput,
     state: &S,
     pre: &StateChanges,
+    threads: usize,
     partitions: &Partitions,
     credits: &[(Address, U256)],
     on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
@@ -251,7 +252,7 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
         pre,
         failed: AtomicBool::new(false),
     };
-    let outputs = run_partitions(&ctx, &partitions.txs)?;
+    let outputs = run_partitions(&ctx, threads, &partitions.txs)?;
     if ctx.failed() {
         return Ok(None);
     }
@@ -341,9 +342,10 @@ impl Iterator for InBlockOrder<'_> {
     }
 }
 
-/// Runs every partition, one per thread; `Err` if any failed.
+/// Runs every partition on `threads` threads; `Err` if any failed.
 fn run_partitions<S: StateSource + ?Sized>(
     ctx: &PartitionContext<'_, S>,
+    threads: usize,
     partitions: &[Vec<TxIdx>],
 ) -> Result<Vec<PartitionOutput>, ExecutionError> {
     let outputs: Vec<Mutex<Option<Result<PartitionOutput, ExecutionError>>>> =
@@ -362,9 +364,9 @@ fn run_partitions<S: StateSource + ?Sized>(
         }
         *lock(&outputs[index]) = Some(output);
     };
-    // Partitions are claimed, not assigned: a helper that starts late (or
-    // not at all, its pool busy with another block) leaves its partition to
-    // a thread that finished its own.
+    // Partitions are claimed, not assigned: a helper that
+    // is slow or starts late (or not at all, its pool busy with another
+    // block) leaves partitions to the threads that are free.
     let next = AtomicUsize::new(0);
     let claim_and_run = || loop {
         let index = next.fetch_add(1, Ordering::Relaxed);
@@ -374,7 +376,7 @@ fn run_partitions<S: StateSource + ?Sized>(
         run(index);
     };
     run_with_helpers(
-        partitions.len().saturating_sub(1),
+        threads.min(partitions.len()).saturating_sub(1),
         |_| claim_and_run(),
         claim_and_run,
     );
