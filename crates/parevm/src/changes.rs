@@ -8,7 +8,7 @@ use crate::state::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256};
 use revm::{
     bytecode::Bytecode,
-    database::{BundleState, StorageWithOriginalValues, TransitionState},
+    database::{BundleState, StorageWithOriginalValues, TransitionAccount, TransitionState},
     primitives::KECCAK_EMPTY,
     state::AccountInfo,
 };
@@ -153,6 +153,54 @@ impl AccountChange {
                 .map(|(slot, value)| (*slot, value.present_value))
                 .collect(),
         }
+    }
+
+    /// The change of one of revm's transitions, reduced to what differs
+    /// from the values its account and slots had when first loaded (its
+    /// `previous_info` and each slot's original value), which must be the
+    /// pre-block state's; `None` if nothing differs. The outer `None` is for
+    /// what the transition alone cannot tell, where [`Self::normalized`]
+    /// must look at the pre-block state: an account destroyed or deleted,
+    /// or new code that is not inline.
+    ///
+    /// Saves the pre-block lookups of every touched account and slot that
+    /// [`Self::normalized`] makes.
+    pub(crate) fn normalized_from_transition(account: &TransitionAccount) -> Option<Option<Self>> {
+        if account.storage_was_destroyed || account.status.was_destroyed() {
+            return None;
+        }
+        let info = account.info.as_ref()?;
+        let before = account.previous_info.as_ref();
+        let code_is_new = before.map_or(info.code_hash != KECCAK_EMPTY, |b| {
+            b.code_hash != info.code_hash
+        });
+        let code = if code_is_new {
+            Some(info.code.clone()?)
+        } else {
+            None
+        };
+        let storage: BTreeMap<U256, U256> = account
+            .storage
+            .iter()
+            .filter(|(_, slot)| slot.present_value != slot.previous_or_original_value)
+            .map(|(key, slot)| (*key, slot.present_value))
+            .collect();
+        let same_info = before.is_some_and(|b| {
+            b.balance == info.balance && b.nonce == info.nonce && b.code_hash == info.code_hash
+        });
+        if same_info && storage.is_empty() {
+            return Some(None);
+        }
+        Some(Some(Self {
+            info: Some(AccountState {
+                balance: info.balance,
+                nonce: info.nonce,
+                code_hash: info.code_hash,
+                code,
+            }),
+            storage_wiped: false,
+            storage,
+        }))
     }
 
     /// This change reduced to what differs from `before`, the account in the

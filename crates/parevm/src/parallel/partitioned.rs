@@ -45,7 +45,7 @@ use std::{
     collections::BTreeMap,
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
-        Mutex,
+        Mutex, OnceLock,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
@@ -75,12 +75,50 @@ impl Footprint {
     }
 }
 
-/// Whether any two partitions' footprints conflict.
-fn any_conflict(footprints: &[Footprint]) -> bool {
-    footprints
-        .iter()
-        .enumerate()
-        .any(|(i, a)| footprints[i + 1..].iter().any(|b| a.conflicts_with(b)))
+/// The footprints of the partitions finished so far. Each partition, as it
+/// finishes, is checked against those finished before it, by the thread
+/// that ran it: validation overlaps the partitions still running, and a
+/// conflict stops them early.
+struct Validation {
+    /// Indexed by partition; set once, when it finishes.
+    footprints: Vec<OnceLock<Footprint>>,
+    /// The partitions finished, in the order they finished.
+    ///
+    /// Invariant: a partition's footprint is set before it joins this list,
+    /// and it is checked against exactly the partitions listed before it
+    /// (read under this lock as it joins), so every pair is checked once.
+    finished: Mutex<Vec<usize>>,
+}
+
+impl Validation {
+    fn new(partitions: usize) -> Self {
+        Self {
+            footprints: (0..partitions).map(|_| OnceLock::new()).collect(),
+            finished: Mutex::new(Vec::with_capacity(partitions)),
+        }
+    }
+
+    /// Records `partition`'s footprint; whether it conflicts with any
+    /// partition finished before it.
+    fn finish(&self, partition: usize, footprint: Footprint) -> bool {
+        let Ok(()) = self.footprints[partition].set(footprint) else {
+            return true; // finished twice: a bug, never a valid run
+        };
+        let earlier = {
+            let mut finished = lock(&self.finished);
+            let earlier = finished.clone();
+            finished.push(partition);
+            earlier
+        };
+        let Some(mine) = self.footprints[partition].get() else {
+            return true;
+        };
+        earlier.iter().any(|&other| {
+            self.footprints[other]
+                .get()
+                .is_none_or(|theirs| mine.conflicts_with(theirs))
+        })
+    }
 }
 
 /// The pre-block state as a partition's cache sees it, recording every
@@ -186,8 +224,6 @@ fn state_error(error: EvmDatabaseError<StateError>) -> StateError {
 struct PartitionOutput {
     /// Its transactions' results, in its order.
     results: Vec<TxExecution>,
-    /// What it read and wrote.
-    footprint: Footprint,
     /// The beneficiary's fees from its transactions.
     fees: U256,
     /// Its accounts' changes relative to the pre-block state, normalized,
@@ -232,9 +268,9 @@ pub(crate) fn supports<S: StateSource + ?Sized>(
 }
 
 /// Runs `block` as `partitions`, with `credits` (rewards, withdrawals)
-/// applied after it. While the state changes are assembled, a helper
-/// validates the partitions and then passes the transactions' results, in
-/// block order, to `on_results`. Returns what `on_results` returned and the
+/// applied after it. Each partition is validated as it finishes; then,
+/// while the state changes are assembled, a helper passes the transactions'
+/// results, in block order, to `on_results`. Returns what `on_results` returned and the
 /// state changes (not yet including post-block system calls), or `None` if
 /// the partitions turned out not to be independent.
 pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
@@ -256,33 +292,28 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     if ctx.failed() {
         return Ok(None);
     }
-    let mut footprints = Vec::with_capacity(outputs.len());
     let mut results = Vec::with_capacity(outputs.len());
     let mut accounts = Vec::with_capacity(outputs.len());
     let mut fees = U256::ZERO;
     for output in outputs {
-        footprints.push(output.footprint);
         results.push(output.results.into_iter());
         accounts.push(output.accounts);
         fees = fees.wrapping_add(output.fees);
     }
-    // Two tasks side by side: validating and then handing over the results,
-    // and assembling the state changes (wasted if validation fails). Each
-    // thread takes whichever is left, so a helper that never starts costs
-    // time, not progress.
-    let validation_input = Mutex::new(Some((results, on_results)));
+    // The partitions were validated as they finished. Two tasks are left,
+    // side by side: handing over the results, and assembling the state
+    // changes. Each thread takes whichever is left, so a helper that never
+    // starts costs time, not progress.
+    let hand_over_input = Mutex::new(Some((results, on_results)));
     let helper_output = Mutex::new(None);
-    let validate = || {
-        let Some((results, on_results)) = lock(&validation_input).take() else {
+    let hand_over = || {
+        let Some((results, on_results)) = lock(&hand_over_input).take() else {
             return;
         };
-        let valid = !any_conflict(&footprints);
-        *lock(&helper_output) = Some(valid.then(|| {
-            on_results(InBlockOrder {
-                partition_of: &partitions.partition_of,
-                next: 0,
-                results,
-            })
+        *lock(&helper_output) = Some(on_results(InBlockOrder {
+            partition_of: &partitions.partition_of,
+            next: 0,
+            results,
         }));
     };
     let assembly_input = Mutex::new(Some(accounts));
@@ -306,12 +337,12 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     run_with_helpers(
         1,
         |_| {
-            validate();
+            hand_over();
             assemble();
         },
         || {
             assemble();
-            validate();
+            hand_over();
         },
     );
     let changes = changes.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -319,9 +350,7 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
     let missing = || ExecutionError::Internal("partitioned run did not finish".into());
-    let Some(output) = helper_output.ok_or_else(missing)? else {
-        return Ok(None);
-    };
+    let output = helper_output.ok_or_else(missing)?;
     Ok(Some((output, changes.ok_or_else(missing)??)))
 }
 
@@ -350,6 +379,7 @@ fn run_partitions<S: StateSource + ?Sized>(
 ) -> Result<Vec<PartitionOutput>, ExecutionError> {
     let outputs: Vec<Mutex<Option<Result<PartitionOutput, ExecutionError>>>> =
         partitions.iter().map(|_| Mutex::new(None)).collect();
+    let validation = Validation::new(partitions.len());
     let run = |index: usize| {
         // A panic (a bug) fails the block instead of the process.
         let output = catch_unwind(AssertUnwindSafe(|| run_partition(ctx, &partitions[index])))
@@ -359,6 +389,12 @@ fn run_partitions<S: StateSource + ?Sized>(
                     "partition panicked: {message}"
                 )))
             });
+        let output = output.map(|(output, footprint)| {
+            if !ctx.failed() && validation.finish(index, footprint) {
+                ctx.fail();
+            }
+            output
+        });
         if output.is_err() {
             ctx.fail();
         }
@@ -420,11 +456,12 @@ fn merge_accounts(runs: Vec<Vec<(Address, AccountChange)>>) -> BTreeMap<Address,
     merged.into_iter().collect()
 }
 
-/// Runs one partition's transactions in order.
+/// Runs one partition's transactions in order; returns what they produced
+/// and what they read and wrote.
 fn run_partition<S: StateSource + ?Sized>(
     ctx: &PartitionContext<'_, S>,
     txs: &[TxIdx],
-) -> Result<PartitionOutput, ExecutionError> {
+) -> Result<(PartitionOutput, Footprint), ExecutionError> {
     let block = ctx.block;
     let base = OverlayState::new(ctx.state, ctx.pre);
     let db = PartitionDb {
@@ -498,12 +535,12 @@ fn run_partition<S: StateSource + ?Sized>(
     } else {
         normalized(ctx, &transitions)?
     };
-    Ok(PartitionOutput {
+    let output = PartitionOutput {
         results,
-        footprint: Footprint { reads, writes },
         fees,
         accounts,
-    })
+    };
+    Ok((output, Footprint { reads, writes }))
 }
 
 /// Adds what one transaction wrote (per revm's `state` of it; `loaded` as
@@ -550,6 +587,14 @@ fn normalized<S: StateSource + ?Sized>(
         .collect();
     let mut kept = Vec::with_capacity(transitions.transitions.len());
     for (address, account) in &transitions.transitions {
+        if !ctx.pre.accounts.contains_key(address) {
+            // First loaded from the pre-block state itself (no system call
+            // changed it), so the transition knows what it was.
+            if let Some(change) = AccountChange::normalized_from_transition(account) {
+                kept.extend(change.map(|change| (*address, change)));
+                continue;
+            }
+        }
         let change = AccountChange::from_revm(
             account.info.as_ref(),
             &account.storage,
