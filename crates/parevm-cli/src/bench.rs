@@ -4,7 +4,7 @@
 use crate::timing::ms;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parevm::{ParallelConfig, execute_parallel, execute_sequential};
+use parevm::{ExecutionStats, ParallelConfig, execute_parallel, execute_sequential};
 use parevm_workloads::{Workload, WorkloadConfig, WorkloadKind, generate};
 use serde::Serialize;
 use std::{
@@ -94,6 +94,9 @@ struct Row {
     seed: u64,
     /// Milliseconds spent generating the block.
     generate_ms: f64,
+    /// What the parallel executor did in the last run (executions,
+    /// validations, aborts, partitions, ...).
+    stats: ExecutionStats,
     /// The first difference, when a parallel result was not identical.
     #[serde(skip_serializing_if = "Option::is_none")]
     difference: Option<String>,
@@ -148,6 +151,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         let mut parallel_times = Vec::with_capacity(repeat);
         let mut difference = None;
         let mut path = "";
+        let mut stats = ExecutionStats::default();
         let mut gas = 0;
         for round in 0..repeat {
             bar.set_message(format!(
@@ -179,6 +183,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
                 difference = sequential.first_difference(&parallel);
             }
             path = parallel.path.as_str();
+            stats = parallel.stats;
             gas = sequential.gas_used;
             // Both results are dropped here, outside the timed calls.
         }
@@ -201,6 +206,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             accounts: config.accounts,
             seed: config.seed,
             generate_ms: ms(generate_time),
+            stats,
             difference,
         });
     }

@@ -3,7 +3,8 @@
 use crate::timing::{interleaved_medians, median_of, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
-    BlockResult, ExecutionError, ParallelConfig, execute_parallel, execute_sequential,
+    BlockResult, ExecutionError, ExecutionStats, ParallelConfig, execute_parallel,
+    execute_sequential,
     fixture::{block_dirs, load_mainnet_block},
     verify::verify_against_header,
 };
@@ -67,6 +68,9 @@ struct BlockReport {
     ideal_bound: Option<f64>,
     /// Measured speedup / ideal bound.
     efficiency: Option<f64>,
+    /// What the parallel executor did in the run whose result was kept
+    /// (executions, validations, aborts, partitions, ...).
+    stats: Option<ExecutionStats>,
     #[serde(skip)]
     source: String,
 }
@@ -227,6 +231,7 @@ fn execute_and_check(
     report.threads = Some(config.threads);
     report.path = Some(parallel.path.as_str().into());
     report.fallback_reason = parallel.path.fallback_reason().map(|r| r.as_str().into());
+    report.stats = Some(parallel.stats);
     if let Some(sequential) = sequential {
         report.speedup = Some(report.sequential_ms.unwrap_or_default() / ms(time).max(1e-9));
         if let Some(difference) = sequential.first_difference(&parallel) {

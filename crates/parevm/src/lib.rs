@@ -29,6 +29,6 @@ pub use block::{BlockInput, ChainSpec};
 pub use changes::{AccountChange, AccountState, StateChanges};
 pub use error::ExecutionError;
 pub use parallel::{ParallelConfig, execute_parallel};
-pub use result::{BlockResult, ExecutionPath, FallbackReason, TxOutcome, TxResult};
+pub use result::{BlockResult, ExecutionPath, ExecutionStats, FallbackReason, TxOutcome, TxResult};
 pub use sequential::execute_sequential;
 pub use state::{InMemoryAccount, InMemoryState, StateError, StateSource};

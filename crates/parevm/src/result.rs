@@ -62,7 +62,7 @@ pub enum ExecutionPath {
     /// The parallel (Block-STM) executor.
     Parallel,
     /// The parallel executor, as partitions predicted (and then checked) to
-    /// touch disjoint state, one per thread.
+    /// touch disjoint state, claimed by the threads as they come free.
     Partitioned,
     /// The parallel executor was asked for, but the block ran sequentially.
     SequentialFallback(FallbackReason),
@@ -143,6 +143,32 @@ pub struct BlockResult {
     pub state: StateChanges,
     /// Which executor ran.
     pub path: ExecutionPath,
+    /// How much work the parallel executor did to get there.
+    pub stats: ExecutionStats,
+}
+
+/// What the parallel executor did for one block: how far beyond one
+/// execution per transaction the block's conflicts pushed it. All zero for
+/// the sequential executor; a block the parallel executor gave up keeps the
+/// counts of the attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExecutionStats {
+    /// Transaction executions (Block-STM incarnations, or one per
+    /// transaction in partitions), including those cut short by a
+    /// dependency.
+    pub executions: usize,
+    /// Block-STM read-set validations.
+    pub validations: usize,
+    /// Incarnations that failed validation and were re-executed.
+    pub aborts: usize,
+    /// Executions that stopped at an ESTIMATE of a lower transaction and
+    /// waited for it.
+    pub blocked: usize,
+    /// Partitions the block ran as (0 if it did not run as partitions).
+    pub partitions: usize,
+    /// A run as partitions was tried and discarded (the partitions were not
+    /// independent) before the block ran another way.
+    pub partitions_discarded: bool,
 }
 
 impl BlockResult {
@@ -161,7 +187,7 @@ impl BlockResult {
     }
 
     /// The first place where `other` differs from `self`, or `None` if equal
-    /// (the path is not compared).
+    /// (the path and the stats are not compared).
     pub fn first_difference(&self, other: &BlockResult) -> Option<String> {
         if self.transactions.len() != other.transactions.len() {
             return Some("transaction counts differ".into());

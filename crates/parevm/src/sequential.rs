@@ -35,6 +35,7 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
         gas_used,
         state: changes,
         path: ExecutionPath::Sequential,
+        stats: Default::default(),
     })
 }
 

@@ -231,3 +231,46 @@ fn concurrent_blocks_share_the_helpers() {
         }
     });
 }
+
+/// The stats say how each block ran: partitions with one execution per
+/// transaction, or a discarded partitioned run followed by Block-STM.
+#[test]
+fn stats_tell_how_the_block_ran() {
+    let config = ParallelConfig {
+        partition_contract_calls: false,
+        ..ParallelConfig::partitioned(2)
+    };
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=40).map(addr));
+    for i in 1..=40 {
+        b.transfer(addr(i), addr(100 + i), 1_000);
+    }
+    let (block, state) = b.build();
+    let sequential = execute_sequential(&block, &state).expect("sequential executes");
+    assert_eq!(sequential.stats, parevm::ExecutionStats::default());
+    let stats = execute_parallel(&block, &state, &config)
+        .expect("parallel executes")
+        .stats;
+    assert_eq!(stats.executions, 40);
+    assert!(stats.partitions >= 2, "{stats:?}");
+    assert_eq!((stats.validations, stats.aborts), (0, 0));
+    assert!(!stats.partitions_discarded);
+
+    let token = addr(0x71);
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(token, counter());
+    b.fund_all((1..=24).map(addr));
+    for i in 1..=24 {
+        b.call(addr(i), token, 0, transfer_call(addr(300 + i), 1));
+    }
+    let (block, state) = b.build();
+    let result = execute_parallel(&block, &state, &config).expect("parallel executes");
+    assert_eq!(result.path, ExecutionPath::Parallel);
+    let stats = result.stats;
+    assert!(stats.partitions_discarded, "{stats:?}");
+    assert_eq!(stats.partitions, 0);
+    assert!(
+        stats.executions >= 24 && stats.validations >= 24,
+        "{stats:?}"
+    );
+}

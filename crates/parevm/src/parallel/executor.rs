@@ -65,6 +65,20 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// The counters, once the workers are done.
+    pub(crate) fn snapshot(&self) -> crate::ExecutionStats {
+        let load = |counter: &std::sync::atomic::AtomicUsize| counter.load(Ordering::Relaxed);
+        crate::ExecutionStats {
+            executions: load(&self.executions),
+            validations: load(&self.validations),
+            aborts: load(&self.aborts),
+            blocked: load(&self.blocked),
+            ..Default::default()
+        }
+    }
+}
+
 impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     pub(crate) fn new(
         vm: &'v VmContext<'a, S>,

@@ -38,8 +38,8 @@ pub use types::{
 };
 
 use crate::{
-    BlockInput, BlockResult, ExecutionError, ExecutionPath, FallbackReason, StateChanges,
-    StateSource, TxOutcome, TxResult,
+    BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats, FallbackReason,
+    StateChanges, StateSource, TxOutcome, TxResult,
     evm::outcome_of,
     state::OverlayState,
     system::{has_pre_block_calls, post_block_changes, post_block_increments, pre_block_changes},
@@ -177,11 +177,12 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     };
     let base = OverlayState::new(state, &pre);
     let increments = post_block_increments(block);
-    if let Some(result) =
-        execute_partitioned(block, state, &pre, threads, config, increments.as_deref())?
-    {
-        return Ok(result);
-    }
+    let partitions_discarded =
+        match execute_partitioned(block, state, &pre, threads, config, increments.as_deref())? {
+            PartitionAttempt::Ran(result) => return Ok(*result),
+            PartitionAttempt::NotTried => false,
+            PartitionAttempt::Discarded => true,
+        };
     let mv = MvMemory::new(block.transactions.len(), block.header.beneficiary);
     seed_sender_chains(&links, &mv);
     let vm = vm_context(block, &base, &mv);
@@ -205,15 +206,19 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
             main_half = Some(fold(Part::High));
         },
     );
+    let stats = ExecutionStats {
+        partitions_discarded,
+        ..workers.stats.snapshot()
+    };
     if workers.gave_up() {
         drop(vm);
-        return fallback(block, state, FallbackReason::Conflicts);
+        return fallback_after(block, state, FallbackReason::Conflicts, stats);
     }
     let receipts = receipts.ok_or_else(|| ExecutionError::Internal("no receipts".into()))?;
     let Some((transactions, gas_used)) = receipts? else {
         // A transaction exceeded the block's remaining gas in sequence, so it
         // is invalid and its speculative writes must not count.
-        return fallback(block, state, FallbackReason::GasLimitExceeded);
+        return fallback_after(block, state, FallbackReason::GasLimitExceeded, stats);
     };
     let missing = || ExecutionError::Internal("state changes were not folded".into());
     let helper_half = helper_half.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -229,14 +234,25 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         gas_used,
         state: changes,
         path: ExecutionPath::Parallel,
+        stats,
     })
+}
+
+/// What trying to run a block as partitions came to.
+enum PartitionAttempt {
+    /// The block ran: as partitions, or sequentially (a predicted chain).
+    Ran(Box<BlockResult>),
+    /// Not tried: the block does not split, or not evenly enough.
+    NotTried,
+    /// Tried and discarded: the partitions were not independent.
+    Discarded,
 }
 
 /// Runs `block` as independent partitions if its transactions split into
 /// partitions balanced enough (see [`ParallelConfig::min_partition_balance`])
 /// and the split holds; sequentially if the accesses predicted for every
-/// transaction make one chain of most of the block; `None` if Block-STM
-/// should run it instead.
+/// transaction make one chain of most of the block; otherwise Block-STM
+/// should run it.
 fn execute_partitioned<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
@@ -244,9 +260,10 @@ fn execute_partitioned<S: StateSource + ?Sized>(
     threads: usize,
     config: &ParallelConfig,
     increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
-) -> Result<Option<BlockResult>, ExecutionError> {
+) -> Result<PartitionAttempt, ExecutionError> {
+    let ran = |result| PartitionAttempt::Ran(Box::new(result));
     if config.min_partition_balance > 1.0 {
-        return Ok(None);
+        return Ok(PartitionAttempt::NotTried);
     }
     let base = OverlayState::new(state, pre);
     let has_code = |address: &alloy_primitives::Address| {
@@ -257,16 +274,16 @@ fn execute_partitioned<S: StateSource + ?Sized>(
     };
     let contract_calls = config.partition_contract_calls;
     let Some(partitions) = partition::partition(block, threads, contract_calls, has_code)? else {
-        return Ok(None);
+        return Ok(PartitionAttempt::NotTried);
     };
     if partitions.bound < config.min_predicted_speedup {
         // Every transaction's accesses are known, and they chain: Block-STM
         // would only find the same conflicts by aborting.
-        return fallback(block, state, FallbackReason::DependencyChain).map(Some);
+        return fallback(block, state, FallbackReason::DependencyChain).map(ran);
     }
     let balanced = partitions.bound >= config.min_partition_balance * threads as f64;
     if partitions.txs.len() < 2 || !balanced || !partitioned::supports(block, &base)? {
-        return Ok(None);
+        return Ok(PartitionAttempt::NotTried);
     }
     let credits = increments.unwrap_or_default();
     let receipts = |results: partitioned::InBlockOrder<'_>| collect_receipts(block, results);
@@ -278,19 +295,25 @@ fn execute_partitioned<S: StateSource + ?Sized>(
             partitions = partitions.txs.len(),
             "partitions were not independent; running Block-STM"
         );
-        return Ok(None);
+        return Ok(PartitionAttempt::Discarded);
+    };
+    let stats = ExecutionStats {
+        executions: block.transactions.len(),
+        partitions: partitions.txs.len(),
+        ..Default::default()
     };
     let Some((transactions, gas_used)) = receipts? else {
-        return fallback(block, state, FallbackReason::GasLimitExceeded).map(Some);
+        return fallback_after(block, state, FallbackReason::GasLimitExceeded, stats).map(ran);
     };
     if increments.is_none() {
         run_post_block_calls(block, state, &transactions, &mut changes)?;
     }
-    Ok(Some(BlockResult {
+    Ok(ran(BlockResult {
         transactions,
         gas_used,
         state: changes,
         path: ExecutionPath::Partitioned,
+        stats,
     }))
 }
 
@@ -378,6 +401,18 @@ fn fallback<S: StateSource + ?Sized>(
     );
     let mut result = crate::execute_sequential(block, state)?;
     result.path = ExecutionPath::SequentialFallback(reason);
+    Ok(result)
+}
+
+/// [`fallback`] after a parallel attempt, whose `stats` the result keeps.
+fn fallback_after<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    reason: FallbackReason,
+    stats: ExecutionStats,
+) -> Result<BlockResult, ExecutionError> {
+    let mut result = fallback(block, state, reason)?;
+    result.stats = stats;
     Ok(result)
 }
 
