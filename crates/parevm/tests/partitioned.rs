@@ -52,14 +52,32 @@ fn slot_per_recipient() -> Vec<u8> {
         .build()
 }
 
-#[test]
-fn independent_transfers_run_as_partitions() {
+/// 40 plain transfers between distinct accounts.
+fn independent_transfers() -> (BlockInput, InMemoryState) {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
     b.fund_all((1..=40).map(addr));
     for i in 1..=40 {
         b.transfer(addr(i), addr(100 + i), 1_000 + i as u128);
     }
-    let (block, state) = b.build();
+    b.build()
+}
+
+/// 24 `transfer`-shaped calls into one counter that every call bumps: the
+/// ERC-20 guess (distinct holders) is wrong.
+fn transfers_into_a_counter() -> (BlockInput, InMemoryState) {
+    let token = addr(0x71);
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(token, counter());
+    b.fund_all((1..=24).map(addr));
+    for i in 1..=24 {
+        b.call(addr(i), token, 0, transfer_call(addr(300 + i), 1));
+    }
+    b.build()
+}
+
+#[test]
+fn independent_transfers_run_as_partitions() {
+    let (block, state) = independent_transfers();
     assert_path(&block, &state, ExecutionPath::Partitioned);
 }
 
@@ -83,14 +101,7 @@ fn partitions_writing_one_contract_merge_its_slots() {
 /// so the predicted split is wrong and validation must catch it.
 #[test]
 fn a_wrong_erc20_guess_is_caught() {
-    let token = addr(0x71);
-    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
-    b.contract(token, counter());
-    b.fund_all((1..=24).map(addr));
-    for i in 1..=24 {
-        b.call(addr(i), token, 0, transfer_call(addr(300 + i), 1));
-    }
-    let (block, state) = b.build();
+    let (block, state) = transfers_into_a_counter();
     assert_path(&block, &state, ExecutionPath::Parallel);
 }
 
@@ -240,12 +251,7 @@ fn stats_tell_how_the_block_ran() {
         partition_contract_calls: false,
         ..ParallelConfig::partitioned(2)
     };
-    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
-    b.fund_all((1..=40).map(addr));
-    for i in 1..=40 {
-        b.transfer(addr(i), addr(100 + i), 1_000);
-    }
-    let (block, state) = b.build();
+    let (block, state) = independent_transfers();
     let sequential = execute_sequential(&block, &state).expect("sequential executes");
     assert_eq!(sequential.stats, parevm::ExecutionStats::default());
     let stats = execute_parallel(&block, &state, &config)
@@ -256,14 +262,7 @@ fn stats_tell_how_the_block_ran() {
     assert_eq!((stats.validations, stats.aborts), (0, 0));
     assert!(!stats.partitions_discarded);
 
-    let token = addr(0x71);
-    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
-    b.contract(token, counter());
-    b.fund_all((1..=24).map(addr));
-    for i in 1..=24 {
-        b.call(addr(i), token, 0, transfer_call(addr(300 + i), 1));
-    }
-    let (block, state) = b.build();
+    let (block, state) = transfers_into_a_counter();
     let result = execute_parallel(&block, &state, &config).expect("parallel executes");
     assert_eq!(result.path, ExecutionPath::Parallel);
     let stats = result.stats;
