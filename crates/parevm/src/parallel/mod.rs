@@ -20,6 +20,7 @@
 
 mod executor;
 mod fee_credit;
+mod footprint;
 mod helpers;
 mod merge;
 mod mv_memory;

@@ -19,6 +19,7 @@
 use super::{
     executor::TxExecution,
     fee_credit::{FeeCreditDb, LazyBeneficiary},
+    footprint::{Access, Footprint, Validation},
     helpers::{panic_message, run_with_helpers},
     partition::Partitions,
     types::TxIdx,
@@ -29,7 +30,7 @@ use crate::{
     state::{OverlayState, StateError},
 };
 use alloy_evm::FromRecoveredTx;
-use alloy_primitives::{Address, B256, U256, map::HashSet};
+use alloy_primitives::{Address, B256, U256};
 use revm::{
     Database, DatabaseCommit,
     bytecode::Bytecode,
@@ -45,81 +46,10 @@ use std::{
     collections::BTreeMap,
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
-        Mutex, OnceLock,
+        Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
-
-/// A location, as finely as validation tells them apart: account fields
-/// change together in the transactions partitioning is used for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Access {
-    Account(Address),
-    Slot(Address, U256),
-}
-
-/// What one partition fetched from the pre-block state and wrote.
-#[derive(Default)]
-struct Footprint {
-    /// Every location fetched, once each (the partition's cache fetches a
-    /// location only on its first read).
-    reads: Vec<Access>,
-    writes: HashSet<Access>,
-}
-
-impl Footprint {
-    /// Whether either partition read what the other wrote.
-    fn conflicts_with(&self, other: &Footprint) -> bool {
-        self.reads.iter().any(|r| other.writes.contains(r))
-            || other.reads.iter().any(|r| self.writes.contains(r))
-    }
-}
-
-/// The footprints of the partitions finished so far. Each partition, as it
-/// finishes, is checked against those finished before it, by the thread
-/// that ran it: validation overlaps the partitions still running, and a
-/// conflict stops them early.
-struct Validation {
-    /// Indexed by partition; set once, when it finishes.
-    footprints: Vec<OnceLock<Footprint>>,
-    /// The partitions finished, in the order they finished.
-    ///
-    /// Invariant: a partition's footprint is set before it joins this list,
-    /// and it is checked against exactly the partitions listed before it
-    /// (read under this lock as it joins), so every pair is checked once.
-    finished: Mutex<Vec<usize>>,
-}
-
-impl Validation {
-    fn new(partitions: usize) -> Self {
-        Self {
-            footprints: (0..partitions).map(|_| OnceLock::new()).collect(),
-            finished: Mutex::new(Vec::with_capacity(partitions)),
-        }
-    }
-
-    /// Records `partition`'s footprint; whether it conflicts with any
-    /// partition finished before it.
-    fn finish(&self, partition: usize, footprint: Footprint) -> bool {
-        let Ok(()) = self.footprints[partition].set(footprint) else {
-            return true; // finished twice: a bug, never a valid run
-        };
-        let earlier = {
-            let mut finished = lock(&self.finished);
-            let earlier = finished.clone();
-            finished.push(partition);
-            earlier
-        };
-        let Some(mine) = self.footprints[partition].get() else {
-            return true;
-        };
-        earlier.iter().any(|&other| {
-            self.footprints[other]
-                .get()
-                .is_none_or(|theirs| mine.conflicts_with(theirs))
-        })
-    }
-}
 
 /// The pre-block state as a partition's cache sees it, recording every
 /// location fetched.
@@ -379,7 +309,10 @@ fn run_partitions<S: StateSource + ?Sized>(
 ) -> Result<Vec<PartitionOutput>, ExecutionError> {
     let outputs: Vec<Mutex<Option<Result<PartitionOutput, ExecutionError>>>> =
         partitions.iter().map(|_| Mutex::new(None)).collect();
-    let validation = Validation::new(partitions.len());
+    // Each partition is validated as it finishes, by the thread that ran
+    // it: validation overlaps the partitions still running, and a conflict
+    // stops them early.
+    let validation = Validation::new(partitions.iter().map(Vec::len).sum());
     let run = |index: usize| {
         // A panic (a bug) fails the block instead of the process.
         let output = catch_unwind(AssertUnwindSafe(|| run_partition(ctx, &partitions[index])))
@@ -390,7 +323,7 @@ fn run_partitions<S: StateSource + ?Sized>(
                 )))
             });
         let output = output.map(|(output, footprint)| {
-            if !ctx.failed() && validation.finish(index, footprint) {
+            if !ctx.failed() && validation.conflicts(index, &footprint) {
                 ctx.fail();
             }
             output
@@ -486,7 +419,7 @@ fn run_partition<S: StateSource + ?Sized>(
         .build_mainnet();
     let mut handler = LazyBeneficiary::new();
     let mut results = Vec::with_capacity(txs.len());
-    let mut writes = HashSet::with_capacity_and_hasher(txs.len() * 2, Default::default());
+    let mut writes = Vec::with_capacity(txs.len() * 2);
     let mut fees = U256::ZERO;
     for &index in txs {
         if ctx.failed() {
@@ -545,7 +478,7 @@ fn run_partition<S: StateSource + ?Sized>(
 
 /// Adds what one transaction wrote (per revm's `state` of it; `loaded` as
 /// it first read each account) to `writes`.
-fn record_writes(state: &EvmState, loaded: &[Loaded], spec: SpecId, writes: &mut HashSet<Access>) {
+fn record_writes(state: &EvmState, loaded: &[Loaded], spec: SpecId, writes: &mut Vec<Access>) {
     for (address, account) in state {
         if !account.is_touched() {
             continue;
@@ -562,11 +495,11 @@ fn record_writes(state: &EvmState, loaded: &[Loaded], spec: SpecId, writes: &mut
                     && !(account.is_empty() && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON))
             });
         if !unchanged {
-            writes.insert(Access::Account(*address));
+            writes.push(Access::Account(*address));
         }
         for (slot, value) in &account.storage {
             if value.is_changed() {
-                writes.insert(Access::Slot(*address, *slot));
+                writes.push(Access::Slot(*address, *slot));
             }
         }
     }
