@@ -88,6 +88,34 @@ impl StateChanges {
         changes
     }
 
+    /// Reads the changes out of the transitions of a revm cache that loaded
+    /// every value from `pre`, reduced to what differs from `pre`: what
+    /// [`Self::from_transitions`] and then [`Self::normalize`] give, but
+    /// comparing with the values the cache first loaded wherever the
+    /// transitions tell them, and looking `pre` up only where they do not.
+    pub fn from_transitions_normalized(
+        transitions: &TransitionState,
+        pre: &dyn StateSource,
+    ) -> Result<Self, StateError> {
+        let codes: BTreeMap<B256, Bytecode> = transitions
+            .transitions
+            .values()
+            .filter_map(|account| account.has_new_contract())
+            .map(|(hash, code)| (hash, code.clone()))
+            .collect();
+        let mut accounts = Vec::with_capacity(transitions.transitions.len());
+        for (address, account) in &transitions.transitions {
+            if let Some(change) = AccountChange::from_transition(address, account, pre, &codes)? {
+                accounts.push((*address, change));
+            }
+        }
+        accounts.sort_unstable_by_key(|(address, _)| *address);
+        // In address order: the map is bulk-built, not inserted into.
+        let accounts: BTreeMap<Address, AccountChange> = accounts.into_iter().collect();
+        let codes = codes_of(accounts.values());
+        Ok(Self { accounts, codes })
+    }
+
     /// Composes `later` (changes relative to `self` applied to the pre-state)
     /// onto `self`. Call [`Self::normalize`] afterwards.
     pub fn extend(&mut self, later: StateChanges) {
@@ -155,6 +183,27 @@ impl AccountChange {
         }
     }
 
+    /// The change of revm's transition of the account at `address`, in a
+    /// cache that loaded it from `pre`, reduced to what differs from `pre`
+    /// (`None` if nothing does). `codes` holds code deployed in the block.
+    pub(crate) fn from_transition(
+        address: &Address,
+        account: &TransitionAccount,
+        pre: &dyn StateSource,
+        codes: &BTreeMap<B256, Bytecode>,
+    ) -> Result<Option<Self>, StateError> {
+        if let Some(change) = Self::normalized_from_transition(account) {
+            return Ok(change);
+        }
+        let change = Self::from_revm(
+            account.info.as_ref(),
+            &account.storage,
+            account.status.was_destroyed(),
+        );
+        let before = pre.account(address)?;
+        change.normalized(address, before.as_ref(), pre, codes)
+    }
+
     /// The change of one of revm's transitions, reduced to what differs
     /// from the values its account and slots had when first loaded (its
     /// `previous_info` and each slot's original value), which must be the
@@ -165,7 +214,7 @@ impl AccountChange {
     ///
     /// Saves the pre-block lookups of every touched account and slot that
     /// [`Self::normalized`] makes.
-    pub(crate) fn normalized_from_transition(account: &TransitionAccount) -> Option<Option<Self>> {
+    fn normalized_from_transition(account: &TransitionAccount) -> Option<Option<Self>> {
         if account.storage_was_destroyed || account.status.was_destroyed() {
             return None;
         }

@@ -15,7 +15,11 @@ use alloy_evm::{
     block::{BlockExecutionError, BlockValidationError},
     eth::{EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory},
 };
-use revm::{Database, DatabaseCommit, context::result::ExecutionResult, database::State};
+use revm::{
+    Database, DatabaseCommit,
+    context::result::ExecutionResult,
+    database::{State, TransitionState},
+};
 use std::borrow::Cow;
 
 /// alloy-evm's Ethereum block executor over database `DB`.
@@ -53,13 +57,35 @@ pub(crate) fn with_state_cache<S: StateSource + ?Sized, T>(
     state: &S,
     f: impl FnOnce(&mut State<StateDb<&S>>) -> Result<T, ExecutionError>,
 ) -> Result<(T, StateChanges), ExecutionError> {
+    let (value, transitions) = on_state_cache(state, f)?;
+    Ok((value, StateChanges::from_transitions(&transitions)))
+}
+
+/// [`with_state_cache`], with the state changes normalized against `state`
+/// ([`StateChanges::from_transitions_normalized`]).
+pub(crate) fn with_state_cache_normalized<S: StateSource + ?Sized, T>(
+    state: &S,
+    f: impl FnOnce(&mut State<StateDb<&S>>) -> Result<T, ExecutionError>,
+) -> Result<(T, StateChanges), ExecutionError> {
+    let (value, transitions) = on_state_cache(state, f)?;
+    Ok((
+        value,
+        StateChanges::from_transitions_normalized(&transitions, &state)?,
+    ))
+}
+
+/// Runs `f` on a revm `State` cache of `state`; returns what it returned
+/// and the cache's transitions.
+fn on_state_cache<S: StateSource + ?Sized, T>(
+    state: &S,
+    f: impl FnOnce(&mut State<StateDb<&S>>) -> Result<T, ExecutionError>,
+) -> Result<(T, TransitionState), ExecutionError> {
     let mut db = State::builder()
         .with_database(StateDb(state))
         .with_bundle_update()
         .build();
     let value = f(&mut db)?;
-    let transitions = db.transition_state.take().unwrap_or_default();
-    Ok((value, StateChanges::from_transitions(&transitions)))
+    Ok((value, db.transition_state.take().unwrap_or_default()))
 }
 
 /// Converts revm's result of an executed transaction.

@@ -5,7 +5,7 @@
 use crate::{
     block::BlockInput,
     error::ExecutionError,
-    evm::{EthExecutor, classify_tx_error, eth_executor, outcome_of, with_state_cache},
+    evm::{EthExecutor, classify_tx_error, eth_executor, outcome_of, with_state_cache_normalized},
     result::{BlockResult, ExecutionPath, TxResult},
     state::StateSource,
 };
@@ -16,7 +16,7 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<BlockResult, ExecutionError> {
-    let ((transactions, gas_used), mut changes) = with_state_cache(state, |db| {
+    let ((transactions, gas_used), changes) = with_state_cache_normalized(state, |db| {
         let mut executor = eth_executor(block, db);
         executor
             .apply_pre_execution_changes()
@@ -29,7 +29,6 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
         executor.finish().map_err(block_error)?;
         Ok((transactions, gas_used))
     })?;
-    changes.normalize(&state)?;
     Ok(BlockResult {
         transactions,
         gas_used,

@@ -520,31 +520,22 @@ fn normalized<S: StateSource + ?Sized>(
         .collect();
     let mut kept = Vec::with_capacity(transitions.transitions.len());
     for (address, account) in &transitions.transitions {
-        if !ctx.pre.accounts.contains_key(address) {
+        let change = match ctx.pre.accounts.get(address) {
             // First loaded from the pre-block state itself (no system call
             // changed it), so the transition knows what it was.
-            if let Some(change) = AccountChange::normalized_from_transition(account) {
-                kept.extend(change.map(|change| (*address, change)));
-                continue;
-            }
-        }
-        let change = AccountChange::from_revm(
-            account.info.as_ref(),
-            &account.storage,
-            account.status.was_destroyed(),
-        );
-        let change = match ctx.pre.accounts.get(address) {
+            None => AccountChange::from_transition(address, account, &ctx.state, &codes)?,
             Some(pre) => {
                 let mut composed = pre.clone();
-                composed.then(change);
-                composed
+                composed.then(AccountChange::from_revm(
+                    account.info.as_ref(),
+                    &account.storage,
+                    account.status.was_destroyed(),
+                ));
+                let before = ctx.state.account(address)?;
+                composed.normalized(address, before.as_ref(), &ctx.state, &codes)?
             }
-            None => change,
         };
-        let before = ctx.state.account(address)?;
-        if let Some(change) = change.normalized(address, before.as_ref(), &ctx.state, &codes)? {
-            kept.push((*address, change));
-        }
+        kept.extend(change.map(|change| (*address, change)));
     }
     kept.sort_unstable_by_key(|(address, _)| *address);
     Ok(kept)
