@@ -1,22 +1,25 @@
-//! The Block-STM parallel executor.
+//! The Block-STM parallel executor. (The files named below are this
+//! module's private parts, in `src/parallel/`.)
 //!
 //! A block runs optimistically on N threads over a multi-version memory
-//! ([`mv_memory`]): every incarnation of a transaction records its read set
-//! and write set ([`vm`]); validation re-checks the read set against lower
-//! transactions' latest writes and aborts the incarnation on a mismatch; an
-//! aborted incarnation's writes become ESTIMATE markers that make readers wait
-//! instead of failing later; a collaborative [`scheduler`] hands out execution
-//! and validation tasks and detects the end ([`executor`]). The final write
-//! sets are then folded into the block's results in order ([`merge`]).
+//! (`mv_memory.rs`): every incarnation of a transaction records its read
+//! set and write set (`vm.rs`); validation re-checks the read set against
+//! lower transactions' latest writes and aborts the incarnation on a
+//! mismatch; an aborted incarnation's writes become ESTIMATE markers that
+//! make readers wait instead of failing later; a collaborative scheduler
+//! (`scheduler.rs`) hands out execution and validation tasks and detects the
+//! end (`executor.rs`). The final write sets are then folded into the
+//! block's results in order (`merge.rs`).
 //!
 //! Beneficiary fees and plain-transfer credits are commutative increments
-//! ([`vm`], [`fee_credit`]), which removes the conflict every Ethereum
+//! (`vm.rs`, `fee_credit.rs`), which removes the conflict every Ethereum
 //! transaction would otherwise have on the block's beneficiary.
 //!
 //! Before any of that, a block whose transactions are predicted to touch
-//! disjoint state ([`partition`]) runs as independent partitions, one per
-//! thread, without multi-version memory ([`partitioned`]); if the prediction
-//! proves wrong, the block runs on Block-STM after all.
+//! disjoint state (`partition.rs`) runs as independent partitions, four per
+//! thread, without multi-version memory (`partitioned.rs`), each checked as
+//! it finishes (`footprint.rs`); if the prediction proves wrong, the block
+//! runs on Block-STM after all.
 
 mod executor;
 mod fee_credit;

@@ -41,7 +41,7 @@ impl Location {
     /// Addresses and hashed storage keys are already random, so folding
     /// their words and one multiply mix them enough for hash tables. The four
     /// fields of one account hash to four consecutive values, so that the
-    /// [`WriteFilter`](super::write_filter::WriteFilter) keeps them on one
+    /// write filter (`write_filter.rs`) keeps them on one
     /// cache line.
     #[inline]
     pub fn fast_hash(&self) -> u64 {
