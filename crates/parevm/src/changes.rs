@@ -97,12 +97,7 @@ impl StateChanges {
         transitions: &TransitionState,
         pre: &dyn StateSource,
     ) -> Result<Self, StateError> {
-        let codes: BTreeMap<B256, Bytecode> = transitions
-            .transitions
-            .values()
-            .filter_map(|account| account.has_new_contract())
-            .map(|(hash, code)| (hash, code.clone()))
-            .collect();
+        let codes = new_codes(transitions);
         let mut accounts = Vec::with_capacity(transitions.transitions.len());
         for (address, account) in &transitions.transitions {
             if let Some(change) = AccountChange::from_transition(address, account, pre, &codes)? {
@@ -321,6 +316,16 @@ impl AccountChange {
         }
         self.info = later.info;
     }
+}
+
+/// The code every transition in `transitions` deployed, by hash.
+pub(crate) fn new_codes(transitions: &TransitionState) -> BTreeMap<B256, Bytecode> {
+    transitions
+        .transitions
+        .values()
+        .filter_map(|account| account.has_new_contract())
+        .map(|(hash, code)| (hash, code.clone()))
+        .collect()
 }
 
 /// The code of every account whose code is new, by hash.

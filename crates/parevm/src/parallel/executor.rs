@@ -53,19 +53,17 @@ impl Stats {
     /// with the `parevm` binary): how much work the block took beyond one
     /// execution and one validation per transaction.
     fn trace(&self, transactions: usize) {
-        let load = |counter: &std::sync::atomic::AtomicUsize| counter.load(Ordering::Relaxed);
+        let stats = self.snapshot();
         tracing::debug!(
             transactions,
-            executions = load(&self.executions),
-            validations = load(&self.validations),
-            aborts = load(&self.aborts),
-            blocked = load(&self.blocked),
+            executions = stats.executions,
+            validations = stats.validations,
+            aborts = stats.aborts,
+            blocked = stats.blocked,
             "parallel block done"
         );
     }
-}
 
-impl Stats {
     /// The counters, once the workers are done.
     pub(crate) fn snapshot(&self) -> crate::ExecutionStats {
         let load = |counter: &std::sync::atomic::AtomicUsize| counter.load(Ordering::Relaxed);

@@ -199,9 +199,9 @@ pub(crate) fn supports<S: StateSource + ?Sized>(
 
 /// Runs `block` as `partitions`, with `credits` (rewards, withdrawals)
 /// applied after it. Each partition is validated as it finishes; then,
-/// while the state changes are assembled, a helper passes the transactions'
-/// results, in block order, to `on_results`. Returns what `on_results` returned and the
-/// state changes (not yet including post-block system calls), or `None` if
+/// while the state changes are assembled, a helper passes the
+/// transactions' results, in block order, to `on_results`. Returns what
+/// `on_results` returned and the state changes (not yet including post-block system calls), or `None` if
 /// the partitions turned out not to be independent.
 pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     block: &BlockInput,
@@ -512,12 +512,7 @@ fn normalized<S: StateSource + ?Sized>(
     ctx: &PartitionContext<'_, S>,
     transitions: &TransitionState,
 ) -> Result<Vec<(Address, AccountChange)>, ExecutionError> {
-    let codes: BTreeMap<B256, Bytecode> = transitions
-        .transitions
-        .values()
-        .filter_map(|account| account.has_new_contract())
-        .map(|(hash, code)| (hash, code.clone()))
-        .collect();
+    let codes = crate::changes::new_codes(transitions);
     let mut kept = Vec::with_capacity(transitions.transitions.len());
     for (address, account) in &transitions.transitions {
         let change = match ctx.pre.accounts.get(address) {
