@@ -47,7 +47,7 @@ pub(crate) fn eth_executor<'a, DB: Database + DatabaseCommit + core::fmt::Debug>
         tx_count_hint: Some(block.transactions.len()),
         slot_number: None,
     };
-    EthBlockExecutor::new(evm, ctx, &*block.chain, EthReceiptBuilder)
+    EthBlockExecutor::new(evm, ctx, &*block.chain, EthReceiptBuilder::default())
 }
 
 /// Runs `f` with a revm `State` cache of `state` (for alloy-evm's block

@@ -26,7 +26,8 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
             transactions.push(execute_one(&mut executor, index, tx)?);
         }
         let gas_used = executor.cumulative_tx_gas_used;
-        executor.finish().map_err(block_error)?;
+        let (_, output) = executor.finish().map_err(block_error)?;
+        attach_receipts(&mut transactions, output.receipts)?;
         Ok((transactions, gas_used))
     })?;
     Ok(BlockResult {
@@ -39,6 +40,7 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
 }
 
 /// Executes and commits one transaction; an invalid one changes nothing.
+/// Its receipt stays with the executor until [`attach_receipts`].
 fn execute_one<DB: revm::Database + revm::DatabaseCommit + core::fmt::Debug>(
     executor: &mut EthExecutor<'_, DB>,
     index: usize,
@@ -48,14 +50,39 @@ fn execute_one<DB: revm::Database + revm::DatabaseCommit + core::fmt::Debug>(
         Ok(output) => {
             let outcome = outcome_of(&output.result.result);
             executor.commit_transaction(output);
-            let receipt = executor.receipts.last().cloned();
-            Ok(TxResult { outcome, receipt })
+            Ok(TxResult {
+                outcome,
+                receipt: None,
+            })
         }
         Err(error) => Ok(TxResult {
             outcome: classify_tx_error(index, error)?,
             receipt: None,
         }),
     }
+}
+
+/// Gives each valid transaction its receipt, moved out of the executor's
+/// (one per valid transaction, in order) instead of cloned per transaction.
+fn attach_receipts(
+    transactions: &mut [TxResult],
+    receipts: Vec<alloy_consensus::ReceiptEnvelope>,
+) -> Result<(), ExecutionError> {
+    let mut valid: Vec<&mut TxResult> = transactions
+        .iter_mut()
+        .filter(|tx| !tx.outcome.is_invalid())
+        .collect();
+    if valid.len() != receipts.len() {
+        return Err(ExecutionError::Block(format!(
+            "{} receipts for {} valid transactions",
+            receipts.len(),
+            valid.len()
+        )));
+    }
+    for (tx, receipt) in valid.iter_mut().zip(receipts) {
+        tx.receipt = Some(receipt);
+    }
+    Ok(())
 }
 
 pub(crate) fn block_error(error: alloy_evm::block::BlockExecutionError) -> ExecutionError {

@@ -27,6 +27,7 @@ use super::{
 };
 use crate::{
     AccountChange, AccountState, BlockInput, ExecutionError, StateChanges, StateSource,
+    receipt::BloomMemo,
     state::{OverlayState, StateError},
 };
 use alloy_evm::FromRecoveredTx;
@@ -421,6 +422,7 @@ fn run_partition<S: StateSource + ?Sized>(
     let mut results = Vec::with_capacity(txs.len());
     let mut writes = Vec::with_capacity(txs.len() * 2);
     let mut fees = U256::ZERO;
+    let mut blooms = BloomMemo::new();
     for &index in txs {
         if ctx.failed() {
             break;
@@ -457,7 +459,7 @@ fn run_partition<S: StateSource + ?Sized>(
         }
         record_writes(&state, &db.loaded, spec, &mut writes);
         db.cache.commit(state);
-        results.push(Ok(Executed::new(result)));
+        results.push(Ok(Executed::new(result, &mut blooms)));
     }
     let db = evm.ctx.journal_mut().db_mut();
     let reads = std::mem::take(&mut db.cache.database.reads);

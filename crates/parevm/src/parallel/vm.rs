@@ -20,7 +20,10 @@ use super::{
     mv_memory::{Blocked, MvMemory, StorageRead},
     types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
 };
-use crate::state::{StateError, StateSource};
+use crate::{
+    receipt::BloomMemo,
+    state::{StateError, StateSource},
+};
 use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_evm::FromRecoveredTx;
 use alloy_primitives::{Address, B256, Bloom, U256};
@@ -77,8 +80,8 @@ pub(crate) struct Executed {
 }
 
 impl Executed {
-    pub(crate) fn new(result: ExecutionResult) -> Self {
-        let logs_bloom = crate::receipt::logs_bloom(result.logs());
+    pub(crate) fn new(result: ExecutionResult, blooms: &mut BloomMemo) -> Self {
+        let logs_bloom = blooms.logs_bloom(result.logs());
         Self { result, logs_bloom }
     }
 }
@@ -108,6 +111,8 @@ pub(crate) type FatalError = String;
 pub(crate) struct Vm<'c, 'a, S: StateSource + ?Sized> {
     evm: VmEvm<'c, 'a, S>,
     spec: SpecId,
+    /// The bloom bits of the logs this worker has met in the block.
+    blooms: BloomMemo,
 }
 
 type VmEvm<'c, 'a, S> = MainnetEvm<MainnetContext<VmDb<'c, 'a, S>>>;
@@ -122,6 +127,7 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
         Self {
             evm,
             spec: ctx.cfg_env.spec,
+            blooms: BloomMemo::new(),
         }
     }
 
@@ -150,7 +156,7 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
         let state = self.evm.ctx.journal_mut().finalize();
         let db = self.evm.ctx.journal_mut().db_mut();
         let result = match result {
-            Ok(result) => Ok(Executed::new(result)),
+            Ok(result) => Ok(Executed::new(result, &mut self.blooms)),
             Err(EVMError::Transaction(invalid)) => Err(invalid),
             Err(EVMError::Database(VmError::Blocked(Blocked(dep)))) if dep < tx => {
                 return Ok(VmOutcome::Blocked(dep));
