@@ -25,7 +25,9 @@ fn main() {
     // Time the parallel machinery on one thread, in order (no conflicts).
     let trace_only = take(&mut args, "--trace", 0) == 1;
     // Compare the sequential executor with plain revm instead of parallel.
-    let plain = take(&mut args, "--plain", 0) == 1;
+    // 1: against a bare `transact_commit` loop; 2: against alloy-evm's block
+    // executor with its own receipt builder and revm's bundle, as a node runs it.
+    let plain = take(&mut args, "--plain", 0);
     let config = ParallelConfig::with_threads(threads);
     let (mut total_seq, mut total_par) = (0.0, 0.0);
     let (mut min_seq, mut min_par) = (0.0, 0.0);
@@ -43,9 +45,13 @@ fn main() {
                     Some(execute_sequential(&f.block, &f.state).expect("seq"))
                 };
                 seq.push(t.elapsed().as_secs_f64() * 1e3);
-                if plain {
+                if plain > 0 {
                     let t = Instant::now();
-                    plain_revm(&f.block, &f.state);
+                    if plain == 1 {
+                        plain_revm(&f.block, &f.state);
+                    } else {
+                        node_revm(&f.block, &f.state);
+                    }
                     par.push(t.elapsed().as_secs_f64() * 1e3);
                     continue;
                 }
@@ -109,4 +115,43 @@ fn plain_revm(block: &parevm::BlockInput, state: &parevm::InMemoryState) {
         let tx_env = TxEnv::from_recovered_tx(tx.inner(), tx.signer());
         std::hint::black_box(evm.transact_commit(tx_env).ok());
     }
+}
+
+/// The block as a node executes it on revm: alloy-evm's block executor with
+/// its own receipt builder (system calls, receipts, rewards), then revm's
+/// bundle of the block's changes.
+fn node_revm(block: &parevm::BlockInput, state: &parevm::InMemoryState) {
+    use alloy_evm::{
+        EvmFactory,
+        block::BlockExecutor,
+        eth::{
+            EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory,
+            receipt_builder::AlloyReceiptBuilder,
+        },
+    };
+    use revm::database::{State, states::bundle_state::BundleRetention};
+    use std::borrow::Cow;
+    let mut db = State::builder()
+        .with_database(parevm::state::StateDb(state))
+        .with_bundle_update()
+        .build();
+    let evm = EthEvmFactory::default().create_evm(&mut db, block.evm_env());
+    let ctx = EthBlockExecutionCtx {
+        parent_hash: block.header.parent_hash,
+        parent_beacon_block_root: block.header.parent_beacon_block_root,
+        ommers: &block.ommers,
+        withdrawals: block.withdrawals.as_deref().map(Cow::Borrowed),
+        extra_data: block.header.extra_data.clone(),
+        tx_count_hint: Some(block.transactions.len()),
+        slot_number: None,
+    };
+    let mut executor =
+        EthBlockExecutor::new(evm, ctx, &*block.chain, AlloyReceiptBuilder::default());
+    executor.apply_pre_execution_changes().expect("pre");
+    for tx in &block.transactions {
+        std::hint::black_box(executor.execute_transaction(tx.as_recovered_ref()).ok());
+    }
+    std::hint::black_box(executor.finish().expect("finish"));
+    db.merge_transitions(BundleRetention::PlainState);
+    std::hint::black_box(db.take_bundle());
 }
