@@ -68,6 +68,28 @@ fn small_blocks_run_sequentially() {
 }
 
 #[test]
+fn transfers_count_their_cost_not_their_gas_limit() {
+    // 100 transfers sent with a 90,000 limit, as wallets long did: 9M of
+    // limits, but 2.1M of work, below the default 4M.
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=200).map(addr));
+    for i in 1..=100 {
+        b.tx(TxSpec {
+            gas_limit: 90_000,
+            ..TxSpec::call(addr(i), addr(i + 100), 1_000, Vec::new())
+        });
+    }
+    let (block, state) = b.build();
+    let prediction = predict(&block);
+    assert_eq!(prediction.gas, 9_000_000);
+    assert_eq!(prediction.work, 2_100_000);
+    assert_eq!(
+        run(&block, &state, &ParallelConfig::with_threads(2)),
+        ExecutionPath::SequentialFallback(FallbackReason::LittleGas)
+    );
+}
+
+#[test]
 fn independent_senders_run_in_parallel() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
     b.fund_all((1..=120).map(addr));

@@ -35,7 +35,7 @@ mod types;
 mod vm;
 mod write_filter;
 
-pub use prediction::Prediction;
+pub use prediction::{Prediction, predicted_gas};
 pub use types::{
     Incarnation, Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxAccessTrace, TxIdx, Version,
     WriteSet, WriteValue,
@@ -63,8 +63,8 @@ pub struct ParallelConfig {
     /// Blocks with fewer transactions run sequentially: starting and
     /// joining worker threads costs more than they could save.
     pub min_parallel_txs: usize,
-    /// Blocks whose transactions' gas limits sum to less than this run
-    /// sequentially, for the same reason.
+    /// Blocks whose transactions' [predicted gas](predicted_gas) sums to
+    /// less than this run sequentially, for the same reason.
     pub min_parallel_gas: u64,
     /// Blocks whose [`Prediction::bound`] at the configured threads is below
     /// this run sequentially: their same-sender chains leave too little to
@@ -133,7 +133,7 @@ impl ParallelConfig {
             Some(FallbackReason::OneThread)
         } else if prediction.transactions < self.min_parallel_txs.max(2) {
             Some(FallbackReason::FewTransactions)
-        } else if prediction.gas < self.min_parallel_gas {
+        } else if prediction.work < self.min_parallel_gas {
             Some(FallbackReason::LittleGas)
         } else if prediction.bound(threads) < self.min_predicted_speedup {
             Some(FallbackReason::DependencyChain)
