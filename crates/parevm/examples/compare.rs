@@ -124,29 +124,20 @@ fn node_revm(block: &parevm::BlockInput, state: &parevm::InMemoryState) {
     use alloy_evm::{
         EvmFactory,
         block::BlockExecutor,
-        eth::{
-            EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory,
-            receipt_builder::AlloyReceiptBuilder,
-        },
+        eth::{EthBlockExecutor, EthEvmFactory, receipt_builder::AlloyReceiptBuilder},
     };
     use revm::database::{State, states::bundle_state::BundleRetention};
-    use std::borrow::Cow;
     let mut db = State::builder()
         .with_database(parevm::state::StateDb(state))
         .with_bundle_update()
         .build();
     let evm = EthEvmFactory::default().create_evm(&mut db, block.evm_env());
-    let ctx = EthBlockExecutionCtx {
-        parent_hash: block.header.parent_hash,
-        parent_beacon_block_root: block.header.parent_beacon_block_root,
-        ommers: &block.ommers,
-        withdrawals: block.withdrawals.as_deref().map(Cow::Borrowed),
-        extra_data: block.header.extra_data.clone(),
-        tx_count_hint: Some(block.transactions.len()),
-        slot_number: None,
-    };
-    let mut executor =
-        EthBlockExecutor::new(evm, ctx, &*block.chain, AlloyReceiptBuilder::default());
+    let mut executor = EthBlockExecutor::new(
+        evm,
+        block.execution_ctx(),
+        &*block.chain,
+        AlloyReceiptBuilder::default(),
+    );
     executor.apply_pre_execution_changes().expect("pre");
     for tx in &block.transactions {
         std::hint::black_box(executor.execute_transaction(tx.as_recovered_ref()).ok());

@@ -3,11 +3,14 @@
 
 use alloy_consensus::{Header, TxEnvelope, transaction::Recovered};
 use alloy_eips::{eip4895::Withdrawal, eip7840::BlobParams};
-use alloy_evm::{EvmEnv, eth::spec::EthExecutorSpec};
+use alloy_evm::{
+    EvmEnv,
+    eth::{EthBlockExecutionCtx, spec::EthExecutorSpec},
+};
 use alloy_hardforks::{EthereumChainHardforks, EthereumHardfork, EthereumHardforks, ForkCondition};
 use alloy_primitives::Address;
 use revm::primitives::hardfork::SpecId;
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 /// Hard-fork schedule of a chain, and the chain's constants that block
 /// execution needs.
@@ -137,6 +140,21 @@ impl BlockInput {
     pub fn evm_env(&self) -> EvmEnv {
         let blob_params = self.chain.blob_params_at(self.header.timestamp);
         EvmEnv::for_eth_block(&self.header, &*self.chain, self.chain.chain_id, blob_params)
+    }
+
+    /// alloy-evm's execution context for this block: what its block executor
+    /// needs besides the EVM (parent hash and beacon root for the system
+    /// calls, ommers and withdrawals for the rewards).
+    pub fn execution_ctx(&self) -> EthBlockExecutionCtx<'_> {
+        EthBlockExecutionCtx {
+            parent_hash: self.header.parent_hash,
+            parent_beacon_block_root: self.header.parent_beacon_block_root,
+            ommers: &self.ommers,
+            withdrawals: self.withdrawals.as_deref().map(Cow::Borrowed),
+            extra_data: self.header.extra_data.clone(),
+            tx_count_hint: Some(self.transactions.len()),
+            slot_number: None,
+        }
     }
 
     /// Total gas limit of all transactions, a cheap measure of block size.

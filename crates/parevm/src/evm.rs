@@ -13,14 +13,13 @@ use crate::{
 use alloy_evm::{
     Evm, EvmFactory,
     block::{BlockExecutionError, BlockValidationError},
-    eth::{EthBlockExecutionCtx, EthBlockExecutor, EthEvmFactory},
+    eth::{EthBlockExecutor, EthEvmFactory},
 };
 use revm::{
     Database, DatabaseCommit,
     context::result::ExecutionResult,
     database::{State, TransitionState},
 };
-use std::borrow::Cow;
 
 /// alloy-evm's Ethereum block executor over database `DB`.
 pub(crate) type EthExecutor<'a, DB> = EthBlockExecutor<
@@ -38,16 +37,12 @@ pub(crate) fn eth_executor<'a, DB: Database + DatabaseCommit + core::fmt::Debug>
     db: DB,
 ) -> EthExecutor<'a, DB> {
     let evm = EthEvmFactory::default().create_evm(db, block.evm_env());
-    let ctx = EthBlockExecutionCtx {
-        parent_hash: block.header.parent_hash,
-        parent_beacon_block_root: block.header.parent_beacon_block_root,
-        ommers: &block.ommers,
-        withdrawals: block.withdrawals.as_deref().map(Cow::Borrowed),
-        extra_data: block.header.extra_data.clone(),
-        tx_count_hint: Some(block.transactions.len()),
-        slot_number: None,
-    };
-    EthBlockExecutor::new(evm, ctx, &*block.chain, EthReceiptBuilder::default())
+    EthBlockExecutor::new(
+        evm,
+        block.execution_ctx(),
+        &*block.chain,
+        EthReceiptBuilder::default(),
+    )
 }
 
 /// Runs `f` with a revm `State` cache of `state` (for alloy-evm's block
