@@ -152,7 +152,7 @@ fn conflict_heavy_blocks_are_given_up_exactly() {
     let config = ParallelConfig {
         min_parallel_gas: 0,
         min_predicted_speedup: 0.0,
-        max_conflict_ratio: 0.0,
+        min_useful_speedup: f64::INFINITY,
         ..ParallelConfig::with_threads(2)
     };
     for _ in 0..10 {

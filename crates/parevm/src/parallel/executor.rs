@@ -31,7 +31,7 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
     pub stats: Stats,
     /// Above this share of wasted executions (aborted or blocked), the
     /// block is given up for sequential execution.
-    max_conflict_ratio: f64,
+    max_waste: f64,
     gave_up: AtomicBool,
 }
 
@@ -78,18 +78,14 @@ impl Stats {
 }
 
 impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
-    pub(crate) fn new(
-        vm: &'v VmContext<'a, S>,
-        block_size: usize,
-        max_conflict_ratio: f64,
-    ) -> Self {
+    pub(crate) fn new(vm: &'v VmContext<'a, S>, block_size: usize, max_waste: f64) -> Self {
         Self {
             vm,
             scheduler: Scheduler::new(block_size),
             results: (0..block_size).map(|_| Mutex::default()).collect(),
             fatal: Mutex::default(),
             stats: Stats::default(),
-            max_conflict_ratio,
+            max_waste,
             gave_up: AtomicBool::new(false),
         }
     }
@@ -114,7 +110,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         }
         let wasted =
             self.stats.aborts.load(Ordering::Relaxed) + self.stats.blocked.load(Ordering::Relaxed);
-        if wasted as f64 > executions as f64 * self.max_conflict_ratio {
+        if wasted as f64 > executions as f64 * self.max_waste {
             self.gave_up.store(true, Ordering::Release);
             self.scheduler.halt();
         }
