@@ -202,8 +202,9 @@ pub(crate) fn supports<S: StateSource + ?Sized>(
 /// applied after it. Each partition is validated as it finishes; then,
 /// while the state changes are assembled, a helper passes the
 /// transactions' results, in block order, to `on_results`. Returns what
-/// `on_results` returned and the state changes (not yet including post-block system calls), or `None` if
-/// the partitions turned out not to be independent.
+/// `on_results` returned and the state changes (not yet including
+/// post-block system calls), or `None` if the partitions turned out not to
+/// be independent.
 pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     block: &BlockInput,
     state: &S,
