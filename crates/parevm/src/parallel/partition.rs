@@ -119,68 +119,130 @@ pub(crate) struct Partitions {
 }
 
 /// Splits `block` into partitions for `threads` threads, or `None` if some
-/// transaction's accesses are not predictable: it is neither a plain
-/// transfer to an account without code (per `has_code`, on the pre-block
-/// state) nor an ERC-20 `transfer` (nor, with `contract_calls`, any other
-/// call or creation), or it names the beneficiary, whose balance every
-/// transaction changes.
+/// transaction's accesses are not predictable (see [`Partitioner::add`]
+/// and [`Partitioner::finish`]; `has_code` tells which accounts run code).
 pub(crate) fn partition<E>(
     block: &BlockInput,
     threads: usize,
     contract_calls: bool,
     has_code: impl Fn(&Address) -> Result<bool, E>,
 ) -> Result<Option<Partitions>, E> {
-    let txs = &block.transactions;
-    let beneficiary = Key::Account(block.header.beneficiary);
-    let mut components = UnionFind::new(txs.len());
-    let mut owners: HashMap<u64, u32, BuildHasherDefault<Digested>> =
-        HashMap::with_capacity_and_hasher(txs.len() * 3, Default::default());
-    for (index, tx) in txs.iter().enumerate() {
-        if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
+    let mut partitioner = Partitioner::new(block, contract_calls);
+    for (index, tx) in block.transactions.iter().enumerate() {
+        if !partitioner.add(index, tx.inner(), tx.signer()) {
             return Ok(None);
         }
+    }
+    partitioner.finish(block, threads, has_code)
+}
+
+/// Builds a block's [`Partitions`], one transaction at a time, in block
+/// order.
+struct Partitioner {
+    beneficiary: Key,
+    contract_calls: bool,
+    components: UnionFind,
+    /// The first transaction to touch each key, by the key's digest.
+    owners: HashMap<u64, u32, BuildHasherDefault<Digested>>,
+    /// The recipients of plain transfers, which must have no code.
+    recipients: Vec<Address>,
+}
+
+impl Partitioner {
+    /// For `block`, with `contract_calls` predicted by their target too.
+    fn new(block: &BlockInput, contract_calls: bool) -> Self {
+        let txs = block.transactions.len();
+        Self {
+            beneficiary: Key::Account(block.header.beneficiary),
+            contract_calls,
+            components: UnionFind::new(txs),
+            owners: HashMap::with_capacity_and_hasher(txs * 3, Default::default()),
+            recipients: Vec::new(),
+        }
+    }
+
+    /// Joins transaction `index` (`tx`) to the components of the keys it is
+    /// predicted to touch; `false` if they cannot be predicted, and then the
+    /// block does not partition: the transaction is neither a plain
+    /// transfer (to an account without code, checked by
+    /// [`Self::finish`]) nor an ERC-20 `transfer` (nor, with
+    /// `contract_calls`, any other call or creation), or it names the
+    /// beneficiary, whose balance every transaction changes.
+    fn add(&mut self, index: TxIdx, tx: &(impl Transaction + ?Sized), sender: Address) -> bool {
+        if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
+            return false;
+        }
         let to = tx.kind().to().copied();
-        let Some(keys) = keys(tx.signer(), to, tx.input(), contract_calls, &has_code)? else {
-            return Ok(None);
+        let Some(keys) = keys(
+            sender,
+            to,
+            tx.input(),
+            self.contract_calls,
+            &mut self.recipients,
+        ) else {
+            return false;
         };
         for key in keys.into_iter().flatten() {
-            if key == beneficiary {
-                return Ok(None);
+            if key == self.beneficiary {
+                return false;
             }
-            match owners.entry(key.digest()) {
-                Entry::Occupied(owner) => components.union(index, *owner.get() as TxIdx),
+            match self.owners.entry(key.digest()) {
+                Entry::Occupied(owner) => self.components.union(index, *owner.get() as TxIdx),
                 Entry::Vacant(slot) => {
                     slot.insert(index as u32);
                 }
             }
         }
+        true
     }
-    Ok(Some(pack(block, &mut components, threads.max(1))))
+
+    /// The partitions for `threads` threads, once every transaction of
+    /// `block` was added; `None` if a plain transfer's recipient runs code
+    /// (per `has_code`). The recipients are checked last, so that a block
+    /// that turns out unpredictable never looks them up in the state.
+    fn finish<E>(
+        mut self,
+        block: &BlockInput,
+        threads: usize,
+        has_code: impl Fn(&Address) -> Result<bool, E>,
+    ) -> Result<Option<Partitions>, E> {
+        for recipient in &self.recipients {
+            if has_code(recipient)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(pack(block, &mut self.components, threads.max(1))))
+    }
 }
 
 /// The keys a transaction from `sender` to `to` with `input` is predicted
-/// to touch, or `None` if they cannot be predicted (see [`partition`]).
-fn keys<E>(
+/// to touch, or `None` if they cannot be predicted (see
+/// [`Partitioner::add`]). A plain transfer's recipient is added to
+/// `recipients`, which must turn out to have no code.
+fn keys(
     sender: Address,
     to: Option<Address>,
     input: &[u8],
     contract_calls: bool,
-    has_code: impl Fn(&Address) -> Result<bool, E>,
-) -> Result<Option<[Option<Key>; 3]>, E> {
+    recipients: &mut Vec<Address>,
+) -> Option<[Option<Key>; 3]> {
     let sender_key = Some(Key::Account(sender));
     let Some(to) = to else {
         // A creation's address follows from the sender's nonce.
-        return Ok(contract_calls.then_some([sender_key, None, None]));
+        return contract_calls.then_some([sender_key, None, None]);
     };
     if input.len() == 68 && input[..4] == ERC20_TRANSFER {
         let recipient = Address::from_slice(&input[16..36]);
         let holder = |holder| Some(Key::Holder { token: to, holder });
-        return Ok(Some([sender_key, holder(sender), holder(recipient)]));
+        return Some([sender_key, holder(sender), holder(recipient)]);
     }
-    if contract_calls || (input.is_empty() && !has_code(&to)?) {
-        return Ok(Some([sender_key, Some(Key::Account(to)), None]));
+    if contract_calls || input.is_empty() {
+        if !contract_calls {
+            recipients.push(to);
+        }
+        return Some([sender_key, Some(Key::Account(to)), None]);
     }
-    Ok(None)
+    None
 }
 
 /// Packs the components of `components` into partitions for `threads`
@@ -282,23 +344,17 @@ impl UnionFind {
 mod tests {
     use super::*;
 
-    fn never_code(_: &Address) -> Result<bool, ()> {
-        Ok(false)
-    }
-
     #[test]
     fn plain_transfers_key_sender_and_recipient() {
         let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
-        let predicted = keys(a, Some(b), &[], false, never_code).unwrap().unwrap();
+        let mut recipients = Vec::new();
+        let predicted = keys(a, Some(b), &[], false, &mut recipients).unwrap();
         assert_eq!(
             predicted,
             [Some(Key::Account(a)), Some(Key::Account(b)), None]
         );
-        // A recipient with code runs it: unpredictable.
-        assert_eq!(
-            keys(a, Some(b), &[], false, |_| Ok::<_, ()>(true)),
-            Ok(None)
-        );
+        // The recipient must turn out to have no code.
+        assert_eq!(recipients, [b]);
     }
 
     #[test]
@@ -312,9 +368,8 @@ mod tests {
         input.extend_from_slice(&[0; 12]);
         input.extend_from_slice(to.as_slice());
         input.extend_from_slice(&[0; 32]);
-        let predicted = keys(sender, Some(token), &input, false, never_code)
-            .unwrap()
-            .unwrap();
+        let mut recipients = Vec::new();
+        let predicted = keys(sender, Some(token), &input, false, &mut recipients).unwrap();
         let holder = |holder| Some(Key::Holder { token, holder });
         assert_eq!(
             predicted,
@@ -323,15 +378,12 @@ mod tests {
         // Any other call, or a creation, only on request.
         input[0] = 0;
         assert_eq!(
-            keys(sender, Some(token), &input, false, never_code),
-            Ok(None)
+            keys(sender, Some(token), &input, false, &mut recipients),
+            None
         );
-        assert!(
-            keys(sender, Some(token), &input, true, never_code)
-                .unwrap()
-                .is_some()
-        );
-        assert_eq!(keys(sender, None, &[], false, never_code), Ok(None));
+        assert!(keys(sender, Some(token), &input, true, &mut recipients).is_some());
+        assert_eq!(keys(sender, None, &[], false, &mut recipients), None);
+        assert!(recipients.is_empty());
     }
 
     #[test]

@@ -7,10 +7,14 @@
 //! it writes. An exchange hot wallet sending hundreds of transactions makes
 //! a block one long chain, where parallel execution can only lose.
 
-use super::types::{Location, TxIdx};
+use super::{
+    partition::{Digested, fmix64, fold_address},
+    types::{Location, TxIdx},
+};
 use crate::BlockInput;
 use alloy_consensus::Transaction;
-use alloy_primitives::{Address, map::HashMap};
+use alloy_primitives::Address;
+use std::{collections::HashMap, hash::BuildHasherDefault};
 
 /// What is known about a block's parallelism before executing it.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,39 +80,75 @@ impl SenderLink {
     }
 }
 
-/// Predicts `block`'s parallelism and its sender links.
+/// Predicts `block`'s parallelism, with its sender links, in one pass.
+///
+/// Senders are keyed by a 64-bit digest of the address rather than by the
+/// address: on 10,000 independent transfers the pass fell from 0.5-1.1 ms
+/// to about 0.4 ms on the 2-core VM.
 pub(crate) fn predict(block: &BlockInput) -> (Prediction, Vec<SenderLink>) {
-    #[derive(Default)]
-    struct Chain {
-        last: Option<TxIdx>,
-        gas: u64,
-    }
-    let mut chains: HashMap<Address, Chain> =
-        HashMap::with_capacity_and_hasher(block.transactions.len(), Default::default());
-    let mut links = Vec::new();
+    let mut chains = SenderChains::new(block.transactions.len());
     let mut gas = 0u64;
-    let mut critical_gas = 0u64;
     let mut work = 0u64;
     for (index, tx) in block.transactions.iter().enumerate() {
-        let chain = chains.entry(tx.signer()).or_default();
-        if let Some(previous) = chain.last.replace(index) {
-            links.push(SenderLink {
-                tx: previous,
-                sender: tx.signer(),
-            });
-        }
-        chain.gas = chain.gas.saturating_add(tx.gas_limit());
-        critical_gas = critical_gas.max(chain.gas);
+        chains.add(block, index, tx.signer(), tx.gas_limit());
         gas = gas.saturating_add(tx.gas_limit());
         work = work.saturating_add(predicted_gas(tx.inner()));
     }
     let prediction = Prediction {
         transactions: block.transactions.len(),
         gas,
-        critical_gas,
+        critical_gas: chains.critical_gas,
         work,
     };
-    (prediction, links)
+    // The map is dropped here, before the block runs: kept alive through
+    // the run (in a trial), it cost a block that then ran sequentially 2-3%.
+    (prediction, chains.links)
+}
+
+/// The chains of transactions from one sender.
+struct SenderChains {
+    /// Each sender's last transaction so far and its chain's gas limits, by
+    /// the sender's digest.
+    chains: HashMap<u64, Chain, BuildHasherDefault<Digested>>,
+    links: Vec<SenderLink>,
+    critical_gas: u64,
+}
+
+#[derive(Default)]
+struct Chain {
+    last: Option<TxIdx>,
+    gas: u64,
+}
+
+impl SenderChains {
+    fn new(transactions: usize) -> Self {
+        Self {
+            chains: HashMap::with_capacity_and_hasher(transactions, Default::default()),
+            links: Vec::new(),
+            critical_gas: 0,
+        }
+    }
+
+    /// Adds transaction `index` of `block`, from `sender`.
+    fn add(&mut self, block: &BlockInput, index: TxIdx, sender: Address, gas_limit: u64) {
+        let chain = self
+            .chains
+            .entry(fmix64(fold_address(&sender)))
+            .or_default();
+        // Two senders sharing a digest share a chain: the bound only gets
+        // more cautious. The link is checked, though a wrong one would only
+        // make a transaction wait until the earlier one first runs.
+        if let Some(previous) = chain.last.replace(index)
+            && block.transactions[previous].signer() == sender
+        {
+            self.links.push(SenderLink {
+                tx: previous,
+                sender,
+            });
+        }
+        chain.gas = chain.gas.saturating_add(gas_limit);
+        self.critical_gas = self.critical_gas.max(chain.gas);
+    }
 }
 
 #[cfg(test)]
