@@ -80,6 +80,9 @@ pub enum FallbackReason {
     LittleGas,
     /// Same-sender chains make most of the block one dependency chain.
     DependencyChain,
+    /// The block did not partition, and its transactions are too cheap for
+    /// Block-STM's cost per transaction to pay at the configured threads.
+    CheapTransactions,
     /// Most executions were wasted on conflicts, so the block was given up
     /// mid-way and run sequentially.
     Conflicts,
@@ -96,6 +99,7 @@ impl FallbackReason {
             Self::FewTransactions => "few-transactions",
             Self::LittleGas => "little-gas",
             Self::DependencyChain => "dependency-chain",
+            Self::CheapTransactions => "cheap-transactions",
             Self::Conflicts => "conflicts",
             Self::GasLimitExceeded => "gas-limit-exceeded",
         }

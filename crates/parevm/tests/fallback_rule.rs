@@ -106,9 +106,36 @@ fn independent_senders_run_in_parallel() {
     assert_eq!(run(&block, &state, &config), ExecutionPath::Partitioned);
     let block_stm = ParallelConfig {
         min_partition_balance: f64::INFINITY,
+        tx_overhead_gas: 0,
         ..config
     };
     assert_eq!(run(&block, &state, &block_stm), ExecutionPath::Parallel);
+}
+
+/// Plain transfers that do not partition (one pays the beneficiary) are too
+/// cheap for Block-STM at 2 threads, not at 4.
+#[test]
+fn cheap_transactions_run_sequentially_unless_partitioned() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=120).map(addr));
+    for i in 1..=59 {
+        b.transfer(addr(i), addr(i + 60), 1_000);
+    }
+    b.transfer(addr(60), COINBASE, 1_000);
+    let (block, state) = b.build();
+    let config = ParallelConfig {
+        min_parallel_gas: 0,
+        ..ParallelConfig::with_threads(2)
+    };
+    assert_eq!(
+        run(&block, &state, &config),
+        ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
+    );
+    let four = ParallelConfig {
+        threads: 4,
+        ..config
+    };
+    assert_eq!(run(&block, &state, &four), ExecutionPath::Parallel);
 }
 
 /// ERC-20 transfers from many senders to one holder: every transaction's
@@ -153,6 +180,7 @@ fn conflict_heavy_blocks_are_given_up_exactly() {
         min_parallel_gas: 0,
         min_predicted_speedup: 0.0,
         min_useful_speedup: f64::INFINITY,
+        tx_overhead_gas: 0,
         ..ParallelConfig::with_threads(2)
     };
     for _ in 0..10 {
