@@ -51,7 +51,7 @@ use crate::{
 use alloy_consensus::{Transaction, Typed2718};
 use executor::{TxExecution, Workers};
 use merge::{FoldedPart, StateAccumulator, build_receipt};
-use mv_memory::MvMemory;
+use mv_memory::{MvMemory, PooledMvMemory};
 use vm::VmContext;
 
 /// Configuration of the parallel executor, including the fallback rule: a
@@ -224,7 +224,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         };
         return fallback_after(block, state, FallbackReason::CheapTransactions, stats);
     }
-    let mv = MvMemory::new(block.transactions.len(), block.header.beneficiary);
+    let mv = PooledMvMemory::take(block.transactions.len(), block.header.beneficiary);
     seed_sender_chains(&links, &mv);
     let vm = vm_context(block, &base, &mv);
     let workers = Workers::new(&vm, block.transactions.len(), config.max_waste(threads));

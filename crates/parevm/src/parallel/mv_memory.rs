@@ -132,7 +132,7 @@ pub(crate) struct MvMemory {
     /// publishing fees never contend on one map entry. Read in full only by
     /// the rare transaction that observes the beneficiary's balance.
     beneficiary: Location,
-    beneficiary_column: Box<[Mutex<Option<Entry>>]>,
+    beneficiary_column: Vec<Mutex<Option<Entry>>>,
     /// Which buckets of locations lower transactions wrote: lets most reads
     /// skip `data` (see [`WriteFilter`]).
     filter: WriteFilter,
@@ -419,6 +419,22 @@ impl MvMemory {
         }
     }
 
+    /// Makes this (a finished block's memory) ready for a block of
+    /// `block_size` transactions, keeping what it allocated.
+    fn reset(&mut self, block_size: usize, beneficiary: Address) {
+        self.clear();
+        self.beneficiary = Location::Balance(beneficiary);
+        self.beneficiary_column
+            .resize_with(block_size, Mutex::default);
+        self.filter.reset(block_size);
+        self.new_code.clear();
+        self.last_writes.resize_with(block_size, Mutex::default);
+        for writes in &mut self.last_writes {
+            writes.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        self.last_reads.resize_with(block_size, Mutex::default);
+    }
+
     /// Frees the versions and read sets (after the block is done), so that
     /// a helper thread pays for it instead of the caller.
     pub(crate) fn clear(&self) {
@@ -428,6 +444,54 @@ impl MvMemory {
         }
         for reads in &self.last_reads {
             *lock(reads) = ReadSet::new();
+        }
+    }
+}
+
+/// Finished blocks' multi-version memories, kept for the next blocks (as
+/// many as ran at once, up to [`POOLED`]): a block then starts with its map
+/// and per-transaction sets allocated and mapped, instead of faulting in
+/// fresh pages while its transactions publish their first writes.
+static POOL: Mutex<Vec<MvMemory>> = Mutex::new(Vec::new());
+
+/// The most memories [`POOL`] keeps.
+const POOLED: usize = 4;
+
+/// A multi-version memory on loan from [`POOL`], returned when dropped.
+pub(crate) struct PooledMvMemory(Option<MvMemory>);
+
+impl PooledMvMemory {
+    /// A memory for a block of `block_size` transactions paying
+    /// `beneficiary`: a finished block's if one is free, else a new one.
+    pub(crate) fn take(block_size: usize, beneficiary: Address) -> Self {
+        let recycled = lock(&POOL).pop();
+        Self(Some(match recycled {
+            Some(mut memory) => {
+                memory.reset(block_size, beneficiary);
+                memory
+            }
+            None => MvMemory::new(block_size, beneficiary),
+        }))
+    }
+}
+
+impl std::ops::Deref for PooledMvMemory {
+    type Target = MvMemory;
+
+    fn deref(&self) -> &MvMemory {
+        // Only `drop` takes it out.
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for PooledMvMemory {
+    fn drop(&mut self) {
+        let Some(memory) = self.0.take() else {
+            return;
+        };
+        let mut pool = lock(&POOL);
+        if pool.len() < POOLED {
+            pool.push(memory);
         }
     }
 }
@@ -444,4 +508,41 @@ pub(crate) trait BaseReader {
 /// Locks a mutex, ignoring poisoning (a panicking worker aborts the block anyway).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A memory back from the pool remembers nothing of its last block.
+    #[test]
+    fn a_recycled_memory_starts_empty() {
+        let (beneficiary, other) = (Address::repeat_byte(0xcb), Address::repeat_byte(0xcc));
+        let nonce = Location::Nonce(Address::repeat_byte(1));
+        let version = |tx_idx| Version {
+            tx_idx,
+            incarnation: 0,
+        };
+        let writes = |value| vec![(nonce, WriteValue::Nonce(value))];
+        {
+            let memory = PooledMvMemory::take(8, beneficiary);
+            memory.record(version(2), ReadSet::new(), writes(5));
+            memory.seed_estimates(4, &[Location::Balance(other)]);
+            assert!(matches!(
+                memory.read(&nonce, 3),
+                Ok(Some(WriteValue::Nonce(5)))
+            ));
+        }
+        // Other tests may hold some of the pool's memories: take them all.
+        let memories: Vec<_> = (0..POOLED + 1)
+            .map(|_| PooledMvMemory::take(3, other))
+            .collect();
+        for memory in &memories {
+            assert_eq!(memory.block_size(), 3);
+            assert!(matches!(memory.read(&nonce, 3), Ok(None)));
+            let mut seen = 0;
+            memory.for_each_write_set(|w| seen += w.len());
+            assert_eq!(seen, 0);
+        }
+    }
 }

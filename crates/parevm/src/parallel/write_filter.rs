@@ -35,14 +35,30 @@ pub(crate) struct WriteFilter {
 impl WriteFilter {
     /// A filter sized for a block of `block_size` transactions.
     pub(crate) fn new(block_size: usize) -> Self {
-        let len = block_size
-            .saturating_mul(32)
-            .next_power_of_two()
-            .clamp(MIN_BUCKETS, MAX_BUCKETS);
+        let len = Self::buckets_for(block_size);
         Self {
             buckets: (0..len).map(|_| AtomicU32::new(u32::MAX)).collect(),
             mask: len - 1,
         }
+    }
+
+    /// Empties the filter for a block of `block_size` transactions, reusing
+    /// its buckets if they are the size that block needs.
+    pub(crate) fn reset(&mut self, block_size: usize) {
+        if self.buckets.len() == Self::buckets_for(block_size) {
+            for bucket in self.buckets.iter_mut() {
+                *bucket.get_mut() = u32::MAX;
+            }
+        } else {
+            *self = Self::new(block_size);
+        }
+    }
+
+    fn buckets_for(block_size: usize) -> usize {
+        block_size
+            .saturating_mul(32)
+            .next_power_of_two()
+            .clamp(MIN_BUCKETS, MAX_BUCKETS)
     }
 
     /// Notes that `tx` writes a location with hash `hash`.
