@@ -370,6 +370,7 @@ fn merge_accounts(runs: Vec<Vec<(Address, AccountChange)>>) -> BTreeMap<Address,
     let mut merged: Vec<(Address, AccountChange)> =
         Vec::with_capacity(runs.iter().map(Vec::len).sum());
     let mut runs: Vec<_> = runs.into_iter().map(|r| r.into_iter().peekable()).collect();
+    let mut shared_storage = Vec::new();
     loop {
         let mut next: Option<(usize, Address)> = None;
         for (index, run) in runs.iter_mut().enumerate() {
@@ -383,12 +384,37 @@ fn merge_accounts(runs: Vec<Vec<(Address, AccountChange)>>) -> BTreeMap<Address,
             break;
         };
         match merged.last_mut() {
-            Some((last, existing)) if *last == address => existing.storage.extend(change.storage),
+            Some((last, existing)) if *last == address => {
+                shared_storage.push((merged.len() - 1, change.storage));
+            }
             _ => merged.push((address, change)),
         }
     }
+    join_storage(&mut merged, shared_storage);
     // In address order: a bulk build.
     merged.into_iter().collect()
+}
+
+/// Adds to `merged`'s accounts the slots other partitions changed in them
+/// (`shared`: an index into `merged` and the slots). Inserting them one by
+/// one cost an ERC-20 token's 5,000 slots from 8 partitions about 1 ms on
+/// the 2-core VM; each account's runs are instead concatenated, sorted
+/// (runs are cheap to sort) and bulk-built.
+fn join_storage(
+    merged: &mut [(Address, AccountChange)],
+    shared: Vec<(usize, BTreeMap<U256, U256>)>,
+) {
+    let mut shared = shared.into_iter().peekable();
+    while let Some((index, first)) = shared.next() {
+        let storage = &mut merged[index].1.storage;
+        let mut slots: Vec<(U256, U256)> = std::mem::take(storage).into_iter().collect();
+        slots.extend(first);
+        while let Some((_, more)) = shared.next_if(|(next, _)| *next == index) {
+            slots.extend(more);
+        }
+        slots.sort_by_key(|(slot, _)| *slot);
+        *storage = slots.into_iter().collect();
+    }
 }
 
 /// Runs one partition's transactions in order; returns what they produced
