@@ -451,7 +451,9 @@ impl MvMemory {
 /// Finished blocks' multi-version memories, kept for the next blocks (as
 /// many as ran at once, up to [`POOLED`]): a block then starts with its map
 /// and per-transaction sets allocated and mapped, instead of faulting in
-/// fresh pages while its transactions publish their first writes.
+/// fresh pages while its transactions publish their first writes. Each keeps
+/// its map's capacity for the process's life: about 128 bytes per location
+/// of the largest block it ran.
 static POOL: Mutex<Vec<MvMemory>> = Mutex::new(Vec::new());
 
 /// The most memories [`POOL`] keeps.
