@@ -26,6 +26,15 @@ fn run(
     actual.path
 }
 
+/// The default rule at `threads`, except for blocks' total gas: the test
+/// blocks are small.
+fn any_gas(threads: usize) -> ParallelConfig {
+    ParallelConfig {
+        min_parallel_gas: 0,
+        ..ParallelConfig::with_threads(threads)
+    }
+}
+
 #[test]
 fn one_sender_chain_runs_sequentially() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
@@ -37,10 +46,7 @@ fn one_sender_chain_runs_sequentially() {
     let prediction = predict(&block);
     assert_eq!(prediction.transactions, 40);
     assert!(prediction.bound(2) < 1.01, "one chain: {prediction:?}");
-    let config = ParallelConfig {
-        min_parallel_gas: 0,
-        ..ParallelConfig::with_threads(2)
-    };
+    let config = any_gas(2);
     assert_eq!(
         run(&block, &state, &config),
         ExecutionPath::SequentialFallback(FallbackReason::DependencyChain)
@@ -97,10 +103,7 @@ fn independent_senders_run_in_parallel() {
         b.transfer(addr(i), addr(i + 60), 1_000);
     }
     let (block, state) = b.build();
-    let config = ParallelConfig {
-        min_parallel_gas: 0,
-        ..ParallelConfig::with_threads(2)
-    };
+    let config = any_gas(2);
     assert_eq!(predict(&block).bound(2), 2.0);
     // Independent as far as the transactions show: partitions, which hold.
     assert_eq!(run(&block, &state, &config), ExecutionPath::Partitioned);
@@ -123,10 +126,7 @@ fn cheap_transactions_run_sequentially_unless_partitioned() {
     }
     b.transfer(addr(60), COINBASE, 1_000);
     let (block, state) = b.build();
-    let config = ParallelConfig {
-        min_parallel_gas: 0,
-        ..ParallelConfig::with_threads(2)
-    };
+    let config = any_gas(2);
     assert_eq!(
         run(&block, &state, &config),
         ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
@@ -154,10 +154,7 @@ fn a_predicted_chain_on_one_holder_runs_sequentially() {
         b.call(addr(i), token, 0, input.clone());
     }
     let (block, state) = b.build();
-    let config = ParallelConfig {
-        min_parallel_gas: 0,
-        ..ParallelConfig::with_threads(2)
-    };
+    let config = any_gas(2);
     assert_eq!(
         run(&block, &state, &config),
         ExecutionPath::SequentialFallback(FallbackReason::DependencyChain)
@@ -177,11 +174,10 @@ fn conflict_heavy_blocks_are_given_up_exactly() {
     }
     let (block, state) = b.build();
     let config = ParallelConfig {
-        min_parallel_gas: 0,
         min_predicted_speedup: 0.0,
         min_useful_speedup: f64::INFINITY,
         tx_overhead_gas: 0,
-        ..ParallelConfig::with_threads(2)
+        ..any_gas(2)
     };
     for _ in 0..10 {
         match run(&block, &state, &config) {
