@@ -155,7 +155,10 @@ impl ParallelConfig {
         mean.saturating_mul(threads.saturating_sub(1) as u64) < self.tx_overhead_gas
     }
 
-    /// Why `block` should run sequentially, if it should.
+    /// Why `block` should run sequentially, if the block alone tells. The
+    /// executor also falls back later: on [`Self::too_cheap_for_block_stm`]
+    /// once the block did not run as partitions (which needs the state),
+    /// and on conflicts while running.
     pub fn fallback_reason(&self, prediction: &Prediction) -> Option<FallbackReason> {
         let threads = self.threads.min(prediction.transactions);
         if threads < 2 {
