@@ -18,7 +18,7 @@
 //! Before any of that, a block whose transactions are predicted to touch
 //! disjoint state (`partition.rs`) runs as independent partitions, four per
 //! thread, without multi-version memory (`partitioned.rs`), each checked as
-//! it finishes (`footprint.rs`); if the prediction proves wrong, the block
+//! it runs (`footprint.rs`); if the prediction proves wrong, the block
 //! runs on Block-STM after all.
 
 mod executor;

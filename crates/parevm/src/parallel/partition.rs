@@ -63,8 +63,11 @@ impl Key {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
         fmix64(match self {
             Self::Account(address) => fold_address(address),
+            // The token mixed first: folding is linear, so generated token
+            // and holder addresses could cancel out (as slots did in
+            // `footprint.rs`).
             Self::Holder { token, holder } => {
-                fold_address(token).rotate_left(29) ^ fold_address(holder) ^ K
+                fmix64(fold_address(token)) ^ fold_address(holder) ^ K
             }
         })
     }

@@ -19,7 +19,7 @@
 use super::{
     executor::TxExecution,
     fee_credit::{FeeCreditDb, LazyBeneficiary},
-    footprint::{Access, Footprint, Validation},
+    footprint::{Access, Validation},
     helpers::{panic_message, run_with_helpers},
     partition::Partitions,
     types::TxIdx,
@@ -199,7 +199,7 @@ pub(crate) fn supports<S: StateSource + ?Sized>(
 }
 
 /// Runs `block` as `partitions`, with `credits` (rewards, withdrawals)
-/// applied after it. Each partition is validated as it finishes; then,
+/// applied after it. Each partition is validated as it runs; then,
 /// while the state changes are assembled, a helper passes the
 /// transactions' results, in block order, to `on_results`. Returns what
 /// `on_results` returned and the state changes (not yet including
@@ -311,24 +311,19 @@ fn run_partitions<S: StateSource + ?Sized>(
 ) -> Result<Vec<PartitionOutput>, ExecutionError> {
     let outputs: Vec<Mutex<Option<Result<PartitionOutput, ExecutionError>>>> =
         partitions.iter().map(|_| Mutex::new(None)).collect();
-    // Each partition is validated as it finishes, by the thread that ran
-    // it: validation overlaps the partitions still running, and a conflict
-    // stops them early.
+    // Each partition is validated while it runs, by the thread that runs it
+    // (see `run_partition`): a conflict stops every partition early.
     let validation = Validation::new(partitions.iter().map(Vec::len).sum());
     let run = |index: usize| {
         // A panic (a bug) fails the block instead of the process.
-        let output = catch_unwind(AssertUnwindSafe(|| run_partition(ctx, &partitions[index])))
-            .unwrap_or_else(|panic| {
-                let message = panic_message(panic.as_ref());
-                Err(ExecutionError::Internal(format!(
-                    "partition panicked: {message}"
-                )))
-            });
-        let output = output.map(|(output, footprint)| {
-            if !ctx.failed() && validation.conflicts(index, &footprint) {
-                ctx.fail();
-            }
-            output
+        let output = catch_unwind(AssertUnwindSafe(|| {
+            run_partition(ctx, &validation, index, &partitions[index])
+        }))
+        .unwrap_or_else(|panic| {
+            let message = panic_message(panic.as_ref());
+            Err(ExecutionError::Internal(format!(
+                "partition panicked: {message}"
+            )))
         });
         if output.is_err() {
             ctx.fail();
@@ -417,19 +412,30 @@ fn join_storage(
     }
 }
 
-/// Runs one partition's transactions in order; returns what they produced
-/// and what they read and wrote.
+/// Accesses a partition gathers before checking them against the others':
+/// a few transactions' worth. Checking after every transaction would take
+/// the validation's lock thousands of times a block; checking only at the
+/// partition's end let a block whose prediction was wrong (on mainnet, calls
+/// into different contracts meeting in a shared one) run its partitions to
+/// the end before Block-STM started over.
+const CHECK_BATCH: usize = 64;
+
+/// Runs partition `me`'s transactions in order and returns what they
+/// produced, checking what they read and wrote against the other partitions
+/// as it goes (failing the run, and stopping, on a conflict).
 fn run_partition<S: StateSource + ?Sized>(
     ctx: &PartitionContext<'_, S>,
+    validation: &Validation,
+    me: usize,
     txs: &[TxIdx],
-) -> Result<(PartitionOutput, Footprint), ExecutionError> {
+) -> Result<PartitionOutput, ExecutionError> {
     let block = ctx.block;
     let base = OverlayState::new(ctx.state, ctx.pre);
     let db = PartitionDb {
         cache: State::builder()
             .with_database(Recording {
                 source: &base,
-                reads: Vec::with_capacity(txs.len() * 3),
+                reads: Vec::with_capacity(CHECK_BATCH * 2),
             })
             .with_bundle_update()
             .build(),
@@ -447,7 +453,7 @@ fn run_partition<S: StateSource + ?Sized>(
         .build_mainnet();
     let mut handler = LazyBeneficiary::new();
     let mut results = Vec::with_capacity(txs.len());
-    let mut writes = Vec::with_capacity(txs.len() * 2);
+    let mut writes = Vec::with_capacity(CHECK_BATCH * 2);
     let mut fees = U256::ZERO;
     let mut blooms = BloomMemo::new();
     for &index in txs {
@@ -487,9 +493,23 @@ fn run_partition<S: StateSource + ?Sized>(
         record_writes(&state, &db.loaded, spec, &mut writes);
         db.cache.commit(state);
         results.push(Ok(Executed::new(result, &mut blooms)));
+        let reads = &mut db.cache.database.reads;
+        if reads.len() + writes.len() >= CHECK_BATCH
+            && !check(ctx, validation, me, reads, &mut writes)
+        {
+            break;
+        }
     }
     let db = evm.ctx.journal_mut().db_mut();
-    let reads = std::mem::take(&mut db.cache.database.reads);
+    if !ctx.failed() {
+        check(
+            ctx,
+            validation,
+            me,
+            &mut db.cache.database.reads,
+            &mut writes,
+        );
+    }
     let transitions = db.cache.transition_state.take().unwrap_or_default();
     // A failed run is discarded: skip assembling its changes.
     let accounts = if ctx.failed() {
@@ -497,12 +517,30 @@ fn run_partition<S: StateSource + ?Sized>(
     } else {
         normalized(ctx, &transitions)?
     };
-    let output = PartitionOutput {
+    Ok(PartitionOutput {
         results,
         fees,
         accounts,
-    };
-    Ok((output, Footprint { reads, writes }))
+    })
+}
+
+/// Checks partition `me`'s accesses since its last check against the other
+/// partitions' and forgets them; on a conflict fails the run and returns
+/// false.
+fn check<S: ?Sized>(
+    ctx: &PartitionContext<'_, S>,
+    validation: &Validation,
+    me: usize,
+    reads: &mut Vec<Access>,
+    writes: &mut Vec<Access>,
+) -> bool {
+    let conflict = validation.conflicts(me, reads, writes);
+    reads.clear();
+    writes.clear();
+    if conflict {
+        ctx.fail();
+    }
+    !conflict
 }
 
 /// Adds what one transaction wrote (per revm's `state` of it; `loaded` as
