@@ -161,6 +161,25 @@ fn a_predicted_chain_on_one_holder_runs_sequentially() {
     );
 }
 
+/// Calls from many senders into one counter whose code reaches no other
+/// account: every transaction's accesses are predicted (sender and
+/// counter), and they chain on the counter, so the block runs sequentially
+/// without trying Block-STM first.
+#[test]
+fn calls_into_one_contract_that_runs_alone_run_sequentially() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(HOT, counter());
+    b.fund_all((1..=40).map(addr));
+    for i in 1..=40 {
+        b.call(addr(i), HOT, 0, vec![1]);
+    }
+    let (block, state) = b.build();
+    assert_eq!(
+        run(&block, &state, &any_gas(2)),
+        ExecutionPath::SequentialFallback(FallbackReason::DependencyChain)
+    );
+}
+
 /// A block where every transaction increments one slot is given up once
 /// conflicts dominate; whenever that happens mid-way, the sequential re-run
 /// must still be exact.

@@ -197,18 +197,34 @@ fn transfers_to_the_beneficiary_are_not_partitioned() {
     assert_path(&block, &state, ExecutionPath::Parallel);
 }
 
-/// Any call other than an ERC-20 `transfer` runs code whose reach is
-/// unknown, so by default a block with one is left to Block-STM; keyed by
-/// their target on request, such calls run as partitions too.
-#[test]
-fn other_contract_calls_are_partitioned_only_on_request() {
+/// 20 calls, each into its own contract running `code`.
+fn calls_into_own_contracts(code: Vec<u8>) -> (BlockInput, InMemoryState) {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
     b.fund_all((1..=20).map(addr));
     for i in 1..=20 {
-        b.contract(addr(500 + i), store_caller_value());
+        b.contract(addr(500 + i), code.clone());
         b.call(addr(i), addr(500 + i), 0, vec![1, 2, 3]);
     }
-    let (block, state) = b.build();
+    b.build()
+}
+
+/// A call into code without calls, creations or reads of other accounts
+/// touches only its sender and target, so such calls run as partitions.
+#[test]
+fn calls_into_code_that_runs_alone_are_partitioned() {
+    let (block, state) = calls_into_own_contracts(store_caller_value());
+    assert_path(&block, &state, ExecutionPath::Partitioned);
+}
+
+/// Any other call runs code whose reach is unknown (here a `CALL` that is
+/// never reached still counts), so by default a block with one is left to
+/// Block-STM; keyed by their target on request, such calls run as
+/// partitions too.
+#[test]
+fn other_contract_calls_are_partitioned_only_on_request() {
+    let mut code = store_caller_value();
+    code.push(op::CALL);
+    let (block, state) = calls_into_own_contracts(code);
     assert_path(&block, &state, ExecutionPath::Parallel);
     let config = ParallelConfig::partitioned(2);
     let actual = execute_parallel(&block, &state, &config).expect("parallel executes");

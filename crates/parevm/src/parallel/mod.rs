@@ -98,9 +98,10 @@ pub struct ParallelConfig {
     /// over the heaviest one's, divided by the threads). Above 1 disables
     /// partitioning.
     pub min_partition_balance: f64,
-    /// Predict contract calls other than ERC-20 `transfer` (and creations)
-    /// as touching only their sender and target, so that blocks with them
-    /// can run as partitions too. Off by default: on mainnet, calls into
+    /// Predict every contract call (and creation) as touching only its
+    /// sender and target, so that blocks with them can run as partitions
+    /// too. Without it, only calls into code that cannot reach another
+    /// account are predicted so. Off by default: on mainnet, calls into
     /// different contracts meet in shared ones (WETH, pools behind routers)
     /// often enough that the partitions failed validation and the block paid
     /// for both runs. For blocks whose contracts keep to themselves.
@@ -316,8 +317,23 @@ fn execute_partitioned<S: StateSource + ?Sized>(
                 .is_some_and(|a| !a.is_empty_code_hash()),
         )
     };
+    // Many transactions call the same few contracts, or copies of one:
+    // each code is scanned once, and a run of calls into one contract looks
+    // it up once.
+    let mut scanned = alloy_primitives::map::HashMap::default();
+    let mut last = None;
+    let runs_alone = |address: &alloy_primitives::Address| match last {
+        Some((known_address, known)) if known_address == *address => Ok(known),
+        _ => {
+            let known = code_runs_alone(&base, address, &mut scanned)?;
+            last = Some((*address, known));
+            Ok(known)
+        }
+    };
     let contract_calls = config.partition_contract_calls;
-    let Some(partitions) = partition::partition(block, threads, contract_calls, has_code)? else {
+    let Some(partitions) =
+        partition::partition(block, threads, contract_calls, runs_alone, has_code)?
+    else {
         return Ok(PartitionAttempt::NotTried);
     };
     if partitions.bound < config.min_predicted_speedup {
@@ -359,6 +375,32 @@ fn execute_partitioned<S: StateSource + ?Sized>(
         path: ExecutionPath::Partitioned,
         stats,
     }))
+}
+
+/// Whether a call into `address` can touch only its caller and `address`
+/// (see [`partition::runs_alone`]), with the answers for codes `scanned`
+/// before; an account without code runs nothing.
+fn code_runs_alone<S: StateSource + ?Sized>(
+    base: &OverlayState<'_, S>,
+    address: &alloy_primitives::Address,
+    scanned: &mut alloy_primitives::map::HashMap<alloy_primitives::B256, bool>,
+) -> Result<bool, ExecutionError> {
+    let Some(account) = base.account(address)? else {
+        return Ok(true);
+    };
+    if account.is_empty_code_hash() {
+        return Ok(true);
+    }
+    if let Some(known) = scanned.get(&account.code_hash) {
+        return Ok(*known);
+    }
+    let code = match account.code {
+        Some(code) => code,
+        None => base.code_by_hash(&account.code_hash)?,
+    };
+    let known = partition::runs_alone(code.original_byte_slice());
+    scanned.insert(account.code_hash, known);
+    Ok(known)
 }
 
 /// Applies the system calls after the block (Prague's requests), which need

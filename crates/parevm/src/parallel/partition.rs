@@ -4,18 +4,19 @@
 //! schedule transactions by the accounts they declare.
 //!
 //! Ethereum transactions declare nothing, so the accesses are predicted from
-//! the transaction alone and checked after execution
-//! ([`partitioned`](super::partitioned)). Only two kinds of transaction are
-//! predicted, because only their accesses are known without running them:
-//! a plain value transfer to an account without code (sender and
-//! recipient), and an ERC-20 `transfer` (sender, and the sender's and
-//! recipient's balances in the token). Any other transaction runs code
+//! the transaction alone and checked while it runs
+//! ([`partitioned`](super::partitioned)). Three kinds of transaction are
+//! predicted, because their accesses are known without running them: a
+//! plain value transfer to an account without code (sender and recipient),
+//! an ERC-20 `transfer` (sender, and the sender's and recipient's balances
+//! in the token), and a call into code that cannot reach any other account
+//! ([`runs_alone`]: sender and target). Any other transaction runs code
 //! whose reach is unknown: on mainnet blocks, calls into different
 //! contracts met in shared ones (WETH deposits, pools behind routers) often
 //! enough that trying partitions there lost more than it won, so by default
 //! a block with any such transaction is left to Block-STM. An embedder that
 //! knows its contracts keep to themselves (an app-specific rollup) can have
-//! other calls keyed by their target instead
+//! every call keyed by its target instead
 //! ([`ParallelConfig::partition_contract_calls`](super::ParallelConfig::partition_contract_calls)).
 //!
 //! Transactions sharing a predicted key are joined into components
@@ -123,16 +124,18 @@ pub(crate) struct Partitions {
 
 /// Splits `block` into partitions for `threads` threads, or `None` if some
 /// transaction's accesses are not predictable (see [`Partitioner::add`]
-/// and [`Partitioner::finish`]; `has_code` tells which accounts run code).
+/// and [`Partitioner::finish`]; `has_code` tells which accounts run code,
+/// `runs_alone` whether an account's code [runs alone](runs_alone)).
 pub(crate) fn partition<E>(
     block: &BlockInput,
     threads: usize,
     contract_calls: bool,
+    mut runs_alone: impl FnMut(&Address) -> Result<bool, E>,
     has_code: impl Fn(&Address) -> Result<bool, E>,
 ) -> Result<Option<Partitions>, E> {
     let mut partitioner = Partitioner::new(block, contract_calls);
     for (index, tx) in block.transactions.iter().enumerate() {
-        if !partitioner.add(index, tx.inner(), tx.signer()) {
+        if !partitioner.add(index, tx.inner(), tx.signer(), &mut runs_alone)? {
             return Ok(None);
         }
     }
@@ -168,26 +171,37 @@ impl Partitioner {
     /// predicted to touch; `false` if they cannot be predicted, and then the
     /// block does not partition: the transaction is neither a plain
     /// transfer (to an account without code, checked by
-    /// [`Self::finish`]) nor an ERC-20 `transfer` (nor, with
-    /// `contract_calls`, any other call or creation), or it names the
-    /// beneficiary, whose balance every transaction changes.
-    fn add(&mut self, index: TxIdx, tx: &(impl Transaction + ?Sized), sender: Address) -> bool {
+    /// [`Self::finish`]) nor an ERC-20 `transfer` nor a call into code that
+    /// runs alone (per `runs_alone`; with `contract_calls`, any call or
+    /// creation), or it names the beneficiary, whose balance every
+    /// transaction changes.
+    fn add<E>(
+        &mut self,
+        index: TxIdx,
+        tx: &(impl Transaction + ?Sized),
+        sender: Address,
+        runs_alone: &mut impl FnMut(&Address) -> Result<bool, E>,
+    ) -> Result<bool, E> {
         if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
-            return false;
+            return Ok(false);
         }
         let to = tx.kind().to().copied();
-        let Some(keys) = keys(
+        let keys = match keys(
             sender,
             to,
             tx.input(),
             self.contract_calls,
             &mut self.recipients,
-        ) else {
-            return false;
+        ) {
+            Predicted::Keys(keys) => keys,
+            Predicted::Call(to) if runs_alone(&to)? => {
+                [Some(Key::Account(sender)), Some(Key::Account(to)), None]
+            }
+            Predicted::Call(_) | Predicted::Unknown => return Ok(false),
         };
         for key in keys.into_iter().flatten() {
             if key == self.beneficiary {
-                return false;
+                return Ok(false);
             }
             match self.owners.entry(key.digest()) {
                 Entry::Occupied(owner) => self.components.union(index, *owner.get() as TxIdx),
@@ -196,7 +210,7 @@ impl Partitioner {
                 }
             }
         }
-        true
+        Ok(true)
     }
 
     /// The partitions for `threads` threads, once every transaction of
@@ -218,34 +232,91 @@ impl Partitioner {
     }
 }
 
-/// The keys a transaction from `sender` to `to` with `input` is predicted
-/// to touch, or `None` if they cannot be predicted (see
-/// [`Partitioner::add`]). A plain transfer's recipient is added to
-/// `recipients`, which must turn out to have no code.
+/// What a transaction is predicted to touch, from the transaction alone.
+#[derive(Debug, PartialEq)]
+enum Predicted {
+    /// These keys.
+    Keys([Option<Key>; 3]),
+    /// Its sender and the account it calls, if that account's code
+    /// [runs alone](runs_alone).
+    Call(Address),
+    /// Nothing that can be predicted.
+    Unknown,
+}
+
+/// What a transaction from `sender` to `to` with `input` is predicted to
+/// touch (see [`Partitioner::add`]). A plain transfer's recipient is added
+/// to `recipients`, which must turn out to have no code.
 fn keys(
     sender: Address,
     to: Option<Address>,
     input: &[u8],
     contract_calls: bool,
     recipients: &mut Vec<Address>,
-) -> Option<[Option<Key>; 3]> {
+) -> Predicted {
     let sender_key = Some(Key::Account(sender));
     let Some(to) = to else {
         // A creation's address follows from the sender's nonce.
-        return contract_calls.then_some([sender_key, None, None]);
+        return match contract_calls {
+            true => Predicted::Keys([sender_key, None, None]),
+            false => Predicted::Unknown,
+        };
     };
     if input.len() == 68 && input[..4] == ERC20_TRANSFER {
         let recipient = Address::from_slice(&input[16..36]);
         let holder = |holder| Some(Key::Holder { token: to, holder });
-        return Some([sender_key, holder(sender), holder(recipient)]);
+        return Predicted::Keys([sender_key, holder(sender), holder(recipient)]);
     }
     if contract_calls || input.is_empty() {
         if !contract_calls {
             recipients.push(to);
         }
-        return Some([sender_key, Some(Key::Account(to)), None]);
+        return Predicted::Keys([sender_key, Some(Key::Account(to)), None]);
     }
-    None
+    Predicted::Call(to)
+}
+
+/// Whether `code` can touch no account but its own (and so a call into it
+/// only its caller and itself): it has none of the instructions that reach
+/// another account (calls, creations, `SELFDESTRUCT`, `BALANCE`,
+/// `EXTCODE*`), and is neither an EOF container nor an EIP-7702 delegation
+/// (both start with `0xEF` and run other code). Bytes after the code that
+/// merely look like such instructions (the Solidity metadata, data) make the
+/// answer a cautious `false`, never a wrong `true`.
+pub(crate) fn runs_alone(code: &[u8]) -> bool {
+    if code.first() == Some(&0xef) {
+        return false;
+    }
+    let code = without_solidity_metadata(code);
+    let mut pc = 0;
+    while let Some(&op) = code.get(pc) {
+        match op {
+            // BALANCE, EXTCODESIZE, EXTCODECOPY, EXTCODEHASH, CREATE, CALL,
+            // CALLCODE, DELEGATECALL, CREATE2, STATICCALL, SELFDESTRUCT.
+            0x31 | 0x3b | 0x3c | 0x3f | 0xf0 | 0xf1 | 0xf2 | 0xf4 | 0xf5 | 0xfa | 0xff => {
+                return false;
+            }
+            // PUSH1..PUSH32: skip the pushed bytes.
+            0x60..=0x7f => pc += usize::from(op - 0x5f),
+            _ => {}
+        }
+        pc += 1;
+    }
+    true
+}
+
+/// `code` without the CBOR metadata Solidity appends (its length in the
+/// last two bytes, the map's first byte `0xa1`..`0xa5`), whose hash bytes
+/// would otherwise read as instructions.
+fn without_solidity_metadata(code: &[u8]) -> &[u8] {
+    let Some([high, low]) = code.last_chunk::<2>() else {
+        return code;
+    };
+    let length = usize::from(u16::from_be_bytes([*high, *low]));
+    match code.len().checked_sub(length + 2) {
+        Some(start) if matches!(code[start], 0xa1..=0xa5) => &code[..start],
+        _ => code,
+    }
 }
 
 /// Packs the components of `components` into partitions for `threads`
@@ -351,10 +422,10 @@ mod tests {
     fn plain_transfers_key_sender_and_recipient() {
         let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let mut recipients = Vec::new();
-        let predicted = keys(a, Some(b), &[], false, &mut recipients).unwrap();
+        let predicted = keys(a, Some(b), &[], false, &mut recipients);
         assert_eq!(
             predicted,
-            [Some(Key::Account(a)), Some(Key::Account(b)), None]
+            Predicted::Keys([Some(Key::Account(a)), Some(Key::Account(b)), None])
         );
         // The recipient must turn out to have no code.
         assert_eq!(recipients, [b]);
@@ -372,21 +443,50 @@ mod tests {
         input.extend_from_slice(to.as_slice());
         input.extend_from_slice(&[0; 32]);
         let mut recipients = Vec::new();
-        let predicted = keys(sender, Some(token), &input, false, &mut recipients).unwrap();
+        let predicted = keys(sender, Some(token), &input, false, &mut recipients);
         let holder = |holder| Some(Key::Holder { token, holder });
         assert_eq!(
             predicted,
-            [Some(Key::Account(sender)), holder(sender), holder(to)]
+            Predicted::Keys([Some(Key::Account(sender)), holder(sender), holder(to)])
         );
-        // Any other call, or a creation, only on request.
+        // Any other call depends on the target's code; a creation is only
+        // predicted on request.
         input[0] = 0;
         assert_eq!(
             keys(sender, Some(token), &input, false, &mut recipients),
-            None
+            Predicted::Call(token)
         );
-        assert!(keys(sender, Some(token), &input, true, &mut recipients).is_some());
-        assert_eq!(keys(sender, None, &[], false, &mut recipients), None);
+        assert!(matches!(
+            keys(sender, Some(token), &input, true, &mut recipients),
+            Predicted::Keys(_)
+        ));
+        assert_eq!(
+            keys(sender, None, &[], false, &mut recipients),
+            Predicted::Unknown
+        );
         assert!(recipients.is_empty());
+    }
+
+    #[test]
+    fn code_runs_alone_without_instructions_that_reach_other_accounts() {
+        // SLOAD, ADD, SSTORE, STOP; and a CALL (0xf1) only as PUSH2 data.
+        assert!(runs_alone(&[0x54, 0x01, 0x55, 0x00]));
+        assert!(runs_alone(&[0x61, 0xf1, 0xf1, 0x00]));
+        assert!(runs_alone(&[]));
+        for reach in [
+            0x31, 0x3b, 0x3c, 0x3f, 0xf0, 0xf1, 0xf2, 0xf4, 0xf5, 0xfa, 0xff,
+        ] {
+            assert!(!runs_alone(&[0x60, 0x00, reach]), "{reach:#x}");
+        }
+        // An EIP-7702 delegation runs its delegate's code.
+        let mut delegation = vec![0xef, 0x01, 0x00];
+        delegation.extend_from_slice(&[0x11; 20]);
+        assert!(!runs_alone(&delegation));
+        // Solidity's metadata is not code: a CALL byte in its hash is ignored.
+        let mut with_metadata = vec![0x00, 0xa1, 0x41, 0xf1];
+        with_metadata.extend_from_slice(&3u16.to_be_bytes());
+        assert!(runs_alone(&with_metadata));
+        assert!(!runs_alone(&with_metadata[..4]));
     }
 
     #[test]
