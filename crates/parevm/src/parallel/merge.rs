@@ -28,8 +28,8 @@ struct AccountWrites {
     storage: BTreeMap<U256, U256>,
 }
 
-/// The state changes of one range of accounts: sorted by address, so that
-/// the parts of consecutive ranges concatenate into the block's changes
+/// The state changes of one part of the accounts, sorted by address, so
+/// that the parts merge into the block's changes in one pass
 /// ([`StateChanges::from_parts`]).
 pub(crate) struct FoldedPart {
     pub accounts: Vec<(Address, AccountChange)>,
@@ -37,15 +37,22 @@ pub(crate) struct FoldedPart {
 }
 
 impl StateChanges {
-    /// The changes of `low` then `high`, whose accounts are in ascending
-    /// order within each and all of `low`'s below all of `high`'s.
-    pub(crate) fn from_parts(low: FoldedPart, high: FoldedPart) -> Self {
-        let mut codes = low.codes;
-        codes.extend(high.codes);
-        let mut accounts = low.accounts;
-        accounts.extend(high.accounts);
-        // Already sorted, so collecting checks the order in one pass and
-        // bulk-builds the map.
+    /// The changes of parts `a` and `b`, which hold different accounts,
+    /// each in ascending order.
+    pub(crate) fn from_parts(a: FoldedPart, b: FoldedPart) -> Self {
+        let mut codes = a.codes;
+        codes.extend(b.codes);
+        let mut accounts = Vec::with_capacity(a.accounts.len() + b.accounts.len());
+        let mut b = b.accounts.into_iter().peekable();
+        for entry in a.accounts {
+            while let Some(lower) = b.next_if(|(address, _)| *address < entry.0) {
+                accounts.push(lower);
+            }
+            accounts.push(entry);
+        }
+        accounts.extend(b);
+        // Sorted, so collecting checks the order in one pass and bulk-builds
+        // the map.
         Self {
             accounts: accounts.into_iter().collect(),
             codes,

@@ -242,13 +242,13 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     workers.run(
         threads,
         || {
-            *mv_memory::lock(&helper_half) = Some(fold(Part::Low));
+            *mv_memory::lock(&helper_half) = Some(fold(Part::Even));
             mv.clear();
         },
         || {
             let results = workers.take_results().map_err(ExecutionError::Internal);
             receipts = Some(results.and_then(|r| collect_receipts(block, r)));
-            main_half = Some(fold(Part::High));
+            main_half = Some(fold(Part::Odd));
         },
     );
     let stats = ExecutionStats {
@@ -554,17 +554,21 @@ fn collect_receipts(
     Ok(Some((transactions, cumulative_gas)))
 }
 
-/// One half of the accounts, for folding state changes on two threads: a
-/// range of addresses, so that the two sorted halves concatenate in order.
+/// One half of the accounts, for folding state changes on two threads: by
+/// the parity of the address's digest, so that the halves take equal work
+/// whatever the addresses. (Halves by address range were uneven: the
+/// synthetic AMM block's pools and tokens all fell in one, which took 21 ms
+/// against the other's 3 ms.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
-    Low,
-    High,
+    Even,
+    Odd,
 }
 
 impl Part {
     fn holds(self, address: &alloy_primitives::Address) -> bool {
-        (address.0[0] < 0x80) == (self == Self::Low)
+        let odd = partition::fmix64(partition::fold_address(address)) & 1 == 1;
+        odd == (self == Self::Odd)
     }
 }
 
