@@ -39,6 +39,18 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
 /// transactions alone may conflict by chance.
 const MIN_EXECUTIONS_FOR_CONFLICT_RATIO: usize = 64;
 
+/// An idle worker waits up to 2^this spin-loop hints between polls of the
+/// scheduler: polling in a tight loop keeps taking the scheduler's counters'
+/// cache lines from the workers that have work.
+const MAX_BACKOFF_EXPONENT: u32 = 6;
+
+/// Waits about 2^`exponent` spin-loop hints.
+fn back_off(exponent: u32) {
+    for _ in 0..1u32 << exponent {
+        std::hint::spin_loop();
+    }
+}
+
 /// Counters of one parallel run, for diagnosis and for researchers.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -155,15 +167,23 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     fn work(&self) {
         let mut vm = Vm::new(self.vm);
         let mut task = None;
+        let mut idle_polls = 0u32;
         while !self.scheduler.done() {
             task = match task {
                 Some(Task::Execution(version)) => self.try_execute(&mut vm, version),
                 Some(Task::Validation(version)) => self.validate(version),
-                None => self.scheduler.next_task(),
+                None => match self.scheduler.next_task() {
+                    None => {
+                        idle_polls = (idle_polls + 1).min(MAX_BACKOFF_EXPONENT);
+                        back_off(idle_polls);
+                        None
+                    }
+                    found => {
+                        idle_polls = 0;
+                        found
+                    }
+                },
             };
-            if task.is_none() {
-                std::hint::spin_loop();
-            }
         }
     }
 
