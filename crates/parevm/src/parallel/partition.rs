@@ -281,8 +281,10 @@ fn keys(
 /// another account (calls, creations, `SELFDESTRUCT`, `BALANCE`,
 /// `EXTCODE*`), and is neither an EOF container nor an EIP-7702 delegation
 /// (both start with `0xEF` and run other code). Bytes after the code that
-/// merely look like such instructions (the Solidity metadata, data) make the
-/// answer a cautious `false`, never a wrong `true`.
+/// merely look like such instructions (data) make the answer a cautious
+/// `false`. Only a contract crafted to hide such an instruction in what
+/// looks like Solidity's metadata gets a wrong `true`, and validation then
+/// catches it like any wrong prediction.
 pub(crate) fn runs_alone(code: &[u8]) -> bool {
     if code.first() == Some(&0xef) {
         return false;
@@ -305,16 +307,20 @@ pub(crate) fn runs_alone(code: &[u8]) -> bool {
     true
 }
 
-/// `code` without the CBOR metadata Solidity appends (its length in the
-/// last two bytes, the map's first byte `0xa1`..`0xa5`), whose hash bytes
-/// would otherwise read as instructions.
+/// `code` without the CBOR metadata Solidity appends after an `INVALID`
+/// (its length in the last two bytes, the map's first byte
+/// `0xa1`..`0xa5`), whose hash bytes would otherwise read as instructions.
 fn without_solidity_metadata(code: &[u8]) -> &[u8] {
     let Some([high, low]) = code.last_chunk::<2>() else {
         return code;
     };
     let length = usize::from(u16::from_be_bytes([*high, *low]));
     match code.len().checked_sub(length + 2) {
-        Some(start) if matches!(code[start], 0xa1..=0xa5) => &code[..start],
+        Some(start)
+            if start > 0 && code[start - 1] == 0xfe && matches!(code[start], 0xa1..=0xa5) =>
+        {
+            &code[..start]
+        }
         _ => code,
     }
 }
@@ -483,10 +489,13 @@ mod tests {
         delegation.extend_from_slice(&[0x11; 20]);
         assert!(!runs_alone(&delegation));
         // Solidity's metadata is not code: a CALL byte in its hash is ignored.
-        let mut with_metadata = vec![0x00, 0xa1, 0x41, 0xf1];
+        let mut with_metadata = vec![0x00, 0xfe, 0xa1, 0x41, 0xf1];
         with_metadata.extend_from_slice(&3u16.to_be_bytes());
         assert!(runs_alone(&with_metadata));
-        assert!(!runs_alone(&with_metadata[..4]));
+        assert!(!runs_alone(&with_metadata[..5]));
+        // Without the INVALID before it, it is not taken for metadata.
+        with_metadata[1] = 0x00;
+        assert!(!runs_alone(&with_metadata));
     }
 
     #[test]
