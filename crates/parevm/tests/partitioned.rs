@@ -233,6 +233,24 @@ fn other_contract_calls_are_partitioned_only_on_request() {
     assert_eq!(expected.first_difference(&actual), None);
 }
 
+/// Creations keyed by their senders (on request) run as partitions, and
+/// the code they deploy reaches the block's changes.
+#[test]
+fn creations_run_as_partitions_with_their_code() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=20).map(addr));
+    for i in 1..=20 {
+        b.create(addr(i), 0, init_code(Vec::new(), &counter()));
+    }
+    let (block, state) = b.build();
+    let config = ParallelConfig::partitioned(2);
+    let actual = execute_parallel(&block, &state, &config).expect("parallel executes");
+    assert_eq!(actual.path, ExecutionPath::Partitioned);
+    assert!(!actual.state.codes.is_empty());
+    let expected = execute_sequential(&block, &state).expect("sequential executes");
+    assert_eq!(expected.first_difference(&actual), None);
+}
+
 /// Blocks run from several threads at once share the helper pool, so some
 /// helpers start late or only after their block is done: the partitions
 /// are claimed by whichever thread is free, and every result still holds.

@@ -358,10 +358,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Merges the partitions' account changes (each run in address order) into
-/// one map. Validation showed that partitions changing one account changed
+/// one map; with whether any change carries code. Validation showed that partitions changing one account changed
 /// only different slots of it (any other change is a write of the account,
 /// which the others' storage accesses would have read).
-fn merge_accounts(runs: Vec<Vec<(Address, AccountChange)>>) -> BTreeMap<Address, AccountChange> {
+fn merge_accounts(
+    runs: Vec<Vec<(Address, AccountChange)>>,
+) -> (BTreeMap<Address, AccountChange>, bool) {
+    let mut any_code = false;
     let mut merged: Vec<(Address, AccountChange)> =
         Vec::with_capacity(runs.iter().map(Vec::len).sum());
     let mut runs: Vec<_> = runs.into_iter().map(|r| r.into_iter().peekable()).collect();
@@ -378,6 +381,7 @@ fn merge_accounts(runs: Vec<Vec<(Address, AccountChange)>>) -> BTreeMap<Address,
         let Some((address, change)) = next.and_then(|(index, _)| runs[index].next()) else {
             break;
         };
+        any_code |= has_code(&change);
         match merged.last_mut() {
             Some((last, existing)) if *last == address => {
                 shared_storage.push((merged.len() - 1, change.storage));
@@ -387,7 +391,7 @@ fn merge_accounts(runs: Vec<Vec<(Address, AccountChange)>>) -> BTreeMap<Address,
     }
     join_storage(&mut merged, shared_storage);
     // In address order: a bulk build.
-    merged.into_iter().collect()
+    (merged.into_iter().collect(), any_code)
 }
 
 /// Adds to `merged`'s accounts the slots other partitions changed in them
@@ -603,13 +607,14 @@ fn normalized<S: StateSource + ?Sized>(
     Ok(kept)
 }
 
-/// The block's state changes: the partitions' `accounts`, the pre-block
-/// system calls' changes to accounts no partition touched, and the balance
-/// `credits`, normalized against the pre-block `state`.
+/// The block's state changes: the partitions' `accounts` (with whether
+/// any carries code), the pre-block system calls' changes to accounts no
+/// partition touched, and the balance `credits`, normalized against the
+/// pre-block `state`.
 fn finish_changes<'c, S: StateSource + ?Sized>(
     state: &S,
     pre: &StateChanges,
-    mut accounts: BTreeMap<Address, AccountChange>,
+    (mut accounts, any_code): (BTreeMap<Address, AccountChange>, bool),
     credits: impl Iterator<Item = &'c (Address, U256)>,
 ) -> Result<StateChanges, ExecutionError> {
     let mut revisit: Vec<Address> = Vec::new();
@@ -627,7 +632,17 @@ fn finish_changes<'c, S: StateSource + ?Sized>(
         accounts.insert(*address, credited(change, *amount));
         revisit.push(*address);
     }
-    let codes = crate::changes::codes_of(accounts.values());
+    // Scanning every account for code costs about as much as merging them
+    // (0.25 ms each time on 10,000 transfers): only when some change has code.
+    let any_code = any_code
+        || revisit
+            .iter()
+            .any(|a| accounts.get(a).is_some_and(has_code));
+    let codes_of = |accounts: &BTreeMap<Address, AccountChange>| match any_code {
+        true => crate::changes::codes_of(accounts.values()),
+        false => BTreeMap::new(),
+    };
+    let codes = codes_of(&accounts);
     for address in revisit {
         let Some(change) = accounts.remove(&address) else {
             continue;
@@ -637,8 +652,13 @@ fn finish_changes<'c, S: StateSource + ?Sized>(
             accounts.insert(address, change);
         }
     }
-    let codes = crate::changes::codes_of(accounts.values());
+    let codes = codes_of(&accounts);
     Ok(StateChanges { accounts, codes })
+}
+
+/// Whether `change` carries code (deployed in the block).
+fn has_code(change: &AccountChange) -> bool {
+    change.info.as_ref().is_some_and(|info| info.code.is_some())
 }
 
 /// An account as it is in `state`, as a change that changes nothing.
