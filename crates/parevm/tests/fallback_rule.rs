@@ -53,6 +53,29 @@ fn one_sender_chain_runs_sequentially() {
     );
 }
 
+/// A large block (planned alongside its prediction) whose sender chain only
+/// shows after its opening: the plan started on a helper is abandoned, and
+/// the block runs sequentially.
+#[test]
+fn a_chain_after_a_varied_opening_runs_sequentially() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=100).map(addr));
+    for i in 0..100 {
+        b.transfer(addr(1 + i), addr(200 + i), 1_000);
+    }
+    for i in 0..1_100 {
+        b.transfer(addr(1), addr(400 + i % 50), 1_000);
+    }
+    let (block, state) = b.build();
+    for threads in THREADS {
+        assert_eq!(
+            run(&block, &state, &any_gas(threads)),
+            ExecutionPath::SequentialFallback(FallbackReason::DependencyChain),
+            "threads {threads}"
+        );
+    }
+}
+
 #[test]
 fn small_blocks_run_sequentially() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);

@@ -75,6 +75,18 @@ fn transfers_into_a_counter() -> (BlockInput, InMemoryState) {
     b.build()
 }
 
+/// A block large enough to be planned alongside its prediction, on a helper.
+#[test]
+fn large_blocks_are_planned_alongside_their_prediction() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=1_100).map(addr));
+    for i in 1..=1_100 {
+        b.transfer(addr(i), addr(2_000 + i), 1_000);
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Partitioned);
+}
+
 #[test]
 fn independent_transfers_run_as_partitions() {
     let (block, state) = independent_transfers();

@@ -40,6 +40,9 @@ use std::{
 /// already waits for, is a small share of the block.
 pub(crate) const PARTITIONS_PER_THREAD: usize = 4;
 
+/// How often, in transactions, [`partition`] asks whether it was abandoned.
+const ABANDON_CHECK: usize = 256;
+
 /// The selector of ERC-20 `transfer(address,uint256)`.
 const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 
@@ -125,16 +128,21 @@ pub(crate) struct Partitions {
 /// Splits `block` into partitions for `threads` threads, or `None` if some
 /// transaction's accesses are not predictable (see [`Partitioner::add`]
 /// and [`Partitioner::finish`]; `has_code` tells which accounts run code,
-/// `runs_alone` whether an account's code [runs alone](runs_alone)).
+/// `runs_alone` whether an account's code [runs alone](runs_alone)), or
+/// once `abandoned` (asked every [`ABANDON_CHECK`] transactions).
 pub(crate) fn partition<E>(
     block: &BlockInput,
     threads: usize,
     contract_calls: bool,
+    abandoned: &dyn Fn() -> bool,
     mut runs_alone: impl FnMut(&Address) -> Result<bool, E>,
     has_code: impl Fn(&Address) -> Result<bool, E>,
 ) -> Result<Option<Partitions>, E> {
     let mut partitioner = Partitioner::new(block, contract_calls);
     for (index, tx) in block.transactions.iter().enumerate() {
+        if index % ABANDON_CHECK == 0 && abandoned() {
+            return Ok(None);
+        }
         if !partitioner.add(index, tx.inner(), tx.signer(), &mut runs_alone)? {
             return Ok(None);
         }
