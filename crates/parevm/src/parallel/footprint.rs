@@ -8,7 +8,7 @@
 //! partitions there are (comparing every pair of partitions grows with
 //! their number), and a conflict is found soon after its second access.
 
-use super::partition::{Digested, fmix64, fold_address};
+use super::partition::{Digested, address_digest, fmix64};
 use alloy_primitives::{Address, U256};
 use std::{
     collections::{HashMap, hash_map::Entry},
@@ -36,11 +36,11 @@ impl Access {
     fn digest(&self) -> u64 {
         const SLOT: u64 = 0x2545_f491_4f6c_dd1d;
         match self {
-            Self::Account(address) => fmix64(fold_address(address)),
+            Self::Account(address) => address_digest(address),
             Self::Slot(address, slot) => {
                 let [a, b, c, d] = *slot.as_limbs();
                 fmix64(
-                    fmix64(fold_address(address))
+                    address_digest(address)
                         ^ a
                         ^ b.rotate_left(17)
                         ^ c.rotate_left(31)

@@ -65,21 +65,28 @@ impl Key {
     /// digests: a quarter of the memory of keys.
     fn digest(&self) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        fmix64(match self {
-            Self::Account(address) => fold_address(address),
+        match self {
+            Self::Account(address) => address_digest(address),
             // The token mixed first: folding is linear, so generated token
             // and holder addresses could cancel out (as slots did in
             // `footprint.rs`).
             Self::Holder { token, holder } => {
-                fmix64(fold_address(token)) ^ fold_address(holder) ^ K
+                fmix64(address_digest(token) ^ fold_address(holder) ^ K)
             }
-        })
+        }
     }
+}
+
+/// A well-mixed 64-bit digest of an address: its words folded, then
+/// [`fmix64`]. What partitioning, prediction and validation key addresses
+/// by, and what splits accounts between threads when results are merged.
+pub(crate) fn address_digest(address: &Address) -> u64 {
+    fmix64(fold_address(address))
 }
 
 /// An address's words folded into one (generated addresses can differ in a
 /// byte or two only, so every byte counts).
-pub(crate) fn fold_address(address: &Address) -> u64 {
+fn fold_address(address: &Address) -> u64 {
     let bytes = &address.0.0;
     let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or_default());
     word(0) ^ word(8).rotate_left(23) ^ word(12).rotate_left(47)

@@ -358,9 +358,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Merges the partitions' account changes (each run in address order) into
-/// one map; with whether any change carries code. Validation showed that partitions changing one account changed
-/// only different slots of it (any other change is a write of the account,
-/// which the others' storage accesses would have read).
+/// one map, and tells whether any change carries code. Validation showed
+/// that partitions changing one account changed only different slots of it
+/// (any other change is a write of the account, which the others' storage
+/// accesses would have read).
 fn merge_accounts(
     runs: Vec<Vec<(Address, AccountChange)>>,
 ) -> (BTreeMap<Address, AccountChange>, bool) {

@@ -8,7 +8,7 @@
 //! a block one long chain, where parallel execution can only lose.
 
 use super::{
-    partition::{Digested, fmix64, fold_address},
+    partition::{Digested, address_digest},
     types::{Location, TxIdx},
 };
 use crate::BlockInput;
@@ -131,10 +131,7 @@ impl SenderChains {
 
     /// Adds transaction `index` of `block`, from `sender`.
     fn add(&mut self, block: &BlockInput, index: TxIdx, sender: Address, gas_limit: u64) {
-        let chain = self
-            .chains
-            .entry(fmix64(fold_address(&sender)))
-            .or_default();
+        let chain = self.chains.entry(address_digest(&sender)).or_default();
         // Two senders sharing a digest share a chain: the bound only gets
         // more cautious. The link is checked, though a wrong one would only
         // make a transaction wait until the earlier one first runs.
