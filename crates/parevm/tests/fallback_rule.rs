@@ -229,3 +229,15 @@ fn conflict_heavy_blocks_are_given_up_exactly() {
         }
     }
 }
+
+/// Calls into pair-like contracts that all reach one token: their accesses
+/// are predicted (each pair's code names the token in its storage), and
+/// they chain on the token, so the block runs sequentially at once.
+#[test]
+fn calls_reaching_one_token_run_sequentially() {
+    let (block, state) = calls_into_pairs(40, |_| addr(700));
+    assert_eq!(
+        run(&block, &state, &any_gas(2)),
+        ExecutionPath::SequentialFallback(FallbackReason::DependencyChain)
+    );
+}

@@ -228,14 +228,15 @@ fn calls_into_code_that_runs_alone_are_partitioned() {
     assert_path(&block, &state, ExecutionPath::Partitioned);
 }
 
-/// Any other call runs code whose reach is unknown (here a `CALL` that is
-/// never reached still counts), so by default a block with one is left to
-/// Block-STM; keyed by their target on request, such calls run as
-/// partitions too.
+/// A call into code that calls an address the prediction cannot know
+/// before running (here one it computes) has an
+/// unbounded reach, so by default a block with one is left to Block-STM;
+/// keyed by their target on request, such calls run as partitions too.
 #[test]
 fn other_contract_calls_are_partitioned_only_on_request() {
-    let mut code = store_caller_value();
-    code.push(op::CALL);
+    // The caller, but through arithmetic the prediction does not follow.
+    let unknown_target = [op::CALLER, op::PUSH1, 0, op::ADD];
+    let code = call_to(Asm::new(), &unknown_target).op(&[op::STOP]).build();
     let (block, state) = calls_into_own_contracts(code);
     assert_path(&block, &state, ExecutionPath::Parallel);
     let config = ParallelConfig::partitioned(2);
@@ -243,6 +244,58 @@ fn other_contract_calls_are_partitioned_only_on_request() {
     assert_eq!(actual.path, ExecutionPath::Partitioned);
     let expected = execute_sequential(&block, &state).expect("sequential executes");
     assert_eq!(expected.first_difference(&actual), None);
+}
+
+/// The code's reach is bounded: it calls only the token its storage names
+/// and the recipient its input names, which key each call, so calls into
+/// pairs with tokens of their own run as partitions.
+#[test]
+fn calls_with_a_bounded_reach_are_partitioned() {
+    let (block, state) = calls_into_pairs(20, |i| addr(700 + i));
+    assert_path(&block, &state, ExecutionPath::Partitioned);
+}
+
+/// A pair whose token slot is rewritten during the block calls a token the
+/// prediction gave to another partition: validation catches it.
+#[test]
+fn a_reach_changed_during_the_block_is_caught() {
+    // With a 32-byte input, `SSTORE(0, input)`; otherwise call slot 0's token.
+    let mut set = 0;
+    let code = Asm::new()
+        .push(31)
+        .op(&[op::CALLDATASIZE, op::GT])
+        .push_label(&mut set)
+        .op(&[op::JUMPI]);
+    let code = call_to(code, &[op::PUSH1, 0, op::SLOAD]).op(&[op::STOP]);
+    let target = code.pc();
+    let code = code
+        .op(&[op::JUMPDEST, op::PUSH1, 0, op::CALLDATALOAD])
+        .store_top(0)
+        .op(&[op::STOP])
+        .patch(set, target)
+        .build();
+    let (pair_a, pair_b, token_a, token_b) = (addr(501), addr(502), addr(701), addr(702));
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=20).map(addr));
+    for (pair, token) in [(pair_a, token_a), (pair_b, token_b)] {
+        deploy_pair(&mut b, pair, code.clone(), token);
+        b.contract(token, counter());
+    }
+    b.call(addr(1), pair_a, 0, addr_word(token_b).to_vec());
+    b.call(addr(2), pair_a, 0, vec![1]);
+    for i in 3..=20 {
+        b.call(addr(i), pair_b, 0, vec![1]);
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Parallel);
+    let config = ParallelConfig {
+        partition_contract_calls: false,
+        ..ParallelConfig::partitioned(2)
+    };
+    let stats = execute_parallel(&block, &state, &config)
+        .expect("parallel executes")
+        .stats;
+    assert!(stats.partitions_discarded, "{stats:?}");
 }
 
 /// Creations keyed by their senders (on request) run as partitions, and

@@ -30,6 +30,7 @@ mod mv_memory;
 mod partition;
 mod partitioned;
 mod prediction;
+mod reach;
 mod scheduler;
 mod types;
 mod vm;
@@ -100,8 +101,8 @@ pub struct ParallelConfig {
     pub min_partition_balance: f64,
     /// Predict every contract call (and creation) as touching only its
     /// sender and target, so that blocks with them can run as partitions
-    /// too. Without it, only calls into code that cannot reach another
-    /// account are predicted so. Off by default: on mainnet, calls into
+    /// too. Without it, only calls into code whose reach is bounded are
+    /// predicted (by what the code can reach). Off by default: on mainnet, calls into
     /// different contracts meet in shared ones (WETH, pools behind routers)
     /// often enough that the partitions failed validation and the block paid
     /// for both runs. For blocks whose contracts keep to themselves.
@@ -321,7 +322,7 @@ fn execute_partitioned<S: StateSource + ?Sized>(
     let base = OverlayState::new(state, pre);
     let planned = match planned {
         Some(planned) => planned,
-        None => plan_partitions(block, state, threads, config, &|| false),
+        None => plan_partitions(block, state, threads, config),
     };
     let Some(partitions) = planned? else {
         return Ok(PartitionAttempt::NotTried);
@@ -372,14 +373,15 @@ type Planned = Result<Option<partition::Partitions>, ExecutionError>;
 
 /// Blocks with at least this many transactions are predicted and planned
 /// side by side, on the calling thread and a helper: on 10,000 transfers the
-/// two passes took 0.75 and 2.0 ms one after the other. Below it, waking a
-/// helper (tens of microseconds) costs more than the passes.
+/// two passes took 0.75 and 2.0 ms one after the other, and planning 5,000
+/// AMM swaps, which reads each pair's token slots, 7.6 ms. Below it, waking
+/// a helper (tens of microseconds) costs more than the passes.
 const PLAN_ALONGSIDE_MIN_TXS: usize = 1024;
 
 /// The block's [`Prediction`] and sender links, and, for large blocks, its
-/// partitions planned meanwhile on a helper (`None`: not planned yet). The
-/// plan is abandoned as soon as the prediction alone sends the block to the
-/// sequential executor.
+/// partitions (`None`: not planned yet), planned on a helper while the
+/// caller predicts, and on both once it has. The plan is abandoned as soon
+/// as the prediction alone sends the block to the sequential executor.
 fn predict_and_plan<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
@@ -394,28 +396,36 @@ fn predict_and_plan<S: StateSource + ?Sized>(
         let (prediction, links) = prediction::predict(block);
         return (prediction, links, None);
     }
-    let abandoned = std::sync::atomic::AtomicBool::new(false);
-    let planned = std::sync::Mutex::new(None);
+    let planner = partition::Planner::new(block, config.partition_contract_calls);
+    let helper_error = std::sync::Mutex::new(None);
+    let mut main_result = Ok(());
     let mut predicted = None;
     helpers::run_with_helpers(
         1,
         |_| {
-            let is_abandoned = || abandoned.load(std::sync::atomic::Ordering::Relaxed);
-            let plan = plan_partitions(block, state, threads, config, &is_abandoned);
-            *mv_memory::lock(&planned) = Some(plan);
+            if let Err(error) = planner.predict(&mut reach::Reaches::new(state)) {
+                *mv_memory::lock(&helper_error) = Some(error);
+            }
         },
         || {
             let (prediction, links) = prediction::predict(block);
             if config.fallback_reason(&prediction).is_some() {
-                abandoned.store(true, std::sync::atomic::Ordering::Relaxed);
+                planner.abandon();
+            } else {
+                // Then help predict the keys.
+                main_result = planner.predict(&mut reach::Reaches::new(state));
             }
             predicted = Some((prediction, links));
         },
     );
     // `main` always runs, so this only satisfies the types.
     let (prediction, links) = predicted.unwrap_or_else(|| prediction::predict(block));
-    let planned = planned.into_inner().unwrap_or_else(|e| e.into_inner());
-    (prediction, links, planned)
+    let helper_error = helper_error.into_inner().unwrap_or_else(|e| e.into_inner());
+    let planned = match main_result.err().or(helper_error) {
+        Some(error) => Err(error.into()),
+        None => Ok(planner.finish(threads)),
+    };
+    (prediction, links, Some(planned))
 }
 
 /// Whether most of `block`'s first transactions come from one sender: the
@@ -447,72 +457,20 @@ fn opens_with_one_sender(block: &BlockInput) -> bool {
 }
 
 /// Splits `block` into partitions predicted to be independent, if every
-/// transaction's accesses can be predicted (see [`partition::partition`]);
-/// stops early, with `None`, once `abandoned`. Reads only code from `state`:
-/// the pre-block system calls change storage, never code, so their changes
-/// need not be there yet.
+/// transaction's accesses can be predicted (see [`partition::Planner`]),
+/// on the calling thread. Reads code and storage from the pre-block
+/// `state`: the pre-block system calls change only their own contracts'
+/// storage, so at worst a prediction of a call into those reads a stale
+/// slot, which validation catches like any wrong prediction.
 fn plan_partitions<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
     threads: usize,
     config: &ParallelConfig,
-    abandoned: &dyn Fn() -> bool,
 ) -> Planned {
-    let has_code = |address: &alloy_primitives::Address| {
-        Ok::<_, ExecutionError>(
-            state
-                .account(address)?
-                .is_some_and(|a| !a.is_empty_code_hash()),
-        )
-    };
-    // Many transactions call the same few contracts, or copies of one:
-    // each code is scanned once, and a run of calls into one contract looks
-    // it up once.
-    let mut scanned = alloy_primitives::map::HashMap::default();
-    let mut last = None;
-    let runs_alone = |address: &alloy_primitives::Address| match last {
-        Some((known_address, known)) if known_address == *address => Ok(known),
-        _ => {
-            let known = code_runs_alone(state, address, &mut scanned)?;
-            last = Some((*address, known));
-            Ok(known)
-        }
-    };
-    let contract_calls = config.partition_contract_calls;
-    partition::partition(
-        block,
-        threads,
-        contract_calls,
-        abandoned,
-        runs_alone,
-        has_code,
-    )
-}
-
-/// Whether a call into `address` can touch only its caller and `address`
-/// (see [`partition::runs_alone`]), with the answers for codes `scanned`
-/// before; an account without code runs nothing.
-fn code_runs_alone<S: StateSource + ?Sized>(
-    base: &S,
-    address: &alloy_primitives::Address,
-    scanned: &mut alloy_primitives::map::HashMap<alloy_primitives::B256, bool>,
-) -> Result<bool, ExecutionError> {
-    let Some(account) = base.account(address)? else {
-        return Ok(true);
-    };
-    if account.is_empty_code_hash() {
-        return Ok(true);
-    }
-    if let Some(known) = scanned.get(&account.code_hash) {
-        return Ok(*known);
-    }
-    let code = match account.code {
-        Some(code) => code,
-        None => base.code_by_hash(&account.code_hash)?,
-    };
-    let known = partition::runs_alone(code.original_byte_slice());
-    scanned.insert(account.code_hash, known);
-    Ok(known)
+    let planner = partition::Planner::new(block, config.partition_contract_calls);
+    planner.predict(&mut reach::Reaches::new(state))?;
+    Ok(planner.finish(threads))
 }
 
 /// Applies the system calls after the block (Prague's requests), which need

@@ -9,9 +9,11 @@
 //! predicted, because their accesses are known without running them: a
 //! plain value transfer to an account without code (sender and recipient),
 //! an ERC-20 `transfer` (sender, and the sender's and recipient's balances
-//! in the token), and a call into code that cannot reach any other account
-//! ([`runs_alone`]: sender and target). Any other transaction runs code
-//! whose reach is unknown: on mainnet blocks, calls into different
+//! in the token), and a call into code whose reach is bounded
+//! ([`reach`](super::reach): sender, target, and the accounts its code can
+//! name, read from the transaction's input and the target's storage). Any
+//! other transaction runs code whose reach is unknown: on mainnet blocks,
+//! calls into different
 //! contracts met in shared ones (WETH deposits, pools behind routers) often
 //! enough that trying partitions there lost more than it won, so by default
 //! a block with any such transaction is left to Block-STM. An embedder that
@@ -26,13 +28,21 @@
 //! (a core taken by another process or the hypervisor) held up the block,
 //! which measured as low as half the sequential speed on the 2-core VM.
 
-use super::types::TxIdx;
-use crate::BlockInput;
+use super::{reach::Reaches, types::TxIdx};
+use crate::{
+    BlockInput,
+    state::{StateError, StateSource},
+};
 use alloy_consensus::Transaction;
 use alloy_primitives::Address;
+use smallvec::SmallVec;
 use std::{
     collections::{HashMap, hash_map::Entry},
     hash::{BuildHasherDefault, Hasher},
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
 };
 
 /// Partitions per thread, so that a fast thread can take over work from a
@@ -40,8 +50,9 @@ use std::{
 /// already waits for, is a small share of the block.
 pub(crate) const PARTITIONS_PER_THREAD: usize = 4;
 
-/// How often, in transactions, [`partition`] asks whether it was abandoned.
-const ABANDON_CHECK: usize = 256;
+/// Transactions per chunk of [`Planner::predict`]: the unit threads claim,
+/// and how often each asks whether the plan was abandoned.
+const CHUNK: usize = 256;
 
 /// The selector of ERC-20 `transfer(address,uint256)`.
 const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
@@ -101,7 +112,7 @@ pub(crate) fn fmix64(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-/// A hasher for keys that are digests already.
+/// A hasher for keys that are digests (or hashes) already.
 #[derive(Default)]
 pub(crate) struct Digested(u64);
 
@@ -132,119 +143,160 @@ pub(crate) struct Partitions {
     pub bound: f64,
 }
 
-/// Splits `block` into partitions for `threads` threads, or `None` if some
-/// transaction's accesses are not predictable (see [`Partitioner::add`]
-/// and [`Partitioner::finish`]; `has_code` tells which accounts run code,
-/// `runs_alone` whether an account's code [runs alone](runs_alone)), or
-/// once `abandoned` (asked every [`ABANDON_CHECK`] transactions).
-pub(crate) fn partition<E>(
-    block: &BlockInput,
-    threads: usize,
+/// Plans a block's partitions in two steps. First every transaction's
+/// keys are predicted ([`Self::predict`]), in chunks that any number of
+/// threads claim: for calls into contracts that step reads the state (the
+/// target's code and storage, the reached accounts' code), about a
+/// microsecond per transaction on a large block whose accounts are not
+/// in cache, so a large block shares it out. Then the keys are joined
+/// into components and packed ([`Self::finish`]), in block order.
+pub(crate) struct Planner<'b> {
+    block: &'b BlockInput,
     contract_calls: bool,
-    abandoned: &dyn Fn() -> bool,
-    mut runs_alone: impl FnMut(&Address) -> Result<bool, E>,
-    has_code: impl Fn(&Address) -> Result<bool, E>,
-) -> Result<Option<Partitions>, E> {
-    let mut partitioner = Partitioner::new(block, contract_calls);
-    for (index, tx) in block.transactions.iter().enumerate() {
-        if index % ABANDON_CHECK == 0 && abandoned() {
-            return Ok(None);
-        }
-        if !partitioner.add(index, tx.inner(), tx.signer(), &mut runs_alone)? {
-            return Ok(None);
-        }
-    }
-    partitioner.finish(block, threads, has_code)
+    /// The beneficiary's key digest: every transaction changes its balance.
+    beneficiary: u64,
+    next_chunk: AtomicUsize,
+    /// Set once some transaction turned out unpredictable, or the plan was
+    /// abandoned: the block will not partition.
+    stopped: AtomicBool,
+    chunks: Vec<Mutex<Option<ChunkKeys>>>,
 }
 
-/// Builds a block's [`Partitions`], one transaction at a time, in block
-/// order.
-struct Partitioner {
-    beneficiary: Key,
-    contract_calls: bool,
-    components: UnionFind,
-    /// The first transaction to touch each key, by the key's digest.
-    owners: HashMap<u64, u32, BuildHasherDefault<Digested>>,
-    /// The recipients of plain transfers, which must have no code.
-    recipients: Vec<Address>,
+/// The predicted keys of one chunk's transactions, as digests.
+#[derive(Default)]
+struct ChunkKeys {
+    digests: Vec<u64>,
+    /// Where each transaction's digests end in `digests`.
+    ends: Vec<u32>,
 }
 
-impl Partitioner {
-    /// For `block`, with `contract_calls` predicted by their target too.
-    fn new(block: &BlockInput, contract_calls: bool) -> Self {
-        let txs = block.transactions.len();
+impl<'b> Planner<'b> {
+    /// A plan for `block`, with `contract_calls` predicted by their target
+    /// too.
+    pub(crate) fn new(block: &'b BlockInput, contract_calls: bool) -> Self {
+        let chunks = block.transactions.len().div_ceil(CHUNK);
         Self {
-            beneficiary: Key::Account(block.header.beneficiary),
+            block,
             contract_calls,
-            components: UnionFind::new(txs),
-            owners: HashMap::with_capacity_and_hasher(txs * 3, Default::default()),
-            recipients: Vec::new(),
+            beneficiary: Key::Account(block.header.beneficiary).digest(),
+            next_chunk: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+            chunks: (0..chunks).map(|_| Mutex::new(None)).collect(),
         }
     }
 
-    /// Joins transaction `index` (`tx`) to the components of the keys it is
-    /// predicted to touch; `false` if they cannot be predicted, and then the
-    /// block does not partition: the transaction is neither a plain
-    /// transfer (to an account without code, checked by
-    /// [`Self::finish`]) nor an ERC-20 `transfer` nor a call into code that
-    /// runs alone (per `runs_alone`; with `contract_calls`, any call or
-    /// creation), or it names the beneficiary, whose balance every
-    /// transaction changes.
-    fn add<E>(
-        &mut self,
-        index: TxIdx,
-        tx: &(impl Transaction + ?Sized),
-        sender: Address,
-        runs_alone: &mut impl FnMut(&Address) -> Result<bool, E>,
-    ) -> Result<bool, E> {
-        if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
-            return Ok(false);
-        }
-        let to = tx.kind().to().copied();
-        let keys = match keys(
-            sender,
-            to,
-            tx.input(),
-            self.contract_calls,
-            &mut self.recipients,
-        ) {
-            Predicted::Keys(keys) => keys,
-            Predicted::Call(to) if runs_alone(&to)? => {
-                [Some(Key::Account(sender)), Some(Key::Account(to)), None]
-            }
-            Predicted::Call(_) | Predicted::Unknown => return Ok(false),
-        };
-        for key in keys.into_iter().flatten() {
-            if key == self.beneficiary {
-                return Ok(false);
-            }
-            match self.owners.entry(key.digest()) {
-                Entry::Occupied(owner) => self.components.union(index, *owner.get() as TxIdx),
-                Entry::Vacant(slot) => {
-                    slot.insert(index as u32);
+    /// Gives the plan up: the block will not partition.
+    pub(crate) fn abandon(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Predicts chunks of transactions until none is left, asking `state`
+    /// what calls reach and which accounts have code. A state error stops
+    /// the plan and is returned.
+    pub(crate) fn predict<S: StateSource + ?Sized>(
+        &self,
+        state: &mut Reaches<'_, S>,
+    ) -> Result<(), StateError> {
+        while !self.stopped.load(Ordering::Relaxed) {
+            let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = self.chunks.get(chunk) else {
+                break;
+            };
+            let start = chunk * CHUNK;
+            let end = (start + CHUNK).min(self.block.transactions.len());
+            match self.predict_chunk(start..end, state) {
+                Ok(Some(keys)) => *lock(slot) = Some(keys),
+                Ok(None) => self.abandon(),
+                Err(error) => {
+                    self.abandon();
+                    return Err(error);
                 }
             }
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// The partitions for `threads` threads, once every transaction of
-    /// `block` was added; `None` if a plain transfer's recipient runs code
-    /// (per `has_code`). The recipients are checked last, so that a block
-    /// that turns out unpredictable never looks them up in the state.
-    fn finish<E>(
-        mut self,
-        block: &BlockInput,
-        threads: usize,
-        has_code: impl Fn(&Address) -> Result<bool, E>,
-    ) -> Result<Option<Partitions>, E> {
-        for recipient in &self.recipients {
-            if has_code(recipient)? {
+    /// The keys of the transactions in `range`; `None` if one cannot be
+    /// predicted: it is neither a plain transfer to an account without
+    /// code, nor an ERC-20 `transfer`, nor a call into code whose reach is
+    /// bounded (with `contract_calls`, any call or creation), or it names
+    /// the beneficiary, whose balance every transaction changes.
+    fn predict_chunk<S: StateSource + ?Sized>(
+        &self,
+        range: std::ops::Range<TxIdx>,
+        state: &mut Reaches<'_, S>,
+    ) -> Result<Option<ChunkKeys>, StateError> {
+        let mut chunk = ChunkKeys {
+            digests: Vec::with_capacity(range.len() * 3),
+            ends: Vec::with_capacity(range.len()),
+        };
+        for tx in &self.block.transactions[range] {
+            if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
                 return Ok(None);
             }
+            let (sender, input) = (tx.signer(), tx.input());
+            let mut keyed: SmallVec<[Key; 6]> = SmallVec::new();
+            match keys(sender, tx.kind().to().copied(), input, self.contract_calls) {
+                Predicted::Keys(keys) => keyed.extend(keys.into_iter().flatten()),
+                Predicted::Transfer(to) if !state.has_code(&to)? => {
+                    keyed.extend([Key::Account(sender), Key::Account(to)]);
+                }
+                Predicted::Call(to) => {
+                    let Some(reached) = state.of_call(&to, input)? else {
+                        return Ok(None);
+                    };
+                    let accounts = [sender, to].into_iter().chain(reached);
+                    keyed.extend(accounts.map(Key::Account));
+                }
+                Predicted::Transfer(_) | Predicted::Unknown => return Ok(None),
+            }
+            for key in keyed {
+                let digest = key.digest();
+                if digest == self.beneficiary {
+                    return Ok(None);
+                }
+                chunk.digests.push(digest);
+            }
+            chunk.ends.push(chunk.digests.len() as u32);
         }
-        Ok(Some(pack(block, &mut self.components, threads.max(1))))
+        Ok(Some(chunk))
     }
+
+    /// The partitions for `threads` threads, once [`Self::predict`] has
+    /// returned on every thread that ran it; `None` if the block does not
+    /// partition. Transactions sharing a key are joined, in block order.
+    pub(crate) fn finish(self, threads: usize) -> Option<Partitions> {
+        if self.stopped.into_inner() {
+            return None;
+        }
+        let txs = self.block.transactions.len();
+        let mut components = UnionFind::new(txs);
+        // The first transaction to touch each key, by the key's digest.
+        let mut owners: HashMap<u64, u32, BuildHasherDefault<Digested>> =
+            HashMap::with_capacity_and_hasher(txs * 3, Default::default());
+        let mut index = 0;
+        for chunk in self.chunks {
+            let chunk = chunk.into_inner().unwrap_or_else(|e| e.into_inner())?;
+            let mut start = 0;
+            for end in chunk.ends {
+                for digest in &chunk.digests[start..end as usize] {
+                    match owners.entry(*digest) {
+                        Entry::Occupied(owner) => components.union(index, *owner.get() as TxIdx),
+                        Entry::Vacant(slot) => {
+                            slot.insert(index as u32);
+                        }
+                    }
+                }
+                start = end as usize;
+                index += 1;
+            }
+        }
+        Some(pack(self.block, &mut components, threads.max(1)))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What a transaction is predicted to touch, from the transaction alone.
@@ -252,23 +304,18 @@ impl Partitioner {
 enum Predicted {
     /// These keys.
     Keys([Option<Key>; 3]),
-    /// Its sender and the account it calls, if that account's code
-    /// [runs alone](runs_alone).
+    /// Its sender and this recipient, if the recipient has no code.
+    Transfer(Address),
+    /// Its sender, the account it calls and what that account's code
+    /// [reaches](super::reach), if that is bounded.
     Call(Address),
     /// Nothing that can be predicted.
     Unknown,
 }
 
 /// What a transaction from `sender` to `to` with `input` is predicted to
-/// touch (see [`Partitioner::add`]). A plain transfer's recipient is added
-/// to `recipients`, which must turn out to have no code.
-fn keys(
-    sender: Address,
-    to: Option<Address>,
-    input: &[u8],
-    contract_calls: bool,
-    recipients: &mut Vec<Address>,
-) -> Predicted {
+/// touch (see [`Planner::predict_chunk`]).
+fn keys(sender: Address, to: Option<Address>, input: &[u8], contract_calls: bool) -> Predicted {
     let sender_key = Some(Key::Account(sender));
     let Some(to) = to else {
         // A creation's address follows from the sender's nonce.
@@ -282,62 +329,13 @@ fn keys(
         let holder = |holder| Some(Key::Holder { token: to, holder });
         return Predicted::Keys([sender_key, holder(sender), holder(recipient)]);
     }
-    if contract_calls || input.is_empty() {
-        if !contract_calls {
-            recipients.push(to);
-        }
+    if contract_calls {
         return Predicted::Keys([sender_key, Some(Key::Account(to)), None]);
     }
+    if input.is_empty() {
+        return Predicted::Transfer(to);
+    }
     Predicted::Call(to)
-}
-
-/// Whether `code` can touch no account but its own (and so a call into it
-/// only its caller and itself): it has none of the instructions that reach
-/// another account (calls, creations, `SELFDESTRUCT`, `BALANCE`,
-/// `EXTCODE*`), and is neither an EOF container nor an EIP-7702 delegation
-/// (both start with `0xEF` and run other code). Bytes after the code that
-/// merely look like such instructions (data) make the answer a cautious
-/// `false`. Only a contract crafted to hide such an instruction in what
-/// looks like Solidity's metadata gets a wrong `true`, and validation then
-/// catches it like any wrong prediction.
-pub(crate) fn runs_alone(code: &[u8]) -> bool {
-    if code.first() == Some(&0xef) {
-        return false;
-    }
-    let code = without_solidity_metadata(code);
-    let mut pc = 0;
-    while let Some(&op) = code.get(pc) {
-        match op {
-            // BALANCE, EXTCODESIZE, EXTCODECOPY, EXTCODEHASH, CREATE, CALL,
-            // CALLCODE, DELEGATECALL, CREATE2, STATICCALL, SELFDESTRUCT.
-            0x31 | 0x3b | 0x3c | 0x3f | 0xf0 | 0xf1 | 0xf2 | 0xf4 | 0xf5 | 0xfa | 0xff => {
-                return false;
-            }
-            // PUSH1..PUSH32: skip the pushed bytes.
-            0x60..=0x7f => pc += usize::from(op - 0x5f),
-            _ => {}
-        }
-        pc += 1;
-    }
-    true
-}
-
-/// `code` without the CBOR metadata Solidity appends after an `INVALID`
-/// (its length in the last two bytes, the map's first byte
-/// `0xa1`..`0xa5`), whose hash bytes would otherwise read as instructions.
-fn without_solidity_metadata(code: &[u8]) -> &[u8] {
-    let Some([high, low]) = code.last_chunk::<2>() else {
-        return code;
-    };
-    let length = usize::from(u16::from_be_bytes([*high, *low]));
-    match code.len().checked_sub(length + 2) {
-        Some(start)
-            if start > 0 && code[start - 1] == 0xfe && matches!(code[start], 0xa1..=0xa5) =>
-        {
-            &code[..start]
-        }
-        _ => code,
-    }
 }
 
 /// Packs the components of `components` into partitions for `threads`
@@ -442,14 +440,12 @@ mod tests {
     #[test]
     fn plain_transfers_key_sender_and_recipient() {
         let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
-        let mut recipients = Vec::new();
-        let predicted = keys(a, Some(b), &[], false, &mut recipients);
+        // The recipient must turn out to have no code.
+        assert_eq!(keys(a, Some(b), &[], false), Predicted::Transfer(b));
         assert_eq!(
-            predicted,
+            keys(a, Some(b), &[], true),
             Predicted::Keys([Some(Key::Account(a)), Some(Key::Account(b)), None])
         );
-        // The recipient must turn out to have no code.
-        assert_eq!(recipients, [b]);
     }
 
     #[test]
@@ -463,8 +459,7 @@ mod tests {
         input.extend_from_slice(&[0; 12]);
         input.extend_from_slice(to.as_slice());
         input.extend_from_slice(&[0; 32]);
-        let mut recipients = Vec::new();
-        let predicted = keys(sender, Some(token), &input, false, &mut recipients);
+        let predicted = keys(sender, Some(token), &input, false);
         let holder = |holder| Some(Key::Holder { token, holder });
         assert_eq!(
             predicted,
@@ -474,43 +469,14 @@ mod tests {
         // predicted on request.
         input[0] = 0;
         assert_eq!(
-            keys(sender, Some(token), &input, false, &mut recipients),
+            keys(sender, Some(token), &input, false),
             Predicted::Call(token)
         );
         assert!(matches!(
-            keys(sender, Some(token), &input, true, &mut recipients),
+            keys(sender, Some(token), &input, true),
             Predicted::Keys(_)
         ));
-        assert_eq!(
-            keys(sender, None, &[], false, &mut recipients),
-            Predicted::Unknown
-        );
-        assert!(recipients.is_empty());
-    }
-
-    #[test]
-    fn code_runs_alone_without_instructions_that_reach_other_accounts() {
-        // SLOAD, ADD, SSTORE, STOP; and a CALL (0xf1) only as PUSH2 data.
-        assert!(runs_alone(&[0x54, 0x01, 0x55, 0x00]));
-        assert!(runs_alone(&[0x61, 0xf1, 0xf1, 0x00]));
-        assert!(runs_alone(&[]));
-        for reach in [
-            0x31, 0x3b, 0x3c, 0x3f, 0xf0, 0xf1, 0xf2, 0xf4, 0xf5, 0xfa, 0xff,
-        ] {
-            assert!(!runs_alone(&[0x60, 0x00, reach]), "{reach:#x}");
-        }
-        // An EIP-7702 delegation runs its delegate's code.
-        let mut delegation = vec![0xef, 0x01, 0x00];
-        delegation.extend_from_slice(&[0x11; 20]);
-        assert!(!runs_alone(&delegation));
-        // Solidity's metadata is not code: a CALL byte in its hash is ignored.
-        let mut with_metadata = vec![0x00, 0xfe, 0xa1, 0x41, 0xf1];
-        with_metadata.extend_from_slice(&3u16.to_be_bytes());
-        assert!(runs_alone(&with_metadata));
-        assert!(!runs_alone(&with_metadata[..5]));
-        // Without the INVALID before it, it is not taken for metadata.
-        with_metadata[1] = 0x00;
-        assert!(!runs_alone(&with_metadata));
+        assert_eq!(keys(sender, None, &[], false), Predicted::Unknown);
     }
 
     #[test]

@@ -544,6 +544,7 @@ pub mod op {
     pub const STOP: u8 = 0x00;
     pub const ADD: u8 = 0x01;
     pub const SUB: u8 = 0x03;
+    pub const GT: u8 = 0x11;
     pub const ISZERO: u8 = 0x15;
     pub const ADDRESS: u8 = 0x30;
     pub const BALANCE: u8 = 0x31;
@@ -889,4 +890,49 @@ pub fn exists_probe() -> Vec<u8> {
         .push(32)
         .op(&[op::CALLDATALOAD, op::SSTORE, op::STOP])
         .build()
+}
+
+/// `CALL(gas, <target pushed by target>, 0, 0, 0, 0, 0)`, its result dropped.
+pub fn call_to(code: Asm, target: &[u8]) -> Asm {
+    code.push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .op(target)
+        .op(&[op::GAS, op::CALL, op::POP])
+}
+
+/// A pair-like contract: calls the contract in its slot 0, then the address
+/// in the input's first word.
+pub fn calls_slot_zero_and_input() -> Vec<u8> {
+    let code = call_to(Asm::new(), &[op::PUSH1, 0, op::SLOAD]);
+    call_to(code, &[op::PUSH1, 0, op::CALLDATALOAD])
+        .op(&[op::STOP])
+        .build()
+}
+
+/// Deploys `code` at `pair`, with `token` in its slot 0.
+pub fn deploy_pair(b: &mut BlockBuilder, pair: Address, code: Vec<u8>, token: Address) {
+    b.contract(pair, code);
+    let mut account = b.state.get(&pair).cloned().expect("just deployed");
+    account
+        .storage
+        .insert(U256::ZERO, U256::from_be_slice(token.as_slice()));
+    b.state.insert_account(pair, account);
+}
+
+/// `count` calls into pair-like contracts ([`calls_slot_zero_and_input`]),
+/// the `i`th pointing at `token(i)` (running [`counter`]), each from its own
+/// sender and with a recipient of its own in the input.
+pub fn calls_into_pairs(count: u64, token: impl Fn(u64) -> Address) -> (BlockInput, InMemoryState) {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=count).map(addr));
+    for i in 1..=count {
+        let pair = addr(500 + i);
+        deploy_pair(&mut b, pair, calls_slot_zero_and_input(), token(i));
+        b.contract(token(i), counter());
+        b.call(addr(i), pair, 0, addr_word(addr(900 + i)).to_vec());
+    }
+    b.build()
 }
