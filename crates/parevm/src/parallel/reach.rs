@@ -28,11 +28,15 @@
 use super::partition::Digested;
 use crate::state::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256, map::HashMap};
-use revm::bytecode::opcode::{self, OPCODE_INFO};
+use revm::{
+    bytecode::opcode::{self, OPCODE_INFO},
+    primitives::KECCAK_EMPTY,
+};
 use smallvec::SmallVec;
 use std::{
     collections::HashSet,
     hash::{BuildHasher, BuildHasherDefault},
+    rc::Rc,
     sync::{Arc, Mutex},
 };
 
@@ -42,12 +46,14 @@ type Reached = SmallVec<[Address; 4]>;
 /// What calls reach in one block's pre-block state, each code analysed once.
 pub(crate) struct Reaches<'s, S: ?Sized> {
     state: &'s S,
-    by_code: HashMap<B256, Arc<Reach>>,
+    by_code: HashMap<B256, Rc<Reach>>,
+    /// What an account without code reaches: nothing.
+    no_code: Rc<Reach>,
     /// Whether each account reached so far runs alone.
     alone: HashMap<Address, bool>,
     /// The last target asked about: a run of calls into one contract looks
     /// it up once.
-    last: Option<(Address, Arc<Reach>)>,
+    last: Option<(Address, Rc<Reach>)>,
 }
 
 impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
@@ -56,6 +62,7 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
         Self {
             state,
             by_code: HashMap::default(),
+            no_code: Rc::new(Reach::Alone),
             alone: HashMap::default(),
             last: None,
         }
@@ -100,8 +107,8 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
     pub(crate) fn has_code(&self, address: &Address) -> Result<bool, StateError> {
         Ok(self
             .state
-            .account(address)?
-            .is_some_and(|account| !account.is_empty_code_hash()))
+            .code_hash(address)?
+            .is_some_and(|hash| hash != KECCAK_EMPTY))
     }
 
     /// Whether a call into `address` reaches nothing else, remembered per
@@ -117,27 +124,27 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
 
     /// What a call into `address` reaches; an account without code runs
     /// nothing.
-    fn of_account(&mut self, address: &Address) -> Result<Arc<Reach>, StateError> {
-        let account = match self.state.account(address)? {
-            Some(account) if !account.is_empty_code_hash() => account,
-            _ => return Ok(Arc::new(Reach::Alone)),
+    fn of_account(&mut self, address: &Address) -> Result<Rc<Reach>, StateError> {
+        let code_hash = match self.state.code_hash(address)? {
+            Some(hash) if hash != KECCAK_EMPTY => hash,
+            _ => return Ok(self.no_code.clone()),
         };
-        if let Some(known) = self.by_code.get(&account.code_hash) {
+        if let Some(known) = self.by_code.get(&code_hash) {
             return Ok(known.clone());
         }
-        let known = match analysed(&account.code_hash) {
+        let known = match analysed(&code_hash) {
             Some(known) => known,
             None => {
-                let code = match account.code {
-                    Some(code) => code,
-                    None => self.state.code_by_hash(&account.code_hash)?,
-                };
+                let code = self.state.code_by_hash(&code_hash)?;
                 let known = Arc::new(reach(code.original_byte_slice()));
-                remember(account.code_hash, known.clone());
+                remember(code_hash, known.clone());
                 known
             }
         };
-        self.by_code.insert(account.code_hash, known.clone());
+        // A copy of this thread's own: the shared one's reference count
+        // would bounce between the threads predicting.
+        let known = Rc::new(Reach::clone(&known));
+        self.by_code.insert(code_hash, known.clone());
         Ok(known)
     }
 }

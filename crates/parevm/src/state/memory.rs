@@ -102,6 +102,10 @@ impl StateSource for InMemoryState {
         }))
     }
 
+    fn code_hash(&self, address: &Address) -> Result<Option<B256>, StateError> {
+        Ok(self.accounts.get(address).map(|a| a.info.code_hash))
+    }
+
     fn code_by_hash(&self, code_hash: &B256) -> Result<Bytecode, StateError> {
         if *code_hash == KECCAK_EMPTY {
             return Ok(Bytecode::default());

@@ -42,6 +42,14 @@ impl DBErrorMarker for StateError {}
 pub trait StateSource: Sync + core::fmt::Debug {
     /// The account at `address`, or `None` if it does not exist.
     fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError>;
+    /// The code hash of the account at `address`, or `None` if it does not
+    /// exist. Asked for every call a block's prediction looks at, by
+    /// several threads at once: implement it without copying the code
+    /// where the code is inline (a copy writes the code's shared reference
+    /// count).
+    fn code_hash(&self, address: &Address) -> Result<Option<B256>, StateError> {
+        Ok(self.account(address)?.map(|account| account.code_hash))
+    }
     /// The bytecode with the given hash.
     fn code_by_hash(&self, code_hash: &B256) -> Result<Bytecode, StateError>;
     /// The value of `slot` in the storage of `address`.
@@ -53,6 +61,9 @@ pub trait StateSource: Sync + core::fmt::Debug {
 impl<S: StateSource + ?Sized> StateSource for &S {
     fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
         (**self).account(address)
+    }
+    fn code_hash(&self, address: &Address) -> Result<Option<B256>, StateError> {
+        (**self).code_hash(address)
     }
     fn code_by_hash(&self, code_hash: &B256) -> Result<Bytecode, StateError> {
         (**self).code_by_hash(code_hash)

@@ -42,6 +42,13 @@ impl<S: StateSource + ?Sized> StateSource for OverlayState<'_, S> {
         )))
     }
 
+    fn code_hash(&self, address: &Address) -> Result<Option<B256>, StateError> {
+        match self.changes.accounts.get(address) {
+            Some(change) => Ok(change.info.as_ref().map(|info| info.code_hash)),
+            None => self.base.code_hash(address),
+        }
+    }
+
     fn code_by_hash(&self, code_hash: &B256) -> Result<Bytecode, StateError> {
         match self.changes.codes.get(code_hash) {
             Some(code) => Ok(code.clone()),
