@@ -396,7 +396,7 @@ fn predict_and_plan<S: StateSource + ?Sized>(
         let (prediction, links) = prediction::predict(block);
         return (prediction, links, None);
     }
-    let planner = partition::Planner::new(block, config.partition_contract_calls);
+    let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
     let helper_error = std::sync::Mutex::new(None);
     let mut main_result = Ok(());
     let mut predicted = None;
@@ -423,7 +423,7 @@ fn predict_and_plan<S: StateSource + ?Sized>(
     let helper_error = helper_error.into_inner().unwrap_or_else(|e| e.into_inner());
     let planned = match main_result.err().or(helper_error) {
         Some(error) => Err(error.into()),
-        None => Ok(planner.finish(threads)),
+        None => Ok(planner.finish()),
     };
     (prediction, links, Some(planned))
 }
@@ -468,9 +468,9 @@ fn plan_partitions<S: StateSource + ?Sized>(
     threads: usize,
     config: &ParallelConfig,
 ) -> Planned {
-    let planner = partition::Planner::new(block, config.partition_contract_calls);
+    let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
     planner.predict(&mut reach::Reaches::new(state))?;
-    Ok(planner.finish(threads))
+    Ok(planner.finish())
 }
 
 /// Applies the system calls after the block (Prague's requests), which need

@@ -38,7 +38,8 @@ use alloy_consensus::Transaction;
 use alloy_primitives::Address;
 use smallvec::SmallVec;
 use std::{
-    collections::{HashMap, hash_map::Entry},
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, hash_map::Entry},
     hash::{BuildHasherDefault, Hasher},
     sync::{
         Mutex,
@@ -155,18 +156,25 @@ pub(crate) struct Partitions {
 /// threads claim: for calls into contracts that step reads the state (the
 /// target's code and storage, the reached accounts' code), about a
 /// microsecond per transaction on a large block whose accounts are not
-/// in cache, so a large block shares it out. Then the keys are joined
-/// into components and packed ([`Self::finish`]), in block order.
+/// in cache, so a large block shares it out. Then whichever thread
+/// predicted the last chunk joins the keys into components and packs them,
+/// in block order, while the others may still be busy with other work (the
+/// caller's dependency prediction).
 pub(crate) struct Planner<'b> {
     block: &'b BlockInput,
+    threads: usize,
     contract_calls: bool,
     /// The beneficiary's key digest: every transaction changes its balance.
     beneficiary: u64,
     next_chunk: AtomicUsize,
+    /// Chunks predicted so far: the thread that brings it to the number of
+    /// chunks packs the partitions.
+    predicted: AtomicUsize,
     /// Set once some transaction turned out unpredictable, or the plan was
     /// abandoned: the block will not partition.
     stopped: AtomicBool,
     chunks: Vec<Mutex<Option<ChunkKeys>>>,
+    partitions: Mutex<Option<Partitions>>,
 }
 
 /// The predicted keys of one chunk's transactions, as digests.
@@ -178,17 +186,20 @@ struct ChunkKeys {
 }
 
 impl<'b> Planner<'b> {
-    /// A plan for `block`, with `contract_calls` predicted by their target
-    /// too.
-    pub(crate) fn new(block: &'b BlockInput, contract_calls: bool) -> Self {
+    /// A plan for `block` on `threads` threads, with `contract_calls`
+    /// predicted by their target too.
+    pub(crate) fn new(block: &'b BlockInput, threads: usize, contract_calls: bool) -> Self {
         let chunks = block.transactions.len().div_ceil(CHUNK);
         Self {
             block,
+            threads: threads.max(1),
             contract_calls,
             beneficiary: Key::Account(block.header.beneficiary).digest(),
             next_chunk: AtomicUsize::new(0),
+            predicted: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             chunks: (0..chunks).map(|_| Mutex::new(None)).collect(),
+            partitions: Mutex::new(None),
         }
     }
 
@@ -198,8 +209,9 @@ impl<'b> Planner<'b> {
     }
 
     /// Predicts chunks of transactions until none is left, asking `state`
-    /// what calls reach and which accounts have code. A state error stops
-    /// the plan and is returned.
+    /// what calls reach and which accounts have code, and packs the
+    /// partitions if it predicted the last chunk. A state error stops the
+    /// plan and is returned.
     pub(crate) fn predict<S: StateSource + ?Sized>(
         &self,
         state: &mut Reaches<'_, S>,
@@ -218,6 +230,11 @@ impl<'b> Planner<'b> {
                     self.abandon();
                     return Err(error);
                 }
+            }
+            // AcqRel: the thread that packs sees every other chunk's keys
+            // (they are behind locks too; this only orders the count).
+            if self.predicted.fetch_add(1, Ordering::AcqRel) + 1 == self.chunks.len() {
+                *lock(&self.partitions) = self.pack();
             }
         }
         Ok(())
@@ -269,21 +286,17 @@ impl<'b> Planner<'b> {
         Ok(Some(chunk))
     }
 
-    /// The partitions for `threads` threads, once [`Self::predict`] has
-    /// returned on every thread that ran it; `None` if the block does not
-    /// partition. Transactions sharing a key are joined, in block order.
-    pub(crate) fn finish(self, threads: usize) -> Option<Partitions> {
-        if self.stopped.into_inner() {
-            return None;
-        }
+    /// Joins the transactions sharing a key, in block order, and packs the
+    /// components; `None` if some chunk is missing (the plan stopped).
+    fn pack(&self) -> Option<Partitions> {
         let txs = self.block.transactions.len();
         let mut components = UnionFind::new(txs);
         // The first transaction to touch each key, by the key's digest.
         let mut owners: HashMap<u64, u32, BuildHasherDefault<Digested>> =
-            HashMap::with_capacity_and_hasher(txs * 3, Default::default());
+            HashMap::with_capacity_and_hasher(txs * 2, Default::default());
         let mut index = 0;
-        for chunk in self.chunks {
-            let chunk = chunk.into_inner().unwrap_or_else(|e| e.into_inner())?;
+        for chunk in &self.chunks {
+            let chunk = lock(chunk).take()?;
             let mut start = 0;
             for end in chunk.ends {
                 for digest in &chunk.digests[start..end as usize] {
@@ -298,7 +311,18 @@ impl<'b> Planner<'b> {
                 index += 1;
             }
         }
-        Some(pack(self.block, &mut components, threads.max(1)))
+        Some(pack(self.block, &mut components, self.threads))
+    }
+
+    /// The partitions, once [`Self::predict`] has returned on every thread
+    /// that ran it; `None` if the block does not partition.
+    pub(crate) fn finish(self) -> Option<Partitions> {
+        if self.stopped.into_inner() {
+            return None;
+        }
+        self.partitions
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -363,17 +387,19 @@ fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> Parti
         .collect();
     roots.sort_unstable_by_key(|&root| std::cmp::Reverse(gas_of_root[root]));
     let mut loads = vec![0u64; bins];
+    // The lightest partition first (the lowest index among equals).
+    let mut lightest: BinaryHeap<Reverse<(u64, usize)>> =
+        (0..bins).map(|i| Reverse((0, i))).collect();
     // Reuses the per-root gas vector for each root's partition.
     let mut partition_of_root = gas_of_root;
     for &root in &roots {
-        let mut lightest = 0;
-        for (index, load) in loads.iter().enumerate() {
-            if *load < loads[lightest] {
-                lightest = index;
-            }
-        }
-        loads[lightest] = loads[lightest].saturating_add(partition_of_root[root]);
-        partition_of_root[root] = lightest as u64;
+        let Some(Reverse((load, bin))) = lightest.pop() else {
+            break;
+        };
+        let load = load.saturating_add(partition_of_root[root]);
+        loads[bin] = load;
+        lightest.push(Reverse((load, bin)));
+        partition_of_root[root] = bin as u64;
     }
     // Fewer components than partitions leave some empty: drop those.
     let mut sizes = vec![0usize; bins];
