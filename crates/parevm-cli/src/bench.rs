@@ -44,9 +44,9 @@ pub struct BenchArgs {
     /// Seed of the generated blocks.
     #[arg(long, value_name = "S", default_value_t = WorkloadConfig::DEFAULT_SEED)]
     seed: u64,
-    /// Also predict contract calls other than ERC-20 transfers by their
-    /// target, so that blocks with them may run as partitions (see
-    /// `ParallelConfig::partition_contract_calls`).
+    /// Also predict contract calls whose code's reach is unbounded (and
+    /// creations) by their target, so that blocks with them may run as
+    /// partitions (see `ParallelConfig::partition_contract_calls`).
     #[arg(long)]
     partition_calls: bool,
     /// Print one JSON object instead of a table (and no progress bar).

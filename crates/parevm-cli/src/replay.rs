@@ -39,9 +39,9 @@ pub struct ReplayArgs {
     /// times) until both executors together ran 50 ms.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
-    /// Also predict contract calls other than ERC-20 transfers by their
-    /// target, so that blocks with them may run as partitions (see
-    /// `ParallelConfig::partition_contract_calls`).
+    /// Also predict contract calls whose code's reach is unbounded (and
+    /// creations) by their target, so that blocks with them may run as
+    /// partitions (see `ParallelConfig::partition_contract_calls`).
     #[arg(long)]
     partition_calls: bool,
     /// Print one JSON object instead of text.
