@@ -29,7 +29,11 @@
 //! or the hypervisor) held up the block, which measured as low as half the
 //! sequential speed on the 2-core VM.
 
-use super::{reach::Reaches, types::TxIdx};
+use super::{
+    prediction::{Prediction, predicted_gas},
+    reach::Reaches,
+    types::TxIdx,
+};
 use crate::{
     BlockInput,
     state::{StateError, StateSource},
@@ -174,15 +178,20 @@ pub(crate) struct Planner<'b> {
     /// abandoned: the block will not partition.
     stopped: AtomicBool,
     chunks: Vec<Mutex<Option<ChunkKeys>>>,
-    partitions: Mutex<Option<Partitions>>,
+    planned: Mutex<Option<(Partitions, Prediction)>>,
 }
 
-/// The predicted keys of one chunk's transactions, as digests.
+/// The predicted keys of one chunk's transactions, as digests, and their
+/// gas for the block's [`Prediction`].
 #[derive(Default)]
 struct ChunkKeys {
     digests: Vec<u64>,
     /// Where each transaction's digests end in `digests`.
     ends: Vec<u32>,
+    /// The sum of their gas limits.
+    gas: u64,
+    /// The sum of their [`predicted_gas`].
+    work: u64,
 }
 
 impl<'b> Planner<'b> {
@@ -199,7 +208,7 @@ impl<'b> Planner<'b> {
             predicted: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             chunks: (0..chunks).map(|_| Mutex::new(None)).collect(),
-            partitions: Mutex::new(None),
+            planned: Mutex::new(None),
         }
     }
 
@@ -234,7 +243,7 @@ impl<'b> Planner<'b> {
             // AcqRel: the thread that packs sees every other chunk's keys
             // (they are behind locks too; this only orders the count).
             if self.predicted.fetch_add(1, Ordering::AcqRel) + 1 == self.chunks.len() {
-                *lock(&self.partitions) = self.pack();
+                *lock(&self.planned) = self.pack();
             }
         }
         Ok(())
@@ -253,8 +262,11 @@ impl<'b> Planner<'b> {
         let mut chunk = ChunkKeys {
             digests: Vec::with_capacity(range.len() * 3),
             ends: Vec::with_capacity(range.len()),
+            ..Default::default()
         };
         for tx in &self.block.transactions[range] {
+            chunk.gas = chunk.gas.saturating_add(tx.gas_limit());
+            chunk.work = chunk.work.saturating_add(predicted_gas(tx.inner()));
             if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
                 return Ok(None);
             }
@@ -287,16 +299,21 @@ impl<'b> Planner<'b> {
     }
 
     /// Joins the transactions sharing a key, in block order, and packs the
-    /// components; `None` if some chunk is missing (the plan stopped).
-    fn pack(&self) -> Option<Partitions> {
+    /// components; `None` if some chunk is missing (the plan stopped). With
+    /// them, the block's [`Prediction`], its critical path the heaviest
+    /// component (which holds every chain of one sender's transactions).
+    fn pack(&self) -> Option<(Partitions, Prediction)> {
         let txs = self.block.transactions.len();
         let mut components = UnionFind::new(txs);
         // The first transaction to touch each key, by the key's digest.
         let mut owners: HashMap<u64, u32, BuildHasherDefault<Digested>> =
             HashMap::with_capacity_and_hasher(txs * 2, Default::default());
         let mut index = 0;
+        let (mut gas, mut work) = (0u64, 0u64);
         for chunk in &self.chunks {
             let chunk = lock(chunk).take()?;
+            gas = gas.saturating_add(chunk.gas);
+            work = work.saturating_add(chunk.work);
             let mut start = 0;
             for end in chunk.ends {
                 for digest in &chunk.digests[start..end as usize] {
@@ -311,18 +328,24 @@ impl<'b> Planner<'b> {
                 index += 1;
             }
         }
-        Some(pack(self.block, &mut components, self.threads))
+        let (partitions, critical_gas) = pack(self.block, &mut components, self.threads);
+        let prediction = Prediction {
+            transactions: txs,
+            gas,
+            critical_gas,
+            work,
+        };
+        Some((partitions, prediction))
     }
 
-    /// The partitions, once [`Self::predict`] has returned on every thread
-    /// that ran it; `None` if the block does not partition.
-    pub(crate) fn finish(self) -> Option<Partitions> {
+    /// The partitions and the block's prediction, once [`Self::predict`]
+    /// has returned on every thread that ran it; `None` if the block does
+    /// not partition.
+    pub(crate) fn finish(self) -> Option<(Partitions, Prediction)> {
         if self.stopped.into_inner() {
             return None;
         }
-        self.partitions
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
+        self.planned.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -371,8 +394,8 @@ fn keys(sender: Address, to: Option<Address>, input: &[u8], contract_calls: bool
 
 /// Packs the components of `components` into partitions for `threads`
 /// threads, heaviest component first into the lightest partition (by gas
-/// limit).
-fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> Partitions {
+/// limit); with the heaviest component's gas limits.
+fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> (Partitions, u64) {
     let bins = threads * partitions_per_thread(block.transactions.len());
     let txs = &block.transactions;
     let mut gas_of_root = vec![0u64; txs.len()];
@@ -386,6 +409,7 @@ fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> Parti
         .filter(|&i| components.find(i) == i)
         .collect();
     roots.sort_unstable_by_key(|&root| std::cmp::Reverse(gas_of_root[root]));
+    let heaviest_component = roots.first().map_or(0, |&root| gas_of_root[root]);
     let mut loads = vec![0u64; bins];
     // The lightest partition first (the lowest index among equals).
     let mut lightest: BinaryHeap<Reverse<(u64, usize)>> =
@@ -424,7 +448,7 @@ fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> Parti
     }
     let heaviest = loads.into_iter().max().unwrap_or(0);
     let span = (heaviest as f64).max(total as f64 / threads as f64);
-    Partitions {
+    let partitions = Partitions {
         txs: partitions,
         partition_of,
         bound: if span == 0.0 {
@@ -432,7 +456,8 @@ fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> Parti
         } else {
             total as f64 / span
         },
-    }
+    };
+    (partitions, heaviest_component)
 }
 
 /// Disjoint sets of transactions, with path halving.
