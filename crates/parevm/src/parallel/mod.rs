@@ -413,11 +413,11 @@ fn predict_and_plan<S: StateSource + ?Sized>(
     helpers::run_with_helpers(
         1,
         |_| {
-            if let Err(error) = planner.predict(&mut reach::Reaches::new(state)) {
+            if let Err(error) = planner.predict(state) {
                 *mv_memory::lock(&helper_error) = Some(error);
             }
         },
-        || main_result = planner.predict(&mut reach::Reaches::new(state)),
+        || main_result = planner.predict(state),
     );
     let helper_error = helper_error.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(error) = main_result.err().or(helper_error) {
@@ -474,7 +474,7 @@ fn plan_partitions<S: StateSource + ?Sized>(
     config: &ParallelConfig,
 ) -> Planned {
     let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
-    planner.predict(&mut reach::Reaches::new(state))?;
+    planner.predict(state)?;
     Ok(planner.finish().map(|(partitions, _)| partitions))
 }
 

@@ -31,7 +31,7 @@
 
 use super::{
     prediction::{Prediction, predicted_gas},
-    reach::Reaches,
+    reach::{self, Reaches},
     types::TxIdx,
 };
 use crate::{
@@ -179,6 +179,8 @@ pub(crate) struct Planner<'b> {
     stopped: AtomicBool,
     chunks: Vec<Mutex<Option<ChunkKeys>>>,
     planned: Mutex<Option<(Partitions, Prediction)>>,
+    /// Instructions left for analysing codes ([`reach::BLOCK_STEPS`]).
+    analysis_budget: AtomicUsize,
 }
 
 /// The predicted keys of one chunk's transactions, as digests, and their
@@ -209,6 +211,7 @@ impl<'b> Planner<'b> {
             stopped: AtomicBool::new(false),
             chunks: (0..chunks).map(|_| Mutex::new(None)).collect(),
             planned: Mutex::new(None),
+            analysis_budget: AtomicUsize::new(reach::BLOCK_STEPS),
         }
     }
 
@@ -221,10 +224,8 @@ impl<'b> Planner<'b> {
     /// what calls reach and which accounts have code, and packs the
     /// partitions if it predicted the last chunk. A state error stops the
     /// plan and is returned.
-    pub(crate) fn predict<S: StateSource + ?Sized>(
-        &self,
-        state: &mut Reaches<'_, S>,
-    ) -> Result<(), StateError> {
+    pub(crate) fn predict<S: StateSource + ?Sized>(&self, state: &S) -> Result<(), StateError> {
+        let state = &mut Reaches::new(state, &self.analysis_budget);
         while !self.stopped.load(Ordering::Relaxed) {
             let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
             let Some(slot) = self.chunks.get(chunk) else {

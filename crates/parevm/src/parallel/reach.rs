@@ -37,7 +37,10 @@ use std::{
     collections::HashSet,
     hash::{BuildHasher, BuildHasherDefault},
     rc::Rc,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 /// The accounts a call reaches besides its sender and target.
@@ -46,6 +49,10 @@ type Reached = SmallVec<[Address; 4]>;
 /// What calls reach in one block's pre-block state, each code analysed once.
 pub(crate) struct Reaches<'s, S: ?Sized> {
     state: &'s S,
+    /// Instructions the block may still interpret analysing codes not
+    /// analysed before, shared by the threads predicting it (see
+    /// [`BLOCK_STEPS`]).
+    budget: &'s AtomicUsize,
     by_code: HashMap<B256, Rc<Reach>>,
     /// What an account without code reaches: nothing.
     no_code: Rc<Reach>,
@@ -57,10 +64,12 @@ pub(crate) struct Reaches<'s, S: ?Sized> {
 }
 
 impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
-    /// For a block running on `state`.
-    pub(crate) fn new(state: &'s S) -> Self {
+    /// For a block running on `state`, analysing at most `budget` more
+    /// instructions (a budget to share starts at [`BLOCK_STEPS`]).
+    pub(crate) fn new(state: &'s S, budget: &'s AtomicUsize) -> Self {
         Self {
             state,
+            budget,
             by_code: HashMap::default(),
             no_code: Rc::new(Reach::Alone),
             alone: HashMap::default(),
@@ -133,18 +142,36 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
             return Ok(known.clone());
         }
         let known = match analysed(&code_hash) {
-            Some(known) => known,
-            None => {
-                let code = self.state.code_by_hash(&code_hash)?;
-                let known = Arc::new(reach(code.original_byte_slice()));
-                remember(code_hash, known.clone());
-                known
-            }
+            // A copy of this thread's own: the shared one's reference count
+            // would bounce between the threads predicting.
+            Some(known) => Reach::clone(&known),
+            None => self.analyse(&code_hash)?,
         };
-        // A copy of this thread's own: the shared one's reference count
-        // would bounce between the threads predicting.
-        let known = Rc::new(Reach::clone(&known));
+        let known = Rc::new(known);
         self.by_code.insert(code_hash, known.clone());
+        Ok(known)
+    }
+
+    /// Analyses the code with `code_hash` within what is left of the
+    /// block's budget, and remembers the answer for the process unless the
+    /// budget, not the code, cut it short.
+    fn analyse(&self, code_hash: &B256) -> Result<Reach, StateError> {
+        let left = self.budget.load(Ordering::Relaxed);
+        if left == 0 {
+            return Ok(Reach::Unbounded);
+        }
+        let code = self.state.code_by_hash(code_hash)?;
+        let limit = left.min(MAX_STEPS);
+        let (known, steps) = reach_within(code.original_byte_slice(), limit);
+        // Another thread may have spent some meanwhile: saturate at zero.
+        let _ = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_sub(steps))
+            });
+        if limit == MAX_STEPS || steps <= limit {
+            remember(*code_hash, Arc::new(known.clone()));
+        }
         Ok(known)
     }
 }
@@ -237,26 +264,43 @@ const PRECISE_CONTEXTS: u8 = 4;
 /// [`Explorer::widen`]).
 const WIDEST_SMALL_CONSTANT: U256 = U256::from_limbs([0, 1, 0, 0]);
 
-/// The deepest stack explored (the EVM's limit).
-const MAX_STACK: usize = 1024;
+/// The deepest stack explored: compiled code stays far below it, and each
+/// branch copies the stack, so a path built to grow it would otherwise
+/// make every step expensive.
+const MAX_STACK: usize = 128;
 
 /// The highest address taken for a precompile: calls to those touch no state
 /// that another transaction writes, so they key nothing.
 const LAST_PRECOMPILE: u64 = 0x1ff;
 
+/// Instructions one block may interpret analysing codes it is the first to
+/// call (a few milliseconds' worth): without a limit, a block calling a
+/// thousand fresh contracts each built to take [`MAX_STEPS`] would spend
+/// most of a second predicting. Codes past it are taken as unbounded.
+pub(crate) const BLOCK_STEPS: usize = 100_000;
+
 /// What `code` can reach when called (see the module docs).
+#[cfg(test)]
 pub(crate) fn reach(code: &[u8]) -> Reach {
+    reach_within(code, MAX_STEPS).0
+}
+
+/// What `code` can reach, interpreting at most `max_steps` instructions
+/// (unbounded past them); with the instructions interpreted.
+fn reach_within(code: &[u8], max_steps: usize) -> (Reach, usize) {
     if code.first() == Some(&0xef) {
-        return Reach::Unbounded;
+        return (Reach::Unbounded, 0);
     }
     if runs_alone(code) {
-        return Reach::Alone;
+        return (Reach::Alone, 0);
     }
-    match Explorer::new(code).run() {
+    let mut explorer = Explorer::new(code, max_steps);
+    let reach = match explorer.run() {
         Err(Unbounded) => Reach::Unbounded,
-        Ok(sources) if sources.is_empty() => Reach::Alone,
-        Ok(sources) => Reach::Through(sources),
-    }
+        Ok(()) if explorer.sources.is_empty() => Reach::Alone,
+        Ok(()) => Reach::Through(std::mem::take(&mut explorer.sources)),
+    };
+    (reach, explorer.steps)
 }
 
 /// Whether `code` can touch no account but its own (and so a call into it
@@ -362,10 +406,11 @@ struct Explorer<'c> {
     pending: Vec<(usize, Vec<Value>)>,
     sources: Vec<Source>,
     steps: usize,
+    max_steps: usize,
 }
 
 impl<'c> Explorer<'c> {
-    fn new(code: &'c [u8]) -> Self {
+    fn new(code: &'c [u8], max_steps: usize) -> Self {
         let mut jump_dests = vec![false; code.len()];
         let mut pc = 0;
         while let Some(&op) = code.get(pc) {
@@ -381,28 +426,30 @@ impl<'c> Explorer<'c> {
             pending: vec![(0, Vec::new())],
             sources: Vec::new(),
             steps: 0,
+            max_steps,
         }
     }
 
-    /// Every source the code's instructions name an account by.
-    fn run(mut self) -> Result<Vec<Source>, Unbounded> {
+    /// Collects into `sources` every source the code's instructions name
+    /// an account by.
+    fn run(&mut self) -> Result<(), Unbounded> {
         while let Some((pc, stack)) = self.pending.pop() {
             self.walk(pc, stack)?;
         }
-        Ok(self.sources)
+        Ok(())
     }
 
     /// Follows one path from `pc` until it ends or jumps; jumps are queued.
     fn walk(&mut self, mut pc: usize, mut stack: Vec<Value>) -> Result<(), Unbounded> {
         loop {
             self.steps += 1;
-            if self.steps > MAX_STEPS {
+            if self.steps > self.max_steps {
                 return Err(Unbounded);
             }
             // Past the end the EVM reads `STOP`.
             let op = self.code.get(pc).copied().unwrap_or(opcode::STOP);
             if stack.len() > MAX_STACK {
-                return Ok(());
+                return Err(Unbounded);
             }
             match op {
                 opcode::JUMP => {
@@ -725,9 +772,9 @@ mod tests {
             0x60, 0x01, 0x5b, 0x60, 0x01, 0x90, 0x03, 0x60, 0x02, 0x56, 0xf1,
         ];
         assert_eq!(reach(&counting), Reach::Unbounded);
-        // A loop that grows the stack each turn ends at the stack's limit.
+        // A loop that grows the stack each turn is cut off at its limit.
         let growing = [0x5b, 0x5a, 0x5f, 0x56, 0xf1];
-        assert_eq!(reach(&growing), Reach::Alone);
+        assert_eq!(reach(&growing), Reach::Unbounded);
     }
 
     #[test]
@@ -741,6 +788,35 @@ mod tests {
         assert_eq!(and(&c(0xff), &Value::Caller), Value::Unknown);
         let mask = Value::Constant(ADDRESS_MASK);
         assert_eq!(and(&mask, &Value::Input(4)), Value::Input(4));
+    }
+
+    #[test]
+    fn a_spent_budget_leaves_new_codes_unbounded_and_unremembered() {
+        use crate::state::{InMemoryAccount, InMemoryState};
+        use revm::{bytecode::Bytecode, state::AccountInfo};
+        // Calls the contract in slot 7; the trailing bytes make the code
+        // (and its hash) this test's own.
+        let mut code = call(&[0x60, 0x07, 0x54]);
+        code.extend_from_slice(&[0x00, 0x5e, 0x5e, 0xd5]);
+        let target = Address::repeat_byte(0x77);
+        let mut state = InMemoryState::new();
+        let info = AccountInfo {
+            code: Some(Bytecode::new_raw(code.into())),
+            ..Default::default()
+        };
+        let storage = Default::default();
+        state.insert_account(target, InMemoryAccount { info, storage });
+        let spent = AtomicUsize::new(0);
+        assert_eq!(Reaches::new(&state, &spent).of_call(&target, &[]), Ok(None));
+        let budget = AtomicUsize::new(BLOCK_STEPS);
+        let reached = Reaches::new(&state, &budget).of_call(&target, &[]);
+        // Slot 7 is empty: the call reaches the zero address, which has no code.
+        assert_eq!(
+            reached.map(|r| r.map(|r| r.to_vec())),
+            Ok(Some(vec![Address::ZERO]))
+        );
+        assert!(budget.into_inner() < BLOCK_STEPS);
+        assert_eq!(reach_within(&call(&[0x33]), 3), (Reach::Unbounded, 4));
     }
 
     #[test]
