@@ -305,14 +305,20 @@ impl<'b> Planner<'b> {
     /// component (which holds every chain of one sender's transactions).
     fn pack(&self) -> Option<(Partitions, Prediction)> {
         let txs = self.block.transactions.len();
+        let chunks: Vec<ChunkKeys> = self
+            .chunks
+            .iter()
+            .map(|chunk| lock(chunk).take())
+            .collect::<Option<_>>()?;
         let mut components = UnionFind::new(txs);
-        // The first transaction to touch each key, by the key's digest.
+        // The first transaction to touch each key, by the key's digest
+        // (sized for every digest: growing it rehashes).
+        let digests = chunks.iter().map(|chunk| chunk.digests.len()).sum();
         let mut owners: HashMap<u64, u32, BuildHasherDefault<Digested>> =
-            HashMap::with_capacity_and_hasher(txs * 2, Default::default());
+            HashMap::with_capacity_and_hasher(digests, Default::default());
         let mut index = 0;
         let (mut gas, mut work) = (0u64, 0u64);
-        for chunk in &self.chunks {
-            let chunk = lock(chunk).take()?;
+        for chunk in chunks {
             gas = gas.saturating_add(chunk.gas);
             work = work.saturating_add(chunk.work);
             let mut start = 0;
