@@ -147,6 +147,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         let generate_time = start.elapsed();
         bar.inc(1);
 
+        // One untimed run of each first: the first runs after a block is
+        // generated fault in fresh memory, and made single invocations
+        // report raw transfers at 3x, their sequential runs slowed most.
+        bar.set_message(format!("{name}: warming up"));
+        drop((
+            execute_sequential(&block, &state),
+            execute_parallel(&block, &state, &parallel_config),
+        ));
         let mut sequential_times = Vec::with_capacity(repeat);
         let mut parallel_times = Vec::with_capacity(repeat);
         let mut difference = None;
