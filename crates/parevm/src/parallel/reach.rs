@@ -483,10 +483,11 @@ impl<'c> Explorer<'c> {
                 }
                 opcode::SWAP1..=opcode::SWAP16 => {
                     let depth = usize::from(op - opcode::SWAP1) + 1;
-                    let top = stack.len().wrapping_sub(1);
-                    let Some(other) = top.checked_sub(depth) else {
+                    // Too few values halts the path, as in the EVM.
+                    let Some(other) = stack.len().checked_sub(depth + 1) else {
                         return Ok(());
                     };
+                    let top = stack.len() - 1;
                     stack.swap(top, other);
                 }
                 opcode::CREATE | opcode::CREATE2 | opcode::SELFDESTRUCT => return Err(Unbounded),
@@ -757,6 +758,28 @@ mod tests {
         // Creations and SELFDESTRUCT, even to a known beneficiary.
         assert_eq!(reach(&[0x33, 0xff]), Reach::Unbounded);
         assert_eq!(reach(&[0x5f, 0x5f, 0x5f, 0xf0]), Reach::Unbounded);
+    }
+
+    #[test]
+    fn too_few_stack_values_halt_the_path() {
+        // SWAP1 and DUP1 on an empty stack, JUMP and JUMPI without a target,
+        // a CALL short of arguments: each halts there, so the CALL after
+        // the first of them is never reached.
+        for start in [0x90, 0x80, 0x56, 0x57, 0xf1] {
+            assert_eq!(
+                reach(&[start, 0x33, 0x5a, 0xf1]),
+                Reach::Alone,
+                "{start:#x}"
+            );
+        }
+        // With one value, SWAP1 still halts; DUP1 goes on to a call whose
+        // target is unknown.
+        let mut swap = vec![0x5f, 0x90];
+        swap.extend(call(&[0x5a]));
+        assert_eq!(reach(&swap), Reach::Alone);
+        let mut dup = vec![0x5f, 0x80];
+        dup.extend(call(&[0x5a]));
+        assert_eq!(reach(&dup), Reach::Unbounded);
     }
 
     #[test]
