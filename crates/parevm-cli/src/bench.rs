@@ -148,8 +148,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         bar.inc(1);
 
         // One untimed run of each first: the first runs after a block is
-        // generated fault in fresh memory, and made single invocations
-        // report raw transfers at 3x, their sequential runs slowed most.
+        // generated fault in fresh memory; without it, single invocations
+        // reported the first workload anywhere from 1.3x to 3.2x (with it,
+        // about one in four still shows a slow sequential side).
         bar.set_message(format!("{name}: warming up"));
         drop((
             execute_sequential(&block, &state),

@@ -53,9 +53,9 @@ fn one_sender_chain_runs_sequentially() {
     );
 }
 
-/// A large block (planned alongside its prediction) whose sender chain only
-/// shows after its opening: the plan started on a helper is abandoned, and
-/// the block runs sequentially.
+/// A large block (planned on two threads) whose sender chain only shows
+/// after its opening: the plan's heaviest component, which holds the chain,
+/// bounds the prediction, and the block runs sequentially.
 #[test]
 fn a_chain_after_a_varied_opening_runs_sequentially() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);

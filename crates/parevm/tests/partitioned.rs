@@ -14,6 +14,14 @@ use support::*;
 /// The selector of ERC-20 `transfer(address,uint256)`.
 const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 
+/// Partitions whenever the block splits, with only the default predictions.
+fn predicted_only(threads: usize) -> ParallelConfig {
+    ParallelConfig {
+        partition_contract_calls: false,
+        ..ParallelConfig::partitioned(threads)
+    }
+}
+
 /// Runs `block` partitioned at several thread counts, repeatedly (with
 /// only the default predictions), and asserts the sequential result and
 /// that every run took `path`.
@@ -21,10 +29,7 @@ fn assert_path(block: &BlockInput, state: &InMemoryState, path: ExecutionPath) {
     let expected = execute_sequential(block, state).expect("sequential executes");
     for threads in THREADS {
         for run in 0..10 {
-            let config = ParallelConfig {
-                partition_contract_calls: false,
-                ..ParallelConfig::partitioned(threads)
-            };
+            let config = predicted_only(threads);
             let actual = execute_parallel(block, state, &config).expect("parallel executes");
             assert_eq!(actual.path, path, "threads {threads} run {run}");
             if let Some(difference) = expected.first_difference(&actual) {
@@ -75,9 +80,9 @@ fn transfers_into_a_counter() -> (BlockInput, InMemoryState) {
     b.build()
 }
 
-/// A block large enough to be planned alongside its prediction, on a helper.
+/// A block large enough to be planned on the caller and a helper together.
 #[test]
-fn large_blocks_are_planned_alongside_their_prediction() {
+fn large_blocks_are_planned_on_two_threads() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
     b.fund_all((1..=1_100).map(addr));
     for i in 1..=1_100 {
@@ -288,11 +293,7 @@ fn a_reach_changed_during_the_block_is_caught() {
     }
     let (block, state) = b.build();
     assert_path(&block, &state, ExecutionPath::Parallel);
-    let config = ParallelConfig {
-        partition_contract_calls: false,
-        ..ParallelConfig::partitioned(2)
-    };
-    let stats = execute_parallel(&block, &state, &config)
+    let stats = execute_parallel(&block, &state, &predicted_only(2))
         .expect("parallel executes")
         .stats;
     assert!(stats.partitions_discarded, "{stats:?}");
@@ -346,10 +347,7 @@ fn concurrent_blocks_share_the_helpers() {
 /// transaction, or a discarded partitioned run followed by Block-STM.
 #[test]
 fn stats_tell_how_the_block_ran() {
-    let config = ParallelConfig {
-        partition_contract_calls: false,
-        ..ParallelConfig::partitioned(2)
-    };
+    let config = predicted_only(2);
     let (block, state) = independent_transfers();
     let sequential = execute_sequential(&block, &state).expect("sequential executes");
     assert_eq!(sequential.stats, parevm::ExecutionStats::default());

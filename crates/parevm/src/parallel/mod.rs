@@ -16,9 +16,9 @@
 //! transaction would otherwise have on the block's beneficiary.
 //!
 //! Before any of that, a block whose transactions are predicted to touch
-//! disjoint state (`partition.rs`) runs as independent partitions, four per
-//! thread, without multi-version memory (`partitioned.rs`), each checked as
-//! it runs (`footprint.rs`); if the prediction proves wrong, the block
+//! disjoint state (`partition.rs`, with `reach.rs` for contract calls) runs
+//! as independent partitions, several per thread, without multi-version
+//! memory (`partitioned.rs`), each checked as it runs (`footprint.rs`); if the prediction proves wrong, the block
 //! runs on Block-STM after all.
 
 mod executor;
@@ -102,10 +102,11 @@ pub struct ParallelConfig {
     /// Predict every contract call (and creation) as touching only its
     /// sender and target, so that blocks with them can run as partitions
     /// too. Without it, only calls into code whose reach is bounded are
-    /// predicted (by what the code can reach). Off by default: on mainnet, calls into
-    /// different contracts meet in shared ones (WETH, pools behind routers)
-    /// often enough that the partitions failed validation and the block paid
-    /// for both runs. For blocks whose contracts keep to themselves.
+    /// predicted (by what the code can reach). Off by default: on mainnet,
+    /// calls into different contracts meet in shared ones (WETH, pools
+    /// behind routers) often enough that the partitions failed validation
+    /// and the block paid for both runs. For blocks whose contracts keep to
+    /// themselves.
     pub partition_contract_calls: bool,
 }
 
@@ -372,11 +373,11 @@ fn execute_partitioned<S: StateSource + ?Sized>(
 /// What planning a block's partitions came to (see [`plan_partitions`]).
 type Planned = Result<Option<partition::Partitions>, ExecutionError>;
 
-/// Blocks with at least this many transactions are predicted and planned
-/// side by side, on the calling thread and a helper: on 10,000 transfers the
-/// two passes took 0.75 and 2.0 ms one after the other, and planning 5,000
-/// AMM swaps, which reads each pair's token slots, 7.6 ms. Below it, waking
-/// a helper (tens of microseconds) costs more than the passes.
+/// Blocks with at least this many transactions are planned on the calling
+/// thread and a helper together (see [`predict_and_plan`]): alone, the
+/// caller took 2.0 ms to plan 10,000 transfers and 7.6 ms for 5,000 AMM
+/// swaps, which reads each pair's token slots. Below it, waking a helper
+/// (tens of microseconds) costs more than it saves.
 const PLAN_ALONGSIDE_MIN_TXS: usize = 1024;
 
 /// The block's [`Prediction`], its sender links if they were computed, and,

@@ -30,6 +30,8 @@
 //! sequential speed on the 2-core VM.
 
 use super::{
+    helpers::panic_message,
+    mv_memory::lock,
     prediction::{Prediction, predicted_gas},
     reach::{self, Reaches},
     types::TxIdx,
@@ -45,6 +47,7 @@ use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap, hash_map::Entry},
     hash::{BuildHasherDefault, Hasher},
+    panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -162,8 +165,7 @@ pub(crate) struct Partitions {
 /// microsecond per transaction on a large block whose accounts are not
 /// in cache, so a large block shares it out. Then whichever thread
 /// predicted the last chunk joins the keys into components and packs them,
-/// in block order, while the others may still be busy with other work (the
-/// caller's dependency prediction).
+/// in block order.
 pub(crate) struct Planner<'b> {
     block: &'b BlockInput,
     threads: usize,
@@ -233,7 +235,17 @@ impl<'b> Planner<'b> {
             };
             let start = chunk * CHUNK;
             let end = (start + CHUNK).min(self.block.transactions.len());
-            match self.predict_chunk(start..end, state) {
+            // The prediction is optional: a panic in it (a bug, say in
+            // reading some contract's code) gives the plan up, and the
+            // block runs on Block-STM, rather than failing the block.
+            let predicted =
+                catch_unwind(AssertUnwindSafe(|| self.predict_chunk(start..end, state)))
+                    .unwrap_or_else(|panic| {
+                        let message = panic_message(panic.as_ref());
+                        tracing::warn!(message, "predicting partitions panicked");
+                        Ok(None)
+                    });
+            match predicted {
                 Ok(Some(keys)) => *lock(slot) = Some(keys),
                 Ok(None) => self.abandon(),
                 Err(error) => {
@@ -356,10 +368,6 @@ impl<'b> Planner<'b> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// What a transaction is predicted to touch, from the transaction alone.
 #[derive(Debug, PartialEq)]
 enum Predicted {
@@ -417,8 +425,8 @@ fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> (Part
         .collect();
     roots.sort_unstable_by_key(|&root| std::cmp::Reverse(gas_of_root[root]));
     let heaviest_component = roots.first().map_or(0, |&root| gas_of_root[root]);
-    let mut loads = vec![0u64; bins];
-    // The lightest partition first (the lowest index among equals).
+    // Each partition's load, the lightest first (the lowest index among
+    // equals).
     let mut lightest: BinaryHeap<Reverse<(u64, usize)>> =
         (0..bins).map(|i| Reverse((0, i))).collect();
     // Reuses the per-root gas vector for each root's partition.
@@ -428,7 +436,6 @@ fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> (Part
             break;
         };
         let load = load.saturating_add(partition_of_root[root]);
-        loads[bin] = load;
         lightest.push(Reverse((load, bin)));
         partition_of_root[root] = bin as u64;
     }
@@ -453,7 +460,11 @@ fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> (Part
         partitions[partition as usize].push(index);
         partition_of.push(partition);
     }
-    let heaviest = loads.into_iter().max().unwrap_or(0);
+    let heaviest = lightest
+        .into_iter()
+        .map(|Reverse((load, _))| load)
+        .max()
+        .unwrap_or(0);
     let span = (heaviest as f64).max(total as f64 / threads as f64);
     let partitions = Partitions {
         txs: partitions,

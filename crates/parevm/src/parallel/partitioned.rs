@@ -21,6 +21,7 @@ use super::{
     fee_credit::{FeeCreditDb, LazyBeneficiary},
     footprint::{Access, Validation},
     helpers::{panic_message, run_with_helpers},
+    mv_memory::lock,
     partition::Partitions,
     types::TxIdx,
     vm::Executed,
@@ -239,7 +240,7 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
         upper.push(above);
         fees = fees.wrapping_add(output.fees);
     }
-    // The partitions were validated as they finished. Three tasks are left:
+    // The partitions were validated as they ran. Three tasks are left:
     // merging the upper half of the accounts, handing over the results, and
     // merging the lower accounts, then building the state changes from
     // both halves. The helper takes the first two, the caller the third;
@@ -374,10 +375,6 @@ fn run_partitions<S: StateSource + ?Sized>(
         .map(|o| o.into_inner().unwrap_or_else(|e| e.into_inner()))
         .collect::<Option<Result<Vec<_>, _>>>()
         .ok_or_else(|| ExecutionError::Internal("a partition did not run".into()))?
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Merges the partitions' account changes (each run in address order) into

@@ -312,7 +312,7 @@ fn reach_within(code: &[u8], max_steps: usize) -> (Reach, usize) {
 /// `false`. Only a contract crafted to hide such an instruction in what
 /// looks like Solidity's metadata gets a wrong `true`, and validation then
 /// catches it like any wrong prediction.
-pub(crate) fn runs_alone(code: &[u8]) -> bool {
+fn runs_alone(code: &[u8]) -> bool {
     if code.first() == Some(&0xef) {
         return false;
     }
@@ -379,13 +379,6 @@ enum Value {
     Caller,
     /// `ADDRESS`: the called account, keyed already.
     Own,
-}
-
-impl Value {
-    /// Whether this value, if an address, is one the exploration can name.
-    fn is_known(&self) -> bool {
-        !matches!(self, Self::Unknown)
-    }
 }
 
 /// The low 160 bits: what `AND` keeps of an address.
@@ -529,8 +522,7 @@ impl<'c> Explorer<'c> {
             _ => None,
         };
         if let Some(named) = named {
-            let named = named.clone();
-            self.name(&named)?;
+            self.name(named)?;
         }
         let result = match (op, inputs) {
             (opcode::CALLDATALOAD, _) => match arg(0) {
@@ -605,9 +597,6 @@ impl<'c> Explorer<'c> {
 
     /// Notes that an instruction names the account `value`.
     fn name(&mut self, value: &Value) -> Result<(), Unbounded> {
-        if !value.is_known() {
-            return Err(Unbounded);
-        }
         let source = match value {
             Value::Constant(word) => {
                 let address = Address::from_word((*word).into());
@@ -618,7 +607,8 @@ impl<'c> Explorer<'c> {
             }
             Value::Input(offset) => Source::Input(*offset),
             Value::Slot(key) => Source::Slot(*key),
-            Value::Caller | Value::Own | Value::Unknown => return Ok(()),
+            Value::Caller | Value::Own => return Ok(()),
+            Value::Unknown => return Err(Unbounded),
         };
         if !self.sources.contains(&source) {
             self.sources.push(source);
