@@ -5,6 +5,7 @@
 
 mod support;
 
+use alloy_consensus::Transaction;
 use alloy_hardforks::EthereumHardfork;
 use alloy_primitives::{Address, Bytes, U256};
 use parevm::TxOutcome;
@@ -855,4 +856,39 @@ fn failed_transfer_to_empty_precompile_account() {
         result.transactions[0].outcome,
         TxOutcome::Halt { .. }
     ));
+}
+
+/// Sender chains that Block-STM's threads follow ahead of block order
+/// (`Scheduler::next_in_chain`): one sender's calls to a counter are
+/// interleaved with other senders' calls to it and end the block in a run,
+/// as on mainnet fixture 4370000, and a second sender's transfers chain
+/// through the middle. A successor run ahead reads the counter before the
+/// lower calls bump it, so validation must catch it and every call must
+/// still return its place in block order.
+#[test]
+fn chains_followed_ahead_of_block_order_are_validated() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let counter_address = addr(0xc0);
+    b.contract(counter_address, counter());
+    let (hot, other) = (u(1), u(2));
+    b.fund_all((1..=40).map(u));
+    let mut calls = 0;
+    for i in 0..16u64 {
+        b.call(hot, counter_address, 0, vec![]);
+        b.call(u(10 + i), counter_address, 0, vec![]);
+        b.transfer(other, u(30 + i % 5), 1);
+        calls += 2;
+    }
+    for _ in 0..12 {
+        b.call(hot, counter_address, 0, vec![]);
+        calls += 1;
+    }
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    let returned: Vec<U256> = (0..block.transactions.len())
+        .filter(|i| block.transactions[*i].inner().to() == Some(counter_address))
+        .map(|i| U256::from_be_slice(&success_output(&result, i)))
+        .collect();
+    let expected: Vec<U256> = (1..=calls).map(U256::from).collect();
+    assert_eq!(returned, expected);
 }

@@ -90,10 +90,17 @@ impl Stats {
 }
 
 impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
-    pub(crate) fn new(vm: &'v VmContext<'a, S>, block_size: usize, max_waste: f64) -> Self {
+    /// Workers for a block of `block_size` transactions, with its sender
+    /// `chains` (see [`Scheduler::new`]).
+    pub(crate) fn new(
+        vm: &'v VmContext<'a, S>,
+        block_size: usize,
+        chains: impl Iterator<Item = (TxIdx, TxIdx)>,
+        max_waste: f64,
+    ) -> Self {
         Self {
             vm,
-            scheduler: Scheduler::new(block_size),
+            scheduler: Scheduler::new(block_size, chains),
             results: (0..block_size).map(|_| Mutex::default()).collect(),
             fatal: Mutex::default(),
             stats: Stats::default(),
@@ -215,11 +222,10 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                     *lock(&self.results[tx]) = Some(result);
                     let (wrote_new_location, spare) = self.vm.mv.record(version, reads, writes);
                     vm.recycle_reads(spare);
-                    return self.scheduler.finish_execution(
-                        tx,
-                        version.incarnation,
-                        wrote_new_location,
-                    );
+                    let scheduler = &self.scheduler;
+                    return scheduler
+                        .finish_execution(tx, version.incarnation, wrote_new_location)
+                        .or_else(|| scheduler.next_in_chain(tx).map(Task::Execution));
                 }
             }
         }

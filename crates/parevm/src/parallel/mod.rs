@@ -241,7 +241,13 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     let links = links.unwrap_or_else(|| prediction::predict(block).1);
     seed_sender_chains(&links, &mv);
     let vm = vm_context(block, &base, &mv);
-    let workers = Workers::new(&vm, block.transactions.len(), config.max_waste(threads));
+    let chains = links.iter().map(|link| (link.tx, link.next));
+    let workers = Workers::new(
+        &vm,
+        block.transactions.len(),
+        chains,
+        config.max_waste(threads),
+    );
     // Once the block is done, the state changes are folded in two halves
     // (address ranges) side by side: one on a helper thread, which then frees the
     // multi-version memory, the other here after the receipts.

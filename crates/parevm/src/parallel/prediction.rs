@@ -69,6 +69,8 @@ pub fn predicted_gas(tx: &impl Transaction) -> u64 {
 pub(crate) struct SenderLink {
     /// The earlier transaction.
     pub tx: TxIdx,
+    /// The sender's next transaction after it.
+    pub next: TxIdx,
     /// Their sender.
     pub sender: Address,
 }
@@ -140,6 +142,7 @@ impl SenderChains {
         {
             self.links.push(SenderLink {
                 tx: previous,
+                next: index,
                 sender,
             });
         }
