@@ -892,3 +892,30 @@ fn chains_followed_ahead_of_block_order_are_validated() {
     let expected: Vec<U256> = (1..=calls).map(U256::from).collect();
     assert_eq!(returned, expected);
 }
+
+/// The heaviest sender chain, ending the block, is started ahead of block
+/// order (`Chains::start_first`), but its sender can only pay once an
+/// earlier transaction funds it: the chain's first run finds no funds, and
+/// validation must send it back to run after the funding.
+#[test]
+fn a_chain_started_first_waits_for_the_funds_sent_before_it() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let counter_address = addr(0xc0);
+    b.contract(counter_address, counter());
+    let broke = addr(0xb0);
+    b.fund(broke, 0);
+    b.fund_all((1..=12).map(u));
+    for i in 1..=10 {
+        b.transfer(u(i), u(20 + i), 1);
+    }
+    b.transfer(u(11), broke, 1_000_000_000_000_000_000);
+    for _ in 0..12 {
+        b.call(broke, counter_address, 0, vec![]);
+    }
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    let returned: Vec<U256> = (11..23)
+        .map(|i| U256::from_be_slice(&success_output(&result, i)))
+        .collect();
+    assert_eq!(returned, (1..=12u64).map(U256::from).collect::<Vec<_>>());
+}

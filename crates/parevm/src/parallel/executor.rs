@@ -91,16 +91,18 @@ impl Stats {
 
 impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// Workers for a block of `block_size` transactions, with its sender
-    /// `chains` (see [`Scheduler::new`]).
+    /// chains' `successors`, the first of them starting at `first` (see
+    /// [`Scheduler::new`]).
     pub(crate) fn new(
         vm: &'v VmContext<'a, S>,
         block_size: usize,
-        chains: impl Iterator<Item = (TxIdx, TxIdx)>,
+        successors: impl Iterator<Item = (TxIdx, TxIdx)>,
+        first: Option<TxIdx>,
         max_waste: f64,
     ) -> Self {
         Self {
             vm,
-            scheduler: Scheduler::new(block_size, chains),
+            scheduler: Scheduler::new(block_size, successors, first),
             results: (0..block_size).map(|_| Mutex::default()).collect(),
             fatal: Mutex::default(),
             stats: Stats::default(),
@@ -173,7 +175,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
 
     fn work(&self) {
         let mut vm = Vm::new(self.vm);
-        let mut task = None;
+        let mut task = self.scheduler.claim_first().map(Task::Execution);
         let mut idle_polls = 0u32;
         while !self.scheduler.done() {
             task = match task {

@@ -206,7 +206,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     config: &ParallelConfig,
 ) -> Result<BlockResult, ExecutionError> {
     let threads = config.threads.min(block.transactions.len());
-    let (prediction, links, planned) = predict_and_plan(block, state, threads, config);
+    let (prediction, chains, planned) = predict_and_plan(block, state, threads, config);
     if let Some(reason) = config.fallback_reason(&prediction) {
         return fallback(block, state, reason);
     }
@@ -238,14 +238,15 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         return fallback_after(block, state, FallbackReason::CheapTransactions, stats);
     }
     let mv = PooledMvMemory::take(block.transactions.len(), block.header.beneficiary);
-    let links = links.unwrap_or_else(|| prediction::predict(block).1);
-    seed_sender_chains(&links, &mv);
+    let chains = chains.unwrap_or_else(|| prediction::predict(block).1);
+    seed_sender_chains(&chains.links, &mv);
     let vm = vm_context(block, &base, &mv);
-    let chains = links.iter().map(|link| (link.tx, link.next));
+    let successors = chains.links.iter().map(|link| (link.tx, link.next));
     let workers = Workers::new(
         &vm,
         block.transactions.len(),
-        chains,
+        successors,
+        chains.start_first(threads),
         config.max_waste(threads),
     );
     // Once the block is done, the state changes are folded in two halves
@@ -386,13 +387,13 @@ type Planned = Result<Option<partition::Partitions>, ExecutionError>;
 /// (tens of microseconds) costs more than it saves.
 const PLAN_ALONGSIDE_MIN_TXS: usize = 1024;
 
-/// The block's [`Prediction`], its sender links if they were computed, and,
-/// for large blocks, its partitions (`None`: not planned yet).
+/// The block's [`Prediction`], its sender chains if they were computed,
+/// and, for large blocks, its partitions (`None`: not planned yet).
 ///
 /// A large block is planned on the caller and a helper at once. If it
 /// partitions, the plan's components give its prediction (every chain of
 /// one sender's transactions lies within a component), and the sender
-/// links, which only Block-STM needs, are left for later: the caller's
+/// chains, which only Block-STM needs, are left for later: the caller's
 /// separate pass over the transactions took 0.8-1.4 ms of the 1.7 ms before
 /// 10,000 transfers started. If it does not, it is predicted as a small
 /// block is.
@@ -401,18 +402,14 @@ fn predict_and_plan<S: StateSource + ?Sized>(
     state: &S,
     threads: usize,
     config: &ParallelConfig,
-) -> (
-    Prediction,
-    Option<Vec<prediction::SenderLink>>,
-    Option<Planned>,
-) {
+) -> (Prediction, Option<prediction::Chains>, Option<Planned>) {
     if block.transactions.len() < PLAN_ALONGSIDE_MIN_TXS
         || threads < 2
         || config.min_partition_balance > 1.0
         || opens_with_one_sender(block)
     {
-        let (prediction, links) = prediction::predict(block);
-        return (prediction, Some(links), None);
+        let (prediction, chains) = prediction::predict(block);
+        return (prediction, Some(chains), None);
     }
     let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
     let helper_error = std::sync::Mutex::new(None);
@@ -428,14 +425,14 @@ fn predict_and_plan<S: StateSource + ?Sized>(
     );
     let helper_error = helper_error.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(error) = main_result.err().or(helper_error) {
-        let (prediction, links) = prediction::predict(block);
-        return (prediction, Some(links), Some(Err(error.into())));
+        let (prediction, chains) = prediction::predict(block);
+        return (prediction, Some(chains), Some(Err(error.into())));
     }
     match planner.finish() {
         Some((partitions, prediction)) => (prediction, None, Some(Ok(Some(partitions)))),
         None => {
-            let (prediction, links) = prediction::predict(block);
-            (prediction, Some(links), Some(Ok(None)))
+            let (prediction, chains) = prediction::predict(block);
+            (prediction, Some(chains), Some(Ok(None)))
         }
     }
 }

@@ -14,8 +14,8 @@
 //!   `dependencies` lock and after checking it is not `Executed`, and
 //!   `finish_execution` sets `Executed` before taking that lock: no wake-up is
 //!   lost.
-//! - A chain successor run ahead of `execution_idx` ([`Scheduler::next_in_chain`])
-//!   is counted in `num_active_tasks` before it is claimed, and is claimed
+//! - A transaction run ahead of `execution_idx` (a chain's successor, or the
+//!   `first` transaction) is counted in `num_active_tasks` before it is claimed, and is claimed
 //!   only while `execution_idx` has not passed it, so the block cannot be
 //!   declared done under it; claiming goes through `ReadyToExecute ->
 //!   Executing` like any execution, so it runs once even if the counter
@@ -66,6 +66,10 @@ pub(crate) struct Scheduler {
     /// Each transaction's successor in its sender's chain ([`NO_SUCCESSOR`]
     /// if none); empty if the block has no chains.
     successors: Vec<u32>,
+    /// A transaction the first worker starts with, ahead of block order,
+    /// and whether a worker has claimed it.
+    first: Option<TxIdx>,
+    first_claimed: AtomicBool,
 }
 
 /// Marks a transaction whose sender sends nothing after it in the block.
@@ -73,8 +77,14 @@ const NO_SUCCESSOR: u32 = u32::MAX;
 
 impl Scheduler {
     /// A scheduler of `block_size` transactions, where each `(tx, next)` of
-    /// `chains` says that `next` is the next transaction of `tx`'s sender.
-    pub(crate) fn new(block_size: usize, chains: impl Iterator<Item = (TxIdx, TxIdx)>) -> Self {
+    /// `chains` says that `next` is the next transaction of `tx`'s sender,
+    /// and the first worker starts with transaction `first`, if any (the
+    /// start of a chain that would otherwise finish last).
+    pub(crate) fn new(
+        block_size: usize,
+        chains: impl Iterator<Item = (TxIdx, TxIdx)>,
+        first: Option<TxIdx>,
+    ) -> Self {
         let mut successors = Vec::new();
         for (tx, next) in chains {
             if successors.is_empty() {
@@ -101,7 +111,19 @@ impl Scheduler {
                 .collect(),
             dependencies: (0..block_size).map(|_| Mutex::default()).collect(),
             successors,
+            first,
+            first_claimed: AtomicBool::new(false),
         }
+    }
+
+    /// The execution to start with, for the first worker to ask: the
+    /// scheduler's `first` transaction, claimed as by [`Self::next_in_chain`].
+    pub(crate) fn claim_first(&self) -> Option<Version> {
+        let first = self.first?;
+        if self.first_claimed.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        self.claim_ahead(first)
     }
 
     /// Whether every transaction is executed and validated.
@@ -176,16 +198,22 @@ impl Scheduler {
     /// speculative execution: validation catches it.
     pub(crate) fn next_in_chain(&self, tx: TxIdx) -> Option<Version> {
         let next = *self.successors.get(tx)? as TxIdx;
-        if next >= self.block_size || next < self.execution_idx.load(Ordering::Acquire) {
+        self.claim_ahead(next)
+    }
+
+    /// Claims the execution of `tx` if the execution counter has not reached
+    /// it yet and it is ready (see the invariants above).
+    fn claim_ahead(&self, tx: TxIdx) -> Option<Version> {
+        if tx >= self.block_size || tx < self.execution_idx.load(Ordering::Acquire) {
             return None;
         }
         self.num_active_tasks.fetch_add(1, Ordering::AcqRel);
-        if next < self.execution_idx.load(Ordering::Acquire) {
+        if tx < self.execution_idx.load(Ordering::Acquire) {
             // The counter passed it meanwhile: its threads will claim it.
             self.num_active_tasks.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        self.try_incarnate(next)
+        self.try_incarnate(tx)
     }
 
     /// Claims the right to abort an incarnation that failed validation; only
@@ -383,7 +411,7 @@ mod tests {
 
     #[test]
     fn a_chain_successor_ahead_of_the_counter_runs_once() {
-        let scheduler = Scheduler::new(6, [(0, 3)].into_iter());
+        let scheduler = Scheduler::new(6, [(0, 3)].into_iter(), None);
         assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
         assert_eq!(scheduler.finish_execution(0, 0, false), None);
         assert_eq!(scheduler.next_in_chain(0), Some(version(3, 0)));
@@ -398,7 +426,7 @@ mod tests {
 
     #[test]
     fn a_successor_the_counter_passed_is_left_to_it() {
-        let scheduler = Scheduler::new(3, [(0, 1)].into_iter());
+        let scheduler = Scheduler::new(3, [(0, 1)].into_iter(), None);
         assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
         assert_eq!(next_execution(&scheduler), Some(version(1, 0)));
         let validation = scheduler.finish_execution(0, 0, false);
@@ -412,13 +440,25 @@ mod tests {
     }
 
     #[test]
+    fn the_first_transaction_is_claimed_once_then_its_chain_followed() {
+        let scheduler = Scheduler::new(5, [(2, 4)].into_iter(), Some(2));
+        assert_eq!(scheduler.claim_first(), Some(version(2, 0)));
+        assert_eq!(scheduler.claim_first(), None);
+        assert_eq!(scheduler.finish_execution(2, 0, false), None);
+        assert_eq!(scheduler.next_in_chain(2), Some(version(4, 0)));
+        assert_eq!(scheduler.finish_execution(4, 0, false), None);
+        assert_eq!(drain(&scheduler), vec![0, 1, 3]);
+        assert!(scheduler.done());
+    }
+
+    #[test]
     fn transactions_without_successors_are_not_followed() {
-        let scheduler = Scheduler::new(4, [(1, 3)].into_iter());
+        let scheduler = Scheduler::new(4, [(1, 3)].into_iter(), None);
         assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
         assert_eq!(scheduler.finish_execution(0, 0, false), None);
         assert_eq!(scheduler.next_in_chain(0), None);
         assert_eq!(scheduler.next_in_chain(3), None);
-        let without_chains = Scheduler::new(4, std::iter::empty());
+        let without_chains = Scheduler::new(4, std::iter::empty(), None);
         assert_eq!(without_chains.next_in_chain(0), None);
         drain(&scheduler);
         assert!(scheduler.done());
