@@ -92,6 +92,30 @@ fn large_blocks_are_planned_on_two_threads() {
     assert_path(&block, &state, ExecutionPath::Partitioned);
 }
 
+/// Large blocks with one call whose reach is unbounded: first (the caller
+/// gives the plan up alone, before a helper joins) or past the first chunk
+/// (a helper is planning too). Neither partitions, both give the
+/// sequential result.
+#[test]
+fn large_blocks_with_an_unpredictable_call_are_not_partitioned() {
+    let unknown_target = [op::CALLER, op::PUSH1, 0, op::ADD];
+    let code = call_to(Asm::new(), &unknown_target).op(&[op::STOP]).build();
+    let contract = addr(50_000);
+    for at in [0, 600] {
+        let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+        b.contract(contract, code.clone());
+        b.fund_all((1..=1_100).map(addr));
+        for i in 1..=1_100 {
+            match i - 1 == at {
+                true => b.call(addr(i), contract, 0, vec![]),
+                false => b.transfer(addr(i), addr(2_000 + i), 1_000),
+            };
+        }
+        let (block, state) = b.build();
+        assert_path(&block, &state, ExecutionPath::Parallel);
+    }
+}
+
 #[test]
 fn independent_transfers_run_as_partitions() {
     let (block, state) = independent_transfers();

@@ -387,6 +387,11 @@ type Planned = Result<Option<partition::Partitions>, ExecutionError>;
 /// (tens of microseconds) costs more than it saves.
 const PLAN_ALONGSIDE_MIN_TXS: usize = 1024;
 
+/// Transactions of a large block predicted on the caller alone before a
+/// helper joins the plan (see [`partition::Planner::probe`]): few enough
+/// to cost a block that partitions about ten microseconds.
+const PROBE_TXS: usize = 16;
+
 /// The block's [`Prediction`], its sender chains if they were computed,
 /// and, for large blocks, its partitions (`None`: not planned yet).
 ///
@@ -412,17 +417,19 @@ fn predict_and_plan<S: StateSource + ?Sized>(
         return (prediction, Some(chains), None);
     }
     let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
+    let mut main_result = planner.probe(state, PROBE_TXS);
     let helper_error = std::sync::Mutex::new(None);
-    let mut main_result = Ok(());
-    helpers::run_with_helpers(
-        1,
-        |_| {
-            if let Err(error) = planner.predict(state) {
-                *mv_memory::lock(&helper_error) = Some(error);
-            }
-        },
-        || main_result = planner.predict(state),
-    );
+    if main_result.is_ok() && !planner.stopped() {
+        helpers::run_with_helpers(
+            1,
+            |_| {
+                if let Err(error) = planner.predict(state) {
+                    *mv_memory::lock(&helper_error) = Some(error);
+                }
+            },
+            || main_result = planner.predict(state),
+        );
+    }
     let helper_error = helper_error.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(error) = main_result.err().or(helper_error) {
         let (prediction, chains) = prediction::predict(block);

@@ -222,36 +222,26 @@ impl<'b> Planner<'b> {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the plan was given up.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
     /// Predicts chunks of transactions until none is left, asking `state`
     /// what calls reach and which accounts have code, and packs the
     /// partitions if it predicted the last chunk. A state error stops the
     /// plan and is returned.
     pub(crate) fn predict<S: StateSource + ?Sized>(&self, state: &S) -> Result<(), StateError> {
         let state = &mut Reaches::new(state, &self.analysis_budget);
-        while !self.stopped.load(Ordering::Relaxed) {
+        while !self.stopped() {
             let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
             let Some(slot) = self.chunks.get(chunk) else {
                 break;
             };
             let start = chunk * CHUNK;
             let end = (start + CHUNK).min(self.block.transactions.len());
-            // The prediction is optional: a panic in it (a bug, say in
-            // reading some contract's code) gives the plan up, and the
-            // block runs on Block-STM, rather than failing the block.
-            let predicted =
-                catch_unwind(AssertUnwindSafe(|| self.predict_chunk(start..end, state)))
-                    .unwrap_or_else(|panic| {
-                        let message = panic_message(panic.as_ref());
-                        tracing::warn!(message, "predicting partitions panicked");
-                        Ok(None)
-                    });
-            match predicted {
-                Ok(Some(keys)) => *lock(slot) = Some(keys),
-                Ok(None) => self.abandon(),
-                Err(error) => {
-                    self.abandon();
-                    return Err(error);
-                }
+            if let Some(keys) = self.predict_guarded(start..end, state)? {
+                *lock(slot) = Some(keys);
             }
             // AcqRel: the thread that packs sees every other chunk's keys
             // (they are behind locks too; this only orders the count).
@@ -260,6 +250,44 @@ impl<'b> Planner<'b> {
             }
         }
         Ok(())
+    }
+
+    /// Predicts the block's first `transactions` alone, before any helper
+    /// joins, and gives the plan up if one of them cannot be predicted (their
+    /// keys are predicted again with their chunk). A block that does not
+    /// partition usually shows it at once: on mainnet, a call whose reach is
+    /// unbounded. Fixture 14396881 (1,346 transactions) has one first; with
+    /// a helper woken for the plan, it waited up to 70 us for the helper
+    /// to find the plan given up, and ran sequentially at 0.92-0.95x.
+    pub(crate) fn probe<S: StateSource + ?Sized>(
+        &self,
+        state: &S,
+        transactions: usize,
+    ) -> Result<(), StateError> {
+        let state = &mut Reaches::new(state, &self.analysis_budget);
+        let end = transactions.min(self.block.transactions.len());
+        self.predict_guarded(0..end, state).map(drop)
+    }
+
+    /// [`Self::predict_chunk`], giving the plan up if it returns no keys, an
+    /// error or panics. The prediction is optional: a panic in it (a bug,
+    /// say in reading some contract's code) gives the plan up, and the block
+    /// runs on Block-STM, rather than failing the block.
+    fn predict_guarded<S: StateSource + ?Sized>(
+        &self,
+        range: std::ops::Range<TxIdx>,
+        state: &mut Reaches<'_, S>,
+    ) -> Result<Option<ChunkKeys>, StateError> {
+        let predicted = catch_unwind(AssertUnwindSafe(|| self.predict_chunk(range, state)))
+            .unwrap_or_else(|panic| {
+                let message = panic_message(panic.as_ref());
+                tracing::warn!(message, "predicting partitions panicked");
+                Ok(None)
+            });
+        if !matches!(predicted, Ok(Some(_))) {
+            self.abandon();
+        }
+        predicted
     }
 
     /// The keys of the transactions in `range`; `None` if one cannot be
