@@ -204,9 +204,9 @@ pub(crate) fn supports<S: StateSource + ?Sized>(
 }
 
 /// Runs `block` as `partitions`, with `credits` (rewards, withdrawals)
-/// applied after it. Each partition is validated as it runs; then,
-/// while the state changes are assembled, a helper passes the
-/// transactions' results, in block order, to `on_results`. Returns what
+/// applied after it. Each partition is validated as it runs; then, while
+/// the state changes are assembled, the transactions' results are passed
+/// in block order to `on_results` (see [`Assembly`]). Returns what
 /// `on_results` returned and the state changes (not yet including
 /// post-block system calls), or `None` if the partitions turned out not to
 /// be independent.
@@ -240,74 +240,165 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
         upper.push(above);
         fees = fees.wrapping_add(output.fees);
     }
-    // The partitions were validated as they ran. Three tasks are left:
-    // merging the upper half of the accounts, handing over the results, and
-    // merging the lower accounts, then building the state changes from
-    // both halves. The helper takes the first two, the caller the third;
-    // each thread takes whatever the other has not, so a helper that never
-    // starts costs time, not progress.
-    let hand_over_input = Mutex::new(Some((results, on_results)));
-    let helper_output = Mutex::new(None);
-    let hand_over = || {
-        let Some((results, on_results)) = lock(&hand_over_input).take() else {
-            return;
-        };
-        *lock(&helper_output) = Some(on_results(InBlockOrder {
-            partition_of: &partitions.partition_of,
-            next: 0,
-            results,
-        }));
-    };
+    // The partitions were validated as they ran; the assembly's four tasks
+    // are left (see `Assembly`).
     let upper_len = upper.iter().map(Vec::len).sum();
-    let upper_input = Mutex::new(Some(upper));
-    let upper_output = Mutex::new(None);
-    let upper_merged = AtomicBool::new(false);
-    let merge_upper = || {
-        let Some(upper) = lock(&upper_input).take() else {
-            return;
-        };
-        // Set even if the merge panics, so that the caller stops waiting.
-        let _merged = SetOnDrop(&upper_merged);
-        *lock(&upper_output) = Some(merge_accounts(upper, 0));
+    let assembly = Assembly {
+        block,
+        state,
+        pre,
+        credits,
+        fees,
+        hand_over_input: Mutex::new(Some((
+            InBlockOrder {
+                partition_of: &partitions.partition_of,
+                next: 0,
+                results,
+            },
+            on_results,
+        ))),
+        handed_over: Mutex::new(None),
+        lower: Mutex::new(Some((lower, upper_len))),
+        lower_merged: Mutex::new(None),
+        lower_done: AtomicBool::new(false),
+        upper: Mutex::new(Some((upper, 0))),
+        upper_merged: Mutex::new(None),
+        upper_done: AtomicBool::new(false),
+        build_claim: Mutex::new(Some(())),
+        built: Mutex::new(None),
+        build_done: AtomicBool::new(false),
     };
-    let mut changes = None;
     run_with_helpers(
         1,
         |_| {
-            merge_upper();
-            hand_over();
+            assembly.merge(Half::Upper);
+            if assembly.lower_done.load(Ordering::Acquire) {
+                assembly.build();
+            }
+            assembly.hand_over();
+            assembly.build();
         },
         || {
-            let (mut accounts, mut any_code) = merge_accounts(lower, upper_len);
-            merge_upper();
-            while !upper_merged.load(Ordering::Acquire) {
-                std::thread::yield_now();
-            }
-            changes = lock(&upper_output).take().map(|(upper, upper_code)| {
-                accounts.extend(upper);
-                any_code |= upper_code;
-                let beneficiary = [(block.header.beneficiary, fees)];
-                let credits = beneficiary
-                    .iter()
-                    .chain(credits)
-                    .filter(|(_, v)| !v.is_zero());
-                // In address order: a bulk build.
-                finish_changes(
-                    state,
-                    pre,
-                    (accounts.into_iter().collect(), any_code),
-                    credits,
-                )
-            });
-            hand_over();
+            assembly.merge(Half::Lower);
+            assembly.hand_over();
+            assembly.merge(Half::Upper);
+            assembly.build();
+            wait_for(&assembly.build_done);
         },
     );
-    let helper_output = helper_output
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
     let missing = || ExecutionError::Internal("partitioned run did not finish".into());
-    let output = helper_output.ok_or_else(missing)?;
-    Ok(Some((output, changes.ok_or_else(missing)??)))
+    let handed_over = assembly.handed_over.into_inner();
+    let built = assembly.built.into_inner();
+    let output = handed_over
+        .unwrap_or_else(|e| e.into_inner())
+        .ok_or_else(missing)?;
+    let changes = built
+        .unwrap_or_else(|e| e.into_inner())
+        .ok_or_else(missing)??;
+    Ok(Some((output, changes)))
+}
+
+/// Merged accounts, in address order, and whether any carries code.
+type Merged = (Vec<(Address, AccountChange)>, bool);
+
+/// One half's account changes from each partition, in address order, and
+/// the spare room its merge leaves (for the other half, appended to it).
+type HalfRuns = (Vec<Vec<(Address, AccountChange)>>, usize);
+
+/// One half of the accounts (split at `PartitionContext::half`).
+#[derive(Clone, Copy)]
+enum Half {
+    Lower,
+    Upper,
+}
+
+/// Assembling a partitioned block once its partitions ran, on the caller
+/// and one helper. Four tasks: merging each half of the accounts, handing
+/// the results over in block order (`on_results`: the receipts), and
+/// building the state changes from both merged halves. Each is claimed
+/// once, by whichever thread gets to it: the helper merges the upper half
+/// and then builds; the caller merges the lower half and then hands over.
+/// (With the caller building after both merges, it sat idle while the
+/// helper merged a token's thousands of slots, then the helper handed over
+/// alone: 1.5 ms of assembly on 5,000 ERC-20 transfers.) A helper that
+/// never starts leaves every task to the caller, and each task marks
+/// itself done even if it panics, so no thread waits forever.
+struct Assembly<'a, S: ?Sized, R, T> {
+    block: &'a BlockInput,
+    state: &'a S,
+    pre: &'a StateChanges,
+    credits: &'a [(Address, U256)],
+    /// The fees the partitions owe the beneficiary.
+    fees: U256,
+    hand_over_input: Mutex<Option<(InBlockOrder<'a>, R)>>,
+    handed_over: Mutex<Option<T>>,
+    lower: Mutex<Option<HalfRuns>>,
+    lower_merged: Mutex<Option<Merged>>,
+    lower_done: AtomicBool,
+    upper: Mutex<Option<HalfRuns>>,
+    upper_merged: Mutex<Option<Merged>>,
+    upper_done: AtomicBool,
+    build_claim: Mutex<Option<()>>,
+    built: Mutex<Option<Result<StateChanges, ExecutionError>>>,
+    build_done: AtomicBool,
+}
+
+impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, S, R, T> {
+    /// Merges `half` of the accounts, unless another thread has.
+    fn merge(&self, half: Half) {
+        let (input, output, done) = match half {
+            Half::Lower => (&self.lower, &self.lower_merged, &self.lower_done),
+            Half::Upper => (&self.upper, &self.upper_merged, &self.upper_done),
+        };
+        let Some((runs, spare)) = lock(input).take() else {
+            return;
+        };
+        let _done = SetOnDrop(done);
+        *lock(output) = Some(merge_accounts(runs, spare));
+    }
+
+    /// Hands the results over, unless another thread has.
+    fn hand_over(&self) {
+        let Some((results, on_results)) = lock(&self.hand_over_input).take() else {
+            return;
+        };
+        *lock(&self.handed_over) = Some(on_results(results));
+    }
+
+    /// Builds the state changes once both halves are merged, unless another
+    /// thread has claimed it.
+    fn build(&self) {
+        // Both merges are claimed by now: the caller claims the lower half
+        // first thing and the upper before it builds.
+        wait_for(&self.lower_done);
+        wait_for(&self.upper_done);
+        if lock(&self.build_claim).take().is_none() {
+            return;
+        }
+        let _done = SetOnDrop(&self.build_done);
+        let lower = lock(&self.lower_merged).take();
+        let upper = lock(&self.upper_merged).take();
+        *lock(&self.built) = lower
+            .zip(upper)
+            .map(|((mut accounts, code), (upper, upper_code))| {
+                accounts.extend(upper);
+                let beneficiary = [(self.block.header.beneficiary, self.fees)];
+                let credits = beneficiary
+                    .iter()
+                    .chain(self.credits)
+                    .filter(|(_, v)| !v.is_zero());
+                // In address order: a bulk build.
+                let accounts = (accounts.into_iter().collect(), code || upper_code);
+                finish_changes(self.state, self.pre, accounts, credits)
+            });
+    }
+}
+
+/// Yields until `flag` is set.
+fn wait_for(flag: &AtomicBool) {
+    while !flag.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
 }
 
 /// The transactions' results in block order, drawn from the partitions'.
