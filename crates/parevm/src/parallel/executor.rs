@@ -1,6 +1,6 @@
 //! Where transactions are scheduled: worker threads pull tasks from the
 //! [`Scheduler`], execute incarnations with [`VmContext`], publish them to
-//! [`MvMemory`] and validate them, until the block is done.
+//! [`MvMemory`](super::mv_memory::MvMemory) and validate them, until the block is done.
 
 use super::{
     mv_memory::{BaseReader, lock},

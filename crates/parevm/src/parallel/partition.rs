@@ -10,7 +10,7 @@
 //! plain value transfer to an account without code (sender and recipient),
 //! an ERC-20 `transfer` (sender, and the sender's and recipient's balances
 //! in the token), and a call into code whose reach is bounded
-//! ([`reach`](super::reach): sender, target, and the accounts its code can
+//! ([`reach`]: sender, target, and the accounts its code can
 //! name, read from the transaction's input and the target's storage). Any
 //! other transaction runs code whose reach is unknown: on mainnet blocks,
 //! calls into different

@@ -7,7 +7,7 @@
 //! Two answers, a quick one and a thorough one:
 //! - [`runs_alone`]: the code has no instruction that names another account
 //!   at all (a plain token, a counter).
-//! - [`reach`]: the code is explored along every path from its entry, with
+//! - [`reach_within`]: the code is explored along every path from its entry, with
 //!   each stack value tracked abstractly: a constant, a word of the call's
 //!   input, the value of a fixed slot of the called account's storage, the
 //!   caller, the account itself, or unknown. Every instruction that names an
