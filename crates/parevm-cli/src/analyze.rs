@@ -118,6 +118,10 @@ struct BlockReport {
     source: String,
     #[serde(flatten)]
     analysis: BlockAnalysis,
+    /// Share of the transactions whose accesses the partition planner
+    /// predicts (`parevm::parallel::predictable_transactions`): a block runs
+    /// as partitions only if all are.
+    predictable_share: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     measured: Option<Measured>,
     /// Total work and greedy makespans for 1..=CHART_THREADS workers (for the
@@ -362,9 +366,16 @@ fn analyze_source(
     } else {
         None
     };
+    let predictable = parevm::parallel::predictable_transactions(&block, &state)
+        .map_err(|e| format!("predicting accesses: {e}"))?;
+    let predictable_share = match predictable.len() {
+        0 => 1.0,
+        n => predictable.iter().filter(|p| **p).count() as f64 / n as f64,
+    };
     Ok(BlockReport {
         source: label.to_string(),
         analysis,
+        predictable_share,
         measured,
         work: dag.total_work(),
         makespans,
@@ -550,8 +561,20 @@ fn draw_speedup_chart(
 
 fn print_header() {
     println!(
-        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}  hottest location (dependent txs)",
-        "block", "txs", "gas", "cp gas", "cp ms", "ideal", "x2", "x4", "x8", "x16", "x32", "indep"
+        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}  hottest location (dependent txs)",
+        "block",
+        "txs",
+        "gas",
+        "cp gas",
+        "cp ms",
+        "ideal",
+        "x2",
+        "x4",
+        "x8",
+        "x16",
+        "x32",
+        "indep",
+        "pred"
     );
 }
 
@@ -578,7 +601,7 @@ fn print_row(report: &BlockReport) {
         format!(" [{} weights]", a.weight.as_str())
     };
     println!(
-        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7.2} {} {:>5.1}%  {}{}",
+        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7.2} {} {:>5.1}% {:>5.1}%  {}{}",
         block_name(report),
         a.transactions,
         a.gas_used,
@@ -587,6 +610,7 @@ fn print_row(report: &BlockReport) {
         a.ideal_speedup,
         bounded,
         a.independent_share * 100.0,
+        report.predictable_share * 100.0,
         hottest,
         suffix
     );

@@ -116,6 +116,30 @@ fn large_blocks_with_an_unpredictable_call_are_not_partitioned() {
     }
 }
 
+/// What `predictable_transactions` reports, transaction by transaction.
+#[test]
+fn predictable_transactions_are_told_one_by_one() {
+    let unknown_target = [op::CALLER, op::PUSH1, 0, op::ADD];
+    let unbounded = addr(50_000);
+    let (token, counter_address) = (addr(50_001), addr(50_002));
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(
+        unbounded,
+        call_to(Asm::new(), &unknown_target).op(&[op::STOP]).build(),
+    );
+    b.contract(token, slot_per_recipient());
+    b.contract(counter_address, counter());
+    b.fund_all((1..=5).map(addr));
+    b.transfer(addr(1), addr(100), 1);
+    b.call(addr(2), token, 0, transfer_call(addr(101), 5));
+    b.call(addr(3), unbounded, 0, vec![]);
+    b.transfer(addr(4), COINBASE, 1);
+    b.call(addr(5), counter_address, 0, vec![]); // a call, though without calldata
+    let (block, state) = b.build();
+    let predictable = parevm::parallel::predictable_transactions(&block, &state).expect("state");
+    assert_eq!(predictable, [true, true, false, false, true]);
+}
+
 #[test]
 fn independent_transfers_run_as_partitions() {
     let (block, state) = independent_transfers();

@@ -544,6 +544,19 @@ pub fn trace_block<S: StateSource + ?Sized>(
     Ok(traces)
 }
 
+/// Which of `block`'s transactions the partition planner predicts the
+/// accesses of, each on its own, from the block and the pre-block `state`
+/// (with the default predictions): plain transfers to accounts without
+/// code, ERC-20 `transfer`s, and calls into code whose reach is bounded,
+/// none naming the beneficiary. A block runs as partitions only if all
+/// are; `parevm analyze` reports the share.
+pub fn predictable_transactions<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+) -> Result<Vec<bool>, crate::state::StateError> {
+    partition::Planner::new(block, 1, false).predictable(state)
+}
+
 /// What is known of `block`'s parallelism before executing it (see
 /// [`Prediction`]).
 pub fn predict(block: &BlockInput) -> Prediction {

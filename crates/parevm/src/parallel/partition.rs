@@ -40,7 +40,7 @@ use crate::{
     BlockInput,
     state::{StateError, StateSource},
 };
-use alloy_consensus::Transaction;
+use alloy_consensus::{Transaction, TxEnvelope, transaction::Recovered};
 use alloy_primitives::Address;
 use smallvec::SmallVec;
 use std::{
@@ -308,35 +308,67 @@ impl<'b> Planner<'b> {
         for tx in &self.block.transactions[range] {
             chunk.gas = chunk.gas.saturating_add(tx.gas_limit());
             chunk.work = chunk.work.saturating_add(predicted_gas(tx.inner()));
-            if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
+            if !self.push_digests(tx, state, &mut chunk.digests)? {
                 return Ok(None);
-            }
-            let (sender, input) = (tx.signer(), tx.input());
-            let mut keyed: SmallVec<[Key; 6]> = SmallVec::new();
-            match keys(sender, tx.kind().to().copied(), input, self.contract_calls) {
-                Predicted::Keys(keys) => keyed.extend(keys.into_iter().flatten()),
-                Predicted::Transfer(to) if !state.has_code(&to)? => {
-                    keyed.extend([Key::Account(sender), Key::Account(to)]);
-                }
-                Predicted::Call(to) => {
-                    let Some(reached) = state.of_call(&to, input)? else {
-                        return Ok(None);
-                    };
-                    let accounts = [sender, to].into_iter().chain(reached);
-                    keyed.extend(accounts.map(Key::Account));
-                }
-                Predicted::Transfer(_) | Predicted::Unknown => return Ok(None),
-            }
-            for key in keyed {
-                let digest = key.digest();
-                if digest == self.beneficiary {
-                    return Ok(None);
-                }
-                chunk.digests.push(digest);
             }
             chunk.ends.push(chunk.digests.len() as u32);
         }
         Ok(Some(chunk))
+    }
+
+    /// Pushes the digests of `tx`'s predicted keys onto `digests`; false if
+    /// they cannot be predicted (see [`Self::predict_chunk`]), with some
+    /// digests perhaps pushed.
+    fn push_digests<S: StateSource + ?Sized>(
+        &self,
+        tx: &Recovered<TxEnvelope>,
+        state: &mut Reaches<'_, S>,
+        digests: &mut Vec<u64>,
+    ) -> Result<bool, StateError> {
+        if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
+            return Ok(false);
+        }
+        let (sender, input) = (tx.signer(), tx.input());
+        let mut keyed: SmallVec<[Key; 6]> = SmallVec::new();
+        match keys(sender, tx.kind().to().copied(), input, self.contract_calls) {
+            Predicted::Keys(keys) => keyed.extend(keys.into_iter().flatten()),
+            Predicted::Transfer(to) if !state.has_code(&to)? => {
+                keyed.extend([Key::Account(sender), Key::Account(to)]);
+            }
+            Predicted::Transfer(to) | Predicted::Call(to) => {
+                let Some(reached) = state.of_call(&to, input)? else {
+                    return Ok(false);
+                };
+                let accounts = [sender, to].into_iter().chain(reached);
+                keyed.extend(accounts.map(Key::Account));
+            }
+            Predicted::Unknown => return Ok(false),
+        }
+        for key in keyed {
+            let digest = key.digest();
+            if digest == self.beneficiary {
+                return Ok(false);
+            }
+            digests.push(digest);
+        }
+        Ok(true)
+    }
+
+    /// Which of the block's transactions have keys that can be predicted,
+    /// each on its own (a diagnosis: the plan needs them all).
+    pub(crate) fn predictable<S: StateSource + ?Sized>(
+        &self,
+        state: &S,
+    ) -> Result<Vec<bool>, StateError> {
+        let state = &mut Reaches::new(state, &self.analysis_budget);
+        let mut digests = Vec::new();
+        let txs = &self.block.transactions;
+        txs.iter()
+            .map(|tx| {
+                digests.clear();
+                self.push_digests(tx, state, &mut digests)
+            })
+            .collect()
     }
 
     /// Joins the transactions sharing a key, in block order, and packs the
@@ -401,7 +433,9 @@ impl<'b> Planner<'b> {
 enum Predicted {
     /// These keys.
     Keys([Option<Key>; 3]),
-    /// Its sender and this recipient, if the recipient has no code.
+    /// Its sender and this recipient, if the recipient has no code; else
+    /// as a [`Predicted::Call`] (without calldata, say to a WETH-style
+    /// deposit).
     Transfer(Address),
     /// Its sender, the account it calls and what that account's code
     /// [reaches](super::reach), if that is bounded.
