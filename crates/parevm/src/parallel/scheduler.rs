@@ -15,11 +15,13 @@
 //!   `finish_execution` sets `Executed` before taking that lock: no wake-up is
 //!   lost.
 //! - A transaction run ahead of `execution_idx` (a chain's successor, or the
-//!   `first` transaction) is counted in `num_active_tasks` before it is claimed, and is claimed
-//!   only while `execution_idx` has not passed it, so the block cannot be
-//!   declared done under it; claiming goes through `ReadyToExecute ->
-//!   Executing` like any execution, so it runs once even if the counter
-//!   reaches it meanwhile.
+//!   `first` transaction) is counted in `num_active_tasks` before it is
+//!   claimed, and claimed only while `execution_idx` has not passed it.
+//!   Claiming takes the transaction's state lock (`ReadyToExecute ->
+//!   Executing`) like any execution, so it runs once even if the counter
+//!   reaches it meanwhile, and a thread whose counter finds it `Executing`
+//!   has taken that lock after the claim's count: its `check_done` sees the
+//!   count, and the block is not declared done under the claim.
 
 use super::{
     mv_memory::lock,
