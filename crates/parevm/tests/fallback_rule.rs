@@ -161,6 +161,36 @@ fn cheap_transactions_run_sequentially_unless_partitioned() {
     assert_eq!(run(&block, &state, &four), ExecutionPath::Parallel);
 }
 
+/// The same for a block large enough to be planned on two threads: its
+/// first transaction cannot be predicted, so it does not partition, and it
+/// runs sequentially as too cheap (without its sender-chain pass).
+#[test]
+fn large_cheap_blocks_that_do_not_partition_run_sequentially() {
+    let unknown_target = [op::CALLER, op::PUSH1, 0, op::ADD];
+    let unbounded = addr(50_000);
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(
+        unbounded,
+        call_to(Asm::new(), &unknown_target).op(&[op::STOP]).build(),
+    );
+    b.fund_all((1..=1_100).map(addr));
+    b.call(addr(1), unbounded, 0, vec![]);
+    for i in 2..=1_100 {
+        b.transfer(addr(i), addr(2_000 + i), 1_000);
+    }
+    let (block, state) = b.build();
+    let config = any_gas(2);
+    assert_eq!(
+        run(&block, &state, &config),
+        ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
+    );
+    let four = ParallelConfig {
+        threads: 4,
+        ..config
+    };
+    assert_eq!(run(&block, &state, &four), ExecutionPath::Parallel);
+}
+
 /// ERC-20 transfers from many senders to one holder: every transaction's
 /// accesses are predicted, and they chain on the holder's balance, so the
 /// block runs sequentially without trying.

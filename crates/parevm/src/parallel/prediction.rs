@@ -115,6 +115,25 @@ pub(crate) fn predict(block: &BlockInput) -> (Prediction, Chains) {
     (prediction, chains)
 }
 
+/// `block`'s gas limits and [`predicted_gas`] summed, without the pass over
+/// its sender chains: a [`Prediction`] whose `critical_gas` is not known
+/// (zero), for decisions that do not depend on it.
+pub(crate) fn sums(block: &BlockInput) -> Prediction {
+    let txs = &block.transactions;
+    Prediction {
+        transactions: txs.len(),
+        gas: txs
+            .iter()
+            .map(|tx| tx.gas_limit())
+            .fold(0, u64::saturating_add),
+        critical_gas: 0,
+        work: txs
+            .iter()
+            .map(|tx| predicted_gas(tx.inner()))
+            .fold(0, u64::saturating_add),
+    }
+}
+
 /// A block's chains of same-sender transactions, as Block-STM uses them.
 pub(crate) struct Chains {
     /// Every transaction that a later one of its sender follows.
