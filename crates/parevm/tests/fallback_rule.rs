@@ -138,6 +138,24 @@ fn independent_senders_run_in_parallel() {
     assert_eq!(run(&block, &state, &block_stm), ExecutionPath::Parallel);
 }
 
+/// Asserts that `block` runs sequentially as too cheap for Block-STM at 2
+/// threads, and on Block-STM at 4.
+fn assert_too_cheap_at_two_threads_not_four(
+    block: &parevm::BlockInput,
+    state: &parevm::InMemoryState,
+) {
+    let config = any_gas(2);
+    assert_eq!(
+        run(block, state, &config),
+        ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
+    );
+    let four = ParallelConfig {
+        threads: 4,
+        ..config
+    };
+    assert_eq!(run(block, state, &four), ExecutionPath::Parallel);
+}
+
 /// Plain transfers that do not partition (one pays the beneficiary) are too
 /// cheap for Block-STM at 2 threads, not at 4.
 #[test]
@@ -149,16 +167,7 @@ fn cheap_transactions_run_sequentially_unless_partitioned() {
     }
     b.transfer(addr(60), COINBASE, 1_000);
     let (block, state) = b.build();
-    let config = any_gas(2);
-    assert_eq!(
-        run(&block, &state, &config),
-        ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
-    );
-    let four = ParallelConfig {
-        threads: 4,
-        ..config
-    };
-    assert_eq!(run(&block, &state, &four), ExecutionPath::Parallel);
+    assert_too_cheap_at_two_threads_not_four(&block, &state);
 }
 
 /// The same for a block large enough to be planned on two threads: its
@@ -166,29 +175,16 @@ fn cheap_transactions_run_sequentially_unless_partitioned() {
 /// runs sequentially as too cheap (without its sender-chain pass).
 #[test]
 fn large_cheap_blocks_that_do_not_partition_run_sequentially() {
-    let unknown_target = [op::CALLER, op::PUSH1, 0, op::ADD];
     let unbounded = addr(50_000);
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
-    b.contract(
-        unbounded,
-        call_to(Asm::new(), &unknown_target).op(&[op::STOP]).build(),
-    );
+    b.contract(unbounded, calls_an_unknown_account());
     b.fund_all((1..=1_100).map(addr));
     b.call(addr(1), unbounded, 0, vec![]);
     for i in 2..=1_100 {
         b.transfer(addr(i), addr(2_000 + i), 1_000);
     }
     let (block, state) = b.build();
-    let config = any_gas(2);
-    assert_eq!(
-        run(&block, &state, &config),
-        ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
-    );
-    let four = ParallelConfig {
-        threads: 4,
-        ..config
-    };
-    assert_eq!(run(&block, &state, &four), ExecutionPath::Parallel);
+    assert_too_cheap_at_two_threads_not_four(&block, &state);
 }
 
 /// ERC-20 transfers from many senders to one holder: every transaction's

@@ -98,8 +98,7 @@ fn large_blocks_are_planned_on_two_threads() {
 /// sequential result.
 #[test]
 fn large_blocks_with_an_unpredictable_call_are_not_partitioned() {
-    let unknown_target = [op::CALLER, op::PUSH1, 0, op::ADD];
-    let code = call_to(Asm::new(), &unknown_target).op(&[op::STOP]).build();
+    let code = calls_an_unknown_account();
     let contract = addr(50_000);
     for at in [0, 600] {
         let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
@@ -119,14 +118,10 @@ fn large_blocks_with_an_unpredictable_call_are_not_partitioned() {
 /// What `predictable_transactions` reports, transaction by transaction.
 #[test]
 fn predictable_transactions_are_told_one_by_one() {
-    let unknown_target = [op::CALLER, op::PUSH1, 0, op::ADD];
     let unbounded = addr(50_000);
     let (token, counter_address) = (addr(50_001), addr(50_002));
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
-    b.contract(
-        unbounded,
-        call_to(Asm::new(), &unknown_target).op(&[op::STOP]).build(),
-    );
+    b.contract(unbounded, calls_an_unknown_account());
     b.contract(token, slot_per_recipient());
     b.contract(counter_address, counter());
     b.fund_all((1..=5).map(addr));
@@ -288,8 +283,7 @@ fn calls_into_code_that_runs_alone_are_partitioned() {
 #[test]
 fn other_contract_calls_are_partitioned_only_on_request() {
     // The caller, but through arithmetic the prediction does not follow.
-    let unknown_target = [op::CALLER, op::PUSH1, 0, op::ADD];
-    let code = call_to(Asm::new(), &unknown_target).op(&[op::STOP]).build();
+    let code = calls_an_unknown_account();
     let (block, state) = calls_into_own_contracts(code);
     assert_path(&block, &state, ExecutionPath::Parallel);
     let config = ParallelConfig::partitioned(2);

@@ -903,6 +903,13 @@ pub fn call_to(code: Asm, target: &[u8]) -> Asm {
         .op(&[op::GAS, op::CALL, op::POP])
 }
 
+/// Calls the caller's address plus zero: arithmetic the reach analysis does
+/// not follow, so a call into this code cannot be predicted.
+pub fn calls_an_unknown_account() -> Vec<u8> {
+    let unknown_target = [op::CALLER, op::PUSH1, 0, op::ADD];
+    call_to(Asm::new(), &unknown_target).op(&[op::STOP]).build()
+}
+
 /// A pair-like contract: calls the contract in its slot 0, then the address
 /// in the input's first word.
 pub fn calls_slot_zero_and_input() -> Vec<u8> {
