@@ -258,13 +258,8 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
             on_results,
         ))),
         handed_over: Mutex::new(None),
-        lower: Mutex::new(Some((lower, upper_len))),
-        lower_merged: Mutex::new(None),
-        lower_done: AtomicBool::new(false),
-        upper: Mutex::new(Some((upper, 0))),
-        upper_merged: Mutex::new(None),
-        upper_done: AtomicBool::new(false),
-        build_claim: Mutex::new(Some(())),
+        halves: [Merge::new(lower, upper_len), Merge::new(upper, 0)],
+        build_claimed: AtomicBool::new(false),
         built: Mutex::new(None),
         build_done: AtomicBool::new(false),
     };
@@ -272,7 +267,7 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
         1,
         |_| {
             assembly.merge(Half::Upper);
-            if assembly.lower_done.load(Ordering::Acquire) {
+            if assembly.merge_of(Half::Lower).done.load(Ordering::Acquire) {
                 assembly.build();
             }
             assembly.hand_over();
@@ -308,8 +303,27 @@ type HalfRuns = (Vec<Vec<(Address, AccountChange)>>, usize);
 /// One half of the accounts (split at `PartitionContext::half`).
 #[derive(Clone, Copy)]
 enum Half {
-    Lower,
-    Upper,
+    Lower = 0,
+    Upper = 1,
+}
+
+/// Merging one half of the accounts: its runs until a thread claims them,
+/// then what they merged into, and whether that is done.
+struct Merge {
+    runs: Mutex<Option<HalfRuns>>,
+    merged: Mutex<Option<Merged>>,
+    done: AtomicBool,
+}
+
+impl Merge {
+    /// A merge of `runs` leaving `spare` more room.
+    fn new(runs: Vec<Vec<(Address, AccountChange)>>, spare: usize) -> Self {
+        Self {
+            runs: Mutex::new(Some((runs, spare))),
+            merged: Mutex::new(None),
+            done: AtomicBool::new(false),
+        }
+    }
 }
 
 /// Assembling a partitioned block once its partitions ran, on the caller
@@ -332,29 +346,26 @@ struct Assembly<'a, S: ?Sized, R, T> {
     fees: U256,
     hand_over_input: Mutex<Option<(InBlockOrder<'a>, R)>>,
     handed_over: Mutex<Option<T>>,
-    lower: Mutex<Option<HalfRuns>>,
-    lower_merged: Mutex<Option<Merged>>,
-    lower_done: AtomicBool,
-    upper: Mutex<Option<HalfRuns>>,
-    upper_merged: Mutex<Option<Merged>>,
-    upper_done: AtomicBool,
-    build_claim: Mutex<Option<()>>,
+    /// The lower and the upper half's merge.
+    halves: [Merge; 2],
+    build_claimed: AtomicBool,
     built: Mutex<Option<Result<StateChanges, ExecutionError>>>,
     build_done: AtomicBool,
 }
 
 impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, S, R, T> {
+    fn merge_of(&self, half: Half) -> &Merge {
+        &self.halves[half as usize]
+    }
+
     /// Merges `half` of the accounts, unless another thread has.
     fn merge(&self, half: Half) {
-        let (input, output, done) = match half {
-            Half::Lower => (&self.lower, &self.lower_merged, &self.lower_done),
-            Half::Upper => (&self.upper, &self.upper_merged, &self.upper_done),
-        };
-        let Some((runs, spare)) = lock(input).take() else {
+        let merge = self.merge_of(half);
+        let Some((runs, spare)) = lock(&merge.runs).take() else {
             return;
         };
-        let _done = SetOnDrop(done);
-        *lock(output) = Some(merge_accounts(runs, spare));
+        let _done = SetOnDrop(&merge.done);
+        *lock(&merge.merged) = Some(merge_accounts(runs, spare));
     }
 
     /// Hands the results over, unless another thread has.
@@ -370,14 +381,15 @@ impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, 
     fn build(&self) {
         // Both merges are claimed by now: the caller claims the lower half
         // first thing and the upper before it builds.
-        wait_for(&self.lower_done);
-        wait_for(&self.upper_done);
-        if lock(&self.build_claim).take().is_none() {
+        for merge in &self.halves {
+            wait_for(&merge.done);
+        }
+        if self.build_claimed.swap(true, Ordering::AcqRel) {
             return;
         }
         let _done = SetOnDrop(&self.build_done);
-        let lower = lock(&self.lower_merged).take();
-        let upper = lock(&self.upper_merged).take();
+        let lower = lock(&self.merge_of(Half::Lower).merged).take();
+        let upper = lock(&self.merge_of(Half::Upper).merged).take();
         *lock(&self.built) = lower
             .zip(upper)
             .map(|((mut accounts, code), (upper, upper_code))| {
