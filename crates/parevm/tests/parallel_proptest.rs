@@ -19,6 +19,12 @@ const COLD_BASE: u64 = 0x1000;
 const PAYEE_BASE: u64 = 0x2000;
 /// The coinbase balance probe.
 const PROBE: Address = Address::repeat_byte(0x0b);
+/// A WETH-like vault (see `support::vault`), empty before the block.
+const VAULT: Address = Address::repeat_byte(0x0e);
+/// Forwards its call's value to the beneficiary.
+const TIPPER: Address = Address::repeat_byte(0x0f);
+/// Stores the BALANCE of the account in its input.
+const PROBE_ANY: Address = Address::repeat_byte(0x10);
 /// Repeats per thread count (each case already varies the block).
 const REPEATS: usize = 2;
 /// Largest generated block.
@@ -44,6 +50,14 @@ enum Op {
     FromCoinbase { to: u8, value: u16 },
     /// Store COINBASE BALANCE.
     ReadCoinbase { from: u8, slot: u8 },
+    /// Send value into the vault.
+    Deposit { from: u8, value: u16 },
+    /// Withdraw from the vault (fails if it holds less), flag at `slot`.
+    Withdraw { from: u8, value: u16, slot: u8 },
+    /// Store the vault's BALANCE.
+    ReadVault { from: u8, slot: u8 },
+    /// Tip the beneficiary from inside a contract.
+    Tip { from: u8, value: u16 },
 }
 
 fn actor(index: u8) -> Address {
@@ -57,9 +71,13 @@ fn cold(index: u8) -> Address {
 fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
     let mut b = BlockBuilder::new(fork);
     b.fund_all((0..ACTORS).map(actor));
-    b.fund(COINBASE, RICH);
+    // A nonce, as a builder's address has: its balance can be watched.
+    b.account(COINBASE, RICH, 1, None, &[]);
     b.contract(HOT, counter());
     b.contract(PROBE, coinbase_balance_probe());
+    b.contract(VAULT, vault());
+    b.contract(TIPPER, forwarder());
+    b.contract(PROBE_ANY, balance_probe());
     for i in 0..ACTORS {
         b.contract(cold(i), counter());
     }
@@ -101,6 +119,21 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
             }
             Op::ReadCoinbase { from, slot } => {
                 b.call(actor(from), PROBE, 0, word(u64::from(slot)).to_vec());
+            }
+            Op::Deposit { from, value } => {
+                b.call(actor(from), VAULT, u128::from(value), vec![]);
+            }
+            Op::Withdraw { from, value, slot } => {
+                let input = calldata(&[word(u64::from(value)), word(u64::from(slot))]);
+                b.call(actor(from), VAULT, 0, input);
+            }
+            Op::ReadVault { from, slot } => {
+                let input = calldata(&[addr_word(VAULT), word(u64::from(slot))]);
+                b.call(actor(from), PROBE_ANY, 0, input);
+            }
+            Op::Tip { from, value } => {
+                let input = addr_word(COINBASE).to_vec();
+                b.call(actor(from), TIPPER, u128::from(value), input);
             }
         }
     }
@@ -152,6 +185,17 @@ fn any_op() -> impl Strategy<Value = Op> {
         1 => (any_actor(), value()).prop_map(|(from, value)| Op::ToCoinbase { from, value }),
         1 => (any_actor(), value()).prop_map(|(to, value)| Op::FromCoinbase { to, value }),
         1 => (any_actor(), 0u8..4).prop_map(|(from, slot)| Op::ReadCoinbase { from, slot }),
+        3 => vault_op(),
+    ]
+}
+
+fn vault_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (any_actor(), value()).prop_map(|(from, value)| Op::Deposit { from, value }),
+        2 => (any_actor(), value(), any::<u8>())
+            .prop_map(|(from, value, slot)| Op::Withdraw { from, value, slot }),
+        1 => (any_actor(), any::<u8>()).prop_map(|(from, slot)| Op::ReadVault { from, slot }),
+        2 => (any_actor(), value()).prop_map(|(from, value)| Op::Tip { from, value }),
     ]
 }
 
@@ -245,6 +289,13 @@ proptest! {
         transfer(),
     ])) {
         check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// Deposits into one contract, withdrawals and reads of its balance, and
+    /// tips to the beneficiary from a contract.
+    #[test]
+    fn vault_and_tips(ops in ops(prop_oneof![4 => vault_op(), 1 => transfer()])) {
+        check(EthereumHardfork::Cancun, &ops);
     }
 
     /// A random mix of all of the above, on several forks.

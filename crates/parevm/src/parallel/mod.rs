@@ -21,6 +21,7 @@
 //! memory (`partitioned.rs`), each checked as it runs (`footprint.rs`); if the prediction proves wrong, the block
 //! runs on Block-STM after all.
 
+mod balance_watch;
 mod executor;
 mod fee_credit;
 mod footprint;

@@ -2,20 +2,27 @@
 //! which reads through multi-version memory and records the read set; the
 //! resulting state diff becomes the write set.
 //!
-//! Two EVM-specific reads are made lazy, so they create no dependency:
+//! Three kinds of balance reads are made lazy, so they create no dependency:
 //! - the beneficiary's fee: [`LazyBeneficiary`] lets revm credit the fee, but
 //!   if that credit is the transaction's first touch of the beneficiary, the
 //!   database serves a zero-balance placeholder and the credit becomes a
 //!   [`WriteValue::BalanceIncrement`];
 //! - the recipient of a plain value transfer (a call with value to an account
 //!   without code, not in a 7702 transaction): its balance is never observed
-//!   by the EVM, so it too is served as a placeholder and credited by increment.
+//!   by the EVM, so it too is served as a placeholder and credited by increment;
+//! - any other account with code or a nonce whose balance the EVM does not
+//!   observe (see `balance_watch.rs`): it is served in full, since the EVM
+//!   might still observe it, but recorded as read only if it did; if not,
+//!   the transaction's change to it becomes an increment. Calling WETH or
+//!   tipping a builder from a contract thus no longer waits for every
+//!   earlier deposit or tip.
 //!
 //! A transaction that does observe such a balance (`BALANCE`, being the
-//! sender, calling into code) reads it in full, resolving every increment
-//! below it, and validation re-checks that full value.
+//! sender, sending value from it) reads it in full, resolving every
+//! increment below it, and validation re-checks that full value.
 
 use super::{
+    balance_watch::{self, BalanceWatchDb},
     fee_credit::{FeeCreditDb, LazyBeneficiary},
     mv_memory::{Blocked, MvMemory, StorageRead},
     types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
@@ -119,11 +126,12 @@ type VmEvm<'c, 'a, S> = MainnetEvm<MainnetContext<VmDb<'c, 'a, S>>>;
 
 impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
     pub(crate) fn new(ctx: &'c VmContext<'a, S>) -> Self {
-        let evm = Context::mainnet()
+        let mut evm = Context::mainnet()
             .with_db(VmDb::new(ctx))
             .with_block(ctx.block_env.clone())
             .with_cfg(ctx.cfg_env.clone())
             .build_mainnet();
+        balance_watch::install(&mut evm.instruction);
         Self {
             evm,
             spec: ctx.cfg_env.spec,
@@ -143,11 +151,12 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
     pub(crate) fn execute(&mut self, tx: TxIdx) -> Result<VmOutcome, FatalError> {
         let transaction = &self.evm.ctx.journal_mut().db_mut().ctx.transactions[tx];
         let tx_env = TxEnv::from_recovered_tx(transaction.inner(), transaction.signer());
+        let watch = watch_balances(&tx_env, self.spec);
         self.evm
             .ctx
             .journal_mut()
             .db_mut()
-            .begin(tx, lazy_recipient(&tx_env));
+            .begin(tx, &tx_env, watch);
         // revm parks database errors in the context; one left by an earlier
         // incarnation on this reused EVM must not leak into this one.
         self.evm.ctx.error = Ok(());
@@ -167,6 +176,9 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
             Err(EVMError::Database(VmError::State(e))) => return Err(e.to_string()),
             Err(other) => return Err(other.to_string()),
         };
+        if let Err(Blocked(dep)) = db.settle_watched_balances() {
+            return Ok(VmOutcome::Blocked(dep));
+        }
         db.reads_hint = db.reads.len();
         let writes = match &result {
             Ok(_) => db.write_set(state, self.spec),
@@ -195,10 +207,30 @@ fn lazy_recipient(tx: &TxEnv) -> Option<Address> {
     }
 }
 
+/// Whether an incarnation may leave balances it does not observe unread:
+/// not in a 7702 transaction (its authorities' emptiness is checked), nor
+/// from Amsterdam on, whose changes around balances (transfer logs, delayed
+/// clearing of destroyed accounts) `balance_watch.rs` does not cover yet.
+fn watch_balances(tx: &TxEnv, spec: SpecId) -> bool {
+    tx.authorization_list.is_empty() && !spec.is_enabled_in(SpecId::AMSTERDAM)
+}
+
 /// What [`VmDb::basic`] returned for an account.
 struct Observed {
     address: Address,
     info: AccountInfo,
+}
+
+/// A balance served to the EVM but not recorded as read yet: it is recorded
+/// only if the EVM observed it, and otherwise the transaction's change to it
+/// becomes an increment.
+struct WatchedBalance {
+    address: Address,
+    served: U256,
+    from_base: bool,
+    /// The resolution met this transaction's ESTIMATE, and `served` is a
+    /// placeholder: harmless unless the EVM observed it.
+    blocked_by: Option<TxIdx>,
 }
 
 /// The database one incarnation sees; reset by [`VmDb::begin`] for each.
@@ -211,6 +243,13 @@ struct VmDb<'c, 'a, S: ?Sized> {
     lazy_recipient: Option<Address>,
     lazy_recipient_used: bool,
     lazy_coinbase_used: bool,
+    /// The transaction's sender, whose balance is always observed.
+    caller: Address,
+    /// Whether balances may be watched instead of read (`watch_balances`).
+    watch: bool,
+    watched: Vec<WatchedBalance>,
+    /// Accounts whose balance the EVM observed (`balance_watch.rs`).
+    observed_balances: Vec<Address>,
     reads: ReadSet,
     /// The length of the last read set, to size the next buffer.
     reads_hint: usize,
@@ -227,20 +266,28 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             lazy_recipient: None,
             lazy_recipient_used: false,
             lazy_coinbase_used: false,
+            caller: Address::ZERO,
+            watch: false,
+            watched: Vec::new(),
+            observed_balances: Vec::new(),
             reads: Vec::new(),
             reads_hint: 0,
             observed: Vec::new(),
         }
     }
 
-    /// Prepares for an incarnation of `tx`, whose recipient's credit may be
-    /// lazy if it is `lazy_recipient`.
-    fn begin(&mut self, tx: TxIdx, lazy_recipient: Option<Address>) {
+    /// Prepares for an incarnation of `tx`, which may watch balances instead
+    /// of reading them if `watch`.
+    fn begin(&mut self, tx: TxIdx, tx_env: &TxEnv, watch: bool) {
         self.tx = tx;
         self.in_reward = false;
-        self.lazy_recipient = lazy_recipient;
+        self.lazy_recipient = lazy_recipient(tx_env);
         self.lazy_recipient_used = false;
         self.lazy_coinbase_used = false;
+        self.caller = tx_env.caller;
+        self.watch = watch;
+        self.watched.clear();
+        self.observed_balances.clear();
         self.reads.clear();
         // Without a recycled buffer, one allocation sized like the last
         // read set instead of growing from empty.
@@ -300,17 +347,29 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         }
 
         let balance_loc = Location::Balance(address);
-        let resolved = mv.read_balance(&balance_loc, self.tx)?;
-        let start = match resolved.full {
-            Some(full) => full,
-            None => base.as_ref().map_or(U256::ZERO, |b| b.balance),
+        let base_balance = base.as_ref().map_or(U256::ZERO, |b| b.balance);
+        // An account with code or a nonce is not empty whatever its balance.
+        let watched =
+            self.watch && address != self.caller && (nonce != 0 || code_hash != KECCAK_EMPTY);
+        let (balance, from_base, blocked_by) = match mv.read_balance(&balance_loc, self.tx) {
+            Ok(resolved) => {
+                let start = resolved.full.unwrap_or(base_balance);
+                let balance = start.wrapping_add(resolved.increments);
+                (balance, resolved.full.is_none(), None)
+            }
+            Err(Blocked(dep)) if watched => (base_balance, true, Some(dep)),
+            Err(blocked) => return Err(blocked.into()),
         };
-        let balance = start.wrapping_add(resolved.increments);
-        self.record(
-            balance_loc,
-            ReadValue::Balance(balance),
-            resolved.full.is_none(),
-        );
+        if watched {
+            self.watched.push(WatchedBalance {
+                address,
+                served: balance,
+                from_base,
+                blocked_by,
+            });
+        } else {
+            self.record(balance_loc, ReadValue::Balance(balance), from_base);
+        }
 
         let empty = balance.is_zero() && nonce == 0 && code_hash == KECCAK_EMPTY;
         let exists = match lifecycle {
@@ -319,6 +378,32 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             None => base.is_some() || !empty,
         };
         Ok(exists.then(|| AccountInfo::new(balance, nonce, code_hash, code)))
+    }
+
+    /// Records the watched balances the EVM observed as read; fails if one
+    /// of them was a placeholder for an ESTIMATE.
+    fn settle_watched_balances(&mut self) -> Result<(), Blocked> {
+        for i in 0..self.watched.len() {
+            let watched = &self.watched[i];
+            if !self.observed_balances.contains(&watched.address) {
+                continue;
+            }
+            if let Some(dep) = watched.blocked_by {
+                return Err(Blocked(dep));
+            }
+            let (location, value) = (
+                Location::Balance(watched.address),
+                ReadValue::Balance(watched.served),
+            );
+            self.record(location, value, watched.from_base);
+        }
+        Ok(())
+    }
+
+    /// The balance served for `address` if the EVM never observed it.
+    fn unobserved_balance(&self, address: Address) -> Option<U256> {
+        let watched = self.watched.iter().find(|w| w.address == address)?;
+        (!self.observed_balances.contains(&address)).then_some(watched.served)
     }
 
     /// Converts revm's state diff into the write set.
@@ -365,7 +450,17 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             }
             let zero = AccountInfo::default();
             let before = before.unwrap_or(&zero);
-            if account.info.balance != before.balance {
+            if let Some(served) = self.unobserved_balance(address) {
+                // Only added to: the change commutes with other increments
+                // (wrapping, like their sum, so it is exact even if not).
+                if account.info.balance != served {
+                    let change = account.info.balance.wrapping_sub(served);
+                    writes.push((
+                        Location::Balance(address),
+                        WriteValue::BalanceIncrement(change),
+                    ));
+                }
+            } else if account.info.balance != before.balance {
                 writes.push((
                     Location::Balance(address),
                     WriteValue::Balance(account.info.balance),
@@ -417,6 +512,14 @@ impl<S: StateSource + ?Sized> FeeCreditDb for VmDb<'_, '_, S> {
         // EIP-161, deleting it if empty after), which only a real read gets
         // right; a non-zero fee is a pure commutative credit.
         self.in_reward = tip.is_some_and(|tip| tip != 0);
+    }
+}
+
+impl<S: StateSource + ?Sized> BalanceWatchDb for VmDb<'_, '_, S> {
+    fn observe_balance(&mut self, address: Address) {
+        if !self.observed_balances.contains(&address) {
+            self.observed_balances.push(address);
+        }
     }
 }
 

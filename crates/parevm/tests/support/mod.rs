@@ -903,6 +903,48 @@ pub fn call_to(code: Asm, target: &[u8]) -> Asm {
         .op(&[op::GAS, op::CALL, op::POP])
 }
 
+/// A WETH-like vault: accepts value without calldata; with calldata, sends
+/// word 0 wei to the caller (stipend only) and stores the success flag at
+/// the slot in word 1.
+pub fn vault() -> Vec<u8> {
+    let mut withdraw = 0;
+    let asm = Asm::new()
+        .op(&[op::CALLDATASIZE])
+        .push_label(&mut withdraw)
+        .op(&[op::JUMPI, op::STOP]);
+    let target = asm.pc();
+    sends(
+        asm.patch(withdraw, target).op(&[op::JUMPDEST]),
+        op::CALL,
+        &[op::CALLER],
+        &[op::PUSH1, 0, op::CALLDATALOAD],
+    )
+    .push(32)
+    .op(&[op::CALLDATALOAD, op::SSTORE, op::STOP])
+    .build()
+}
+
+/// `opcode(0, to, value, 0, 0, 0, 0)` with `to` and `value` pushed by the
+/// given code; leaves the success flag on the stack.
+pub fn sends(code: Asm, opcode: u8, to: &[u8], value: &[u8]) -> Asm {
+    code.push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .op(value)
+        .op(to)
+        .push(0)
+        .op(&[opcode])
+}
+
+/// Forwards CALLVALUE to the address in word 0.
+pub fn forwarder() -> Vec<u8> {
+    let to = [op::PUSH1, 0, op::CALLDATALOAD];
+    sends(Asm::new(), op::CALL, &to, &[op::CALLVALUE])
+        .op(&[op::POP, op::STOP])
+        .build()
+}
+
 /// Calls the caller's address plus zero: arithmetic the reach analysis does
 /// not follow, so a call into this code cannot be predicted.
 pub fn calls_an_unknown_account() -> Vec<u8> {

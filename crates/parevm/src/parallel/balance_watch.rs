@@ -1,0 +1,124 @@
+//! Which balances a transaction observes.
+//!
+//! revm loads an account's balance whenever it loads the account: calling a
+//! contract such as WETH, or paying a builder's address from inside a
+//! contract, reads a balance that the transaction only ever adds to. Recorded
+//! as a read, that balance makes the transaction depend on every earlier one
+//! that credited the account.
+//!
+//! Yet the EVM observes a balance in few places: the `BALANCE` and
+//! `SELFBALANCE` opcodes, the sufficiency check of a value sent by `CALL`,
+//! `CALLCODE`, `CREATE` or `CREATE2` (always from the executing account),
+//! `SELFDESTRUCT` (which moves the whole balance), and the transaction's own
+//! sender. Emptiness also depends on the balance, but not for an account
+//! that has code or a nonce. [`install`] wraps those opcodes so that the
+//! database is told which account's balance they observe; for any other
+//! account the database can turn the transaction's effect on the balance
+//! into a commutative increment (see `vm.rs`).
+//!
+//! The wrappers only look at the stack and then run revm's own instruction,
+//! so gas and behaviour are unchanged.
+
+use revm::{
+    bytecode::opcode,
+    context_interface::{ContextTr, JournalTr},
+    handler::{MainnetContext, instructions::EthInstructions},
+    interpreter::{
+        Instruction, InstructionContext, InstructionExecResult,
+        instructions::{contract, host, utility::IntoAddress},
+        interpreter::EthInterpreter,
+        interpreter_types::InputsTr,
+    },
+    primitives::Address,
+};
+
+/// A database that is told which accounts' balances the EVM observes.
+pub(crate) trait BalanceWatchDb: revm::Database {
+    /// The balance of `address` decides what the transaction does.
+    fn observe_balance(&mut self, address: Address);
+}
+
+type Host<DB> = MainnetContext<DB>;
+type Ctx<'a, DB> = InstructionContext<'a, Host<DB>, EthInterpreter>;
+type Wrapper<DB> = fn(Ctx<'_, DB>) -> InstructionExecResult;
+
+/// Replaces every balance-observing opcode of `instructions` with a wrapper
+/// that reports the account before running revm's instruction.
+pub(crate) fn install<DB: BalanceWatchDb>(
+    instructions: &mut EthInstructions<EthInterpreter, Host<DB>>,
+) {
+    let wrappers: [(u8, Wrapper<DB>); 7] = [
+        (opcode::BALANCE, balance::<DB>),
+        (opcode::SELFBALANCE, selfbalance::<DB>),
+        (opcode::CALL, call::<DB>),
+        (opcode::CALLCODE, callcode::<DB>),
+        (opcode::CREATE, create::<DB>),
+        (opcode::CREATE2, create2::<DB>),
+        (opcode::SELFDESTRUCT, selfdestruct::<DB>),
+    ];
+    for (op, wrapper) in wrappers {
+        let gas = instructions.gas_table()[op as usize];
+        instructions.insert_instruction(op, Instruction::new(wrapper), gas);
+    }
+}
+
+fn observe<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, address: Address) {
+    ctx.host.journal_mut().db_mut().observe_balance(address);
+}
+
+/// Reports the executing account if the stack item `value_at` (from the
+/// top) is a non-zero value it is about to send.
+fn observe_self_if_sending<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, value_at: usize) {
+    // An underflow is left to revm's instruction to report.
+    if ctx
+        .interpreter
+        .stack
+        .peek(value_at)
+        .is_ok_and(|v| !v.is_zero())
+    {
+        let me = ctx.interpreter.input.target_address();
+        observe(ctx, me);
+    }
+}
+
+fn balance<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
+    if let Ok(word) = ctx.interpreter.stack.peek(0) {
+        observe(&mut ctx, word.into_address());
+    }
+    host::balance(ctx)
+}
+
+fn selfbalance<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
+    let me = ctx.interpreter.input.target_address();
+    observe(&mut ctx, me);
+    host::selfbalance(ctx)
+}
+
+/// `CALL gas to value ...`: the value is the third item.
+fn call<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
+    observe_self_if_sending(&mut ctx, 2);
+    contract::call::<{ opcode::CALL }, _, _>(ctx)
+}
+
+/// `CALLCODE gas to value ...`: checks the executing account's balance too.
+fn callcode<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
+    observe_self_if_sending(&mut ctx, 2);
+    contract::call::<{ opcode::CALLCODE }, _, _>(ctx)
+}
+
+/// `CREATE value ...`: the value is on top.
+fn create<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
+    observe_self_if_sending(&mut ctx, 0);
+    contract::create::<false, _, _>(ctx)
+}
+
+fn create2<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
+    observe_self_if_sending(&mut ctx, 0);
+    contract::create::<true, _, _>(ctx)
+}
+
+fn selfdestruct<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
+    let me = ctx.interpreter.input.target_address();
+    observe(&mut ctx, me);
+    host::selfdestruct(ctx)
+}
