@@ -33,6 +33,7 @@ fn traces() -> Vec<TxAccessTrace> {
             reads: if i % 3 == 0 { vec![hot] } else { vec![] },
             writes: if i % 3 == 0 { vec![hot] } else { vec![] },
             increments: vec![],
+            bounds: vec![],
             gas_used: 21_000 + i * 1000,
             execution_nanos: 10_000 + i * 500,
         })

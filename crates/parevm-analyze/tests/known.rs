@@ -22,6 +22,7 @@ fn tx(
         reads: reads.to_vec(),
         writes: writes.to_vec(),
         increments: increments.to_vec(),
+        bounds: Vec::new(),
         gas_used: 21_000,
         execution_nanos: nanos,
     }

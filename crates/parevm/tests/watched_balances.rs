@@ -1,9 +1,10 @@
-//! Balances of accounts with code or a nonce are read only where the EVM
-//! observes them (`BALANCE`, `SELFBALANCE`, sending value, `SELFDESTRUCT`,
-//! being the sender); elsewhere a transaction's change to them is a
-//! commutative increment. Each way of observing a balance is exercised
-//! between increments, in parallel at several thread counts, and must match
-//! sequential execution.
+//! Balances of accounts with code or a nonce are read in full only where
+//! the EVM observes them (`BALANCE`, `SELFBALANCE`, `SELFDESTRUCT`, a value
+//! sent that they cannot cover, being the sender), and only bounded below
+//! where they cover a value sent from them; elsewhere a transaction's change
+//! to them is a commutative increment. Each way of observing a balance is
+//! exercised between increments, in parallel at several thread counts, and
+//! must match sequential execution.
 
 mod support;
 
@@ -130,48 +131,68 @@ fn every_way_of_observing_a_balance_matches_sequential() {
     assert_eq!(vault_after.info.balance, U256::ZERO);
 }
 
+/// How a transaction's final incarnation depends on a balance.
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    /// Read in full: any earlier change to it is a conflict.
+    Read,
+    /// Required to cover a value sent from it, and changed by increment.
+    Bound,
+    /// Only changed by increment.
+    Increment,
+    /// Not at all (or changed by nothing, as by a contract forwarding
+    /// exactly the value it was sent).
+    None,
+}
+
+fn access(trace: &parevm::parallel::TxAccessTrace, location: Location) -> Access {
+    if trace.reads.contains(&location) {
+        Access::Read
+    } else if trace.bounds.contains(&location) {
+        Access::Bound
+    } else if trace.increments.contains(&location) {
+        Access::Increment
+    } else {
+        Access::None
+    }
+}
+
 #[test]
-fn unobserved_balances_are_increments_and_observed_ones_reads() {
+fn balances_are_read_only_where_observed_and_bounded_where_spent() {
     let (block, state) = block();
     let traces = trace_block(&block, &state).expect("traces");
     let balance = |n: u64| Location::Balance(u(n));
-    let coinbase = Location::Balance(COINBASE);
-    let reads = |tx: usize, location: Location| traces[tx].reads.contains(&location);
-    let increments = |tx: usize, location: Location| traces[tx].increments.contains(&location);
-
-    // Deposits, directly, through a contract or by SELFDESTRUCT, only add.
-    for tx in [0, 3, 6] {
-        assert!(
-            !reads(tx, balance(VAULT)),
-            "tx {tx} reads the vault's balance"
-        );
-        assert!(
-            increments(tx, balance(VAULT)),
-            "tx {tx} does not increment it"
-        );
+    let of = |tx: usize, location: Location| access(&traces[tx], location);
+    let cases = [
+        // Deposits, directly, through a contract or by SELFDESTRUCT, only add.
+        (0, balance(VAULT), Access::Increment),
+        (3, balance(VAULT), Access::Increment),
+        (6, balance(VAULT), Access::Increment),
+        // Withdrawals the vault covers need it to stay high enough; the one
+        // it cannot cover observes it, as BALANCE does.
+        (1, balance(VAULT), Access::Bound),
+        (2, balance(VAULT), Access::Read),
+        (4, balance(VAULT), Access::Bound),
+        (17, balance(VAULT), Access::Bound),
+        (5, balance(VAULT), Access::Read),
+        (7, balance(VAULT), Access::Read),
+        // A tip sent from a contract to a beneficiary that has a nonce; the
+        // contract forwards exactly what it was sent.
+        (8, Location::Balance(COINBASE), Access::Increment),
+        (8, balance(FORWARDER), Access::None),
+        // A used EOA credited from a contract, then its own sender.
+        (10, balance(USED_EOA), Access::Increment),
+        (11, balance(USED_EOA), Access::Read),
+        // SELFBALANCE observes; CREATE with the value just received needs
+        // nothing; CALLCODE of 4 wei from 5 received earlier needs 4.
+        (12, balance(PIGGY), Access::Read),
+        (14, balance(FACTORY), Access::None),
+        (15, balance(CALLCODER), Access::Increment),
+        (16, balance(CALLCODER), Access::Bound),
+        // The self-destructing contract's balance moves in full.
+        (6, balance(DESTRUCTOR), Access::Read),
+    ];
+    for (tx, location, expected) in cases {
+        assert_eq!(of(tx, location), expected, "tx {tx}, {location:?}");
     }
-    // Withdrawals and BALANCE observe it.
-    for tx in [1, 2, 4, 5, 7, 17] {
-        assert!(
-            reads(tx, balance(VAULT)),
-            "tx {tx} does not read the vault's balance"
-        );
-    }
-    // A tip sent from a contract to a beneficiary that has a nonce.
-    assert!(!reads(8, coinbase) && increments(8, coinbase));
-    // The forwarder sends what it received: it observes its own balance.
-    assert!(reads(8, balance(FORWARDER)));
-    // A used EOA credited from a contract, then its own sender.
-    assert!(!reads(10, balance(USED_EOA)) && increments(10, balance(USED_EOA)));
-    assert!(reads(11, balance(USED_EOA)));
-    // SELFBALANCE, CREATE with value, CALLCODE with value observe their own.
-    assert!(reads(12, balance(PIGGY)));
-    assert!(reads(14, balance(FACTORY)));
-    assert!(
-        !reads(15, balance(CALLCODER)),
-        "no value sent by tx 15's CALLCODE"
-    );
-    assert!(reads(16, balance(CALLCODER)));
-    // The self-destructing contract's balance moves in full.
-    assert!(reads(6, balance(DESTRUCTOR)));
 }

@@ -16,6 +16,12 @@
 //! account the database can turn the transaction's effect on the balance
 //! into a commutative increment (see `vm.rs`).
 //!
+//! A value sent only needs the balance to cover it, so a sufficiency check
+//! that passes is reported as the margin it passed by: the transaction then
+//! depends on the balance only staying above a bound (WETH paying out a
+//! withdrawal from its millions no longer waits for every deposit). A check
+//! that fails observes the balance in full.
+//!
 //! The wrappers only look at the stack and then run revm's own instruction,
 //! so gas and behaviour are unchanged.
 
@@ -29,13 +35,17 @@ use revm::{
         interpreter::EthInterpreter,
         interpreter_types::InputsTr,
     },
-    primitives::Address,
+    primitives::{Address, U256},
 };
 
 /// A database that is told which accounts' balances the EVM observes.
 pub(crate) trait BalanceWatchDb: revm::Database {
     /// The balance of `address` decides what the transaction does.
     fn observe_balance(&mut self, address: Address);
+
+    /// `address`, now holding `balance`, is about to send `value`, which
+    /// `balance` covers: only a lower balance would change what happens.
+    fn require_balance(&mut self, address: Address, balance: U256, value: U256);
 }
 
 type Host<DB> = MainnetContext<DB>;
@@ -66,18 +76,24 @@ fn observe<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, address: Address) {
     ctx.host.journal_mut().db_mut().observe_balance(address);
 }
 
-/// Reports the executing account if the stack item `value_at` (from the
-/// top) is a non-zero value it is about to send.
-fn observe_self_if_sending<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, value_at: usize) {
+/// Reports the executing account's sufficiency check if the stack item
+/// `value_at` (from the top) is a non-zero value it is about to send.
+fn check_own_balance<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, value_at: usize) {
     // An underflow is left to revm's instruction to report.
-    if ctx
-        .interpreter
-        .stack
-        .peek(value_at)
-        .is_ok_and(|v| !v.is_zero())
-    {
-        let me = ctx.interpreter.input.target_address();
-        observe(ctx, me);
+    let Ok(value) = ctx.interpreter.stack.peek(value_at) else {
+        return;
+    };
+    if value.is_zero() {
+        return;
+    }
+    let me = ctx.interpreter.input.target_address();
+    let journal = ctx.host.journal_mut();
+    // The executing account is always loaded; read it without touching it.
+    match journal.evm_state().get(&me).map(|a| a.info.balance) {
+        Some(balance) if balance >= value => {
+            journal.db_mut().require_balance(me, balance, value);
+        }
+        _ => observe(ctx, me),
     }
 }
 
@@ -96,24 +112,24 @@ fn selfbalance<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResul
 
 /// `CALL gas to value ...`: the value is the third item.
 fn call<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
-    observe_self_if_sending(&mut ctx, 2);
+    check_own_balance(&mut ctx, 2);
     contract::call::<{ opcode::CALL }, _, _>(ctx)
 }
 
 /// `CALLCODE gas to value ...`: checks the executing account's balance too.
 fn callcode<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
-    observe_self_if_sending(&mut ctx, 2);
+    check_own_balance(&mut ctx, 2);
     contract::call::<{ opcode::CALLCODE }, _, _>(ctx)
 }
 
 /// `CREATE value ...`: the value is on top.
 fn create<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
-    observe_self_if_sending(&mut ctx, 0);
+    check_own_balance(&mut ctx, 0);
     contract::create::<false, _, _>(ctx)
 }
 
 fn create2<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
-    observe_self_if_sending(&mut ctx, 0);
+    check_own_balance(&mut ctx, 0);
     contract::create::<true, _, _>(ctx)
 }
 

@@ -539,7 +539,12 @@ pub fn trace_block<S: StateSource + ?Sized>(
                 execution_nanos: nanos,
                 ..Default::default()
             };
-            trace.reads = reads.iter().map(|r| r.location).collect();
+            for read in reads {
+                match read.value {
+                    ReadValue::BalanceAtLeast(_) => trace.bounds.push(read.location),
+                    _ => trace.reads.push(read.location),
+                }
+            }
             for (location, value) in writes {
                 match value {
                     WriteValue::BalanceIncrement(_) => trace.increments.push(*location),

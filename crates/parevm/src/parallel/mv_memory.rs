@@ -270,7 +270,11 @@ impl MvMemory {
                     Some(full) => full,
                     None => base.balance(&address)?,
                 };
-                ReadValue::Balance(start.wrapping_add(resolved.increments))
+                let balance = start.wrapping_add(resolved.increments);
+                if let ReadValue::BalanceAtLeast(bound) = read.value {
+                    return Some(balance >= bound);
+                }
+                ReadValue::Balance(balance)
             }
             Location::Nonce(address) => match self.read(&location, tx).ok()? {
                 Some(WriteValue::Nonce(n)) => ReadValue::Nonce(n),

@@ -140,6 +140,9 @@ pub enum WriteValue {
 pub enum ReadValue {
     /// A resolved balance (increments summed).
     Balance(U256),
+    /// A resolved balance at least this high: all the incarnation needed
+    /// (it only sent value that the balance covered).
+    BalanceAtLeast(U256),
     /// A nonce.
     Nonce(u64),
     /// A code hash.
@@ -174,6 +177,10 @@ pub struct TxAccessTrace {
     /// Locations read (beneficiary fees and plain-transfer credits excepted:
     /// those are never read unless a transaction observes the balance).
     pub reads: Vec<Location>,
+    /// Balances only required to cover the value the transaction sent from
+    /// them: they depend on earlier writers only if those could bring the
+    /// balance below what was sent, which the block's own order did not.
+    pub bounds: Vec<Location>,
     /// Locations written with a value that depends on what was there before.
     pub writes: Vec<Location>,
     /// Locations only incremented commutatively (no dependency on earlier

@@ -15,10 +15,11 @@
 //!   might still observe it, but recorded as read only if it did; if not,
 //!   the transaction's change to it becomes an increment. Calling WETH or
 //!   tipping a builder from a contract thus no longer waits for every
-//!   earlier deposit or tip.
+//!   earlier deposit or tip. If the account sent value, the read recorded
+//!   is a lower bound ([`ReadValue::BalanceAtLeast`]): enough to cover it.
 //!
 //! A transaction that does observe such a balance (`BALANCE`, being the
-//! sender, sending value from it) reads it in full, resolving every
+//! sender, sending value it cannot cover) reads it in full, resolving every
 //! increment below it, and validation re-checks that full value.
 
 use super::{
@@ -215,6 +216,14 @@ fn watch_balances(tx: &TxEnv, spec: SpecId) -> bool {
     tx.authorization_list.is_empty() && !spec.is_enabled_in(SpecId::AMSTERDAM)
 }
 
+/// Balances from this one up are read in full, never watched. Such a
+/// balance is either far beyond any real one or a wrapped sum of decreases
+/// whose matching increases this incarnation did not see yet: speculation
+/// that only a read validation catches. Below it, the credits of one
+/// transaction cannot overflow a balance, which a served balance that no
+/// read records must not do (revm would halt, or saturate a fee credit).
+const WATCH_LIMIT: U256 = U256::from_limbs([0, 0, 1, 0]);
+
 /// What [`VmDb::basic`] returned for an account.
 struct Observed {
     address: Address,
@@ -231,6 +240,9 @@ struct WatchedBalance {
     /// The resolution met this transaction's ESTIMATE, and `served` is a
     /// placeholder: harmless unless the EVM observed it.
     blocked_by: Option<TxIdx>,
+    /// The least the balance exceeded a value sent from it by, if it sent
+    /// any: then the balance must stay high enough to cover that value.
+    least_margin: Option<U256>,
 }
 
 /// The database one incarnation sees; reset by [`VmDb::begin`] for each.
@@ -349,7 +361,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         let balance_loc = Location::Balance(address);
         let base_balance = base.as_ref().map_or(U256::ZERO, |b| b.balance);
         // An account with code or a nonce is not empty whatever its balance.
-        let watched =
+        let watchable =
             self.watch && address != self.caller && (nonce != 0 || code_hash != KECCAK_EMPTY);
         let (balance, from_base, blocked_by) = match mv.read_balance(&balance_loc, self.tx) {
             Ok(resolved) => {
@@ -357,15 +369,18 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
                 let balance = start.wrapping_add(resolved.increments);
                 (balance, resolved.full.is_none(), None)
             }
-            Err(Blocked(dep)) if watched => (base_balance, true, Some(dep)),
+            Err(Blocked(dep)) if watchable && base_balance < WATCH_LIMIT => {
+                (base_balance, true, Some(dep))
+            }
             Err(blocked) => return Err(blocked.into()),
         };
-        if watched {
+        if watchable && balance < WATCH_LIMIT {
             self.watched.push(WatchedBalance {
                 address,
                 served: balance,
                 from_base,
                 blocked_by,
+                least_margin: None,
             });
         } else {
             self.record(balance_loc, ReadValue::Balance(balance), from_base);
@@ -380,27 +395,36 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         Ok(exists.then(|| AccountInfo::new(balance, nonce, code_hash, code)))
     }
 
-    /// Records the watched balances the EVM observed as read; fails if one
-    /// of them was a placeholder for an ESTIMATE.
+    /// Records the watched balances the EVM observed as read, and those it
+    /// sent value from as bounded; fails if an observed one was a
+    /// placeholder for an ESTIMATE. (A bound holds whatever was served:
+    /// the served value plus the transaction's change must cover what it
+    /// sent, so the bound is what was sent minus that change.)
     fn settle_watched_balances(&mut self) -> Result<(), Blocked> {
         for i in 0..self.watched.len() {
             let watched = &self.watched[i];
-            if !self.observed_balances.contains(&watched.address) {
+            let location = Location::Balance(watched.address);
+            let value = if self.observed_balances.contains(&watched.address) {
+                if let Some(dep) = watched.blocked_by {
+                    return Err(Blocked(dep));
+                }
+                ReadValue::Balance(watched.served)
+            } else if let Some(margin) = watched.least_margin {
+                let bound = watched.served.saturating_sub(margin);
+                if bound.is_zero() {
+                    continue;
+                }
+                ReadValue::BalanceAtLeast(bound)
+            } else {
                 continue;
-            }
-            if let Some(dep) = watched.blocked_by {
-                return Err(Blocked(dep));
-            }
-            let (location, value) = (
-                Location::Balance(watched.address),
-                ReadValue::Balance(watched.served),
-            );
+            };
             self.record(location, value, watched.from_base);
         }
         Ok(())
     }
 
-    /// The balance served for `address` if the EVM never observed it.
+    /// The balance served for `address` if the EVM never observed it in
+    /// full (it may have sent value from it).
     fn unobserved_balance(&self, address: Address) -> Option<U256> {
         let watched = self.watched.iter().find(|w| w.address == address)?;
         (!self.observed_balances.contains(&address)).then_some(watched.served)
@@ -451,8 +475,8 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             let zero = AccountInfo::default();
             let before = before.unwrap_or(&zero);
             if let Some(served) = self.unobserved_balance(address) {
-                // Only added to: the change commutes with other increments
-                // (wrapping, like their sum, so it is exact even if not).
+                // The change commutes with other increments (wrapping, like
+                // their sum, so a decrease is exact too).
                 if account.info.balance != served {
                     let change = account.info.balance.wrapping_sub(served);
                     writes.push((
@@ -519,6 +543,14 @@ impl<S: StateSource + ?Sized> BalanceWatchDb for VmDb<'_, '_, S> {
     fn observe_balance(&mut self, address: Address) {
         if !self.observed_balances.contains(&address) {
             self.observed_balances.push(address);
+        }
+    }
+
+    fn require_balance(&mut self, address: Address, balance: U256, value: U256) {
+        // An account not watched had its balance read in full already.
+        if let Some(watched) = self.watched.iter_mut().find(|w| w.address == address) {
+            let margin = balance.saturating_sub(value);
+            watched.least_margin = Some(watched.least_margin.map_or(margin, |m| m.min(margin)));
         }
     }
 }
