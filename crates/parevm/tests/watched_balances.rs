@@ -196,3 +196,29 @@ fn balances_are_read_only_where_observed_and_bounded_where_spent() {
         assert_eq!(of(tx, location), expected, "tx {tx}, {location:?}");
     }
 }
+
+/// The fee credit is a transaction's last touch of the beneficiary and reads
+/// nothing of it, so a beneficiary that sends transactions itself (a pool
+/// paying out in its own block) is no dependency of later transactions.
+#[test]
+fn fee_credits_read_nothing_of_the_beneficiary() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    b.account(COINBASE, RICH, 3, None, &[]);
+    b.fund_all((1..=4).map(u));
+    b.transfer(COINBASE, u(1), 1_000); // 0: the beneficiary's own payout
+    b.transfer(u(2), u(3), 1_000); // 1
+    b.call(u(4), u(3), 0, vec![]); // 2: a zero-value transfer still pays a fee
+    let (block, state) = b.build();
+    assert_parallel_matches(&block, &state);
+    let traces = trace_block(&block, &state).expect("traces");
+    for tx in [1, 2] {
+        let touched = traces[tx]
+            .reads
+            .iter()
+            .chain(&traces[tx].bounds)
+            .filter(|location| location.address() == COINBASE)
+            .collect::<Vec<_>>();
+        assert!(touched.is_empty(), "tx {tx} reads {touched:?}");
+        assert!(traces[tx].increments.contains(&Location::Balance(COINBASE)));
+    }
+}

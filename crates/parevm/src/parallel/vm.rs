@@ -317,26 +317,54 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
 
     /// Resolves an account: existence, nonce, code, and (unless lazy) balance.
     fn resolve(&mut self, address: Address) -> Result<Option<AccountInfo>, VmError> {
-        let mv = self.ctx.mv;
-        let lifecycle = mv.read_lifecycle(&Location::Lifecycle(address), self.tx)?;
+        let base = self.ctx.base.account(&address)?;
+        if self.in_reward && address == self.coinbase {
+            // The fee is the transaction's first touch of the beneficiary,
+            // and the last thing it does: nothing of the account is
+            // observed, so nothing is read (a pool or builder paying out from
+            // the beneficiary changes its nonce mid-block).
+            self.lazy_coinbase_used = true;
+            let mut placeholder = base.unwrap_or_default();
+            placeholder.balance = U256::ZERO;
+            return Ok(Some(placeholder));
+        }
+        let (code_hash, code) = self.read_code(address, base.as_ref())?;
+        if self.lazy_recipient == Some(address) && code_hash == KECCAK_EMPTY {
+            // A plain transfer's credit, which no code can observe: only
+            // whether the recipient has code matters.
+            self.lazy_recipient_used = true;
+            let nonce = base.as_ref().map_or(0, |b| b.nonce);
+            return Ok(Some(AccountInfo::new(U256::ZERO, nonce, code_hash, code)));
+        }
+        let lifecycle = self
+            .ctx
+            .mv
+            .read_lifecycle(&Location::Lifecycle(address), self.tx)?;
         self.record(
             Location::Lifecycle(address),
             ReadValue::Lifecycle(lifecycle),
             lifecycle.is_none(),
         );
-        let base = self.ctx.base.account(&address)?;
-
-        let nonce_loc = Location::Nonce(address);
-        let (nonce, from_base) = match mv.read(&nonce_loc, self.tx)? {
-            Some(WriteValue::Nonce(n)) => (n, false),
-            _ => (base.as_ref().map_or(0, |b| b.nonce), true),
+        let nonce = self.read_nonce(address, base.as_ref())?;
+        let balance = self.read_balance(address, base.as_ref(), nonce, code_hash)?;
+        let empty = balance.is_zero() && nonce == 0 && code_hash == KECCAK_EMPTY;
+        let exists = match lifecycle {
+            Some(Lifecycle::CreatedEmpty) => true,
+            Some(Lifecycle::Destroyed) => !empty,
+            None => base.is_some() || !empty,
         };
-        self.record(nonce_loc, ReadValue::Nonce(nonce), from_base);
+        Ok(exists.then(|| AccountInfo::new(balance, nonce, code_hash, code)))
+    }
 
+    fn read_code(
+        &mut self,
+        address: Address,
+        base: Option<&AccountInfo>,
+    ) -> Result<(B256, Bytecode), VmError> {
         let code_loc = Location::Code(address);
-        let (code_hash, code, from_base) = match mv.read(&code_loc, self.tx)? {
+        let (code_hash, code, from_base) = match self.ctx.mv.read(&code_loc, self.tx)? {
             Some(WriteValue::Code(hash, code)) => (hash, code, false),
-            _ => match &base {
+            _ => match base {
                 Some(b) => {
                     let code = match &b.code {
                         Some(code) => code.clone(),
@@ -348,22 +376,34 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             },
         };
         self.record(code_loc, ReadValue::Code(code_hash), from_base);
+        Ok((code_hash, code))
+    }
 
-        let lazy_coinbase = self.in_reward && address == self.coinbase;
-        let lazy_recipient = self.lazy_recipient == Some(address) && code_hash == KECCAK_EMPTY;
-        if lazy_coinbase || lazy_recipient {
-            self.lazy_coinbase_used |= lazy_coinbase;
-            self.lazy_recipient_used |= lazy_recipient;
-            // The placeholder balance is never observed, only credited.
-            return Ok(Some(AccountInfo::new(U256::ZERO, nonce, code_hash, code)));
-        }
+    fn read_nonce(&mut self, address: Address, base: Option<&AccountInfo>) -> Result<u64, VmError> {
+        let nonce_loc = Location::Nonce(address);
+        let (nonce, from_base) = match self.ctx.mv.read(&nonce_loc, self.tx)? {
+            Some(WriteValue::Nonce(n)) => (n, false),
+            _ => (base.map_or(0, |b| b.nonce), true),
+        };
+        self.record(nonce_loc, ReadValue::Nonce(nonce), from_base);
+        Ok(nonce)
+    }
 
+    /// Resolves a balance, recording it as read unless it is watched.
+    fn read_balance(
+        &mut self,
+        address: Address,
+        base: Option<&AccountInfo>,
+        nonce: u64,
+        code_hash: B256,
+    ) -> Result<U256, VmError> {
         let balance_loc = Location::Balance(address);
-        let base_balance = base.as_ref().map_or(U256::ZERO, |b| b.balance);
+        let base_balance = base.map_or(U256::ZERO, |b| b.balance);
         // An account with code or a nonce is not empty whatever its balance.
         let watchable =
             self.watch && address != self.caller && (nonce != 0 || code_hash != KECCAK_EMPTY);
-        let (balance, from_base, blocked_by) = match mv.read_balance(&balance_loc, self.tx) {
+        let (balance, from_base, blocked_by) = match self.ctx.mv.read_balance(&balance_loc, self.tx)
+        {
             Ok(resolved) => {
                 let start = resolved.full.unwrap_or(base_balance);
                 let balance = start.wrapping_add(resolved.increments);
@@ -385,14 +425,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         } else {
             self.record(balance_loc, ReadValue::Balance(balance), from_base);
         }
-
-        let empty = balance.is_zero() && nonce == 0 && code_hash == KECCAK_EMPTY;
-        let exists = match lifecycle {
-            Some(Lifecycle::CreatedEmpty) => true,
-            Some(Lifecycle::Destroyed) => !empty,
-            None => base.is_some() || !empty,
-        };
-        Ok(exists.then(|| AccountInfo::new(balance, nonce, code_hash, code)))
+        Ok(balance)
     }
 
     /// Records the watched balances the EVM observed as read, and those it
