@@ -11,9 +11,11 @@
 //! end (`executor.rs`). The final write sets are then folded into the
 //! block's results in order (`merge.rs`).
 //!
-//! Beneficiary fees and plain-transfer credits are commutative increments
+//! Beneficiary fees, plain-transfer credits and every other balance change
+//! the EVM does not observe (`balance_watch.rs`) are commutative increments
 //! (`vm.rs`, `fee_credit.rs`), which removes the conflict every Ethereum
-//! transaction would otherwise have on the block's beneficiary.
+//! transaction would otherwise have on the block's beneficiary, and those
+//! of WETH deposits, forwarded ETH and tips.
 //!
 //! Before any of that, a block whose transactions are predicted to touch
 //! disjoint state (`partition.rs`, with `reach.rs` for contract calls) runs
