@@ -104,6 +104,9 @@ fn block() -> (parevm::BlockInput, parevm::InMemoryState) {
     let callcode = calldata(&[addr_word(vault_address), word(4)]);
     b.call(u(1), u(CALLCODER), 0, callcode); // 16: CALLCODE of 4 wei, funded
     b.call(u(2), u(VAULT), 0, withdraw(784, 13)); // 17: withdraws everything
+    b.transfer(u(5), u(6), 1_000); // 18: paid for from a covering balance
+    let probe_sender = calldata(&[addr_word(u(5)), word(24)]);
+    b.call(u(7), u(BALANCE_PROBE), 0, probe_sender); // 19: BALANCE of that sender
     b.build()
 }
 
@@ -127,6 +130,13 @@ fn every_way_of_observing_a_balance_matches_sequential() {
         U256::from(1),
         "tx 16's CALLCODE is funded"
     );
+    let paid = |tx: usize| {
+        let gas = result.transactions[tx].outcome.gas_used() as u128;
+        U256::from(gas * (BASE_FEE as u128 + PRIORITY_FEE))
+    };
+    // u5 withdrew 5 wei in tx 4, and sent 1,000 in tx 18.
+    let sender_after = U256::from(RICH) - paid(4) - paid(18) + U256::from(5) - U256::from(1_000);
+    assert_eq!(slot(BALANCE_PROBE, 24), sender_after);
     let vault_after = account_after(&result, &state, u(VAULT)).expect("the vault exists");
     assert_eq!(vault_after.info.balance, U256::ZERO);
 }
@@ -180,9 +190,10 @@ fn balances_are_read_only_where_observed_and_bounded_where_spent() {
         // contract forwards exactly what it was sent.
         (8, Location::Balance(COINBASE), Access::Increment),
         (8, balance(FORWARDER), Access::None),
-        // A used EOA credited from a contract, then its own sender.
+        // A used EOA credited from a contract, then its own sender: its
+        // balance must cover the most the transaction can take.
         (10, balance(USED_EOA), Access::Increment),
-        (11, balance(USED_EOA), Access::Read),
+        (11, balance(USED_EOA), Access::Bound),
         // SELFBALANCE observes; CREATE with the value just received needs
         // nothing; CALLCODE of 4 wei from 5 received earlier needs 4.
         (12, balance(PIGGY), Access::Read),
@@ -191,6 +202,9 @@ fn balances_are_read_only_where_observed_and_bounded_where_spent() {
         (16, balance(CALLCODER), Access::Bound),
         // The self-destructing contract's balance moves in full.
         (6, balance(DESTRUCTOR), Access::Read),
+        // A sender that can pay; BALANCE of it later resolves its payments.
+        (18, balance(5), Access::Bound),
+        (19, balance(5), Access::Read),
     ];
     for (tx, location, expected) in cases {
         assert_eq!(of(tx, location), expected, "tx {tx}, {location:?}");

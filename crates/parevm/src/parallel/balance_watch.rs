@@ -9,12 +9,13 @@
 //! Yet the EVM observes a balance in few places: the `BALANCE` and
 //! `SELFBALANCE` opcodes, the sufficiency check of a value sent by `CALL`,
 //! `CALLCODE`, `CREATE` or `CREATE2` (always from the executing account),
-//! `SELFDESTRUCT` (which moves the whole balance), and the transaction's own
-//! sender. Emptiness also depends on the balance, but not for an account
-//! that has code or a nonce. [`install`] wraps those opcodes so that the
-//! database is told which account's balance they observe; for any other
-//! account the database can turn the transaction's effect on the balance
-//! into a commutative increment (see `vm.rs`).
+//! `SELFDESTRUCT` (which moves the whole balance), and the check that the
+//! transaction's sender can pay for it (a sufficiency check too, which the
+//! database makes itself, see `vm.rs`). Emptiness also depends on the
+//! balance, but not for an account that has code or a nonce. [`install`]
+//! wraps those opcodes so that the database is told which account's balance
+//! they observe; for any other account the database can turn the
+//! transaction's effect on the balance into a commutative increment.
 //!
 //! A value sent only needs the balance to cover it, so a sufficiency check
 //! that passes is reported as the margin it passed by: the transaction then

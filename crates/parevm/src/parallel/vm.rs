@@ -18,9 +18,12 @@
 //!   earlier deposit or tip. If the account sent value, the read recorded
 //!   is a lower bound ([`ReadValue::BalanceAtLeast`]): enough to cover it.
 //!
-//! A transaction that does observe such a balance (`BALANCE`, being the
-//! sender, sending value it cannot cover) reads it in full, resolving every
-//! increment below it, and validation re-checks that full value.
+//! The sender's balance is watched too: revm checks up front that it covers
+//! the most the transaction can take, which is a bound like a value sent.
+//!
+//! A transaction that does observe such a balance (`BALANCE`, sending value
+//! it cannot cover) reads it in full, resolving every increment below it,
+//! and validation re-checks that full value.
 
 use super::{
     balance_watch::{self, BalanceWatchDb},
@@ -42,7 +45,7 @@ use revm::{
         BlockEnv, CfgEnv, Context, TxEnv,
         result::{EVMError, ExecutionResult, InvalidTransaction},
     },
-    context_interface::{ContextSetters, ContextTr, JournalTr},
+    context_interface::{ContextSetters, ContextTr, JournalTr, Transaction as _},
     database_interface::DBErrorMarker,
     handler::{Handler, MainBuilder, MainContext, MainnetContext, MainnetEvm},
     primitives::{KECCAK_EMPTY, TxKind, hardfork::SpecId},
@@ -255,8 +258,11 @@ struct VmDb<'c, 'a, S: ?Sized> {
     lazy_recipient: Option<Address>,
     lazy_recipient_used: bool,
     lazy_coinbase_used: bool,
-    /// The transaction's sender, whose balance is always observed.
+    /// The transaction's sender.
     caller: Address,
+    /// The most the transaction can take from its sender's balance (revm
+    /// checks the balance covers it up front); `None` if that overflows.
+    caller_max_spending: Option<U256>,
     /// Whether balances may be watched instead of read (`watch_balances`).
     watch: bool,
     watched: Vec<WatchedBalance>,
@@ -279,6 +285,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             lazy_recipient_used: false,
             lazy_coinbase_used: false,
             caller: Address::ZERO,
+            caller_max_spending: None,
             watch: false,
             watched: Vec::new(),
             observed_balances: Vec::new(),
@@ -297,6 +304,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         self.lazy_recipient_used = false;
         self.lazy_coinbase_used = false;
         self.caller = tx_env.caller;
+        self.caller_max_spending = tx_env.max_balance_spending().ok();
         self.watch = watch;
         self.watched.clear();
         self.observed_balances.clear();
@@ -399,9 +407,15 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
     ) -> Result<U256, VmError> {
         let balance_loc = Location::Balance(address);
         let base_balance = base.map_or(U256::ZERO, |b| b.balance);
-        // An account with code or a nonce is not empty whatever its balance.
-        let watchable =
-            self.watch && address != self.caller && (nonce != 0 || code_hash != KECCAK_EMPTY);
+        // An account with code or a nonce is not empty whatever its balance;
+        // nor is the sender once the transaction bumps its nonce.
+        let is_caller = address == self.caller;
+        let watchable = self.watch
+            && if is_caller {
+                self.caller_max_spending.is_some()
+            } else {
+                nonce != 0 || code_hash != KECCAK_EMPTY
+            };
         let (balance, from_base, blocked_by) = match self.ctx.mv.read_balance(&balance_loc, self.tx)
         {
             Ok(resolved) => {
@@ -422,10 +436,23 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
                 blocked_by,
                 least_margin: None,
             });
+            if is_caller {
+                self.require_up_front(balance);
+            }
         } else {
             self.record(balance_loc, ReadValue::Balance(balance), from_base);
         }
         Ok(balance)
+    }
+
+    /// The sender's balance, `served`, must cover what the transaction can
+    /// take from it, as revm checks before running it: a bound if it does,
+    /// a full read if not (the transaction is invalid).
+    fn require_up_front(&mut self, served: U256) {
+        match self.caller_max_spending {
+            Some(max) if served >= max => self.require_balance(self.caller, served, max),
+            _ => self.observe_balance(self.caller),
+        }
     }
 
     /// Records the watched balances the EVM observed as read, and those it
