@@ -76,6 +76,40 @@ fn a_chain_after_a_varied_opening_runs_sequentially() {
     }
 }
 
+/// A block that opens with one sender's light chain, which alone would let
+/// it run in parallel, and later carries another sender's heavy chain: the
+/// opening sender's chain is only a first look, and the heavy chain still
+/// sends the block to the sequential executor; without it, the block runs
+/// in parallel.
+#[test]
+fn an_opening_chain_does_not_hide_a_heavier_one() {
+    let build = |heavy_chain: bool| {
+        let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+        b.fund_all((1..=200).map(addr));
+        for i in 0..40 {
+            b.transfer(addr(1), addr(300 + i), 1_000);
+        }
+        for i in 0..60 {
+            let from = if heavy_chain { addr(2) } else { addr(10 + i) };
+            b.tx(TxSpec {
+                gas_limit: 1_000_000,
+                ..TxSpec::call(from, addr(400 + i), 1_000, vec![1])
+            });
+        }
+        b.build()
+    };
+    let (block, state) = build(true);
+    assert_eq!(
+        run(&block, &state, &any_gas(2)),
+        ExecutionPath::SequentialFallback(FallbackReason::DependencyChain)
+    );
+    let (block, state) = build(false);
+    assert_eq!(
+        run(&block, &state, &ParallelConfig::partitioned(2)),
+        ExecutionPath::Partitioned
+    );
+}
+
 #[test]
 fn small_blocks_run_sequentially() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
