@@ -24,8 +24,13 @@
 //! that fails observes the balance in full.
 //!
 //! The wrappers only look at the stack and then run revm's own instruction,
-//! so gas and behaviour are unchanged.
+//! so gas and behaviour are unchanged. [`WatchedBalances`] keeps one
+//! incarnation's account of what was served, observed and bounded.
 
+use super::{
+    mv_memory::Blocked,
+    types::{Location, ReadEntry, ReadSet, ReadValue, TxIdx},
+};
 use revm::{
     bytecode::opcode,
     context_interface::{ContextTr, JournalTr},
@@ -47,6 +52,121 @@ pub(crate) trait BalanceWatchDb: revm::Database {
     /// `address`, now holding `balance`, is about to send `value`, which
     /// `balance` covers: only a lower balance would change what happens.
     fn require_balance(&mut self, address: Address, balance: U256, value: U256);
+}
+
+/// Balances from this one up are read in full, never watched. Such a
+/// balance is either far beyond any real one or a wrapped sum of decreases
+/// whose matching increases this incarnation did not see yet: speculation
+/// that only a read validation catches. Below it, the credits of one
+/// transaction cannot overflow a balance, which a served balance that no
+/// read records must not do (revm would halt, or saturate a fee credit).
+const WATCH_LIMIT: U256 = U256::from_limbs([0, 0, 1, 0]);
+
+/// One incarnation's watched balances: served to the EVM but not recorded
+/// as read yet. Each is recorded in full if the EVM observed it, as a bound
+/// if it only sent value the balance covered, and otherwise not at all: the
+/// transaction's change to it then becomes an increment.
+#[derive(Default)]
+pub(crate) struct WatchedBalances {
+    watched: Vec<WatchedBalance>,
+    /// Accounts whose balance the EVM observed.
+    observed: Vec<Address>,
+}
+
+struct WatchedBalance {
+    address: Address,
+    served: U256,
+    from_base: bool,
+    /// The resolution met this transaction's ESTIMATE, and `served` is a
+    /// placeholder: harmless unless the EVM observed it.
+    blocked_by: Option<TxIdx>,
+    /// The least the balance exceeded a value sent from it by, if it sent
+    /// any: then the balance must stay high enough to cover that value.
+    least_margin: Option<U256>,
+}
+
+impl WatchedBalances {
+    /// Whether a balance resolved as `balance` may be watched (see
+    /// [`WATCH_LIMIT`]).
+    pub(crate) fn may_watch(balance: U256) -> bool {
+        balance < WATCH_LIMIT
+    }
+
+    /// Forgets the previous incarnation's.
+    pub(crate) fn clear(&mut self) {
+        self.watched.clear();
+        self.observed.clear();
+    }
+
+    /// Watches `address`, whose balance was served as `served`.
+    pub(crate) fn watch(
+        &mut self,
+        address: Address,
+        served: U256,
+        from_base: bool,
+        blocked_by: Option<TxIdx>,
+    ) {
+        self.watched.push(WatchedBalance {
+            address,
+            served,
+            from_base,
+            blocked_by,
+            least_margin: None,
+        });
+    }
+
+    /// The EVM observed `address`'s balance.
+    pub(crate) fn observe(&mut self, address: Address) {
+        if !self.observed.contains(&address) {
+            self.observed.push(address);
+        }
+    }
+
+    /// `address`, holding `balance`, covers `value` it is about to send.
+    pub(crate) fn require(&mut self, address: Address, balance: U256, value: U256) {
+        // An account not watched had its balance read in full already.
+        if let Some(watched) = self.watched.iter_mut().find(|w| w.address == address) {
+            let margin = balance.saturating_sub(value);
+            watched.least_margin = Some(watched.least_margin.map_or(margin, |m| m.min(margin)));
+        }
+    }
+
+    /// Records, onto `reads`, the watched balances the EVM observed as read
+    /// and those it sent value from as bounded; fails if an observed one was
+    /// a placeholder for an ESTIMATE. (A bound holds whatever was served:
+    /// the served value plus the transaction's change must cover what it
+    /// sent, so the bound is what was sent minus that change.)
+    pub(crate) fn settle(&self, reads: &mut ReadSet) -> Result<(), Blocked> {
+        for watched in &self.watched {
+            let value = if self.observed.contains(&watched.address) {
+                if let Some(dep) = watched.blocked_by {
+                    return Err(Blocked(dep));
+                }
+                ReadValue::Balance(watched.served)
+            } else if let Some(margin) = watched.least_margin {
+                let bound = watched.served.saturating_sub(margin);
+                if bound.is_zero() {
+                    continue;
+                }
+                ReadValue::BalanceAtLeast(bound)
+            } else {
+                continue;
+            };
+            reads.push(ReadEntry {
+                location: Location::Balance(watched.address),
+                value,
+                from_base: watched.from_base,
+            });
+        }
+        Ok(())
+    }
+
+    /// The balance served for `address` if it is watched and the EVM never
+    /// observed it in full (it may have sent value from it).
+    pub(crate) fn unobserved(&self, address: Address) -> Option<U256> {
+        let watched = self.watched.iter().find(|w| w.address == address)?;
+        (!self.observed.contains(&address)).then_some(watched.served)
+    }
 }
 
 type Host<DB> = MainnetContext<DB>;

@@ -26,7 +26,7 @@
 //! and validation re-checks that full value.
 
 use super::{
-    balance_watch::{self, BalanceWatchDb},
+    balance_watch::{self, BalanceWatchDb, WatchedBalances},
     fee_credit::{FeeCreditDb, LazyBeneficiary},
     mv_memory::{Blocked, MvMemory, StorageRead},
     types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
@@ -180,7 +180,7 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
             Err(EVMError::Database(VmError::State(e))) => return Err(e.to_string()),
             Err(other) => return Err(other.to_string()),
         };
-        if let Err(Blocked(dep)) = db.settle_watched_balances() {
+        if let Err(Blocked(dep)) = db.balances.settle(&mut db.reads) {
             return Ok(VmOutcome::Blocked(dep));
         }
         db.reads_hint = db.reads.len();
@@ -219,33 +219,10 @@ fn watch_balances(tx: &TxEnv, spec: SpecId) -> bool {
     tx.authorization_list.is_empty() && !spec.is_enabled_in(SpecId::AMSTERDAM)
 }
 
-/// Balances from this one up are read in full, never watched. Such a
-/// balance is either far beyond any real one or a wrapped sum of decreases
-/// whose matching increases this incarnation did not see yet: speculation
-/// that only a read validation catches. Below it, the credits of one
-/// transaction cannot overflow a balance, which a served balance that no
-/// read records must not do (revm would halt, or saturate a fee credit).
-const WATCH_LIMIT: U256 = U256::from_limbs([0, 0, 1, 0]);
-
 /// What [`VmDb::basic`] returned for an account.
 struct Observed {
     address: Address,
     info: AccountInfo,
-}
-
-/// A balance served to the EVM but not recorded as read yet: it is recorded
-/// only if the EVM observed it, and otherwise the transaction's change to it
-/// becomes an increment.
-struct WatchedBalance {
-    address: Address,
-    served: U256,
-    from_base: bool,
-    /// The resolution met this transaction's ESTIMATE, and `served` is a
-    /// placeholder: harmless unless the EVM observed it.
-    blocked_by: Option<TxIdx>,
-    /// The least the balance exceeded a value sent from it by, if it sent
-    /// any: then the balance must stay high enough to cover that value.
-    least_margin: Option<U256>,
 }
 
 /// The database one incarnation sees; reset by [`VmDb::begin`] for each.
@@ -265,9 +242,7 @@ struct VmDb<'c, 'a, S: ?Sized> {
     caller_max_spending: Option<U256>,
     /// Whether balances may be watched instead of read (`watch_balances`).
     watch: bool,
-    watched: Vec<WatchedBalance>,
-    /// Accounts whose balance the EVM observed (`balance_watch.rs`).
-    observed_balances: Vec<Address>,
+    balances: WatchedBalances,
     reads: ReadSet,
     /// The length of the last read set, to size the next buffer.
     reads_hint: usize,
@@ -287,8 +262,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             caller: Address::ZERO,
             caller_max_spending: None,
             watch: false,
-            watched: Vec::new(),
-            observed_balances: Vec::new(),
+            balances: WatchedBalances::default(),
             reads: Vec::new(),
             reads_hint: 0,
             observed: Vec::new(),
@@ -306,8 +280,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         self.caller = tx_env.caller;
         self.caller_max_spending = tx_env.max_balance_spending().ok();
         self.watch = watch;
-        self.watched.clear();
-        self.observed_balances.clear();
+        self.balances.clear();
         self.reads.clear();
         // Without a recycled buffer, one allocation sized like the last
         // read set instead of growing from empty.
@@ -423,19 +396,13 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
                 let balance = start.wrapping_add(resolved.increments);
                 (balance, resolved.full.is_none(), None)
             }
-            Err(Blocked(dep)) if watchable && base_balance < WATCH_LIMIT => {
+            Err(Blocked(dep)) if watchable && WatchedBalances::may_watch(base_balance) => {
                 (base_balance, true, Some(dep))
             }
             Err(blocked) => return Err(blocked.into()),
         };
-        if watchable && balance < WATCH_LIMIT {
-            self.watched.push(WatchedBalance {
-                address,
-                served: balance,
-                from_base,
-                blocked_by,
-                least_margin: None,
-            });
+        if watchable && WatchedBalances::may_watch(balance) {
+            self.balances.watch(address, balance, from_base, blocked_by);
             if is_caller {
                 self.require_up_front(balance);
             }
@@ -453,41 +420,6 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             Some(max) if served >= max => self.require_balance(self.caller, served, max),
             _ => self.observe_balance(self.caller),
         }
-    }
-
-    /// Records the watched balances the EVM observed as read, and those it
-    /// sent value from as bounded; fails if an observed one was a
-    /// placeholder for an ESTIMATE. (A bound holds whatever was served:
-    /// the served value plus the transaction's change must cover what it
-    /// sent, so the bound is what was sent minus that change.)
-    fn settle_watched_balances(&mut self) -> Result<(), Blocked> {
-        for i in 0..self.watched.len() {
-            let watched = &self.watched[i];
-            let location = Location::Balance(watched.address);
-            let value = if self.observed_balances.contains(&watched.address) {
-                if let Some(dep) = watched.blocked_by {
-                    return Err(Blocked(dep));
-                }
-                ReadValue::Balance(watched.served)
-            } else if let Some(margin) = watched.least_margin {
-                let bound = watched.served.saturating_sub(margin);
-                if bound.is_zero() {
-                    continue;
-                }
-                ReadValue::BalanceAtLeast(bound)
-            } else {
-                continue;
-            };
-            self.record(location, value, watched.from_base);
-        }
-        Ok(())
-    }
-
-    /// The balance served for `address` if the EVM never observed it in
-    /// full (it may have sent value from it).
-    fn unobserved_balance(&self, address: Address) -> Option<U256> {
-        let watched = self.watched.iter().find(|w| w.address == address)?;
-        (!self.observed_balances.contains(&address)).then_some(watched.served)
     }
 
     /// Converts revm's state diff into the write set.
@@ -534,7 +466,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             }
             let zero = AccountInfo::default();
             let before = before.unwrap_or(&zero);
-            if let Some(served) = self.unobserved_balance(address) {
+            if let Some(served) = self.balances.unobserved(address) {
                 // The change commutes with other increments (wrapping, like
                 // their sum, so a decrease is exact too).
                 if account.info.balance != served {
@@ -601,17 +533,11 @@ impl<S: StateSource + ?Sized> FeeCreditDb for VmDb<'_, '_, S> {
 
 impl<S: StateSource + ?Sized> BalanceWatchDb for VmDb<'_, '_, S> {
     fn observe_balance(&mut self, address: Address) {
-        if !self.observed_balances.contains(&address) {
-            self.observed_balances.push(address);
-        }
+        self.balances.observe(address);
     }
 
     fn require_balance(&mut self, address: Address, balance: U256, value: U256) {
-        // An account not watched had its balance read in full already.
-        if let Some(watched) = self.watched.iter_mut().find(|w| w.address == address) {
-            let margin = balance.saturating_sub(value);
-            watched.least_margin = Some(watched.least_margin.map_or(margin, |m| m.min(margin)));
-        }
+        self.balances.require(address, balance, value);
     }
 }
 
