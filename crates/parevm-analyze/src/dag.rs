@@ -172,8 +172,8 @@ impl BlockDag {
     /// they depend on nobody through the incremented location, and two
     /// increments of one location commute. Writes without reads depend on
     /// nobody either (multi-version memory keeps every version). Nor do
-    /// `bounds`, balances a transaction only needs to cover what it sends:
-    /// the block's own order covered it, and balances dwarf what is sent.
+    /// `bounds`, balances a transaction only needs to cover what it sends or
+    /// pays: the block's own order covered it, and balances dwarf that.
     pub fn with_basis(traces: &[TxAccessTrace], basis: WeightBasis) -> Self {
         let n = traces.len();
         let mut states: HashMap<Location, LocationState> = HashMap::new();

@@ -44,14 +44,11 @@ use revm::{
     primitives::{Address, U256},
 };
 
-/// A database that is told which accounts' balances the EVM observes.
+/// A database that keeps the incarnation's [`WatchedBalances`], which the
+/// wrappers tell what the EVM observes.
 pub(crate) trait BalanceWatchDb: revm::Database {
-    /// The balance of `address` decides what the transaction does.
-    fn observe_balance(&mut self, address: Address);
-
-    /// `address`, now holding `balance`, is about to send `value`, which
-    /// `balance` covers: only a lower balance would change what happens.
-    fn require_balance(&mut self, address: Address, balance: U256, value: U256);
+    /// The running incarnation's watched balances.
+    fn watched_balances(&mut self) -> &mut WatchedBalances;
 }
 
 /// Balances from this one up are read in full, never watched. Such a
@@ -115,14 +112,16 @@ impl WatchedBalances {
         });
     }
 
-    /// The EVM observed `address`'s balance.
+    /// The EVM observed `address`'s balance: it decides what the
+    /// transaction does.
     pub(crate) fn observe(&mut self, address: Address) {
         if !self.observed.contains(&address) {
             self.observed.push(address);
         }
     }
 
-    /// `address`, holding `balance`, covers `value` it is about to send.
+    /// `address`, now holding `balance`, is about to send `value`, which
+    /// `balance` covers: only a lower balance would change what happens.
     pub(crate) fn require(&mut self, address: Address, balance: U256, value: U256) {
         // An account not watched had its balance read in full already.
         if let Some(watched) = self.watched.iter_mut().find(|w| w.address == address) {
@@ -194,7 +193,11 @@ pub(crate) fn install<DB: BalanceWatchDb>(
 }
 
 fn observe<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, address: Address) {
-    ctx.host.journal_mut().db_mut().observe_balance(address);
+    ctx.host
+        .journal_mut()
+        .db_mut()
+        .watched_balances()
+        .observe(address);
 }
 
 /// Reports the executing account's sufficiency check if the stack item
@@ -212,7 +215,10 @@ fn check_own_balance<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, value_at: usize)
     // The executing account is always loaded; read it without touching it.
     match journal.evm_state().get(&me).map(|a| a.info.balance) {
         Some(balance) if balance >= value => {
-            journal.db_mut().require_balance(me, balance, value);
+            journal
+                .db_mut()
+                .watched_balances()
+                .require(me, balance, value);
         }
         _ => observe(ctx, me),
     }

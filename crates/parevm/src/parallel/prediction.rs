@@ -119,27 +119,18 @@ pub(crate) fn predict(block: &BlockInput) -> (Prediction, Chains) {
 /// its sender chains: a [`Prediction`] whose `critical_gas` is not known
 /// (zero), for decisions that do not depend on it.
 pub(crate) fn sums(block: &BlockInput) -> Prediction {
-    let txs = &block.transactions;
-    Prediction {
-        transactions: txs.len(),
-        gas: txs
-            .iter()
-            .map(|tx| tx.gas_limit())
-            .fold(0, u64::saturating_add),
-        critical_gas: 0,
-        work: txs
-            .iter()
-            .map(|tx| predicted_gas(tx.inner()))
-            .fold(0, u64::saturating_add),
-    }
+    summed(block, None)
 }
 
-/// `block`'s gas limits and [`predicted_gas`] summed, with the gas limits of
-/// `sender`'s transactions as the critical path: a lower bound of
-/// [`predict`]'s, so a block this [`Prediction`] already bounds below a
-/// speedup is bounded so by the full one too. One comparison per
-/// transaction instead of a map of every sender.
+/// [`sums`], with the gas limits of `sender`'s transactions as the critical
+/// path: a lower bound of [`predict`]'s, so a block this [`Prediction`]
+/// already bounds below a speedup is bounded so by the full one too. One
+/// comparison per transaction instead of a map of every sender.
 pub(crate) fn chain_of(block: &BlockInput, sender: Address) -> Prediction {
+    summed(block, Some(sender))
+}
+
+fn summed(block: &BlockInput, chain_sender: Option<Address>) -> Prediction {
     let mut prediction = Prediction {
         transactions: block.transactions.len(),
         gas: 0,
@@ -149,7 +140,7 @@ pub(crate) fn chain_of(block: &BlockInput, sender: Address) -> Prediction {
     for tx in &block.transactions {
         prediction.gas = prediction.gas.saturating_add(tx.gas_limit());
         prediction.work = prediction.work.saturating_add(predicted_gas(tx.inner()));
-        if tx.signer() == sender {
+        if chain_sender == Some(tx.signer()) {
             prediction.critical_gas = prediction.critical_gas.saturating_add(tx.gas_limit());
         }
     }

@@ -141,7 +141,8 @@ pub enum ReadValue {
     /// A resolved balance (increments summed).
     Balance(U256),
     /// A resolved balance at least this high: all the incarnation needed
-    /// (it only sent value that the balance covered).
+    /// (it only sent value, or paid for itself as the sender, from a balance
+    /// that covered it).
     BalanceAtLeast(U256),
     /// A nonce.
     Nonce(u64),
@@ -174,12 +175,13 @@ pub type WriteSet = Vec<(Location, WriteValue)>;
 /// incarnation, with its gas and time: the raw material of dependency analysis.
 #[derive(Debug, Clone, Default)]
 pub struct TxAccessTrace {
-    /// Locations read (beneficiary fees and plain-transfer credits excepted:
-    /// those are never read unless a transaction observes the balance).
+    /// Locations read in full. Balances the EVM did not observe are not
+    /// among them (fee and transfer credits, deposits into contracts):
+    /// those the transaction changed are `increments`.
     pub reads: Vec<Location>,
-    /// Balances only required to cover the value the transaction sent from
-    /// them: they depend on earlier writers only if those could bring the
-    /// balance below what was sent, which the block's own order did not.
+    /// Balances only required to cover what the transaction sent or paid
+    /// from them: they depend on earlier writers only if those could bring
+    /// the balance below that, which the block's own order did not.
     pub bounds: Vec<Location>,
     /// Locations written with a value that depends on what was there before.
     pub writes: Vec<Location>,

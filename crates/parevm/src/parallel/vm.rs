@@ -417,8 +417,8 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
     /// a full read if not (the transaction is invalid).
     fn require_up_front(&mut self, served: U256) {
         match self.caller_max_spending {
-            Some(max) if served >= max => self.require_balance(self.caller, served, max),
-            _ => self.observe_balance(self.caller),
+            Some(max) if served >= max => self.balances.require(self.caller, served, max),
+            _ => self.balances.observe(self.caller),
         }
     }
 
@@ -532,12 +532,8 @@ impl<S: StateSource + ?Sized> FeeCreditDb for VmDb<'_, '_, S> {
 }
 
 impl<S: StateSource + ?Sized> BalanceWatchDb for VmDb<'_, '_, S> {
-    fn observe_balance(&mut self, address: Address) {
-        self.balances.observe(address);
-    }
-
-    fn require_balance(&mut self, address: Address, balance: U256, value: U256) {
-        self.balances.require(address, balance, value);
+    fn watched_balances(&mut self) -> &mut WatchedBalances {
+        &mut self.balances
     }
 }
 
