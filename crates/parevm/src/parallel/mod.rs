@@ -216,6 +216,9 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     if let Some(reason) = config.fallback_reason(&prediction) {
         return fallback(block, state, reason);
     }
+    // The block runs in parallel, as partitions or on Block-STM: the
+    // helpers wake while this thread plans the partitions.
+    helpers::wake_helpers(threads.saturating_sub(1));
     let pre = if has_pre_block_calls(block) {
         pre_block_changes(block, state)?
     } else {
