@@ -37,12 +37,21 @@ fn any_gas(threads: usize) -> ParallelConfig {
 
 #[test]
 fn one_sender_chain_runs_sequentially() {
-    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
-    b.fund_all((1..=40).map(addr));
-    for i in 0..40 {
-        b.transfer(addr(1), addr(2 + i % 30), 1_000 + u128::from(i));
-    }
-    let (block, state) = b.build();
+    // Each with a byte of calldata: plain transfers from one sender would
+    // be a payout sender's, which partitions (tests/payout_sender.rs).
+    let chain = |calldata: &[u8]| {
+        let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+        b.fund_all((1..=40).map(addr));
+        for i in 0..40 {
+            let to = addr(2 + i % 30);
+            b.tx(TxSpec {
+                gas_limit: 30_000,
+                ..TxSpec::call(addr(1), to, 1_000 + u128::from(i), calldata.to_vec())
+            });
+        }
+        b.build()
+    };
+    let (block, state) = chain(&[1]);
     let prediction = predict(&block);
     assert_eq!(prediction.transactions, 40);
     assert!(prediction.bound(2) < 1.01, "one chain: {prediction:?}");
@@ -51,6 +60,8 @@ fn one_sender_chain_runs_sequentially() {
         run(&block, &state, &config),
         ExecutionPath::SequentialFallback(FallbackReason::DependencyChain)
     );
+    let (payouts, state) = chain(&[]);
+    assert_eq!(run(&payouts, &state, &config), ExecutionPath::Partitioned);
 }
 
 /// A large block (planned on two threads) whose sender chain only shows

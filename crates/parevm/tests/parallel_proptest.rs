@@ -5,7 +5,7 @@ mod support;
 
 use alloy_hardforks::EthereumHardfork;
 use alloy_primitives::Address;
-use parevm::{BlockInput, InMemoryState};
+use parevm::{BlockInput, ExecutionPath, InMemoryState, ParallelConfig};
 use proptest::{prelude::*, test_runner::FileFailurePersistence};
 use support::*;
 
@@ -58,6 +58,8 @@ enum Op {
     ReadVault { from: u8, slot: u8 },
     /// Tip the beneficiary from inside a contract.
     Tip { from: u8, value: u16 },
+    /// Reads an actor's balance into a probe's slot.
+    ReadActor { from: u8, of: u8, slot: u8 },
 }
 
 fn actor(index: u8) -> Address {
@@ -135,6 +137,10 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
                 let input = addr_word(COINBASE).to_vec();
                 b.call(actor(from), TIPPER, u128::from(value), input);
             }
+            Op::ReadActor { from, of, slot } => {
+                let input = calldata(&[addr_word(actor(of)), word(u64::from(slot))]);
+                b.call(actor(from), PROBE_ANY, 0, input);
+            }
         }
     }
     b.build()
@@ -146,6 +152,37 @@ fn check(fork: EthereumHardfork, ops: &[Op]) {
     }
     let (block, state) = build(fork, ops);
     assert_parallel_matches_with(&block, &state, REPEATS, false);
+}
+
+/// [`check`], and then under the default rule (blocks' total gas aside),
+/// with calls predicted by their reach and by their target: where one
+/// sender's chain would send the block to the sequential executor, it runs
+/// as partitions if the sender pays out. Returns how many runs partitioned.
+fn check_under_the_rule(fork: EthereumHardfork, ops: &[Op]) -> usize {
+    check(fork, ops);
+    let (block, state) = build(fork, ops);
+    let expected = parevm::execute_sequential(&block, &state).expect("sequential executes");
+    let mut partitioned = 0;
+    for threads in THREADS {
+        for partition_contract_calls in [false, true] {
+            let config = ParallelConfig {
+                min_parallel_gas: 0,
+                partition_contract_calls,
+                ..ParallelConfig::with_threads(threads)
+            };
+            for run in 0..REPEATS {
+                let actual = parevm::execute_parallel(&block, &state, &config).expect("runs");
+                if let Some(difference) = expected.first_difference(&actual) {
+                    panic!(
+                        "threads {threads} run {run} {:?}: {difference}",
+                        actual.path
+                    );
+                }
+                partitioned += usize::from(actual.path == ExecutionPath::Partitioned);
+            }
+        }
+    }
+    partitioned
 }
 
 fn config() -> ProptestConfig {
@@ -224,6 +261,21 @@ proptest! {
         any_actor().prop_map(|which| Op::Cold { from: 0, which }),
     ])) {
         check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// One sender pays out (partitions sum its transfers when its chain
+    /// would otherwise run the block sequentially), among what breaks
+    /// that: payments to it, reads of its balance, and the beneficiary
+    /// paying out too.
+    #[test]
+    fn payouts(fork in fork(), ops in ops(prop_oneof![
+        8 => (0u16..64, value()).prop_map(|(to, value)| Op::Pay { from: 0, to, value }),
+        1 => transfer(),
+        1 => (any_actor(), any_actor(), 0u8..4)
+            .prop_map(|(from, of, slot)| Op::ReadActor { from, of, slot }),
+        1 => (any_actor(), value()).prop_map(|(to, value)| Op::FromCoinbase { to, value }),
+    ])) {
+        check_under_the_rule(fork, &ops);
     }
 
     /// Many senders pay one recipient (and the recipient sometimes pays back).
@@ -460,4 +512,24 @@ fn regression_beneficiary_chain_never_executed() {
     ];
     let (block, state) = build(EthereumHardfork::Shanghai, &ops);
     assert_parallel_matches_with(&block, &state, 100, false);
+}
+
+/// The `payouts` property's blocks do run as partitions when nothing breaks
+/// the payout: one sender's transfers with unrelated transfers in between.
+#[test]
+fn payouts_partition() {
+    let mut ops: Vec<Op> = (0..40)
+        .map(|to| Op::Pay {
+            from: 0,
+            to,
+            value: 7,
+        })
+        .collect();
+    ops.push(Op::Transfer {
+        from: 1,
+        to: 2,
+        value: 3,
+    });
+    let runs = THREADS.len() * 2 * REPEATS;
+    assert_eq!(check_under_the_rule(EthereumHardfork::Cancun, &ops), runs);
 }

@@ -21,6 +21,9 @@
 //! every call keyed by its target instead
 //! ([`ParallelConfig::partition_contract_calls`](super::ParallelConfig::partition_contract_calls)).
 //!
+//! A payout sender's transfers ([`payout`](super::payout)) are keyed by
+//! their recipients alone: the partitions sum what the sender pays.
+//!
 //! Transactions sharing a predicted key are joined into components
 //! (union-find); whole components are then packed into partitions, heaviest
 //! first. There are several partitions per thread
@@ -172,6 +175,10 @@ pub(crate) struct Planner<'b> {
     contract_calls: bool,
     /// The beneficiary's key digest: every transaction changes its balance.
     beneficiary: u64,
+    /// The block's payout sender, if it has one, and its key digest: its
+    /// transfers are keyed by their recipients alone, and no other
+    /// transaction may name it.
+    payout: Option<(Address, u64)>,
     next_chunk: AtomicUsize,
     /// Chunks predicted so far: the thread that brings it to the number of
     /// chunks packs the partitions.
@@ -208,6 +215,7 @@ impl<'b> Planner<'b> {
             threads: threads.max(1),
             contract_calls,
             beneficiary: Key::Account(block.header.beneficiary).digest(),
+            payout: None,
             next_chunk: AtomicUsize::new(0),
             predicted: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
@@ -215,6 +223,15 @@ impl<'b> Planner<'b> {
             planned: Mutex::new(None),
             analysis_budget: AtomicUsize::new(reach::BLOCK_STEPS),
         }
+    }
+
+    /// Plans with `payout` as the block's payout sender
+    /// ([`PayoutSender`](super::payout::PayoutSender)): its transfers, which
+    /// must all be to accounts without code, are keyed by their
+    /// recipients only.
+    pub(crate) fn with_payout_sender(mut self, payout: Address) -> Self {
+        self.payout = Some((payout, Key::Account(payout).digest()));
+        self
     }
 
     /// Gives the plan up: the block will not partition.
@@ -294,7 +311,8 @@ impl<'b> Planner<'b> {
     /// predicted: it is neither a plain transfer to an account without
     /// code, nor an ERC-20 `transfer`, nor a call into code whose reach is
     /// bounded (with `contract_calls`, any call or creation), or it names
-    /// the beneficiary, whose balance every transaction changes.
+    /// the beneficiary, whose balance every transaction changes, or the
+    /// payout sender (other than as the sender of its own transfers).
     fn predict_chunk<S: StateSource + ?Sized>(
         &self,
         range: std::ops::Range<TxIdx>,
@@ -330,6 +348,24 @@ impl<'b> Planner<'b> {
         }
         let (sender, input) = (tx.signer(), tx.input());
         let mut keyed: SmallVec<[Key; 6]> = SmallVec::new();
+        let payout = self
+            .payout
+            .map(|(address, digest)| (sender == address, digest));
+        if let Some((true, payout_digest)) = payout {
+            // A plain transfer (see `PayoutSender::find`), keyed by its
+            // recipient only, which must not run code: code could observe
+            // the sender.
+            let Some(to) = tx.kind().to().copied() else {
+                return Ok(false);
+            };
+            let digest = Key::Account(to).digest();
+            if state.has_code(&to)? || digest == self.beneficiary || digest == payout_digest {
+                return Ok(false);
+            }
+            digests.push(digest);
+            return Ok(true);
+        }
+        let payout_digest = payout.map(|(_, digest)| digest);
         match keys(sender, tx.kind().to().copied(), input, self.contract_calls) {
             Predicted::Keys(keys) => keyed.extend(keys.into_iter().flatten()),
             Predicted::Transfer(to) if !state.has_code(&to)? => {
@@ -346,7 +382,7 @@ impl<'b> Planner<'b> {
         }
         for key in keyed {
             let digest = key.digest();
-            if digest == self.beneficiary {
+            if digest == self.beneficiary || Some(digest) == payout_digest {
                 return Ok(false);
             }
             digests.push(digest);

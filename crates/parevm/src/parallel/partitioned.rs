@@ -14,7 +14,10 @@
 //!
 //! The beneficiary's fees are summed per partition and credited at the end
 //! (see [`fee_credit`](super::fee_credit)); a transaction that observes the
-//! beneficiary any other way invalidates the run.
+//! beneficiary any other way invalidates the run. So are a payout sender's
+//! payments ([`payout`](super::payout)): each of its transfers is served the
+//! sender at the nonce it carries, and anything else observing the sender
+//! invalidates the run.
 
 use super::{
     executor::TxExecution,
@@ -23,6 +26,7 @@ use super::{
     helpers::{panic_message, run_with_helpers},
     mv_memory::lock,
     partition::Partitions,
+    payout::PayoutSender,
     types::TxIdx,
     vm::Executed,
 };
@@ -31,6 +35,7 @@ use crate::{
     receipt::BloomMemo,
     state::{OverlayState, StateError},
 };
+use alloy_consensus::Transaction as _;
 use alloy_evm::FromRecoveredTx;
 use alloy_primitives::{Address, B256, U256};
 use revm::{
@@ -88,13 +93,21 @@ struct Loaded {
 }
 
 /// The database of one partition's EVM: its cache, with the beneficiary
-/// served as a zero-balance placeholder while revm credits a fee.
+/// served as a zero-balance placeholder while revm credits a fee, and the
+/// payout sender served to its own transfers at their nonces.
 struct PartitionDb<'s, S: ?Sized> {
     cache: State<Recording<'s, S>>,
     beneficiary: Address,
     crediting_fee: bool,
-    /// A transaction read the beneficiary other than to credit its fee.
-    beneficiary_observed: bool,
+    /// The block's payout sender, if it has one.
+    payout: Option<Address>,
+    /// The nonce of the payout sender's transfer now running, if one is.
+    payout_nonce: Option<u64>,
+    /// The payout sender's balance as served to its transfer now running.
+    payout_served: U256,
+    /// A transaction read the beneficiary other than to credit its fee, or
+    /// the payout sender other than as the sender of its own transfer.
+    observed: bool,
     /// The accounts the current transaction loaded, to tell which it changed.
     loaded: Vec<Loaded>,
 }
@@ -113,6 +126,18 @@ impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
         let info = self.cache.basic(address).map_err(state_error)?;
+        if Some(address) == self.payout
+            && let Some(nonce) = self.payout_nonce
+        {
+            // Its own transfer: the nonce it carries is the sender's in
+            // sequence, and the balance covers it (see `payout`); what it
+            // pays is summed from the balance served.
+            let mut served = info.unwrap_or_default();
+            served.nonce = nonce;
+            self.payout_served = served.balance;
+            return Ok(Some(served));
+        }
+        self.observed |= Some(address) == self.payout && address != self.beneficiary;
         if address == self.beneficiary {
             if self.crediting_fee {
                 // Never observed, only credited: the credit is the fee.
@@ -120,7 +145,7 @@ impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
                 placeholder.balance = U256::ZERO;
                 return Ok(Some(placeholder));
             }
-            self.beneficiary_observed = true;
+            self.observed = true;
         }
         if let Some(info) = &info {
             self.loaded.push(Loaded {
@@ -136,7 +161,7 @@ impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
         self.cache.code_by_hash(code_hash).map_err(state_error)
     }
     fn storage(&mut self, address: Address, slot: U256) -> Result<U256, StateError> {
-        self.beneficiary_observed |= address == self.beneficiary;
+        self.observed |= address == self.beneficiary || Some(address) == self.payout;
         self.cache.storage(address, slot).map_err(state_error)
     }
     fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
@@ -158,6 +183,8 @@ struct PartitionOutput {
     results: Vec<TxExecution>,
     /// The beneficiary's fees from its transactions.
     fees: U256,
+    /// The change to the payout sender's balance (a wrapping sum: it pays).
+    paid: U256,
     /// Its accounts' changes relative to the pre-block state, normalized,
     /// in address order, split at the context's `half`: below it, and from it
     /// on.
@@ -177,6 +204,8 @@ struct PartitionContext<'a, S: ?Sized> {
     /// Where each partition splits its account changes, for merging them in
     /// two halves side by side ([`half_of`]).
     half: Address,
+    /// The block's payout sender, if its payments are summed.
+    payout: Option<Address>,
 }
 
 impl<S: ?Sized> PartitionContext<'_, S> {
@@ -204,12 +233,15 @@ pub(crate) fn supports<S: StateSource + ?Sized>(
 }
 
 /// Runs `block` as `partitions`, with `credits` (rewards, withdrawals)
-/// applied after it. Each partition is validated as it runs; then, while
+/// applied after it, and with `payout`'s payments summed if the block has
+/// a payout sender (the partitions must have been planned with it). Each
+/// partition is validated as it runs; then, while
 /// the state changes are assembled, the transactions' results are passed
 /// in block order to `on_results` (see [`Assembly`]). Returns what
 /// `on_results` returned and the state changes (not yet including
 /// post-block system calls), or `None` if the partitions turned out not to
 /// be independent.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     block: &BlockInput,
     state: &S,
@@ -217,6 +249,7 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     threads: usize,
     partitions: &Partitions,
     credits: &[(Address, U256)],
+    payout: Option<&PayoutSender>,
     on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
 ) -> Result<Option<(T, StateChanges)>, ExecutionError> {
     let ctx = PartitionContext {
@@ -225,6 +258,7 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
         pre,
         failed: AtomicBool::new(false),
         half: half_of(block),
+        payout: payout.map(|p| p.address),
     };
     let outputs = run_partitions(&ctx, threads, &partitions.txs)?;
     if ctx.failed() {
@@ -232,13 +266,14 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     }
     let mut results = Vec::with_capacity(outputs.len());
     let (mut lower, mut upper) = (Vec::new(), Vec::new());
-    let mut fees = U256::ZERO;
+    let (mut fees, mut paid) = (U256::ZERO, U256::ZERO);
     for output in outputs {
         results.push(output.results.into_iter());
         let [below, above] = output.accounts;
         lower.push(below);
         upper.push(above);
         fees = fees.wrapping_add(output.fees);
+        paid = paid.wrapping_add(output.paid);
     }
     // The partitions were validated as they ran; the assembly's four tasks
     // are left (see `Assembly`).
@@ -249,6 +284,7 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
         pre,
         credits,
         fees,
+        payout: payout.map(|p| (p.address, paid, p.final_nonce)),
         hand_over_input: Mutex::new(Some((
             InBlockOrder {
                 partition_of: &partitions.partition_of,
@@ -344,6 +380,9 @@ struct Assembly<'a, S: ?Sized, R, T> {
     credits: &'a [(Address, U256)],
     /// The fees the partitions owe the beneficiary.
     fees: U256,
+    /// The payout sender, the change to its balance (a wrapping sum) and
+    /// its nonce after the block.
+    payout: Option<(Address, U256, u64)>,
     hand_over_input: Mutex<Option<(InBlockOrder<'a>, R)>>,
     handed_over: Mutex<Option<T>>,
     /// The lower and the upper half's merge.
@@ -395,13 +434,16 @@ impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, 
             .map(|((mut accounts, code), (upper, upper_code))| {
                 accounts.extend(upper);
                 let beneficiary = [(self.block.header.beneficiary, self.fees)];
+                let payout = self.payout.map(|(address, paid, _)| (address, paid));
                 let credits = beneficiary
                     .iter()
+                    .chain(payout.as_slice())
                     .chain(self.credits)
                     .filter(|(_, v)| !v.is_zero());
+                let nonce = self.payout.map(|(address, _, nonce)| (address, nonce));
                 // In address order: a bulk build.
                 let accounts = (accounts.into_iter().collect(), code || upper_code);
-                finish_changes(self.state, self.pre, accounts, credits)
+                finish_changes(self.state, self.pre, accounts, credits, nonce)
             });
     }
 }
@@ -603,7 +645,10 @@ fn run_partition<S: StateSource + ?Sized>(
             .build(),
         beneficiary: block.header.beneficiary,
         crediting_fee: false,
-        beneficiary_observed: false,
+        payout: ctx.payout,
+        payout_nonce: None,
+        payout_served: U256::ZERO,
+        observed: false,
         loaded: Vec::new(),
     };
     let env = block.evm_env();
@@ -616,20 +661,22 @@ fn run_partition<S: StateSource + ?Sized>(
     let mut handler = LazyBeneficiary::new();
     let mut results = Vec::with_capacity(txs.len());
     let mut writes = Vec::with_capacity(CHECK_BATCH * 2);
-    let mut fees = U256::ZERO;
+    let (mut fees, mut paid) = (U256::ZERO, U256::ZERO);
     let mut blooms = BloomMemo::new();
     for &index in txs {
         if ctx.failed() {
             break;
         }
         let tx = &block.transactions[index];
-        evm.ctx.journal_mut().db_mut().loaded.clear();
+        let db = evm.ctx.journal_mut().db_mut();
+        db.loaded.clear();
+        db.payout_nonce = (Some(tx.signer()) == db.payout).then(|| tx.nonce());
         evm.ctx
             .set_tx(TxEnv::from_recovered_tx(tx.inner(), tx.signer()));
         let result = handler.run(&mut evm);
         let mut state = evm.ctx.journal_mut().finalize();
         let db = evm.ctx.journal_mut().db_mut();
-        if db.beneficiary_observed {
+        if db.observed {
             // This partition's view of the beneficiary lacks the others'
             // fees: the run cannot stand, so stop every partition now.
             ctx.fail();
@@ -637,6 +684,13 @@ fn run_partition<S: StateSource + ?Sized>(
         }
         let result = match result {
             Ok(result) => result,
+            Err(EVMError::Transaction(_)) if db.payout_nonce.is_some() => {
+                // The payout sender's transfers were to be valid whatever
+                // ran before them; this one is not, so the nonces the
+                // others were served may be wrong.
+                ctx.fail();
+                break;
+            }
             Err(EVMError::Transaction(invalid)) => {
                 results.push(Err(invalid));
                 continue;
@@ -649,8 +703,25 @@ fn run_partition<S: StateSource + ?Sized>(
                 });
             }
         };
+        // What the summed accounts gained (or paid) over what they were served.
+        let payout_served = db.payout_nonce.map(|_| db.payout_served);
+        if payout_served.is_some() && ran_code(&state, tx.kind().to()) {
+            // A payout to code (deployed in the block, before it in this
+            // partition): the code could have observed the sender.
+            ctx.fail();
+            break;
+        }
         if let Some(beneficiary) = state.remove(&db.beneficiary) {
-            fees = fees.wrapping_add(beneficiary.info.balance);
+            let served = match payout_served {
+                Some(served) if db.payout == Some(db.beneficiary) => served,
+                _ => U256::ZERO,
+            };
+            fees = fees.wrapping_add(beneficiary.info.balance.wrapping_sub(served));
+        }
+        if let (Some(served), Some(payout)) = (payout_served, db.payout)
+            && let Some(sender) = state.remove(&payout)
+        {
+            paid = paid.wrapping_add(sender.info.balance.wrapping_sub(served));
         }
         record_writes(&state, &db.loaded, spec, &mut writes);
         db.cache.commit(state);
@@ -684,6 +755,7 @@ fn run_partition<S: StateSource + ?Sized>(
     Ok(PartitionOutput {
         results,
         fees,
+        paid,
         accounts,
     })
 }
@@ -705,6 +777,12 @@ fn check<S: ?Sized>(
         ctx.fail();
     }
     !conflict
+}
+
+/// Whether `to` holds code after a transaction (per revm's `state` of it).
+fn ran_code(state: &EvmState, to: Option<&Address>) -> bool {
+    to.and_then(|to| state.get(to))
+        .is_none_or(|account| account.info.code_hash != KECCAK_EMPTY)
 }
 
 /// Adds what one transaction wrote (per revm's `state` of it; `loaded` as
@@ -769,13 +847,15 @@ fn normalized<S: StateSource + ?Sized>(
 
 /// The block's state changes: the partitions' `accounts` (with whether
 /// any carries code), the pre-block system calls' changes to accounts no
-/// partition touched, and the balance `credits`, normalized against the
-/// pre-block `state`.
+/// partition touched, the balance `credits` (wrapping: a payout sender's
+/// is what it paid) and the payout sender's `nonce` after the block,
+/// normalized against the pre-block `state`.
 fn finish_changes<'c, S: StateSource + ?Sized>(
     state: &S,
     pre: &StateChanges,
     (mut accounts, any_code): (BTreeMap<Address, AccountChange>, bool),
     credits: impl Iterator<Item = &'c (Address, U256)>,
+    nonce: Option<(Address, u64)>,
 ) -> Result<StateChanges, ExecutionError> {
     let mut revisit: Vec<Address> = Vec::new();
     for (address, change) in &pre.accounts {
@@ -791,6 +871,18 @@ fn finish_changes<'c, S: StateSource + ?Sized>(
         };
         accounts.insert(*address, credited(change, *amount));
         revisit.push(*address);
+    }
+    if let Some((address, nonce)) = nonce {
+        let mut change = match accounts.remove(&address) {
+            Some(change) => change,
+            None => unchanged(state, &address)?,
+        };
+        // The sender exists: it had to cover its transfers.
+        if let Some(info) = &mut change.info {
+            info.nonce = nonce;
+        }
+        accounts.insert(address, change);
+        revisit.push(address);
     }
     // Scanning every account for code costs about as much as merging them
     // (0.25 ms each time on 10,000 transfers): only when some change has code.

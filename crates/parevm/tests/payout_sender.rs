@@ -1,0 +1,248 @@
+//! A payout sender (one account paying many recipients, as pools and
+//! exchange hot wallets do) runs as partitions: each of its transfers is
+//! served the sender at the nonce it carries, and its payments are summed.
+//! Every way the premise can break (a nonce out of line, a balance that
+//! does not cover every transfer, another transaction observing or paying
+//! the sender, a payout reaching code) must leave the sequential result.
+
+mod support;
+
+use alloy_hardforks::EthereumHardfork;
+use alloy_primitives::Address;
+use parevm::{
+    BlockInput, ExecutionPath, FallbackReason, InMemoryState, ParallelConfig, execute_parallel,
+    execute_sequential,
+};
+use support::*;
+
+const PAYOUT: u64 = 0x9a;
+const PROBE: u64 = 0x9b;
+/// Recipients of payouts: fresh accounts from here on.
+const RECIPIENTS: u64 = 0x1000;
+/// Senders of other transfers, and their recipients.
+const OTHERS: u64 = 0x2000;
+
+fn u(n: u64) -> Address {
+    addr(n)
+}
+
+/// The default rule at `threads`, except for blocks' total gas: the test
+/// blocks are small. A payout sender's chain sends a block to the
+/// sequential executor unless it partitions.
+fn rule(threads: usize) -> ParallelConfig {
+    ParallelConfig {
+        min_parallel_gas: 0,
+        ..ParallelConfig::with_threads(threads)
+    }
+}
+
+/// [`rule`], with every contract call predicted by its target alone: the
+/// plan then misses what a call observes, and only the partitions' own
+/// checks can catch it.
+fn rule_keying_calls_by_target(threads: usize) -> ParallelConfig {
+    ParallelConfig {
+        partition_contract_calls: true,
+        ..rule(threads)
+    }
+}
+
+/// What a payout block that does not run as partitions takes: its
+/// sender's chain, as in any block.
+const CHAIN: ExecutionPath = ExecutionPath::SequentialFallback(FallbackReason::DependencyChain);
+
+/// Runs `block` with `config(threads)` at several thread counts, 10 times
+/// each, and asserts the sequential result and that every run took `path`.
+fn assert_path(
+    block: &BlockInput,
+    state: &InMemoryState,
+    config: impl Fn(usize) -> ParallelConfig,
+    path: ExecutionPath,
+) {
+    let expected = execute_sequential(block, state).expect("sequential executes");
+    for threads in THREADS {
+        for run in 0..10 {
+            let actual = execute_parallel(block, state, &config(threads)).expect("runs");
+            if let Some(difference) = expected.first_difference(&actual) {
+                panic!("threads {threads} run {run}: {difference}");
+            }
+            assert_eq!(actual.path, path, "threads {threads} run {run}");
+        }
+    }
+}
+
+/// Runs `block` as [`assert_path`] does, with every contract call keyed by
+/// its target, and asserts that it ran as partitions, which were discarded
+/// (the plan missed a conflict that running caught), before it ran another
+/// way.
+fn assert_caught_while_running(block: &BlockInput, state: &InMemoryState) {
+    let expected = execute_sequential(block, state).expect("sequential executes");
+    for threads in THREADS {
+        for run in 0..10 {
+            let config = rule_keying_calls_by_target(threads);
+            let actual = execute_parallel(block, state, &config).expect("runs");
+            if let Some(difference) = expected.first_difference(&actual) {
+                panic!("threads {threads} run {run}: {difference}");
+            }
+            let at = format!("threads {threads} run {run}: {:?}", actual.path);
+            assert!(actual.stats.partitions_discarded, "{at}");
+            assert_ne!(actual.path, ExecutionPath::Partitioned, "{at}");
+        }
+    }
+}
+
+/// `payouts` transfers from `sender` (nonce 7, `balance` wei) to fresh
+/// recipients, with 20 unrelated transfers in between.
+fn payout_block(
+    fork: EthereumHardfork,
+    sender: Address,
+    balance: u128,
+    payouts: u64,
+) -> BlockBuilder {
+    let mut b = BlockBuilder::new(fork);
+    b.account(sender, balance, 7, None, &[]);
+    b.fund_all((0..20).map(|i| u(OTHERS + i)));
+    for i in 0..payouts {
+        b.transfer(sender, u(RECIPIENTS + i), 1_000 + i as u128);
+        if i % 3 == 0 && i / 3 < 20 {
+            let other = u(OTHERS + i / 3);
+            b.transfer(other, u(OTHERS + 100 + i), 5);
+        }
+    }
+    b
+}
+
+/// What `payouts` transfers of `payout_block` cost at most.
+fn cover(payouts: u64) -> u128 {
+    (0..payouts as u128)
+        .map(|i| 21_000 * MAX_FEE + 1_000 + i)
+        .sum()
+}
+
+#[test]
+fn payouts_run_as_partitions_on_every_fork_with_partitions() {
+    for fork in [
+        EthereumHardfork::SpuriousDragon,
+        EthereumHardfork::Berlin,
+        EthereumHardfork::London,
+        EthereumHardfork::Cancun,
+    ] {
+        // Exactly covered: the last transfer leaves the sender with nothing.
+        let (block, state) = payout_block(fork, u(PAYOUT), cover(60), 60).build();
+        assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+    }
+}
+
+#[test]
+fn payouts_from_the_beneficiary_run_as_partitions() {
+    // A mining pool paying out from its coinbase: each transfer pays the
+    // fee to its own sender, and the other transactions' fees add to it.
+    for fork in [EthereumHardfork::Byzantium, EthereumHardfork::London] {
+        let (block, state) = payout_block(fork, COINBASE, cover(60), 60).build();
+        assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+    }
+}
+
+#[test]
+fn a_large_payout_block_runs_as_partitions_by_default() {
+    let (block, state) = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 400).build();
+    assert_path(
+        &block,
+        &state,
+        ParallelConfig::with_threads,
+        ExecutionPath::Partitioned,
+    );
+}
+
+#[test]
+fn a_balance_short_of_every_transfer_is_no_payout() {
+    // One wei short of covering all 60 at their highest cost (though in
+    // sequence, with the base fee below the highest, every transfer still
+    // goes through).
+    let short = cover(60) - 1;
+    let (block, state) = payout_block(EthereumHardfork::Cancun, u(PAYOUT), short, 60).build();
+    assert_path(&block, &state, rule, CHAIN);
+}
+
+#[test]
+fn nonces_out_of_line_are_no_payout() {
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 60);
+    // A gap: this transfer and every later one of the sender are invalid.
+    let nonce = b.take_nonce(u(PAYOUT)) + 1;
+    b.tx(TxSpec {
+        gas_limit: 21_000,
+        nonce: Some(nonce),
+        ..TxSpec::call(u(PAYOUT), u(RECIPIENTS + 500), 1, Vec::new())
+    });
+    b.transfer(u(PAYOUT), u(RECIPIENTS + 501), 1);
+    let (block, state) = b.build();
+    let expected = execute_sequential(&block, &state).expect("sequential executes");
+    let last = &expected.transactions[block.transactions.len() - 1];
+    assert!(last.outcome.is_invalid());
+    assert_path(&block, &state, rule, CHAIN);
+}
+
+#[test]
+fn a_transfer_to_the_payout_sender_keeps_the_block_sequential() {
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 60);
+    b.transfer(u(OTHERS), u(PAYOUT), 3);
+    b.transfer(u(PAYOUT), u(RECIPIENTS + 500), 1);
+    let (block, state) = b.build();
+    assert_path(&block, &state, rule, CHAIN);
+}
+
+#[test]
+fn a_payout_to_code_keeps_the_block_sequential() {
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 60);
+    b.contract(u(PROBE), store_caller_value());
+    b.transfer(u(PAYOUT), u(PROBE), 9);
+    let (block, state) = b.build();
+    assert_path(&block, &state, rule, CHAIN);
+}
+
+#[test]
+fn the_payout_sender_observed_by_a_call_is_caught_while_running() {
+    // With calls keyed by their target only, the plan misses that the probe
+    // reads the sender's balance: the partitions must catch it.
+    // Enough payouts that their chain alone would send the block to the
+    // sequential executor, at every thread count.
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 200);
+    b.contract(u(PROBE), balance_probe());
+    for i in 0..5 {
+        let input = calldata(&[addr_word(u(PAYOUT)), word(2 * i)]);
+        b.tx(TxSpec {
+            gas_limit: 80_000,
+            ..TxSpec::call(u(OTHERS + i), u(PROBE), 0, input)
+        });
+        b.transfer(u(PAYOUT), u(RECIPIENTS + 500 + i), 1);
+    }
+    let (block, state) = b.build();
+    assert_caught_while_running(&block, &state);
+}
+
+#[test]
+fn a_payout_to_code_deployed_in_the_block_is_caught_while_running() {
+    // A contract created in the block at an address that was empty before
+    // it; a payout then reaches its code, which reads the payout sender's
+    // balance. The plan saw an empty recipient.
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 200);
+    let runtime = Asm::new()
+        .push_addr(u(PAYOUT))
+        .op(&[op::BALANCE])
+        .store_top(0)
+        .op(&[op::STOP])
+        .build();
+    // Funded by its creator first, so that the plan puts the creation, the
+    // funding and the payout to it in one partition, where only the
+    // partition's own check can tell the payout ran code.
+    let creator = u(OTHERS + 1);
+    let future = creator.create(b.peek_nonce(creator) + 1);
+    b.transfer(creator, future, 1);
+    let created = b.create(creator, 0, init_code(Vec::new(), &runtime));
+    assert_eq!(created, future);
+    for i in 0..10 {
+        b.transfer(u(PAYOUT), u(RECIPIENTS + 500 + i), 1);
+    }
+    b.transfer(u(PAYOUT), created, 1);
+    let (block, state) = b.build();
+    assert_caught_while_running(&block, &state);
+}
