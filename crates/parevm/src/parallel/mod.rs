@@ -379,14 +379,14 @@ fn execute_partitioned<S: StateSource + ?Sized>(
     }
     let credits = increments.unwrap_or_default();
     let receipts = |results: partitioned::InBlockOrder<'_>| collect_receipts(block, results);
+    let settlement = partitioned::Settlement { credits, payout };
     let Some((receipts, mut changes)) = partitioned::execute(
         block,
         state,
         pre,
         threads,
         &partitions,
-        credits,
-        payout,
+        settlement,
         receipts,
     )?
     else {

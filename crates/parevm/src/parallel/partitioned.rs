@@ -232,26 +232,34 @@ pub(crate) fn supports<S: StateSource + ?Sized>(
     Ok(!beneficiary.is_some_and(|b| b.is_empty()))
 }
 
-/// Runs `block` as `partitions`, with `credits` (rewards, withdrawals)
-/// applied after it, and with `payout`'s payments summed if the block has
-/// a payout sender (the partitions must have been planned with it). Each
-/// partition is validated as it runs; then, while
+/// What the assembly of a partitioned block settles besides the
+/// partitions' own changes.
+pub(crate) struct Settlement<'a> {
+    /// Balance credits after the transactions (rewards, withdrawals).
+    pub credits: &'a [(Address, U256)],
+    /// The block's payout sender, if its payments are summed (the
+    /// partitions must have been planned with it).
+    pub payout: Option<&'a PayoutSender>,
+}
+
+/// Runs `block` as `partitions`, and settles the credits and the payout
+/// sender's payments of `settlement` after it. Each partition is validated
+/// as it runs; then, while
 /// the state changes are assembled, the transactions' results are passed
 /// in block order to `on_results` (see [`Assembly`]). Returns what
 /// `on_results` returned and the state changes (not yet including
 /// post-block system calls), or `None` if the partitions turned out not to
 /// be independent.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     block: &BlockInput,
     state: &S,
     pre: &StateChanges,
     threads: usize,
     partitions: &Partitions,
-    credits: &[(Address, U256)],
-    payout: Option<&PayoutSender>,
+    settlement: Settlement<'_>,
     on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
 ) -> Result<Option<(T, StateChanges)>, ExecutionError> {
+    let Settlement { credits, payout } = settlement;
     let ctx = PartitionContext {
         block,
         state,
