@@ -246,3 +246,20 @@ fn a_payout_to_code_deployed_in_the_block_is_caught_while_running() {
     let (block, state) = b.build();
     assert_caught_while_running(&block, &state);
 }
+
+#[test]
+fn a_sender_reaching_the_last_nonce_is_no_payout() {
+    // 60 payouts from nonce 2^64 - 61: the last one carries nonce 2^64 - 1,
+    // which no transaction may (EIP-2681).
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    b.account(u(PAYOUT), RICH, u64::MAX - 60, None, &[]);
+    b.fund_all((0..20).map(|i| u(OTHERS + i)));
+    for i in 0..61 {
+        b.transfer(u(PAYOUT), u(RECIPIENTS + i), 1);
+    }
+    b.transfer(u(OTHERS), u(OTHERS + 1), 1);
+    let (block, state) = b.build();
+    let expected = execute_sequential(&block, &state).expect("sequential executes");
+    assert!(expected.transactions[60].outcome.is_invalid());
+    assert_path(&block, &state, rule, CHAIN);
+}

@@ -79,7 +79,11 @@ impl PayoutSender {
                 return Ok(None);
             };
             max_spending = total;
-            nonce += 1;
+            // A transaction at the last nonce is invalid (EIP-2681).
+            let Some(next) = nonce.checked_add(1) else {
+                return Ok(None);
+            };
+            nonce = next;
         }
         let transactions = nonce - account.nonce;
         let covered = max_spending <= account.balance;
