@@ -45,7 +45,6 @@ fn all_hot_transactions_form_a_chain() {
         return;
     }
     for kind in [
-        WorkloadKind::RawTransfers,
         WorkloadKind::Erc20Transfers,
         WorkloadKind::AmmSwaps,
         WorkloadKind::HotSlot,
@@ -55,6 +54,18 @@ fn all_hot_transactions_form_a_chain() {
         assert_eq!(d.ideal_speedup(), 1.0, "{kind}");
         assert_eq!(d.bounded_speedup(8), 1.0, "{kind}");
     }
+}
+
+#[test]
+fn one_senders_transfers_are_payouts_not_a_chain() {
+    if !traced() {
+        return;
+    }
+    // Hot raw transfers all come from one sender, whose nonce each carries
+    // and whose balance covers them all: a payout sender.
+    let d = dag(WorkloadKind::RawTransfers, 32, 1.0);
+    assert_eq!(d.edge_count(), 0);
+    assert_eq!(d.ideal_speedup(), 32.0);
 }
 
 #[test]

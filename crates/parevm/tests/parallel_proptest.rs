@@ -155,21 +155,33 @@ fn check(fork: EthereumHardfork, ops: &[Op]) {
 }
 
 /// [`check`], and then under the default rule (blocks' total gas aside),
-/// with calls predicted by their reach and by their target: where one
-/// sender's chain would send the block to the sequential executor, it runs
-/// as partitions if the sender pays out. Returns how many runs partitioned.
+/// with calls predicted by their reach and by their target, and without
+/// partitions but with Block-STM for any transactions: where one sender's
+/// chain would send the block to the sequential executor, it runs as
+/// partitions if the sender pays out. Returns how many runs partitioned.
 fn check_under_the_rule(fork: EthereumHardfork, ops: &[Op]) -> usize {
     check(fork, ops);
     let (block, state) = build(fork, ops);
     let expected = parevm::execute_sequential(&block, &state).expect("sequential executes");
     let mut partitioned = 0;
     for threads in THREADS {
-        for partition_contract_calls in [false, true] {
-            let config = ParallelConfig {
-                min_parallel_gas: 0,
-                partition_contract_calls,
-                ..ParallelConfig::with_threads(threads)
-            };
+        let rule = ParallelConfig {
+            min_parallel_gas: 0,
+            ..ParallelConfig::with_threads(threads)
+        };
+        let configs = [
+            rule.clone(),
+            ParallelConfig {
+                partition_contract_calls: true,
+                ..rule.clone()
+            },
+            ParallelConfig {
+                min_partition_balance: f64::INFINITY,
+                tx_overhead_gas: 0,
+                ..rule
+            },
+        ];
+        for config in configs {
             for run in 0..REPEATS {
                 let actual = parevm::execute_parallel(&block, &state, &config).expect("runs");
                 if let Some(difference) = expected.first_difference(&actual) {

@@ -177,7 +177,9 @@ pub type WriteSet = Vec<(Location, WriteValue)>;
 pub struct TxAccessTrace {
     /// Locations read in full. Balances the EVM did not observe are not
     /// among them (fee and transfer credits, deposits into contracts):
-    /// those the transaction changed are `increments`.
+    /// those the transaction changed are `increments`. Nor is the nonce of
+    /// a payout sender whose block partitions, read by its own transfers
+    /// ([`trace_block`](super::trace_block)).
     pub reads: Vec<Location>,
     /// Balances only required to cover what the transaction sent or paid
     /// from them: they depend on earlier writers only if those could bring
