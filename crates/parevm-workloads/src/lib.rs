@@ -11,7 +11,7 @@
 //!
 //! | kind | transaction | hot transaction (share [`WorkloadConfig::hot_ratio`]) |
 //! | --- | --- | --- |
-//! | `raw-transfers` | ETH transfer from a pool sender to a pool recipient | sent by **one hot sender**: every hot transaction depends on the previous one through the sender's nonce and balance |
+//! | `raw-transfers` | ETH transfer from a pool sender to a pool recipient | sent by **one hot sender**: every hot transaction depends on the previous one through the sender's nonce and balance (to an executor that reads them; parevm runs such a payout sender's transfers apart) |
 //! | `erc20-transfers` | `transfer` of one shared token from a pool sender to a fresh pool recipient | transfers **to one hot holder**: every hot transaction read-modify-writes the hot holder's `balanceOf` slot |
 //! | `amm-swaps` | `swap` on the sender's own pool (each pool with its own two tokens) | swaps on **one hot pool**: every hot transaction read-modify-writes that pool's reserves and token balances |
 //! | `hot-slot` | `bump()` on the sender's own `HotSlot` instance | `bump()` on **the one shared `HotSlot`**: every hot transaction read-modify-writes its slot 0 |
