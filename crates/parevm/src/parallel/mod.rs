@@ -363,7 +363,7 @@ fn execute_partitioned<S: StateSource + ?Sized>(
     }
     let planned = match plan.planned {
         Some(planned) => planned,
-        None => plan_partitions(block, state, threads, config, payout),
+        None => plan_partitions(block, state, threads, config),
     };
     let Some(partitions) = planned? else {
         return Ok(PartitionAttempt::NotTried);
@@ -425,8 +425,10 @@ type Planned = Result<Option<partition::Partitions>, ExecutionError>;
 struct PartitionPlan {
     /// The partitions, if planned already (`None`: not planned yet).
     planned: Option<Planned>,
-    /// The block's payout sender, if it has one: its transfers are then
-    /// planned apart, and the block runs as partitions or sequentially.
+    /// The block's payout sender, if it has one; its partitions are then
+    /// planned already, with its transfers keyed apart ([`plan_payouts`]).
+    /// If they do not run, the block is judged again with the sender's
+    /// chain.
     payout: Option<payout::PayoutSender>,
 }
 
@@ -587,12 +589,8 @@ fn plan_partitions<S: StateSource + ?Sized>(
     state: &S,
     threads: usize,
     config: &ParallelConfig,
-    payout: Option<&payout::PayoutSender>,
 ) -> Planned {
-    let mut planner = partition::Planner::new(block, threads, config.partition_contract_calls);
-    if let Some(payout) = payout {
-        planner = planner.with_payout_sender(payout.address);
-    }
+    let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
     planner.predict(state)?;
     Ok(planner.finish().map(|(partitions, _)| partitions))
 }

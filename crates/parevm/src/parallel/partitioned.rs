@@ -787,7 +787,8 @@ fn check<S: ?Sized>(
     !conflict
 }
 
-/// Whether `to` holds code after a transaction (per revm's `state` of it).
+/// Whether `to` holds code after a transaction (per revm's `state` of it),
+/// or cannot be told to hold none (it is missing from it).
 fn ran_code(state: &EvmState, to: Option<&Address>) -> bool {
     to.and_then(|to| state.get(to))
         .is_none_or(|account| account.info.code_hash != KECCAK_EMPTY)
