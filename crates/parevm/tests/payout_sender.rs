@@ -51,12 +51,13 @@ fn rule_keying_calls_by_target(threads: usize) -> ParallelConfig {
 const CHAIN: ExecutionPath = ExecutionPath::SequentialFallback(FallbackReason::DependencyChain);
 
 /// Runs `block` with `config(threads)` at several thread counts, 10 times
-/// each, and asserts the sequential result and that every run took `path`.
-fn assert_path(
+/// each, asserts the sequential result every time, and hands each run to
+/// `check` with where it ran.
+fn assert_runs(
     block: &BlockInput,
     state: &InMemoryState,
     config: impl Fn(usize) -> ParallelConfig,
-    path: ExecutionPath,
+    check: impl Fn(&parevm::BlockResult, &str),
 ) {
     let expected = execute_sequential(block, state).expect("sequential executes");
     for threads in THREADS {
@@ -65,29 +66,31 @@ fn assert_path(
             if let Some(difference) = expected.first_difference(&actual) {
                 panic!("threads {threads} run {run}: {difference}");
             }
-            assert_eq!(actual.path, path, "threads {threads} run {run}");
+            check(&actual, &format!("threads {threads} run {run}"));
         }
     }
 }
 
-/// Runs `block` as [`assert_path`] does, with every contract call keyed by
-/// its target, and asserts that it ran as partitions, which were discarded
-/// (the plan missed a conflict that running caught), before it ran another
-/// way.
+/// [`assert_runs`], asserting that every run took `path`.
+fn assert_path(
+    block: &BlockInput,
+    state: &InMemoryState,
+    config: impl Fn(usize) -> ParallelConfig,
+    path: ExecutionPath,
+) {
+    assert_runs(block, state, config, |actual, at| {
+        assert_eq!(actual.path, path, "{at}");
+    });
+}
+
+/// [`assert_runs`] with every contract call keyed by its target, asserting
+/// that each run ran as partitions, which were discarded (the plan missed
+/// a conflict that running caught), before it ran another way.
 fn assert_caught_while_running(block: &BlockInput, state: &InMemoryState) {
-    let expected = execute_sequential(block, state).expect("sequential executes");
-    for threads in THREADS {
-        for run in 0..10 {
-            let config = rule_keying_calls_by_target(threads);
-            let actual = execute_parallel(block, state, &config).expect("runs");
-            if let Some(difference) = expected.first_difference(&actual) {
-                panic!("threads {threads} run {run}: {difference}");
-            }
-            let at = format!("threads {threads} run {run}: {:?}", actual.path);
-            assert!(actual.stats.partitions_discarded, "{at}");
-            assert_ne!(actual.path, ExecutionPath::Partitioned, "{at}");
-        }
-    }
+    assert_runs(block, state, rule_keying_calls_by_target, |actual, at| {
+        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
+        assert_ne!(actual.path, ExecutionPath::Partitioned, "{at}");
+    });
 }
 
 /// `payouts` transfers from `sender` (nonce 7, `balance` wei) to fresh

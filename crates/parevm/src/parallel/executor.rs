@@ -44,13 +44,6 @@ const MIN_EXECUTIONS_FOR_CONFLICT_RATIO: usize = 64;
 /// cache lines from the workers that have work.
 const MAX_BACKOFF_EXPONENT: u32 = 6;
 
-/// Waits about 2^`exponent` spin-loop hints.
-fn back_off(exponent: u32) {
-    for _ in 0..1u32 << exponent {
-        std::hint::spin_loop();
-    }
-}
-
 /// Counters of one parallel run, for diagnosis and for researchers.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -184,7 +177,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                 None => match self.scheduler.next_task() {
                     None => {
                         idle_polls = (idle_polls + 1).min(MAX_BACKOFF_EXPONENT);
-                        back_off(idle_polls);
+                        super::helpers::back_off(idle_polls);
                         None
                     }
                     found => {

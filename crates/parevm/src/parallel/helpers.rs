@@ -105,12 +105,17 @@ pub(crate) fn run_with_helpers(helpers: usize, helper: impl Fn(usize) + Sync, ma
     });
 }
 
-/// About a hundred nanoseconds of spin-loop hints, between polls of a
-/// shared flag (polling in a tight loop would keep taking its cache line).
-fn spin_a_little() {
-    for _ in 0..32 {
+/// Waits about 2^`exponent` spin-loop hints, between polls of shared
+/// state (polling in a tight loop would keep taking its cache lines).
+pub(crate) fn back_off(exponent: u32) {
+    for _ in 0..1u32 << exponent {
         std::hint::spin_loop();
     }
+}
+
+/// About a hundred nanoseconds of [`back_off`].
+fn spin_a_little() {
+    back_off(5);
 }
 
 /// What a caught panic said, for an error message.

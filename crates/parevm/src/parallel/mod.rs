@@ -670,10 +670,7 @@ fn partitioned_payout_sender<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<Option<alloy_primitives::Address>, ExecutionError> {
-    let Some(sender) = opening_sender(block) else {
-        return Ok(None);
-    };
-    let Some(payout) = payout::PayoutSender::find(block, state, sender)? else {
+    let Some(payout) = payout_sender_of(block, state)? else {
         return Ok(None);
     };
     let planner = partition::Planner::new(block, 2, false).with_payout_sender(payout.address);
@@ -693,12 +690,22 @@ pub fn predictable_transactions<S: StateSource + ?Sized>(
     state: &S,
 ) -> Result<Vec<bool>, crate::state::StateError> {
     let mut planner = partition::Planner::new(block, 1, false);
-    if let Some(sender) = opening_sender(block)
-        && let Some(payout) = payout::PayoutSender::find(block, state, sender)?
-    {
+    if let Some(payout) = payout_sender_of(block, state)? {
         planner = planner.with_payout_sender(payout.address);
     }
     planner.predictable(state)
+}
+
+/// The sender opening `block`, if it is a payout sender (for analysis: the
+/// executor asks only where that sender's chain would otherwise decide).
+fn payout_sender_of<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+) -> Result<Option<payout::PayoutSender>, crate::state::StateError> {
+    match opening_sender(block) {
+        Some(sender) => payout::PayoutSender::find(block, state, sender),
+        None => Ok(None),
+    }
 }
 
 /// What is known of `block`'s parallelism before executing it (see
