@@ -183,6 +183,37 @@ fn independent_senders_run_in_parallel() {
     assert_eq!(run(&block, &state, &block_stm), ExecutionPath::Parallel);
 }
 
+/// A block opening with one sender's chain (as mainnet fixture 8038679
+/// opens with a pool's payouts) runs on Block-STM to the end: the second
+/// worker stops at each link of the chain while the first runs it, and
+/// those waits were predicted, so they are not conflicts to give up on.
+#[test]
+fn an_opening_chain_is_not_given_up_as_conflicts() {
+    let unbounded = addr(50_000);
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.contract(unbounded, calls_an_unknown_account());
+    b.fund_all((1..=300).map(addr));
+    for i in 0..60 {
+        b.tx(TxSpec {
+            gas_limit: 30_000,
+            ..TxSpec::call(addr(1), addr(1_000 + i), 1_000, vec![1])
+        });
+    }
+    // Unpredictable, so the block does not run as partitions.
+    b.call(addr(2), unbounded, 0, vec![]);
+    for i in 3..=150 {
+        b.transfer(addr(i), addr(2_000 + i), 1_000);
+    }
+    let (block, state) = b.build();
+    let config = ParallelConfig {
+        tx_overhead_gas: 0,
+        ..any_gas(2)
+    };
+    for _ in 0..20 {
+        assert_eq!(run(&block, &state, &config), ExecutionPath::Parallel);
+    }
+}
+
 /// Asserts that `block` runs sequentially as too cheap for Block-STM at 2
 /// threads, and on Block-STM at 4.
 fn assert_too_cheap_at_two_threads_not_four(

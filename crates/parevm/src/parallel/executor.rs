@@ -29,7 +29,8 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
     pub results: Vec<Mutex<Option<TxExecution>>>,
     pub fatal: Mutex<Option<String>>,
     pub stats: Stats,
-    /// Above this share of wasted executions (aborted or blocked), the
+    /// Above this share of wasted executions (aborted, or blocked off the
+    /// sender's chain), the
     /// block is given up for sequential execution.
     max_waste: f64,
     gave_up: AtomicBool,
@@ -51,6 +52,9 @@ pub(crate) struct Stats {
     pub validations: std::sync::atomic::AtomicUsize,
     pub aborts: std::sync::atomic::AtomicUsize,
     pub blocked: std::sync::atomic::AtomicUsize,
+    /// Of `blocked`, those that waited for the previous transaction of
+    /// their sender's chain: predicted, seeded, and not counted as waste.
+    pub chain_waits: std::sync::atomic::AtomicUsize,
 }
 
 impl Stats {
@@ -122,8 +126,15 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         {
             return;
         }
-        let wasted =
-            self.stats.aborts.load(Ordering::Relaxed) + self.stats.blocked.load(Ordering::Relaxed);
+        // A wait for the sender's previous transaction is no waste: the
+        // prediction that let the block run here counted its chain, and the
+        // execution stopped at its first read. Mainnet fixture 8038679 opens
+        // with 34 payouts from one pool; the second worker stopped at each of
+        // them while the first ran the chain, and the block was given up at
+        // 0.94x where it runs at 1.2x.
+        let wasted = (self.stats.aborts.load(Ordering::Relaxed)
+            + self.stats.blocked.load(Ordering::Relaxed))
+        .saturating_sub(self.stats.chain_waits.load(Ordering::Relaxed));
         if wasted as f64 > executions as f64 * self.max_waste {
             self.gave_up.store(true, Ordering::Release);
             self.scheduler.halt();
@@ -201,9 +212,10 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                     return None;
                 }
                 Ok(VmOutcome::Blocked(blocking)) => {
-                    self.stats
-                        .blocked
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if self.scheduler.is_chain_link(blocking, tx) {
+                        self.stats.chain_waits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.stats.blocked.fetch_add(1, Ordering::Relaxed);
                     self.check_conflicts(self.results.len());
                     if self.scheduler.add_dependency(tx, blocking) {
                         return None;

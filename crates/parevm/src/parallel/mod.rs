@@ -77,7 +77,8 @@ pub struct ParallelConfig {
     pub min_predicted_speedup: f64,
     /// While running, early (between max(64, txs/64) and txs/2
     /// executions): once the threads times the share of executions not
-    /// wasted (aborted by validation or blocked on a dependency) falls below
+    /// wasted (aborted by validation, or blocked on a dependency other than
+    /// the previous transaction of the sender's chain) falls below
     /// this, the block is given up and re-run sequentially. Blocks where
     /// nearly every transaction conflicts (one hot pool or slot) cannot be
     /// predicted from the block alone; this bounds their loss to the

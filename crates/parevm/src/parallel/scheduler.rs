@@ -203,6 +203,12 @@ impl Scheduler {
         self.claim_ahead(next)
     }
 
+    /// Whether `next` is the transaction after `tx` in its sender's chain: a
+    /// dependency the prediction saw coming, and seeded as an ESTIMATE.
+    pub(crate) fn is_chain_link(&self, tx: TxIdx, next: TxIdx) -> bool {
+        self.successors.get(tx).is_some_and(|&s| s as TxIdx == next)
+    }
+
     /// Claims the execution of `tx` if the execution counter has not reached
     /// it yet and it is ready (see the invariants above).
     fn claim_ahead(&self, tx: TxIdx) -> Option<Version> {
