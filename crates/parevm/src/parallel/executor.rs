@@ -29,9 +29,9 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
     pub results: Vec<Mutex<Option<TxExecution>>>,
     pub fatal: Mutex<Option<String>>,
     pub stats: Stats,
-    /// Above this share of wasted executions (aborted, or blocked off the
-    /// sender's chain), the
-    /// block is given up for sequential execution.
+    /// Above this share of wasted executions (aborted, or blocked other
+    /// than on the sender's chain), the block is given up for sequential
+    /// execution.
     max_waste: f64,
     gave_up: AtomicBool,
 }
