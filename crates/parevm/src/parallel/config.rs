@@ -1,0 +1,180 @@
+//! The parallel executor's configuration, and the fallback rule it holds:
+//! when a block runs sequentially because parallelism would not pay.
+
+use super::Prediction;
+use crate::FallbackReason;
+
+/// Configuration of the parallel executor, including the fallback rule: a
+/// block runs sequentially when parallelism is predicted not to pay.
+#[derive(Debug, Clone)]
+pub struct ParallelConfig {
+    /// Worker threads (at least 1).
+    pub threads: usize,
+    /// Blocks with fewer transactions run sequentially: starting and
+    /// joining worker threads costs more than they could save.
+    pub min_parallel_txs: usize,
+    /// Blocks whose transactions' [predicted gas](super::predicted_gas) sums to
+    /// less than this run sequentially, for the same reason.
+    pub min_parallel_gas: u64,
+    /// Blocks whose [`Prediction::bound`] at the configured threads is below
+    /// this run sequentially: their same-sender chains leave too little to
+    /// run side by side to pay for the parallel machinery.
+    pub min_predicted_speedup: f64,
+    /// While running, early (between max(64, txs/64) and txs/2
+    /// executions): once the threads times the share of executions not
+    /// wasted (aborted by validation, or blocked on a dependency other than
+    /// the previous transaction of the sender's chain) falls below
+    /// this, the block is given up and re-run sequentially. Blocks where
+    /// nearly every transaction conflicts (one hot pool or slot) cannot be
+    /// predicted from the block alone; this bounds their loss to the
+    /// executions before detection. A chain wastes (threads - 1) / threads
+    /// of its executions, so the share of waste that gives a block up grows
+    /// with the threads: at the default 1.0, half at 2 threads, 87.5% at 8.
+    /// (1.25, 37.5% at 2 threads, gave up mainnet fixture 18085863 after 28
+    /// wasted of its first 67 executions; it runs at 1.37x.)
+    pub min_useful_speedup: f64,
+    /// What Block-STM costs per transaction (scheduling, multi-version
+    /// memory, validation), in gas of execution that takes as long. A block
+    /// that does not run as partitions runs sequentially when its mean
+    /// [predicted gas](super::predicted_gas) per transaction times (threads - 1)
+    /// is below this: `threads` workers then gain less than the overhead
+    /// costs (`threads * work / (work + overhead) < 1`). The default,
+    /// 40,000, is what the mainnet fixtures and synthetic blocks measured on
+    /// the 2-core VM: blocks of plain transfers averaging 26,000 and 31,000
+    /// ran at 0.74x and 0.58x, `bump()` calls at 50,000 at 1.1x.
+    pub tx_overhead_gas: u64,
+    /// A block whose transactions split into partitions predicted to be
+    /// independent runs as those partitions, without Block-STM, when they
+    /// keep at least this share of the threads busy (the partitions' gas
+    /// over the heaviest one's, divided by the threads). Above 1 disables
+    /// partitioning.
+    pub min_partition_balance: f64,
+    /// Predict every contract call (and creation) as touching only its
+    /// sender and target, so that blocks with them can run as partitions
+    /// too. Without it, only calls into code whose reach is bounded are
+    /// predicted (by what the code can reach). Off by default: on mainnet,
+    /// calls into different contracts meet in shared ones (WETH, pools
+    /// behind routers) often enough that the partitions failed validation
+    /// and the block paid for both runs. For blocks whose contracts keep to
+    /// themselves.
+    pub partition_contract_calls: bool,
+}
+
+impl ParallelConfig {
+    /// With `threads` workers and the default fallback rule.
+    pub fn with_threads(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// Always Block-STM (for tests of the parallel machinery itself), unless
+    /// there is only one thread or transaction.
+    pub fn never_fall_back(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            min_parallel_txs: 2,
+            min_parallel_gas: 0,
+            min_predicted_speedup: 0.0,
+            min_useful_speedup: 0.0,
+            tx_overhead_gas: 0,
+            min_partition_balance: f64::INFINITY,
+            partition_contract_calls: false,
+        }
+    }
+
+    /// As partitions whenever the block splits at all, contract calls
+    /// included, else Block-STM (for tests of partitioned execution and its
+    /// validation).
+    pub fn partitioned(threads: usize) -> Self {
+        Self {
+            min_partition_balance: 0.0,
+            partition_contract_calls: true,
+            ..Self::never_fall_back(threads)
+        }
+    }
+
+    /// The share of wasted executions above which a block running on
+    /// `threads` workers is given up ([`Self::min_useful_speedup`]).
+    pub(crate) fn max_waste(&self, threads: usize) -> f64 {
+        1.0 - self.min_useful_speedup / threads.max(1) as f64
+    }
+
+    /// Whether `prediction`'s transactions are too cheap for Block-STM at
+    /// `threads` workers ([`Self::tx_overhead_gas`]).
+    pub fn too_cheap_for_block_stm(&self, prediction: &Prediction, threads: usize) -> bool {
+        let mean = prediction.work / prediction.transactions.max(1) as u64;
+        mean.saturating_mul(threads.saturating_sub(1) as u64) < self.tx_overhead_gas
+    }
+
+    /// Why `block` should run sequentially, if the block alone tells. The
+    /// executor also falls back later: on [`Self::too_cheap_for_block_stm`]
+    /// once the block did not run as partitions (which needs the state),
+    /// and on conflicts while running.
+    pub fn fallback_reason(&self, prediction: &Prediction) -> Option<FallbackReason> {
+        let threads = self.threads.min(prediction.transactions);
+        if threads < 2 {
+            Some(FallbackReason::OneThread)
+        } else if prediction.transactions < self.min_parallel_txs.max(2) {
+            Some(FallbackReason::FewTransactions)
+        } else if prediction.work < self.min_parallel_gas {
+            Some(FallbackReason::LittleGas)
+        } else if prediction.bound(threads) < self.min_predicted_speedup {
+            Some(FallbackReason::DependencyChain)
+        } else {
+            None
+        }
+    }
+}
+
+impl Default for ParallelConfig {
+    /// Thresholds measured on the 49 mainnet fixture blocks at 2 threads
+    /// (see the README's "Fallback rule").
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            min_parallel_txs: 16,
+            min_parallel_gas: 4_000_000,
+            min_predicted_speedup: 1.45,
+            min_useful_speedup: 1.0,
+            tx_overhead_gas: 40_000,
+            min_partition_balance: 0.85,
+            partition_contract_calls: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ParallelConfig, Prediction};
+
+    #[test]
+    fn the_waste_that_gives_a_block_up_grows_with_the_threads() {
+        let config = ParallelConfig::with_threads(2);
+        assert_eq!(config.max_waste(2), 0.5);
+        assert_eq!(config.max_waste(8), 0.875);
+        // Never giving up: no share of waste exceeds 1.
+        assert_eq!(ParallelConfig::never_fall_back(2).max_waste(2), 1.0);
+    }
+
+    #[test]
+    fn cheap_transactions_pay_for_block_stm_only_with_more_threads() {
+        let transfers = Prediction {
+            transactions: 100,
+            gas: 2_100_000,
+            critical_gas: 21_000,
+            work: 2_100_000,
+        };
+        let config = ParallelConfig::default();
+        assert!(config.too_cheap_for_block_stm(&transfers, 2));
+        // 3 * 21,000 > 40,000: four threads gain more than the overhead.
+        assert!(!config.too_cheap_for_block_stm(&transfers, 4));
+        let calls = Prediction {
+            work: 5_000_000,
+            ..transfers
+        };
+        assert!(!config.too_cheap_for_block_stm(&calls, 2));
+        assert!(!ParallelConfig::never_fall_back(2).too_cheap_for_block_stm(&transfers, 2));
+    }
+}

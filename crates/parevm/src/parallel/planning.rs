@@ -1,0 +1,196 @@
+//! What the executor decides before running a block: its dependency
+//! prediction, its partition plan (on the caller and a helper for large
+//! blocks), and whether its opening sender is a payout sender.
+
+use super::{ParallelConfig, Prediction, helpers, mv_memory, partition, payout, prediction};
+use crate::{BlockInput, ExecutionError, FallbackReason, StateSource};
+
+/// What planning a block's partitions came to (see [`plan_partitions`]).
+pub(super) type Planned = Result<Option<partition::Partitions>, ExecutionError>;
+
+/// What is known of a block's partitions before it runs.
+#[derive(Default)]
+pub(super) struct PartitionPlan {
+    /// The partitions, if planned already (`None`: not planned yet).
+    pub planned: Option<Planned>,
+    /// The block's payout sender, if it has one; its partitions are then
+    /// planned already, with its transfers keyed apart ([`plan_payouts`]).
+    /// If they do not run, the block is judged again with the sender's
+    /// chain.
+    pub payout: Option<payout::PayoutSender>,
+}
+
+/// Blocks with at least this many transactions are planned on the calling
+/// thread and a helper together (see [`predict_and_plan`]): alone, the
+/// caller took 2.0 ms to plan 10,000 transfers and 7.6 ms for 5,000 AMM
+/// swaps, which reads each pair's token slots. Below it, waking a helper
+/// (tens of microseconds) costs more than it saves.
+const PLAN_ALONGSIDE_MIN_TXS: usize = 1024;
+
+/// Transactions of a large block predicted on the caller alone before a
+/// helper joins the plan (see [`partition::Planner::probe`]): few enough
+/// to cost a block that partitions about ten microseconds.
+const PROBE_TXS: usize = 16;
+
+/// The block's [`Prediction`], its sender chains if they were computed,
+/// and, for large blocks, its partitions (`None`: not planned yet); or why
+/// it runs sequentially, when that is already certain.
+///
+/// A large block is planned on the caller and a helper at once. If it
+/// partitions, the plan's components give its prediction (every chain of
+/// one sender's transactions lies within a component), and the sender
+/// chains, which only Block-STM needs, are left for later: the caller's
+/// separate pass over the transactions took 0.8-1.4 ms of the 1.7 ms before
+/// 10,000 transfers started. If it does not, it is predicted as a small
+/// block is, unless it is too cheap for Block-STM as well
+/// ([`ParallelConfig::too_cheap_for_block_stm`]): it then runs sequentially
+/// whatever its sender chains, and their pass is skipped (about 40 us of
+/// fixture 14396881's 1,346 transactions, which ran at 0.94-0.99x).
+pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    threads: usize,
+    config: &ParallelConfig,
+) -> Result<(Prediction, Option<prediction::Chains>, PartitionPlan), FallbackReason> {
+    let opener = opening_sender(block);
+    if let Some(sender) = opener {
+        // A hot wallet's chain is usually told by its own gas, without the
+        // pass over every sender (on 5,000 transfers from one sender, that
+        // pass was 2.4% of running them). If it pays out, it may partition.
+        if let Some(reason) = config.fallback_reason(&prediction::chain_of(block, sender)) {
+            return plan_payouts(block, state, threads, config, sender).ok_or(reason);
+        }
+    }
+    if block.transactions.len() < PLAN_ALONGSIDE_MIN_TXS
+        || threads < 2
+        || config.min_partition_balance > 1.0
+        || opener.is_some()
+    {
+        let (prediction, chains) = prediction::predict(block);
+        return Ok((prediction, Some(chains), PartitionPlan::default()));
+    }
+    let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
+    let mut main_result = planner.probe(state, PROBE_TXS);
+    let helper_error = std::sync::Mutex::new(None);
+    if main_result.is_ok() && !planner.stopped() {
+        helpers::run_with_helpers(
+            1,
+            |_| {
+                if let Err(error) = planner.predict(state) {
+                    *mv_memory::lock(&helper_error) = Some(error);
+                }
+            },
+            || main_result = planner.predict(state),
+        );
+    }
+    let helper_error = helper_error.into_inner().unwrap_or_else(|e| e.into_inner());
+    let planned = |planned| PartitionPlan {
+        planned: Some(planned),
+        payout: None,
+    };
+    if let Some(error) = main_result.err().or(helper_error) {
+        let (prediction, chains) = prediction::predict(block);
+        return Ok((prediction, Some(chains), planned(Err(error.into()))));
+    }
+    match planner.finish() {
+        Some((partitions, prediction)) => Ok((prediction, None, planned(Ok(Some(partitions))))),
+        None => {
+            let sums = prediction::sums(block);
+            if config.fallback_reason(&sums).is_none()
+                && config.too_cheap_for_block_stm(&sums, threads)
+            {
+                return Err(FallbackReason::CheapTransactions);
+            }
+            let (prediction, chains) = prediction::predict(block);
+            Ok((prediction, Some(chains), planned(Ok(None))))
+        }
+    }
+}
+
+/// The plan of a block whose chain of `sender`'s transactions would run it
+/// sequentially, with `sender` as its payout sender
+/// ([`payout::PayoutSender`]), if its transactions qualify and the block
+/// then splits into partitions. Planned first, on the calling thread: on
+/// the mainnet payout blocks, some transaction (a payout into a contract,
+/// a call into code of unbounded reach) cannot be predicted, and the plan
+/// stops there within microseconds; checking the sender's transactions
+/// first took 10-15 us of their 0.5-0.9 ms. A state error leaves the block
+/// to the sequential executor's checks.
+pub(super) fn plan_payouts<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    threads: usize,
+    config: &ParallelConfig,
+    sender: alloy_primitives::Address,
+) -> Option<(Prediction, Option<prediction::Chains>, PartitionPlan)> {
+    if threads < 2 || config.min_partition_balance > 1.0 {
+        return None;
+    }
+    let planner = partition::Planner::new(block, threads, config.partition_contract_calls)
+        .with_payout_sender(sender);
+    planner.predict(state).ok()?;
+    let (partitions, prediction) = planner.finish()?;
+    let payout = payout::PayoutSender::find(block, state, sender).ok()??;
+    let plan = PartitionPlan {
+        planned: Some(Ok(Some(partitions))),
+        payout: Some(payout),
+    };
+    Some((prediction, None, plan))
+}
+
+/// The sender of most of `block`'s first transactions, if one is: the
+/// block is then likely one sender's chain (a hot wallet's), which the
+/// prediction sends to the sequential executor, and a helper woken to plan
+/// its partitions meanwhile would only cost time: 5,000 transfers from one
+/// sender ran 5-8% slower with one.
+pub(super) fn opening_sender(block: &BlockInput) -> Option<alloy_primitives::Address> {
+    const OPENING: usize = 64;
+    let opening = &block.transactions[..block.transactions.len().min(OPENING)];
+    // Boyer-Moore majority vote, then a count of the candidate.
+    let mut candidate = None;
+    let mut votes = 0usize;
+    for tx in opening {
+        if votes == 0 {
+            candidate = Some(tx.signer());
+            votes = 1;
+        } else if candidate == Some(tx.signer()) {
+            votes += 1;
+        } else {
+            votes -= 1;
+        }
+    }
+    let count = opening
+        .iter()
+        .filter(|tx| Some(tx.signer()) == candidate)
+        .count();
+    candidate.filter(|_| count * 2 > opening.len())
+}
+
+/// Splits `block` into partitions predicted to be independent, if every
+/// transaction's accesses can be predicted (see [`partition::Planner`]),
+/// on the calling thread. Reads code and storage from the pre-block
+/// `state`: the pre-block system calls change only their own contracts'
+/// storage, so at worst a prediction of a call into those reads a stale
+/// slot, which validation catches like any wrong prediction.
+pub(super) fn plan_partitions<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    threads: usize,
+    config: &ParallelConfig,
+) -> Planned {
+    let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
+    planner.predict(state)?;
+    Ok(planner.finish().map(|(partitions, _)| partitions))
+}
+
+/// The sender opening `block`, if it is a payout sender (for analysis: the
+/// executor asks only where that sender's chain would otherwise decide).
+pub(super) fn payout_sender_of<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+) -> Result<Option<payout::PayoutSender>, crate::state::StateError> {
+    match opening_sender(block) {
+        Some(sender) => payout::PayoutSender::find(block, state, sender),
+        None => Ok(None),
+    }
+}
