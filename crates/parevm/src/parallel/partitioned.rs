@@ -874,23 +874,19 @@ fn finish_changes<'c, S: StateSource + ?Sized>(
         }
     }
     for (address, amount) in credits {
-        let change = match accounts.remove(address) {
-            Some(change) => change,
-            None => unchanged(state, address)?,
-        };
-        accounts.insert(*address, credited(change, *amount));
+        settle(&mut accounts, state, *address, |change| {
+            credited(change, *amount)
+        })?;
         revisit.push(*address);
     }
     if let Some((address, nonce)) = nonce {
-        let mut change = match accounts.remove(&address) {
-            Some(change) => change,
-            None => unchanged(state, &address)?,
-        };
-        // The sender exists: it had to cover its transfers.
-        if let Some(info) = &mut change.info {
-            info.nonce = nonce;
-        }
-        accounts.insert(address, change);
+        settle(&mut accounts, state, address, |mut change| {
+            // The sender exists: it had to cover its transfers.
+            if let Some(info) = &mut change.info {
+                info.nonce = nonce;
+            }
+            change
+        })?;
         revisit.push(address);
     }
     // Scanning every account for code costs about as much as merging them
@@ -915,6 +911,22 @@ fn finish_changes<'c, S: StateSource + ?Sized>(
     }
     let codes = codes_of(&accounts);
     Ok(StateChanges { accounts, codes })
+}
+
+/// Replaces the change to `address` in `accounts` (the account as it is in
+/// `state` if there is none) with what `settle` makes of it.
+fn settle<S: StateSource + ?Sized>(
+    accounts: &mut BTreeMap<Address, AccountChange>,
+    state: &S,
+    address: Address,
+    settle: impl FnOnce(AccountChange) -> AccountChange,
+) -> Result<(), ExecutionError> {
+    let change = match accounts.remove(&address) {
+        Some(change) => change,
+        None => unchanged(state, &address)?,
+    };
+    accounts.insert(address, settle(change));
+    Ok(())
 }
 
 /// Whether `change` carries code (deployed in the block).
