@@ -40,11 +40,6 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
 /// transactions alone may conflict by chance.
 const MIN_EXECUTIONS_FOR_CONFLICT_RATIO: usize = 64;
 
-/// An idle worker waits up to 2^this spin-loop hints between polls of the
-/// scheduler: polling in a tight loop keeps taking the scheduler's counters'
-/// cache lines from the workers that have work.
-const MAX_BACKOFF_EXPONENT: u32 = 6;
-
 /// Counters of one parallel run, for diagnosis and for researchers.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -180,19 +175,18 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     fn work(&self) {
         let mut vm = Vm::new(self.vm);
         let mut task = self.scheduler.claim_first().map(Task::Execution);
-        let mut idle_polls = 0u32;
+        let mut idle = super::helpers::Idle::default();
         while !self.scheduler.done() {
             task = match task {
                 Some(Task::Execution(version)) => self.try_execute(&mut vm, version),
                 Some(Task::Validation(version)) => self.validate(version),
                 None => match self.scheduler.next_task() {
                     None => {
-                        idle_polls = (idle_polls + 1).min(MAX_BACKOFF_EXPONENT);
-                        super::helpers::back_off(idle_polls);
+                        idle.wait();
                         None
                     }
                     found => {
-                        idle_polls = 0;
+                        idle.reset();
                         found
                     }
                 },
