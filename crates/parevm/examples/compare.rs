@@ -32,7 +32,13 @@ fn main() {
     // sequential runs of the same block side by side, on as many threads
     // (perfectly parallel work, sharing only caches and memory).
     let ceiling = take(&mut args, "--ceiling", 0) == 1;
-    let config = ParallelConfig::with_threads(threads);
+    // Always Block-STM (`ParallelConfig::never_fall_back`), to time it on
+    // blocks the fallback rule keeps off it.
+    let block_stm = take(&mut args, "--block-stm", 0) == 1;
+    let config = match block_stm {
+        true => ParallelConfig::never_fall_back(threads),
+        false => ParallelConfig::with_threads(threads),
+    };
     let (mut total_seq, mut total_par) = (0.0, 0.0);
     let (mut min_seq, mut min_par) = (0.0, 0.0);
     for path in args {
