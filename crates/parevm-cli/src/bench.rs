@@ -138,6 +138,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         partition_contract_calls: args.partition_calls,
         ..ParallelConfig::with_threads(threads)
     };
+    crate::warn_if_oversubscribed(&parallel_config);
     let mut rows = Vec::with_capacity(configs.len());
     for config in &configs {
         let name = config.kind.name();

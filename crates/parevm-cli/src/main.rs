@@ -64,3 +64,17 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Warns when the workers outnumber the cores: they take turns on them, and
+/// the fallback rule judges blocks at the cores
+/// ([`parevm::ParallelConfig::cores`]).
+fn warn_if_oversubscribed(config: &parevm::ParallelConfig) {
+    if config.threads > config.cores {
+        tracing::warn!(
+            "{} threads share {} cores: they take turns, and blocks are judged as if on {} threads",
+            config.threads,
+            config.cores,
+            config.cores
+        );
+    }
+}

@@ -95,6 +95,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         None => ParallelConfig::default(),
     };
     config.partition_contract_calls = args.partition_calls;
+    crate::warn_if_oversubscribed(&config);
     let mut blocks = Vec::new();
     for path in &args.paths {
         match block_dirs(path) {

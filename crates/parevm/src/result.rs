@@ -72,7 +72,7 @@ pub enum ExecutionPath {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FallbackReason {
-    /// Only one thread (or one transaction) to run on.
+    /// Only one thread, core or transaction to run on.
     OneThread,
     /// Too few transactions to pay for starting threads.
     FewTransactions,

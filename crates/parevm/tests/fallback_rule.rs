@@ -26,11 +26,12 @@ fn run(
     actual.path
 }
 
-/// The default rule at `threads`, except for blocks' total gas: the test
-/// blocks are small.
+/// The default rule at `threads`, on a core each whatever the machine,
+/// except for blocks' total gas: the test blocks are small.
 fn any_gas(threads: usize) -> ParallelConfig {
     ParallelConfig {
         min_parallel_gas: 0,
+        cores: threads,
         ..ParallelConfig::with_threads(threads)
     }
 }
@@ -215,7 +216,7 @@ fn an_opening_chain_is_not_given_up_as_conflicts() {
 }
 
 /// Asserts that `block` runs sequentially as too cheap for Block-STM at 2
-/// threads, and on Block-STM at 4.
+/// threads, and on Block-STM at 4 unless they share 2 cores.
 fn assert_too_cheap_at_two_threads_not_four(
     block: &parevm::BlockInput,
     state: &parevm::InMemoryState,
@@ -227,9 +228,16 @@ fn assert_too_cheap_at_two_threads_not_four(
     );
     let four = ParallelConfig {
         threads: 4,
+        cores: 4,
         ..config
     };
     assert_eq!(run(block, state, &four), ExecutionPath::Parallel);
+    // Four threads on two cores take turns: judged at two.
+    let four_on_two_cores = ParallelConfig { cores: 2, ..four };
+    assert_eq!(
+        run(block, state, &four_on_two_cores),
+        ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
+    );
 }
 
 /// Plain transfers that do not partition (one pays the beneficiary) are too

@@ -167,6 +167,7 @@ fn check_under_the_rule(fork: EthereumHardfork, ops: &[Op]) -> usize {
     for threads in THREADS {
         let rule = ParallelConfig {
             min_parallel_gas: 0,
+            cores: threads,
             ..ParallelConfig::with_threads(threads)
         };
         let configs = [

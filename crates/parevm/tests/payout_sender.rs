@@ -26,12 +26,14 @@ fn u(n: u64) -> Address {
     addr(n)
 }
 
-/// The default rule at `threads`, except for blocks' total gas: the test
-/// blocks are small. A payout sender's chain sends a block to the
-/// sequential executor unless it partitions.
+/// The default rule at `threads`, on a core each whatever the machine,
+/// except for blocks' total gas: the test blocks are small. A payout
+/// sender's chain sends a block to the sequential executor unless it
+/// partitions.
 fn rule(threads: usize) -> ParallelConfig {
     ParallelConfig {
         min_parallel_gas: 0,
+        cores: threads,
         ..ParallelConfig::with_threads(threads)
     }
 }

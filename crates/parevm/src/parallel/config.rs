@@ -10,6 +10,12 @@ use crate::FallbackReason;
 pub struct ParallelConfig {
     /// Worker threads (at least 1).
     pub threads: usize,
+    /// The cores the workers share. The fallback rule judges a block at
+    /// [`Self::judged_threads`], at most this many: workers beyond the cores
+    /// take turns on them rather than add speed. (On the 2-core VM at 4
+    /// threads, fixture 14396881's 1,346 cheap transactions, kept off
+    /// Block-STM at 2 threads, ran on it at 0.68x.)
+    pub cores: usize,
     /// Blocks with fewer transactions run sequentially: starting and
     /// joining worker threads costs more than they could save.
     pub min_parallel_txs: usize,
@@ -69,11 +75,18 @@ impl ParallelConfig {
         }
     }
 
+    /// The workers a block of `transactions` is judged at by the fallback
+    /// rule: the threads, but no more than the cores or the transactions.
+    pub fn judged_threads(&self, transactions: usize) -> usize {
+        self.threads.min(self.cores).min(transactions).max(1)
+    }
+
     /// Always Block-STM (for tests of the parallel machinery itself), unless
     /// there is only one thread or transaction.
     pub fn never_fall_back(threads: usize) -> Self {
         Self {
             threads: threads.max(1),
+            cores: usize::MAX,
             min_parallel_txs: 2,
             min_parallel_gas: 0,
             min_predicted_speedup: 0.0,
@@ -113,7 +126,7 @@ impl ParallelConfig {
     /// once the block did not run as partitions (which needs the state),
     /// and on conflicts while running.
     pub fn fallback_reason(&self, prediction: &Prediction) -> Option<FallbackReason> {
-        let threads = self.threads.min(prediction.transactions);
+        let threads = self.judged_threads(prediction.transactions);
         if threads < 2 {
             Some(FallbackReason::OneThread)
         } else if prediction.transactions < self.min_parallel_txs.max(2) {
@@ -133,7 +146,8 @@ impl Default for ParallelConfig {
     /// (see the README's "Fallback rule").
     fn default() -> Self {
         Self {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: available_cores(),
+            cores: available_cores(),
             min_parallel_txs: 16,
             min_parallel_gas: 4_000_000,
             min_predicted_speedup: 1.45,
@@ -143,6 +157,13 @@ impl Default for ParallelConfig {
             partition_contract_calls: false,
         }
     }
+}
+
+/// The cores available to this process (its affinity and quota included),
+/// looked up once.
+fn available_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 #[cfg(test)]
@@ -156,6 +177,19 @@ mod tests {
         assert_eq!(config.max_waste(8), 0.875);
         // Never giving up: no share of waste exceeds 1.
         assert_eq!(ParallelConfig::never_fall_back(2).max_waste(2), 1.0);
+    }
+
+    #[test]
+    fn blocks_are_judged_at_the_threads_that_can_run_at_once() {
+        let config = ParallelConfig {
+            cores: 2,
+            ..ParallelConfig::with_threads(8)
+        };
+        assert_eq!(config.judged_threads(1_000), 2);
+        assert_eq!(config.judged_threads(1), 1);
+        let one_core = ParallelConfig { cores: 1, ..config };
+        assert_eq!(one_core.judged_threads(1_000), 1);
+        assert_eq!(ParallelConfig::never_fall_back(8).judged_threads(1_000), 8);
     }
 
     #[test]

@@ -80,7 +80,9 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     config: &ParallelConfig,
 ) -> Result<BlockResult, ExecutionError> {
     let threads = config.threads.min(block.transactions.len());
-    let (prediction, chains, plan) = match predict_and_plan(block, state, threads, config) {
+    // What the fallback rule and the plans assume can run at once.
+    let judged = config.judged_threads(block.transactions.len());
+    let (prediction, chains, plan) = match predict_and_plan(block, state, judged, config) {
         Ok(planning) => planning,
         Err(reason) => return fallback(block, state, reason),
     };
@@ -93,7 +95,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     // (they wake their helpers as they start) or sequentially: waking costs
     // this thread about 20 us, which a sequential run does not win back
     // (mainnet fixture 3356896, 0.35 ms: 0.91x with the wake, 0.97x without).
-    if !config.too_cheap_for_block_stm(&prediction, threads) {
+    if !config.too_cheap_for_block_stm(&prediction, judged) {
         helpers::wake_helpers(threads.saturating_sub(1));
     }
     let pre = if has_pre_block_calls(block) {
@@ -132,7 +134,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         }
         false => (prediction, chains),
     };
-    if config.too_cheap_for_block_stm(&prediction, threads) {
+    if config.too_cheap_for_block_stm(&prediction, judged) {
         return fallback_after(block, state, FallbackReason::CheapTransactions, stats);
     }
     let chains = chains.unwrap_or_else(|| prediction::predict(block).1);
@@ -182,7 +184,7 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             block.transactions.len(),
             successors,
             chains.start_first(threads),
-            config.max_waste(threads),
+            config.max_waste(config.judged_threads(block.transactions.len())),
         );
         // Once the block is done, the state changes are folded in two halves
         // of the accounts (`Part`) side by side: one on a helper thread, which
@@ -275,9 +277,10 @@ fn execute_partitioned<S: StateSource + ?Sized>(
             return Ok(PartitionAttempt::NotTried);
         }
     }
+    let judged = config.judged_threads(block.transactions.len());
     let planned = match plan.planned {
         Some(planned) => planned,
-        None => plan_partitions(block, state, threads, config),
+        None => plan_partitions(block, state, judged, config),
     };
     let Some(partitions) = planned? else {
         return Ok(PartitionAttempt::NotTried);
@@ -287,7 +290,7 @@ fn execute_partitioned<S: StateSource + ?Sized>(
         // would only find the same conflicts by aborting.
         return fallback(block, state, FallbackReason::DependencyChain).map(ran);
     }
-    let balanced = partitions.bound >= config.min_partition_balance * threads as f64;
+    let balanced = partitions.bound >= config.min_partition_balance * judged as f64;
     if partitions.txs.len() < 2 || !balanced || !partitioned::supports(block, &base)? {
         return Ok(PartitionAttempt::NotTried);
     }
