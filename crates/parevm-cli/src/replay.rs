@@ -44,6 +44,14 @@ pub struct ReplayArgs {
     /// partitions (see `ParallelConfig::partition_contract_calls`).
     #[arg(long)]
     partition_calls: bool,
+    /// Also measure this machine's ceiling for each block (with `--mode
+    /// both`): as many copies of its sequential execution at once as there
+    /// are threads (at most the cores), which share nothing but caches and
+    /// memory. The summary then gives the speedup the machine allows with
+    /// the blocks' own dependencies: per block, the lower of the ceiling
+    /// and the ideal bound.
+    #[arg(long)]
+    ceiling: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -68,6 +76,10 @@ struct BlockReport {
     ideal_bound: Option<f64>,
     /// Measured speedup / ideal bound.
     efficiency: Option<f64>,
+    /// This machine's speedup on perfectly parallel work: the block's
+    /// sequential execution, as many copies at once as the threads that
+    /// can run at once (`--ceiling`).
+    ceiling_speedup: Option<f64>,
     /// What the parallel executor did in the run whose result was kept
     /// (executions, validations, aborts, partitions, ...).
     stats: Option<ExecutionStats>,
@@ -81,6 +93,10 @@ struct Report {
     passed: usize,
     failed: usize,
     aggregate_speedup: Option<f64>,
+    /// With `--ceiling`: the aggregate speedup the machine allows with the
+    /// blocks' own dependencies (per block, the lower of `ceiling_speedup`
+    /// and `ideal_bound`).
+    achievable_speedup: Option<f64>,
 }
 
 pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
@@ -89,6 +105,9 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     }
     if args.repeat == 0 {
         return Err("--repeat must be at least 1".into());
+    }
+    if args.ceiling && args.mode != Mode::Both {
+        return Err("--ceiling needs --mode both".into());
     }
     let mut config = match args.threads {
         Some(n) => ParallelConfig::with_threads(n),
@@ -129,12 +148,14 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         .fold((0.0, 0.0), |(s, p), (a, b)| (s + a, p + b));
     let aggregate_speedup =
         (args.mode == Mode::Both && par_total > 0.0).then(|| seq_total / par_total);
+    let achievable_speedup = achievable(&blocks).filter(|_| args.ceiling);
     if args.json {
         let report = Report {
             blocks,
             passed,
             failed,
             aggregate_speedup,
+            achievable_speedup,
         };
         println!(
             "{}",
@@ -160,6 +181,12 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
                     ))
                     .unwrap_or_default()
             );
+            if let Some(achievable) = achievable_speedup {
+                println!(
+                    "this machine allows {achievable:.2}x with the blocks' dependencies: {:.0}% of it reached",
+                    speedup / achievable * 100.0
+                );
+            }
         }
         println!("{passed} passed, {failed} failed");
     }
@@ -169,6 +196,9 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         ExitCode::FAILURE
     })
 }
+
+/// How long, at least, each copy runs a block to measure the ceiling.
+const CEILING_MS: f64 = 50.0;
 
 fn replay_one(dir: &std::path::Path, args: &ReplayArgs, config: &ParallelConfig) -> BlockReport {
     let mut report = BlockReport {
@@ -238,13 +268,74 @@ fn execute_and_check(
         if let Some(difference) = sequential.first_difference(&parallel) {
             return Err(format!("parallel differs from sequential: {difference}"));
         }
+        let threads = config.judged_threads(block.transactions.len());
         if let Ok(traces) = parevm::parallel::trace_block(block, state) {
-            let bound = parevm_analyze::bounded_speedup(&traces, config.threads);
+            let bound = parevm_analyze::bounded_speedup(&traces, threads);
             report.ideal_bound = Some(bound);
             report.efficiency = report.speedup.map(|s| s / bound.max(1e-9));
         }
+        if args.ceiling {
+            let seq_ms = report.sequential_ms.unwrap_or_default();
+            let copies = config.threads.min(config.cores).max(1);
+            // As many runs as the sequential ones took, and 50 ms at least.
+            let runs = args
+                .repeat
+                .max((CEILING_MS / seq_ms.max(1e-3)) as usize)
+                .min(5_000);
+            // One copy alone, run the same way, is the reference: the runs
+            // back to back find the caches warmer than the interleaved ones.
+            let run = || execute_sequential(block, state);
+            let alone = ceiling_time(runs, 1, run).map_err(err)?;
+            let together = ceiling_time(runs, copies, run).map_err(err)?;
+            report.ceiling_speedup = Some(ms(alone) / ms(together).max(1e-9));
+        }
     }
     Ok(parallel)
+}
+
+/// The time per run of `f` when `copies` threads each run it `runs` times
+/// at once, back to back, i.e. the wall time over all the runs: the threads
+/// start once, so their start-up (tens of microseconds, as long as a small
+/// block) is spread over the runs.
+fn ceiling_time<T, E: Send>(
+    runs: usize,
+    copies: usize,
+    f: impl Fn() -> Result<T, E> + Sync,
+) -> Result<std::time::Duration, E> {
+    let each = || (0..runs).try_for_each(|_| f().map(drop));
+    let start = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..copies).map(|_| scope.spawn(each)).collect();
+        let mine = each();
+        others
+            .into_iter()
+            .map(|other| {
+                other
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .chain([mine])
+            .collect::<Result<(), E>>()
+    })?;
+    Ok(start.elapsed() / (runs * copies).max(1) as u32)
+}
+
+/// The aggregate speedup the machine allows the blocks measured with
+/// `--ceiling`: each block's sequential time over the lower of its
+/// ceiling and its ideal bound, summed.
+fn achievable(blocks: &[BlockReport]) -> Option<f64> {
+    let (mut sequential, mut best) = (0.0, 0.0);
+    for block in blocks {
+        let (Some(seq), Some(ceiling)) = (block.sequential_ms, block.ceiling_speedup) else {
+            continue;
+        };
+        let bound = block
+            .ideal_bound
+            .map_or(ceiling, |ideal| ideal.min(ceiling));
+        sequential += seq;
+        best += seq / bound.max(1e-9);
+    }
+    (best > 0.0).then(|| sequential / best)
 }
 
 /// The executor that ran, with the fallback reason if there was one.
@@ -274,12 +365,16 @@ fn print_line(report: &BlockReport, mode: Mode) {
             path_of(report)
         ),
         Mode::Both => format!(
-            "seq {:.2} ms, par {:.2} ms, {:.2}x of ideal {:.2}x ({:.0}%) ({})",
+            "seq {:.2} ms, par {:.2} ms, {:.2}x of ideal {:.2}x ({:.0}%){} ({})",
             report.sequential_ms.unwrap_or_default(),
             report.parallel_ms.unwrap_or_default(),
             report.speedup.unwrap_or_default(),
             report.ideal_bound.unwrap_or_default(),
             report.efficiency.unwrap_or_default() * 100.0,
+            report
+                .ceiling_speedup
+                .map(|c| format!(", ceiling {c:.2}x"))
+                .unwrap_or_default(),
             path_of(report)
         ),
     };
@@ -289,4 +384,32 @@ fn print_line(report: &BlockReport, mode: Mode) {
         report.transactions,
         report.gas_used
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(sequential_ms: f64, ceiling: f64, ideal: Option<f64>) -> BlockReport {
+        BlockReport {
+            sequential_ms: Some(sequential_ms),
+            ceiling_speedup: Some(ceiling),
+            ideal_bound: ideal,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_achievable_speedup_takes_each_blocks_lower_bound() {
+        // 6 ms at its ideal 1.5x, 4 ms at the machine's 2x: 10 ms in 6 ms.
+        let blocks = [block(6.0, 1.9, Some(1.5)), block(4.0, 2.0, None)];
+        let allowed = achievable(&blocks).expect("measured");
+        assert!((allowed - 10.0 / 6.0).abs() < 1e-9, "{allowed}");
+        // Blocks without a ceiling (not measured, or failed) do not count.
+        let unmeasured = BlockReport {
+            sequential_ms: Some(5.0),
+            ..Default::default()
+        };
+        assert_eq!(achievable(&[unmeasured]), None);
+    }
 }

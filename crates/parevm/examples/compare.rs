@@ -28,10 +28,6 @@ fn main() {
     // 1: against a bare `transact_commit` loop; 2: against alloy-evm's block
     // executor with its own receipt builder and revm's bundle, as a node runs it.
     let plain = take(&mut args, "--plain", 0);
-    // The machine's own ceiling: one sequential run against `--threads`
-    // sequential runs of the same block side by side, on as many threads
-    // (perfectly parallel work, sharing only caches and memory).
-    let ceiling = take(&mut args, "--ceiling", 0) == 1;
     // Always Block-STM (`ParallelConfig::never_fall_back`), to time it on
     // blocks the fallback rule keeps off it.
     let block_stm = take(&mut args, "--block-stm", 0) == 1;
@@ -55,18 +51,6 @@ fn main() {
                     Some(execute_sequential(&f.block, &f.state).expect("seq"))
                 };
                 seq.push(t.elapsed().as_secs_f64() * 1e3);
-                if ceiling {
-                    let t = Instant::now();
-                    std::thread::scope(|scope| {
-                        for _ in 1..threads {
-                            scope.spawn(|| execute_sequential(&f.block, &f.state).expect("seq"));
-                        }
-                        execute_sequential(&f.block, &f.state).expect("seq");
-                    });
-                    // Time per block, as if the copies were one block's share each.
-                    par.push(t.elapsed().as_secs_f64() * 1e3 / threads as f64);
-                    continue;
-                }
                 if plain > 0 {
                     let t = Instant::now();
                     if plain == 1 {
