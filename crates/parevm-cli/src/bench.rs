@@ -1,7 +1,7 @@
 //! `parevm bench`: parallel against sequential execution on synthetic
 //! workloads, checking every run's result is identical.
 
-use crate::timing::ms;
+use crate::timing::{ceiling_speedup, ms};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parevm::{ExecutionStats, ParallelConfig, execute_parallel, execute_sequential};
@@ -49,6 +49,12 @@ pub struct BenchArgs {
     /// partitions (see `ParallelConfig::partition_contract_calls`).
     #[arg(long)]
     partition_calls: bool,
+    /// Also measure this machine's ceiling for each workload: its block's
+    /// sequential execution by as many threads at once as can run at once
+    /// (at most the cores), against one thread alone. Perfectly parallel
+    /// work, sharing only caches and memory: no executor can beat it.
+    #[arg(long)]
+    ceiling: bool,
     /// Print one JSON object instead of a table (and no progress bar).
     #[arg(long)]
     json: bool,
@@ -97,6 +103,10 @@ struct Row {
     /// What the parallel executor did in the last run (executions,
     /// validations, aborts, partitions, ...).
     stats: ExecutionStats,
+    /// This machine's speedup on the block as perfectly parallel work
+    /// (`--ceiling`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ceiling_speedup: Option<f64>,
     /// The first difference, when a parallel result was not identical.
     #[serde(skip_serializing_if = "Option::is_none")]
     difference: Option<String>,
@@ -199,6 +209,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         }
         let sequential = median(&mut sequential_times);
         let parallel = median(&mut parallel_times);
+        let ceiling_speedup = match args.ceiling {
+            true => {
+                bar.set_message(format!("{name}: ceiling"));
+                let copies = threads.min(parallel_config.cores).max(1);
+                let run = || execute_sequential(&block, &state);
+                let ceiling = ceiling_speedup(repeat, copies, run);
+                Some(ceiling.map_err(|e| format!("{name}: sequential: {e}"))?)
+            }
+            false => None,
+        };
         rows.push(Row {
             workload: name,
             hot_ratio: config.hot_ratio,
@@ -217,6 +237,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             seed: config.seed,
             generate_ms: ms(generate_time),
             stats,
+            ceiling_speedup,
             difference,
         });
     }
@@ -302,5 +323,8 @@ fn print_table(rows: &[Row], threads: usize, repeat: usize) {
             r.path,
             if r.identical { "yes" } else { "NO" }
         );
+        if let Some(ceiling) = r.ceiling_speedup {
+            println!("{:<16} this machine's ceiling: {ceiling:.2}x", "");
+        }
     }
 }

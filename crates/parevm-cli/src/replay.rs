@@ -1,6 +1,6 @@
 //! `parevm replay`: execute fixture blocks and verify them against their headers.
 
-use crate::timing::{interleaved_medians, median_of, ms};
+use crate::timing::{ceiling_speedup, interleaved_medians, median_of, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
     BlockResult, ExecutionError, ExecutionStats, ParallelConfig, execute_parallel,
@@ -282,42 +282,11 @@ fn execute_and_check(
                 .repeat
                 .max((CEILING_MS / seq_ms.max(1e-3)) as usize)
                 .min(5_000);
-            // One copy alone, run the same way, is the reference: the runs
-            // back to back find the caches warmer than the interleaved ones.
             let run = || execute_sequential(block, state);
-            let alone = ceiling_time(runs, 1, run).map_err(err)?;
-            let together = ceiling_time(runs, copies, run).map_err(err)?;
-            report.ceiling_speedup = Some(ms(alone) / ms(together).max(1e-9));
+            report.ceiling_speedup = Some(ceiling_speedup(runs, copies, run).map_err(err)?);
         }
     }
     Ok(parallel)
-}
-
-/// The time per run of `f` when `copies` threads each run it `runs` times
-/// at once, back to back, i.e. the wall time over all the runs: the threads
-/// start once, so their start-up (tens of microseconds, as long as a small
-/// block) is spread over the runs.
-fn ceiling_time<T, E: Send>(
-    runs: usize,
-    copies: usize,
-    f: impl Fn() -> Result<T, E> + Sync,
-) -> Result<std::time::Duration, E> {
-    let each = || (0..runs).try_for_each(|_| f().map(drop));
-    let start = std::time::Instant::now();
-    std::thread::scope(|scope| {
-        let others: Vec<_> = (1..copies).map(|_| scope.spawn(each)).collect();
-        let mine = each();
-        others
-            .into_iter()
-            .map(|other| {
-                other
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
-            .chain([mine])
-            .collect::<Result<(), E>>()
-    })?;
-    Ok(start.elapsed() / (runs * copies).max(1) as u32)
 }
 
 /// The aggregate speedup the machine allows the blocks measured with

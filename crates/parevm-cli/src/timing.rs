@@ -61,6 +61,46 @@ pub fn interleaved_medians<A, B, E>(
     Ok(((last_a, median_a), (last_b, median_b)))
 }
 
+/// This machine's speedup on `copies` threads for perfectly parallel work:
+/// `f` run `runs` times back to back on one thread, against `copies`
+/// threads each doing the same at once (they share only caches and memory).
+/// The one thread runs the same way, so that its caches are as warm.
+pub fn ceiling_speedup<T, E: Send>(
+    runs: usize,
+    copies: usize,
+    f: impl Fn() -> Result<T, E> + Sync,
+) -> Result<f64, E> {
+    let alone = time_per_run(runs, 1, &f)?;
+    let together = time_per_run(runs, copies, &f)?;
+    Ok(alone.as_secs_f64() / together.as_secs_f64().max(1e-12))
+}
+
+/// The wall time per run of `f` when `copies` threads each run it `runs`
+/// times at once, back to back: the threads start once, so their start-up
+/// (tens of microseconds, as long as a small block) is spread over the runs.
+fn time_per_run<T, E: Send>(
+    runs: usize,
+    copies: usize,
+    f: &(impl Fn() -> Result<T, E> + Sync),
+) -> Result<Duration, E> {
+    let each = || (0..runs).try_for_each(|_| f().map(drop));
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..copies).map(|_| scope.spawn(each)).collect();
+        let mine = each();
+        others
+            .into_iter()
+            .map(|other| {
+                other
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .chain([mine])
+            .collect::<Result<(), E>>()
+    })?;
+    Ok(start.elapsed() / u32::try_from((runs * copies).max(1)).unwrap_or(u32::MAX))
+}
+
 /// Milliseconds as a float.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
