@@ -1,4 +1,5 @@
-//! Helper threads for one block, borrowed from a pool that outlives blocks.
+//! Helper threads for one block, borrowed from a pool that outlives blocks,
+//! and how a thread without work waits for some ([`Idle`]).
 //!
 //! Starting an OS thread costs about 40 µs on the 2-core VM this was
 //! measured on, and its first allocations fault in a fresh allocator heap:
