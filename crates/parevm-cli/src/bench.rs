@@ -212,7 +212,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         let ceiling_speedup = match args.ceiling {
             true => {
                 bar.set_message(format!("{name}: ceiling"));
-                let copies = threads.min(parallel_config.cores).max(1);
+                let copies = parallel_config.judged_threads(usize::MAX);
                 let run = || execute_sequential(&block, &state);
                 let ceiling = ceiling_speedup(repeat, copies, run);
                 Some(ceiling.map_err(|e| format!("{name}: sequential: {e}"))?)

@@ -276,7 +276,7 @@ fn execute_and_check(
         }
         if args.ceiling {
             let seq_ms = report.sequential_ms.unwrap_or_default();
-            let copies = config.threads.min(config.cores).max(1);
+            let copies = config.judged_threads(usize::MAX);
             // As many runs as the sequential ones took, and 50 ms at least.
             let runs = args
                 .repeat

@@ -108,15 +108,17 @@ impl ParallelConfig {
         }
     }
 
-    /// The share of wasted executions above which a block running on
-    /// `threads` workers is given up ([`Self::min_useful_speedup`]).
-    pub(crate) fn max_waste(&self, threads: usize) -> f64 {
-        1.0 - self.min_useful_speedup / threads.max(1) as f64
+    /// The share of wasted executions above which a block of `transactions`
+    /// is given up ([`Self::min_useful_speedup`], at
+    /// [`Self::judged_threads`]).
+    pub(crate) fn max_waste(&self, transactions: usize) -> f64 {
+        1.0 - self.min_useful_speedup / self.judged_threads(transactions) as f64
     }
 
-    /// Whether `prediction`'s transactions are too cheap for Block-STM at
-    /// `threads` workers ([`Self::tx_overhead_gas`]).
-    pub fn too_cheap_for_block_stm(&self, prediction: &Prediction, threads: usize) -> bool {
+    /// Whether `prediction`'s transactions are too cheap for Block-STM
+    /// ([`Self::tx_overhead_gas`], at [`Self::judged_threads`]).
+    pub fn too_cheap_for_block_stm(&self, prediction: &Prediction) -> bool {
+        let threads = self.judged_threads(prediction.transactions);
         let mean = prediction.work / prediction.transactions.max(1) as u64;
         mean.saturating_mul(threads.saturating_sub(1) as u64) < self.tx_overhead_gas
     }
@@ -170,13 +172,20 @@ fn available_cores() -> usize {
 mod tests {
     use super::{ParallelConfig, Prediction};
 
+    /// The default rule at `threads`, on a core each.
+    fn rule(threads: usize) -> ParallelConfig {
+        ParallelConfig {
+            cores: threads,
+            ..ParallelConfig::with_threads(threads)
+        }
+    }
+
     #[test]
     fn the_waste_that_gives_a_block_up_grows_with_the_threads() {
-        let config = ParallelConfig::with_threads(2);
-        assert_eq!(config.max_waste(2), 0.5);
-        assert_eq!(config.max_waste(8), 0.875);
+        assert_eq!(rule(2).max_waste(1_000), 0.5);
+        assert_eq!(rule(8).max_waste(1_000), 0.875);
         // Never giving up: no share of waste exceeds 1.
-        assert_eq!(ParallelConfig::never_fall_back(2).max_waste(2), 1.0);
+        assert_eq!(ParallelConfig::never_fall_back(2).max_waste(1_000), 1.0);
     }
 
     #[test]
@@ -200,15 +209,14 @@ mod tests {
             critical_gas: 21_000,
             work: 2_100_000,
         };
-        let config = ParallelConfig::default();
-        assert!(config.too_cheap_for_block_stm(&transfers, 2));
+        assert!(rule(2).too_cheap_for_block_stm(&transfers));
         // 3 * 21,000 > 40,000: four threads gain more than the overhead.
-        assert!(!config.too_cheap_for_block_stm(&transfers, 4));
+        assert!(!rule(4).too_cheap_for_block_stm(&transfers));
         let calls = Prediction {
             work: 5_000_000,
             ..transfers
         };
-        assert!(!config.too_cheap_for_block_stm(&calls, 2));
-        assert!(!ParallelConfig::never_fall_back(2).too_cheap_for_block_stm(&transfers, 2));
+        assert!(!rule(2).too_cheap_for_block_stm(&calls));
+        assert!(!ParallelConfig::never_fall_back(2).too_cheap_for_block_stm(&transfers));
     }
 }

@@ -82,13 +82,12 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     // A block too small to pay for threads is told by one pass over its gas
     // limits, before the map of its senders: on the 30 us fixture 930196
     // that map was most of the fallback's cost.
-    if let Some(reason) = config.fallback_reason(&prediction::sums(block)) {
+    let sums = prediction::sums(block);
+    if let Some(reason) = config.fallback_reason(&sums) {
         return fallback(block, state, reason);
     }
     let threads = config.threads.min(block.transactions.len());
-    // What the fallback rule and the plans assume can run at once.
-    let judged = config.judged_threads(block.transactions.len());
-    let (prediction, chains, plan) = match predict_and_plan(block, state, judged, config) {
+    let (prediction, chains, plan) = match predict_and_plan(block, state, &sums, config) {
         Ok(planning) => planning,
         Err(reason) => return fallback(block, state, reason),
     };
@@ -101,7 +100,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     // (they wake their helpers as they start) or sequentially: waking costs
     // this thread about 20 us, which a sequential run does not win back
     // (mainnet fixture 3356896, 0.35 ms: 0.91x with the wake, 0.97x without).
-    if !config.too_cheap_for_block_stm(&prediction, judged) {
+    if !config.too_cheap_for_block_stm(&prediction) {
         helpers::wake_helpers(threads.saturating_sub(1));
     }
     let pre = if has_pre_block_calls(block) {
@@ -140,7 +139,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         }
         false => (prediction, chains),
     };
-    if config.too_cheap_for_block_stm(&prediction, judged) {
+    if config.too_cheap_for_block_stm(&prediction) {
         return fallback_after(block, state, FallbackReason::CheapTransactions, stats);
     }
     let chains = chains.unwrap_or_else(|| prediction::predict(block).1);
@@ -190,7 +189,7 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             block.transactions.len(),
             successors,
             chains.start_first(threads),
-            config.max_waste(config.judged_threads(block.transactions.len())),
+            config.max_waste(block.transactions.len()),
         );
         // Once the block is done, the state changes are folded in two halves
         // of the accounts (`Part`) side by side: one on a helper thread, which

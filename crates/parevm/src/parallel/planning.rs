@@ -46,12 +46,17 @@ const PROBE_TXS: usize = 16;
 /// ([`ParallelConfig::too_cheap_for_block_stm`]): it then runs sequentially
 /// whatever its sender chains, and their pass is skipped (about 40 us of
 /// fixture 14396881's 1,346 transactions, which ran at 0.94-0.99x).
+///
+/// `sums` is the block's [`prediction::sums`], which the fallback rule
+/// already let through. Plans are made for the threads that can run at
+/// once ([`ParallelConfig::judged_threads`]).
 pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
-    threads: usize,
+    sums: &Prediction,
     config: &ParallelConfig,
 ) -> Result<(Prediction, Option<prediction::Chains>, PartitionPlan), FallbackReason> {
+    let threads = config.judged_threads(block.transactions.len());
     let opener = opening_sender(block);
     if let Some(sender) = opener {
         // A hot wallet's chain is usually told by its own gas, without the
@@ -95,10 +100,7 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
     match planner.finish() {
         Some((partitions, prediction)) => Ok((prediction, None, planned(Ok(Some(partitions))))),
         None => {
-            let sums = prediction::sums(block);
-            if config.fallback_reason(&sums).is_none()
-                && config.too_cheap_for_block_stm(&sums, threads)
-            {
+            if config.too_cheap_for_block_stm(sums) {
                 return Err(FallbackReason::CheapTransactions);
             }
             let (prediction, chains) = prediction::predict(block);
