@@ -219,7 +219,9 @@ fn watch_balances(tx: &TxEnv, spec: SpecId) -> bool {
     tx.authorization_list.is_empty() && !spec.is_enabled_in(SpecId::AMSTERDAM)
 }
 
-/// What [`VmDb::basic`] returned for an account.
+/// What [`VmDb::basic`] returned for an account, without its code: the
+/// write set compares only the fields, and a copy of the code would write
+/// its reference count, which every worker running the contract shares.
 struct Observed {
     address: Address,
     info: AccountInfo,
@@ -298,7 +300,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
 
     /// Resolves an account: existence, nonce, code, and (unless lazy) balance.
     fn resolve(&mut self, address: Address) -> Result<Option<AccountInfo>, VmError> {
-        let base = self.ctx.base.account(&address)?;
+        let mut base = self.ctx.base.account(&address)?;
         if self.in_reward && address == self.coinbase {
             // The fee is the transaction's first touch of the beneficiary,
             // and the last thing it does: nothing of the account is
@@ -309,7 +311,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             placeholder.balance = U256::ZERO;
             return Ok(Some(placeholder));
         }
-        let (code_hash, code) = self.read_code(address, base.as_ref())?;
+        let (code_hash, code) = self.read_code(address, base.as_mut())?;
         if self.lazy_recipient == Some(address) && code_hash == KECCAK_EMPTY {
             // A plain transfer's credit, which no code can observe: only
             // whether the recipient has code matters.
@@ -340,15 +342,17 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
     fn read_code(
         &mut self,
         address: Address,
-        base: Option<&AccountInfo>,
+        base: Option<&mut AccountInfo>,
     ) -> Result<(B256, Bytecode), VmError> {
         let code_loc = Location::Code(address);
         let (code_hash, code, from_base) = match self.ctx.mv.read(&code_loc, self.tx)? {
             Some(WriteValue::Code(hash, code)) => (hash, code, false),
             _ => match base {
                 Some(b) => {
-                    let code = match &b.code {
-                        Some(code) => code.clone(),
+                    // Moved, not copied: the code's reference counts are
+                    // shared by every worker loading the same contract.
+                    let code = match b.code.take() {
+                        Some(code) => code,
                         None => self.ctx.base.code_by_hash(&b.code_hash)?,
                     };
                     (b.code_hash, code, true)
@@ -545,7 +549,7 @@ impl<S: StateSource + ?Sized> Database for VmDb<'_, '_, S> {
         if let Some(info) = &info {
             self.observed.push(Observed {
                 address,
-                info: info.clone(),
+                info: info.copy_without_code(),
             });
         }
         Ok(info)
