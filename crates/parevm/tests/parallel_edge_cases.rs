@@ -919,3 +919,64 @@ fn a_chain_started_first_waits_for_the_funds_sent_before_it() {
         .collect();
     assert_eq!(returned, (1..=12u64).map(U256::from).collect::<Vec<_>>());
 }
+
+/// Emits `CALLDATALOAD(0)` logs, each with one topic: the loop counter plus
+/// the caller, so that every log of every caller hashes distinct inputs.
+fn log_emitter() -> Vec<u8> {
+    let (mut exit, mut again) = (0, 0);
+    let start = Asm::new().push(0).op(&[op::CALLDATALOAD]);
+    let top = start.pc();
+    let body = start
+        .op(&[op::JUMPDEST, op::DUP1, op::ISZERO])
+        .push_label(&mut exit)
+        .op(&[op::JUMPI, op::DUP1, op::CALLER, op::ADD])
+        .push(0)
+        .push(0)
+        .op(&[0xa1]) // LOG1
+        .push(1)
+        .op(&[op::SWAP1, op::SUB])
+        .push_label(&mut again)
+        .op(&[op::JUMP]);
+    let end = body.pc();
+    body.op(&[op::JUMPDEST, op::STOP])
+        .patch(exit, end)
+        .patch(again, top)
+        .build()
+}
+
+/// Receipts with thousands of logs have their blooms hashed by every
+/// worker with nothing else to do (`shared_bloom.rs`): several such
+/// transactions (two running at once hash one job each, the second
+/// alone), one that runs out of gas after logging, and small ones between.
+#[test]
+fn large_receipts_hash_their_blooms_together() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let emitter = addr(0xe0);
+    b.contract(emitter, log_emitter());
+    b.fund_all((1..=16).map(u));
+    let logs = |n: u64| calldata(&[word(n)]);
+    let large = |b: &mut BlockBuilder, from, n, gas_limit| {
+        b.tx(TxSpec {
+            gas_limit,
+            ..TxSpec::call(from, emitter, 0, logs(n))
+        });
+    };
+    large(&mut b, u(1), 3000, 5_000_000);
+    for i in 2..=6 {
+        b.transfer(u(i), u(20 + i), 1);
+    }
+    large(&mut b, u(7), 2500, 5_000_000);
+    large(&mut b, u(8), 700, 5_000_000);
+    // Runs out of gas after about 600 logs: a failure keeps no logs.
+    large(&mut b, u(9), 5000, 500_000);
+    for i in 10..=16 {
+        b.call(u(i), emitter, 0, logs(i));
+    }
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    let logged = |index: usize| match &result.transactions[index].receipt {
+        Some(receipt) => receipt.logs().len(),
+        None => usize::MAX,
+    };
+    assert_eq!([0, 6, 7, 8, 9].map(logged), [3000, 2500, 700, 0, 10]);
+}

@@ -5,12 +5,13 @@
 use super::{
     mv_memory::{BaseReader, lock},
     scheduler::{Scheduler, Task},
+    shared_bloom::SharedBloom,
     types::{TxIdx, Version},
     vm::{Executed, Vm, VmContext, VmOutcome},
 };
 use crate::state::StateSource;
 use alloy_primitives::{Address, B256, U256};
-use revm::context::result::InvalidTransaction;
+use revm::context::result::{ExecutionResult, InvalidTransaction};
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
@@ -29,6 +30,8 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
     pub results: Vec<Mutex<Option<TxExecution>>>,
     pub fatal: Mutex<Option<String>>,
     pub stats: Stats,
+    /// A large receipt's bloom, hashed by every worker without a task.
+    blooms: SharedBloom,
     /// Above this share of wasted executions (aborted, or blocked other
     /// than on the sender's chain), the block is given up for sequential
     /// execution.
@@ -98,6 +101,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
             results: (0..block_size).map(|_| Mutex::default()).collect(),
             fatal: Mutex::default(),
             stats: Stats::default(),
+            blooms: SharedBloom::default(),
             max_waste,
             gave_up: AtomicBool::new(false),
         }
@@ -174,6 +178,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
 
     fn work(&self) {
         let mut vm = Vm::new(self.vm);
+        vm.share_large_blooms();
         let mut task = self.scheduler.claim_first().map(Task::Execution);
         let mut idle = super::helpers::Idle::default();
         while !self.scheduler.done() {
@@ -181,6 +186,10 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                 Some(Task::Execution(version)) => self.try_execute(&mut vm, version),
                 Some(Task::Validation(version)) => self.validate(version),
                 None => match self.scheduler.next_task() {
+                    None if self.blooms.help(vm.blooms()) => {
+                        idle.reset();
+                        None
+                    }
                     None => {
                         idle.wait();
                         None
@@ -216,13 +225,19 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                     }
                 }
                 Ok(VmOutcome::Done {
-                    result,
+                    mut result,
                     reads,
                     writes,
                 }) => {
-                    *lock(&self.results[tx]) = Some(result);
                     let (wrote_new_location, spare) = self.vm.mv.record(version, reads, writes);
                     vm.recycle_reads(spare);
+                    if let Ok(executed) = &mut result
+                        && executed.logs_bloom.is_none()
+                        && !self.hash_bloom(executed, vm)
+                    {
+                        return None;
+                    }
+                    *lock(&self.results[tx]) = Some(result);
                     let scheduler = &self.scheduler;
                     return scheduler
                         .finish_execution(tx, version.incarnation, wrote_new_location)
@@ -230,6 +245,32 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                 }
             }
         }
+    }
+
+    /// Hashes a large receipt's bloom with the workers that have nothing
+    /// else to do; `false` if the block was halted meanwhile. After the
+    /// incarnation's writes are published, so that higher transactions can
+    /// read them meanwhile, but before its execution is finished: until
+    /// then its task keeps the block from ending without the bloom.
+    fn hash_bloom(&self, executed: &mut Executed, vm: &mut Vm<'v, 'a, S>) -> bool {
+        let logs = match &mut executed.result {
+            ExecutionResult::Success { logs, .. } => std::mem::take(logs),
+            // Only a success has logs.
+            _ => return true,
+        };
+        let mut idle = super::helpers::Idle::default();
+        let hashed = self.blooms.hash(logs, vm.blooms(), || {
+            idle.wait();
+            self.scheduler.done()
+        });
+        let Some((logs, bloom)) = hashed else {
+            return false;
+        };
+        if let ExecutionResult::Success { logs: slot, .. } = &mut executed.result {
+            *slot = logs;
+        }
+        executed.logs_bloom = Some(bloom);
+        true
     }
 
     fn validate(&self, version: Version) -> Option<Task> {

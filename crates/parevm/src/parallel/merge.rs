@@ -211,12 +211,7 @@ pub(crate) fn build_receipt(
     cumulative_gas_used: u64,
 ) -> ReceiptEnvelope {
     let success = executed.result.is_success();
+    let logs_bloom = executed.logs_bloom();
     let logs = executed.result.into_logs();
-    crate::receipt::receipt_envelope(
-        tx_type,
-        success,
-        cumulative_gas_used,
-        logs,
-        executed.logs_bloom,
-    )
+    crate::receipt::receipt_envelope(tx_type, success, cumulative_gas_used, logs, logs_bloom)
 }

@@ -43,6 +43,7 @@ mod planning;
 mod prediction;
 mod reach;
 mod scheduler;
+mod shared_bloom;
 mod types;
 mod vm;
 mod write_filter;

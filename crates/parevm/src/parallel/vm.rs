@@ -29,6 +29,7 @@ use super::{
     balance_watch::{self, BalanceWatchDb, WatchedBalances},
     fee_credit::{FeeCreditDb, LazyBeneficiary},
     mv_memory::{Blocked, MvMemory, StorageRead},
+    shared_bloom::SHARED_FROM_LOGS,
     types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
 };
 use crate::{
@@ -87,13 +88,21 @@ pub(crate) struct VmContext<'a, S: ?Sized> {
 /// leave to the single thread that assembles the receipts).
 pub(crate) struct Executed {
     pub result: ExecutionResult,
-    pub logs_bloom: Bloom,
+    /// `None` only until the executing worker has hashed a large receipt's
+    /// bloom with the others ([`Vm::share_large_blooms`]).
+    pub logs_bloom: Option<Bloom>,
 }
 
 impl Executed {
     pub(crate) fn new(result: ExecutionResult, blooms: &mut BloomMemo) -> Self {
-        let logs_bloom = blooms.logs_bloom(result.logs());
+        let logs_bloom = Some(blooms.logs_bloom(result.logs()));
         Self { result, logs_bloom }
+    }
+
+    /// The logs bloom, hashed now if it was left to be shared.
+    pub(crate) fn logs_bloom(&self) -> Bloom {
+        self.logs_bloom
+            .unwrap_or_else(|| alloy_primitives::logs_bloom(self.result.logs()))
     }
 }
 
@@ -124,6 +133,9 @@ pub(crate) struct Vm<'c, 'a, S: StateSource + ?Sized> {
     spec: SpecId,
     /// The bloom bits of the logs this worker has met in the block.
     blooms: BloomMemo,
+    /// Whether receipts with [`SHARED_FROM_LOGS`] logs or more are left
+    /// without their bloom, for the worker to hash with the others.
+    share_large_blooms: bool,
 }
 
 type VmEvm<'c, 'a, S> = MainnetEvm<MainnetContext<VmDb<'c, 'a, S>>>;
@@ -140,7 +152,19 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
             evm,
             spec: ctx.cfg_env.spec,
             blooms: BloomMemo::new(),
+            share_large_blooms: false,
         }
+    }
+
+    /// Leaves large receipts' blooms out of [`Executed`], for the caller to
+    /// hash with other workers ([`super::shared_bloom`]).
+    pub(crate) fn share_large_blooms(&mut self) {
+        self.share_large_blooms = true;
+    }
+
+    /// This worker's memo of hashed log addresses and topics.
+    pub(crate) fn blooms(&mut self) -> &mut BloomMemo {
+        &mut self.blooms
     }
 
     /// Gives back a read-set buffer for the next incarnation to fill.
@@ -169,6 +193,12 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
         let state = self.evm.ctx.journal_mut().finalize();
         let db = self.evm.ctx.journal_mut().db_mut();
         let result = match result {
+            Ok(result) if self.share_large_blooms && result.logs().len() >= SHARED_FROM_LOGS => {
+                Ok(Executed {
+                    result,
+                    logs_bloom: None,
+                })
+            }
             Ok(result) => Ok(Executed::new(result, &mut self.blooms)),
             Err(EVMError::Transaction(invalid)) => Err(invalid),
             Err(EVMError::Database(VmError::Blocked(Blocked(dep)))) if dep < tx => {
