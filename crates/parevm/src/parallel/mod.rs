@@ -8,7 +8,8 @@
 //! mismatch; an aborted incarnation's writes become ESTIMATE markers that
 //! make readers wait instead of failing later; a collaborative scheduler
 //! (`scheduler.rs`) hands out execution and validation tasks and detects the
-//! end (`executor.rs`). The final write sets are then folded into the
+//! end (`executor.rs`); idle workers help hash a large receipt's bloom
+//! (`shared_bloom.rs`). The final write sets are then folded into the
 //! block's results in order (`merge.rs`).
 //!
 //! Beneficiary fees, plain-transfer credits and every other balance change
