@@ -34,12 +34,22 @@ impl WeightBasis {
         }
     }
 
-    /// The weight of one transaction under this basis.
+    /// The weight of one transaction under this basis: its own work,
+    /// without what any idle worker can share ([`Self::shared`]).
     pub fn weight(self, trace: &TxAccessTrace) -> u64 {
         match self {
-            Self::Time => trace.execution_nanos,
+            Self::Time => trace.execution_nanos.saturating_sub(trace.shared_nanos),
             Self::Gas => trace.gas_used,
             Self::Unit => 1,
+        }
+    }
+
+    /// The work of one transaction that idle workers share once it has
+    /// executed (a large receipt's bloom; measured in time only).
+    pub fn shared(self, trace: &TxAccessTrace) -> u64 {
+        match self {
+            Self::Time => trace.shared_nanos.min(trace.execution_nanos),
+            Self::Gas | Self::Unit => 0,
         }
     }
 
@@ -90,8 +100,12 @@ pub struct BlockDag {
     pub dependencies: Vec<Vec<usize>>,
     /// `dependents[i]`: the later transactions that depend on `i`, ascending.
     pub dependents: Vec<Vec<usize>>,
-    /// The weight of each transaction, in [`Self::basis`] units.
+    /// The weight of each transaction, in [`Self::basis`] units: the work
+    /// only its own worker can do.
     pub weights: Vec<u64>,
+    /// The work of each transaction that any idle worker can share once
+    /// it has executed ([`WeightBasis::shared`]).
+    pub shared: Vec<u64>,
     /// What the weights measure.
     pub basis: WeightBasis,
     /// Gas used by each transaction.
@@ -125,7 +139,7 @@ pub struct Schedule {
     pub slots: Vec<Slot>,
     /// When the last transaction ends.
     pub makespan: u64,
-    /// Sum of all weights.
+    /// Sum of all weights and shared work.
     pub total_work: u64,
     /// What the times are measured in.
     pub basis: WeightBasis,
@@ -240,6 +254,7 @@ impl BlockDag {
             dependencies,
             dependents,
             weights: traces.iter().map(|t| basis.weight(t)).collect(),
+            shared: traces.iter().map(|t| basis.shared(t)).collect(),
             basis,
             gas: traces.iter().map(|t| t.gas_used).collect(),
             nanos: traces.iter().map(|t| t.execution_nanos).collect(),
@@ -262,9 +277,9 @@ impl BlockDag {
         self.dependencies.iter().map(Vec::len).sum()
     }
 
-    /// Sum of all weights.
+    /// Sum of all weights and shared work.
     pub fn total_work(&self) -> u64 {
-        self.weights.iter().sum()
+        self.weights.iter().sum::<u64>() + self.shared.iter().sum::<u64>()
     }
 
     /// Transactions that depend on no earlier transaction.
@@ -313,7 +328,8 @@ impl BlockDag {
     }
 
     /// Total work / critical path: the speedup with unlimited workers, at least
-    /// 1 and at most the number of transactions.
+    /// 1 and at most the number of transactions. Shared work is off the
+    /// critical path: unlimited workers share it out.
     pub fn ideal_speedup(&self) -> f64 {
         ratio(self.total_work(), self.critical_path().0, self.len())
     }
@@ -321,6 +337,9 @@ impl BlockDag {
     /// Greedy list schedule on `workers` workers (0 counts as 1): whenever a
     /// worker is free, the ready transaction (all dependencies finished) with
     /// the lowest index starts on the free worker with the lowest number.
+    /// A transaction occupies its worker for its weight plus its share of
+    /// its shared work (divided among all workers), and the makespan is at
+    /// least the total work divided among them.
     pub fn schedule(&self, workers: usize) -> Schedule {
         let workers = workers.max(1);
         let n = self.len();
@@ -343,7 +362,7 @@ impl BlockDag {
             while !free.is_empty() && !ready.is_empty() {
                 let Reverse(tx) = ready.pop().expect("non-empty");
                 let Reverse(worker) = free.pop().expect("non-empty");
-                let end = now + self.weights[tx];
+                let end = now + self.weights[tx] + self.shared[tx] / workers as u64;
                 slots[tx] = Slot {
                     tx,
                     worker,
@@ -370,9 +389,10 @@ impl BlockDag {
                 }
             }
         }
+        let spread = self.total_work().div_ceil(workers as u64);
         Schedule {
             workers,
-            makespan: slots.iter().map(|s| s.end).max().unwrap_or(0),
+            makespan: slots.iter().map(|s| s.end).max().unwrap_or(0).max(spread),
             slots,
             total_work: self.total_work(),
             basis: self.basis,

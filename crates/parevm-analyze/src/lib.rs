@@ -207,10 +207,11 @@ pub fn analyze_block_runs<S: StateSource + ?Sized>(
 }
 
 /// Traces `block` `runs` times (at least once) and returns the traces of the
-/// first run with each transaction's `execution_nanos` replaced by its median
-/// over the runs: one preempted or cache-cold transaction then no longer
-/// passes for the critical path. The access sets of every run are the same
-/// (execution is deterministic), so only the times are combined.
+/// first run with each transaction's `execution_nanos` and `shared_nanos`
+/// replaced by their medians over the runs: one preempted or cache-cold
+/// transaction then no longer passes for the critical path. The access sets
+/// of every run are the same (execution is deterministic), so only the
+/// times are combined.
 pub fn trace_block_median<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
@@ -226,7 +227,8 @@ pub fn trace_block_median<S: StateSource + ?Sized>(
     if runs <= 1 {
         return Ok(traces);
     }
-    let mut times: Vec<Vec<u64>> = traces.iter().map(|t| vec![t.execution_nanos]).collect();
+    let time = |t: &TxAccessTrace| (t.execution_nanos, t.shared_nanos);
+    let mut times: Vec<Vec<(u64, u64)>> = traces.iter().map(|t| vec![time(t)]).collect();
     for _ in 1..runs {
         let again = trace_block(block, state)?;
         if again.len() != traces.len() {
@@ -236,12 +238,16 @@ pub fn trace_block_median<S: StateSource + ?Sized>(
             });
         }
         for (all, trace) in times.iter_mut().zip(&again) {
-            all.push(trace.execution_nanos);
+            all.push(time(trace));
         }
     }
-    for (trace, mut all) in traces.iter_mut().zip(times) {
-        all.sort_unstable();
-        trace.execution_nanos = all[all.len() / 2];
+    let median = |mut values: Vec<u64>| {
+        values.sort_unstable();
+        values[values.len() / 2]
+    };
+    for (trace, all) in traces.iter_mut().zip(times) {
+        trace.execution_nanos = median(all.iter().map(|t| t.0).collect());
+        trace.shared_nanos = median(all.iter().map(|t| t.1).collect());
     }
     Ok(traces)
 }

@@ -36,6 +36,7 @@ fn traces() -> Vec<TxAccessTrace> {
             bounds: vec![],
             gas_used: 21_000 + i * 1000,
             execution_nanos: 10_000 + i * 500,
+            shared_nanos: 0,
         })
         .collect()
 }

@@ -25,6 +25,7 @@ fn tx(
         bounds: Vec::new(),
         gas_used: 21_000,
         execution_nanos: nanos,
+        shared_nanos: 0,
     }
 }
 
@@ -81,6 +82,25 @@ fn chain_has_ideal_speedup_one() {
             assert!(a.hot_locations.is_empty());
         }
     }
+}
+
+/// A chain whose second transaction's receipt bloom (8 of its 9 us) is
+/// hashed by every idle worker: off the critical path with unlimited
+/// workers, split among the workers of a bounded schedule.
+#[test]
+fn shared_work_leaves_the_critical_path() {
+    let mut traces = chain(4);
+    traces[1].execution_nanos = 9000;
+    traces[1].shared_nanos = 8000;
+    let dag = BlockDag::new(&traces);
+    assert_eq!(dag.total_work(), 12_000);
+    assert_eq!(dag.critical_path().0, 4000);
+    assert!(close(ideal_speedup(&traces), 3.0));
+    assert!(close(bounded_speedup(&traces, 1), 1.0));
+    // 1 + (1 + 8 / 2) + 1 + 1 us.
+    assert!(close(bounded_speedup(&traces, 2), 12.0 / 8.0));
+    // 1 + (1 + 2) + 1 + 1 us, at least 12 / 4.
+    assert!(close(bounded_speedup(&traces, 4), 12.0 / 6.0));
 }
 
 #[test]

@@ -28,9 +28,10 @@ pub fn trace_block<S: StateSource + ?Sized>(
     let vm = vm_context(block, &base, &mv);
     let mut traces = Vec::with_capacity(block.transactions.len());
     let results =
-        executor::run_in_order(&vm, block.transactions.len(), |tx, reads, writes, nanos| {
+        executor::run_in_order(&vm, block.transactions.len(), |tx, reads, writes, time| {
             let mut trace = TxAccessTrace {
-                execution_nanos: nanos,
+                execution_nanos: time.nanos,
+                shared_nanos: time.shared_nanos,
                 ..Default::default()
             };
             let known_nonce = payout

@@ -194,4 +194,8 @@ pub struct TxAccessTrace {
     pub gas_used: u64,
     /// Wall time of the transaction's execution, in nanoseconds.
     pub execution_nanos: u64,
+    /// Of `execution_nanos`, the part that Block-STM's idle workers share
+    /// with the transaction's own: hashing the logs bloom of a receipt with
+    /// 512 logs or more. Zero for nearly every transaction.
+    pub shared_nanos: u64,
 }
