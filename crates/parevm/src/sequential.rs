@@ -16,7 +16,8 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<BlockResult, ExecutionError> {
-    let ((transactions, gas_used), changes) = with_state_cache_normalized(state, |db| {
+    let txs = block.transactions.len();
+    let ((transactions, gas_used), changes) = with_state_cache_normalized(state, txs, |db| {
         let mut executor = eth_executor(block, db);
         executor
             .apply_pre_execution_changes()

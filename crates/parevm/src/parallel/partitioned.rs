@@ -644,13 +644,13 @@ fn run_partition<S: StateSource + ?Sized>(
     let block = ctx.block;
     let base = OverlayState::new(ctx.state, ctx.pre);
     let db = PartitionDb {
-        cache: State::builder()
-            .with_database(Recording {
+        cache: crate::evm::state_cache(
+            Recording {
                 source: &base,
                 reads: Vec::with_capacity(CHECK_BATCH * 2),
-            })
-            .with_bundle_update()
-            .build(),
+            },
+            txs.len(),
+        ),
         beneficiary: block.header.beneficiary,
         crediting_fee: false,
         payout: ctx.payout,
