@@ -94,10 +94,13 @@ pub(crate) fn state_cache<DB: revm::Database>(database: DB, transactions: usize)
         .with_database(database)
         .with_bundle_update()
         .build();
+    // At most about 260,000 accounts (a gigagas block of transfers touches
+    // 95,000): reserved space is only touched as accounts arrive, but the
+    // maps' control bytes are written up front.
     let accounts = transactions
         .saturating_mul(2)
         .saturating_add(16)
-        .min(1 << 20);
+        .min(1 << 18);
     if transactions > 0 {
         cache.cache.accounts.reserve(accounts);
         if let Some(transitions) = cache.transition_state.as_mut() {
