@@ -15,7 +15,7 @@
 //! - The executing worker's task stays active until `finished` reaches
 //!   `chunks`, so the block cannot end with a bloom half hashed.
 
-use super::mv_memory::lock;
+use super::{helpers::Idle, mv_memory::lock};
 use crate::receipt::BloomMemo;
 use alloy_primitives::{Bloom, Log};
 use std::sync::{
@@ -115,14 +115,16 @@ impl SharedBloom {
         if halted {
             return None;
         }
-        // Helpers drop their handles as soon as they find no chunk left.
-        let mut job = job;
+        // Helpers drop their handles as soon as they find no chunk left; one
+        // preempted before it does (more workers than cores) must get its
+        // core back, so this waits as an idle worker does.
+        let (mut job, mut idle) = (job, Idle::default());
         let job = loop {
             match Arc::try_unwrap(job) {
                 Ok(job) => break job,
                 Err(shared) => {
                     job = shared;
-                    std::hint::spin_loop();
+                    idle.wait();
                 }
             }
         };
