@@ -141,31 +141,18 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     }
 
     /// Runs `threads` workers to completion; the calling thread is one of
-    /// them. Once the block is done, the first helper thread runs
-    /// `helper_epilogue` while the calling thread runs `main_epilogue`, so
-    /// assembling the results is parallel too without starting threads again.
-    /// A block given up runs neither.
-    pub(crate) fn run(
-        &self,
-        threads: usize,
-        helper_epilogue: impl Fn() + Sync,
-        main_epilogue: impl FnOnce(),
-    ) {
-        super::helpers::run_with_helpers(
-            threads.saturating_sub(1),
-            |index| {
-                self.work_guarded();
-                if index == 0 && !self.gave_up() {
-                    helper_epilogue();
-                }
-            },
-            || {
-                self.work_guarded();
-                if !self.gave_up() {
-                    main_epilogue();
-                }
-            },
-        );
+    /// them. Once the block is done, every worker runs `epilogue` (the
+    /// block's assembly, see [`Assembly`](super::merge::Assembly)), so that
+    /// assembling the results is parallel too without starting threads
+    /// again. A block given up runs none.
+    pub(crate) fn run(&self, threads: usize, epilogue: impl Fn() + Sync) {
+        let work = || {
+            self.work_guarded();
+            if !self.gave_up() {
+                epilogue();
+            }
+        };
+        super::helpers::run_with_helpers(threads.saturating_sub(1), |_| work(), work);
     }
 
     /// Works until done; a panic (a bug) fails the block instead of the process.

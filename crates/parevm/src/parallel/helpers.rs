@@ -106,6 +106,37 @@ pub(crate) fn run_with_helpers(helpers: usize, helper: impl Fn(usize) + Sync, ma
     });
 }
 
+/// Tasks `0..count`, each handed once to whichever thread asks first:
+/// claimed, not assigned, so a helper that is slow or starts late (or not
+/// at all, its pool busy with another block) leaves its share to the
+/// threads that are free.
+#[derive(Debug)]
+pub(crate) struct Claims {
+    next: AtomicUsize,
+    count: usize,
+}
+
+impl Claims {
+    /// Tasks `0..count`, none claimed yet.
+    pub(crate) fn new(count: usize) -> Self {
+        Self {
+            next: AtomicUsize::new(0),
+            count,
+        }
+    }
+
+    /// Runs `task` on each task this thread claims, until none is left.
+    pub(crate) fn run(&self, mut task: impl FnMut(usize)) {
+        loop {
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            if index >= self.count {
+                break;
+            }
+            task(index);
+        }
+    }
+}
+
 /// How a thread without work waits between polls of shared state: it
 /// spins, backing off so that polling does not keep taking the state's cache
 /// lines from the threads at work, and after [`SPIN_POLLS`] polls it also
@@ -172,6 +203,18 @@ mod tests {
         let mut ran = ran.into_inner().unwrap();
         ran.sort_unstable();
         ran
+    }
+
+    /// Every task runs once, whichever threads claim them.
+    #[test]
+    fn claimed_tasks_run_once_each() {
+        let claims = Claims::new(100);
+        let ran = Mutex::new(Vec::new());
+        let claim = || claims.run(|task| ran.lock().unwrap().push(task));
+        run_with_helpers(3, |_| claim(), claim);
+        let mut ran = ran.into_inner().unwrap();
+        ran.sort_unstable();
+        assert_eq!(ran, (0..100).collect::<Vec<_>>());
     }
 
     /// Helpers woken ahead take the work handed to them next, and helpers

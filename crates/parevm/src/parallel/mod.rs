@@ -9,8 +9,9 @@
 //! make readers wait instead of failing later; a collaborative scheduler
 //! (`scheduler.rs`) hands out execution and validation tasks and detects the
 //! end (`executor.rs`); idle workers help hash a large receipt's bloom
-//! (`shared_bloom.rs`). The final write sets are then folded into the
-//! block's results in order (`merge.rs`).
+//! (`shared_bloom.rs`). Then every worker takes a share of assembling the
+//! block (`merge.rs`): the final write sets folded in order into the
+//! block's state changes, and the receipts.
 //!
 //! Beneficiary fees, plain-transfer credits and every other balance change
 //! the EVM does not observe (`balance_watch.rs`) are commutative increments
@@ -59,14 +60,12 @@ pub use types::{
 
 use crate::{
     BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats, FallbackReason,
-    StateChanges, StateSource, TxOutcome, TxResult,
-    evm::outcome_of,
+    StateChanges, StateSource, TxResult,
     state::OverlayState,
     system::{has_pre_block_calls, post_block_changes, post_block_increments, pre_block_changes},
 };
-use alloy_consensus::{Transaction, Typed2718};
-use executor::{TxExecution, Workers};
-use merge::{FoldedPart, StateAccumulator, build_receipt};
+use executor::Workers;
+use merge::{Assembly, collect_receipts, fold_state};
 use mv_memory::{MvMemory, PooledMvMemory};
 use planning::{PartitionPlan, plan_partitions, predict_and_plan};
 use vm::VmContext;
@@ -193,26 +192,16 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             chains.start_first(threads),
             config.max_waste(block.transactions.len()),
         );
-        // Once the block is done, the state changes are folded in two halves
-        // of the accounts (`Part`) side by side: one on a helper thread, which
-        // then frees the multi-version memory, the other here after the
-        // receipts.
+        // Once the block is done, every worker assembles it (`Assembly`),
+        // with the state changes in one share of the accounts per thread
+        // that can run at once.
+        let assembly = Assembly::new(config.judged_threads(block.transactions.len()));
+        let receipts = || {
+            let results = workers.take_results().map_err(ExecutionError::Internal)?;
+            collect_receipts(block, results)
+        };
         let fold = |part| fold_state(state, pre, &mv, part, increments);
-        let helper_half = std::sync::Mutex::new(None);
-        let mut receipts = None;
-        let mut main_half = None;
-        workers.run(
-            threads,
-            || {
-                *mv_memory::lock(&helper_half) = Some(fold(Part::Even));
-                mv.clear();
-            },
-            || {
-                let results = workers.take_results().map_err(ExecutionError::Internal);
-                receipts = Some(results.and_then(|r| collect_receipts(block, r)));
-                main_half = Some(fold(Part::Odd));
-            },
-        );
+        workers.run(threads, || assembly.run(receipts, fold, || mv.clear()));
         let stats = ExecutionStats {
             partitions_discarded,
             ..workers.stats.snapshot()
@@ -221,18 +210,11 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             drop(vm);
             return fallback_after(block, state, FallbackReason::Conflicts, stats);
         }
-        let receipts = receipts.ok_or_else(|| ExecutionError::Internal("no receipts".into()))?;
-        let Some((transactions, gas_used)) = receipts? else {
+        let Some((transactions, gas_used, mut changes)) = assembly.finish()? else {
             // A transaction exceeded the block's remaining gas in sequence, so
             // it is invalid and its speculative writes must not count.
             return fallback_after(block, state, FallbackReason::GasLimitExceeded, stats);
         };
-        let missing = || ExecutionError::Internal("state changes were not folded".into());
-        let helper_half = helper_half.into_inner().unwrap_or_else(|e| e.into_inner());
-        let mut changes = StateChanges::from_parts(
-            helper_half.ok_or_else(missing)??,
-            main_half.ok_or_else(missing)??,
-        );
         if increments.is_none() {
             run_post_block_calls(block, state, &transactions, &mut changes)?;
         }
@@ -411,89 +393,4 @@ fn vm_context<'a, S: StateSource + ?Sized>(
         cfg_env: env.cfg_env,
         transactions: &block.transactions,
     }
-}
-
-/// Each transaction's outcome and receipt, with the block's gas; `None` if a
-/// transaction does not fit in the block's remaining gas.
-fn collect_receipts(
-    block: &BlockInput,
-    results: impl IntoIterator<Item = TxExecution>,
-) -> Result<Option<(Vec<TxResult>, u64)>, ExecutionError> {
-    let tx_gas_cap = revm::context_interface::Cfg::tx_gas_limit_cap(&block.evm_env().cfg_env);
-    let mut transactions = Vec::with_capacity(block.transactions.len());
-    let mut cumulative_gas = 0u64;
-    for (index, (tx, result)) in block.transactions.iter().zip(results).enumerate() {
-        let executed = match result {
-            Ok(executed) => executed,
-            Err(invalid) => {
-                transactions.push(TxResult {
-                    outcome: TxOutcome::Invalid {
-                        reason: invalid.to_string(),
-                    },
-                    receipt: None,
-                });
-                continue;
-            }
-        };
-        if tx.gas_limit().min(tx_gas_cap) > block.header.gas_limit - cumulative_gas {
-            return Ok(None);
-        }
-        cumulative_gas += executed.result.tx_gas_used();
-        let outcome = outcome_of(&executed.result);
-        let tx_type = alloy_consensus::TxType::try_from(tx.ty())
-            .map_err(|e| ExecutionError::Internal(format!("transaction {index}: {e}")))?;
-        transactions.push(TxResult {
-            outcome,
-            receipt: Some(build_receipt(tx_type, executed, cumulative_gas)),
-        });
-    }
-    Ok(Some((transactions, cumulative_gas)))
-}
-
-/// One half of the accounts, for folding state changes on two threads: by
-/// the parity of the address's digest, so that the halves take equal work
-/// whatever the addresses. (Halves by address range were uneven: the
-/// synthetic AMM block's pools and tokens all fell in one, which took 21 ms
-/// against the other's 3 ms.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
-    Even,
-    Odd,
-}
-
-impl Part {
-    fn holds(self, address: &alloy_primitives::Address) -> bool {
-        let odd = partition::address_digest(address) & 1 == 1;
-        odd == (self == Self::Odd)
-    }
-}
-
-/// The block's state changes to the accounts of `part`: the pre-block system
-/// calls' (`pre`), then the final write sets in `mv` and the rewards and
-/// withdrawals (`increments`), relative to the pre-block `state`; normalized
-/// unless post-block system calls (no `increments`) still have to run.
-/// Accounts are independent, so the two parts together are the whole.
-fn fold_state<S: StateSource + ?Sized>(
-    state: &S,
-    pre: &StateChanges,
-    mv: &MvMemory,
-    part: Part,
-    increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
-) -> Result<FoldedPart, ExecutionError> {
-    // Each half sees about one distinct account per transaction.
-    let mut accumulator = StateAccumulator::with_capacity(mv.block_size());
-    mv.for_each_write_set(|writes| {
-        accumulator.apply(writes.iter().filter(|(l, _)| part.holds(&l.address())));
-    });
-    if let Some(increments) = increments {
-        let writes = increments.iter().filter(|(a, _)| part.holds(a));
-        accumulator.apply(
-            writes
-                .map(|(a, v)| (Location::Balance(*a), WriteValue::BalanceIncrement(*v)))
-                .collect::<Vec<_>>()
-                .iter(),
-        );
-    }
-    let holds = |address: &alloy_primitives::Address| part.holds(address);
-    Ok(accumulator.finish(state, pre, holds, increments.is_some())?)
 }

@@ -23,7 +23,7 @@ use super::{
     executor::TxExecution,
     fee_credit::{FeeCreditDb, LazyBeneficiary},
     footprint::{Access, Validation},
-    helpers::{panic_message, run_with_helpers},
+    helpers::{Claims, panic_message, run_with_helpers},
     mv_memory::lock,
     partition::Partitions,
     payout::PayoutSender,
@@ -54,7 +54,7 @@ use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Mutex,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
 };
 
@@ -507,17 +507,8 @@ fn run_partitions<S: StateSource + ?Sized>(
         }
         *lock(&outputs[index]) = Some(output);
     };
-    // Partitions are claimed, not assigned: a helper that
-    // is slow or starts late (or not at all, its pool busy with another
-    // block) leaves partitions to the threads that are free.
-    let next = AtomicUsize::new(0);
-    let claim_and_run = || loop {
-        let index = next.fetch_add(1, Ordering::Relaxed);
-        if index >= partitions.len() {
-            break;
-        }
-        run(index);
-    };
+    let claims = Claims::new(partitions.len());
+    let claim_and_run = || claims.run(&run);
     run_with_helpers(
         threads.min(partitions.len()).saturating_sub(1),
         |_| claim_and_run(),
