@@ -80,9 +80,10 @@ fn transfers_into_a_counter() -> (BlockInput, InMemoryState) {
     b.build()
 }
 
-/// A block large enough to be planned on the caller and a helper together.
+/// A block large enough to be planned on the caller and helpers together
+/// (one per chunk of 256 transactions, up to the threads).
 #[test]
-fn large_blocks_are_planned_on_two_threads() {
+fn large_blocks_are_planned_on_several_threads() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
     b.fund_all((1..=1_100).map(addr));
     for i in 1..=1_100 {

@@ -234,6 +234,12 @@ impl<'b> Planner<'b> {
         self
     }
 
+    /// How many chunks of transactions the plan predicts: at most this
+    /// many threads find work in [`Self::predict`].
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// Gives the plan up: the block will not partition.
     pub(crate) fn abandon(&self) {
         self.stopped.store(true, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! What the executor decides before running a block: its dependency
-//! prediction, its partition plan (on the caller and a helper for large
-//! blocks), and whether its opening sender is a payout sender.
+//! prediction, its partition plan (on every thread that can run at once,
+//! for large blocks), and whether its opening sender is a payout sender.
 
 use super::{ParallelConfig, Prediction, helpers, mv_memory, partition, payout, prediction};
 use crate::{BlockInput, ExecutionError, FallbackReason, StateSource};
@@ -21,14 +21,14 @@ pub(super) struct PartitionPlan {
 }
 
 /// Blocks with at least this many transactions are planned on the calling
-/// thread and a helper together (see [`predict_and_plan`]): alone, the
+/// thread and helpers together (see [`predict_and_plan`]): alone, the
 /// caller took 2.0 ms to plan 10,000 transfers and 7.6 ms for 5,000 AMM
 /// swaps, which reads each pair's token slots. Below it, waking a helper
 /// (tens of microseconds) costs more than it saves.
 const PLAN_ALONGSIDE_MIN_TXS: usize = 1024;
 
-/// Transactions of a large block predicted on the caller alone before a
-/// helper joins the plan (see [`partition::Planner::probe`]): few enough
+/// Transactions of a large block predicted on the caller alone before
+/// helpers join the plan (see [`partition::Planner::probe`]): few enough
 /// to cost a block that partitions about ten microseconds.
 const PROBE_TXS: usize = 16;
 
@@ -36,7 +36,8 @@ const PROBE_TXS: usize = 16;
 /// and, for large blocks, its partitions (`None`: not planned yet); or why
 /// it runs sequentially, when that is already certain.
 ///
-/// A large block is planned on the caller and a helper at once. If it
+/// A large block is planned on the caller and helpers at once, as many as
+/// can run at once (up to one per chunk of transactions). If it
 /// partitions, the plan's components give its prediction (every chain of
 /// one sender's transactions lies within a component), and the sender
 /// chains, which only Block-STM needs, are left for later: the caller's
@@ -78,8 +79,10 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
     let mut main_result = planner.probe(state, PROBE_TXS);
     let helper_error = std::sync::Mutex::new(None);
     if main_result.is_ok() && !planner.stopped() {
+        // Every thread that can run at once, up to one per chunk.
+        let helpers = (threads - 1).min(planner.chunk_count().saturating_sub(1));
         helpers::run_with_helpers(
-            1,
+            helpers,
             |_| {
                 if let Err(error) = planner.predict(state) {
                     *mv_memory::lock(&helper_error) = Some(error);
