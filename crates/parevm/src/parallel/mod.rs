@@ -286,6 +286,10 @@ fn execute_partitioned<S: StateSource + ?Sized>(
     let credits = increments.unwrap_or_default();
     let receipts = |results: partitioned::InBlockOrder<'_>| collect_receipts(block, results);
     let settlement = partitioned::Settlement { credits, payout };
+    let threads = partitioned::Threads {
+        workers: threads,
+        at_once: judged,
+    };
     let Some((receipts, mut changes)) = partitioned::execute(
         block,
         state,

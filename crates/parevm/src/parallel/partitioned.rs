@@ -186,9 +186,8 @@ struct PartitionOutput {
     /// The change to the payout sender's balance (a wrapping sum: it pays).
     paid: U256,
     /// Its accounts' changes relative to the pre-block state, normalized,
-    /// in address order, split at the context's `half`: below it, and from it
-    /// on.
-    accounts: [Vec<(Address, AccountChange)>; 2],
+    /// in address order, split into the context's shares of the accounts.
+    accounts: Vec<Vec<(Address, AccountChange)>>,
 }
 
 /// The block-wide inputs of every partition.
@@ -202,8 +201,10 @@ struct PartitionContext<'a, S: ?Sized> {
     /// or failed), so that the others stop early.
     failed: AtomicBool,
     /// Where each partition splits its account changes, for merging them in
-    /// two halves side by side ([`half_of`]).
-    half: Address,
+    /// shares side by side ([`share_bounds`]): share `i` holds the
+    /// addresses from bound `i - 1` (from zero, for the first) up to bound
+    /// `i` (excluded; up to the last address, for the last).
+    bounds: Vec<Address>,
     /// The block's payout sender, if its payments are summed.
     payout: Option<Address>,
 }
@@ -242,7 +243,17 @@ pub(crate) struct Settlement<'a> {
     pub payout: Option<&'a PayoutSender>,
 }
 
-/// Runs `block` as `partitions`, and settles the credits and the payout
+/// The threads a partitioned block runs on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Threads {
+    /// The workers that run partitions (and assemble the block).
+    pub workers: usize,
+    /// The threads that can run at once: the assembly merges the accounts
+    /// in as many shares.
+    pub at_once: usize,
+}
+
+/// Runs `block` as `partitions` on `threads`, and settles the credits and the payout
 /// sender's payments of `settlement` after it. Each partition is validated
 /// as it runs; then, while
 /// the state changes are assembled, the transactions' results are passed
@@ -254,7 +265,7 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     block: &BlockInput,
     state: &S,
     pre: &StateChanges,
-    threads: usize,
+    threads: Threads,
     partitions: &Partitions,
     settlement: Settlement<'_>,
     on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
@@ -265,27 +276,37 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
         state,
         pre,
         failed: AtomicBool::new(false),
-        half: half_of(block),
+        bounds: share_bounds(block, threads.at_once),
         payout: payout.map(|p| p.address),
     };
+    let threads = threads.workers;
     let outputs = run_partitions(&ctx, threads, &partitions.txs)?;
     if ctx.failed() {
         return Ok(None);
     }
     let mut results = Vec::with_capacity(outputs.len());
-    let (mut lower, mut upper) = (Vec::new(), Vec::new());
+    let mut shares: Vec<Vec<_>> = (0..=ctx.bounds.len()).map(|_| Vec::new()).collect();
     let (mut fees, mut paid) = (U256::ZERO, U256::ZERO);
     for output in outputs {
         results.push(output.results.into_iter());
-        let [below, above] = output.accounts;
-        lower.push(below);
-        upper.push(above);
+        for (share, accounts) in shares.iter_mut().zip(output.accounts) {
+            share.push(accounts);
+        }
         fees = fees.wrapping_add(output.fees);
         paid = paid.wrapping_add(output.paid);
     }
-    // The partitions were validated as they ran; the assembly's four tasks
-    // are left (see `Assembly`).
-    let upper_len = upper.iter().map(Vec::len).sum();
+    // The partitions were validated as they ran; the assembly's tasks are
+    // left (see `Assembly`). The first share's merge makes room for the
+    // others, which the build appends to it.
+    let lengths = shares
+        .iter()
+        .map(|runs| runs.iter().map(Vec::len).sum::<usize>());
+    let others = lengths.skip(1).sum();
+    let merges: Vec<Merge> = shares
+        .into_iter()
+        .enumerate()
+        .map(|(index, runs)| Merge::new(runs, if index == 0 { others } else { 0 }))
+        .collect();
     let assembly = Assembly {
         block,
         state,
@@ -302,29 +323,14 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
             on_results,
         ))),
         handed_over: Mutex::new(None),
-        halves: [Merge::new(lower, upper_len), Merge::new(upper, 0)],
+        claims: Claims::new(merges.len() + 1),
+        merges,
         build_claimed: AtomicBool::new(false),
         built: Mutex::new(None),
-        build_done: AtomicBool::new(false),
     };
-    run_with_helpers(
-        1,
-        |_| {
-            assembly.merge(Half::Upper);
-            if assembly.merge_of(Half::Lower).done.load(Ordering::Acquire) {
-                assembly.build();
-            }
-            assembly.hand_over();
-            assembly.build();
-        },
-        || {
-            assembly.merge(Half::Lower);
-            assembly.hand_over();
-            assembly.merge(Half::Upper);
-            assembly.build();
-            wait_for(&assembly.build_done);
-        },
-    );
+    let assemble = || assembly.run();
+    let helpers = threads.min(assembly.merges.len() + 1).saturating_sub(1);
+    run_with_helpers(helpers, |_| assemble(), assemble);
     let missing = || ExecutionError::Internal("partitioned run did not finish".into());
     let handed_over = assembly.handed_over.into_inner();
     let built = assembly.built.into_inner();
@@ -340,21 +346,15 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
 /// Merged accounts, in address order, and whether any carries code.
 type Merged = (Vec<(Address, AccountChange)>, bool);
 
-/// One half's account changes from each partition, in address order, and
-/// the spare room its merge leaves (for the other half, appended to it).
-type HalfRuns = (Vec<Vec<(Address, AccountChange)>>, usize);
+/// One share's account changes from each partition, in address order, and
+/// the spare room its merge leaves (for the other shares, appended to it).
+type ShareRuns = (Vec<Vec<(Address, AccountChange)>>, usize);
 
-/// One half of the accounts (split at `PartitionContext::half`).
-#[derive(Clone, Copy)]
-enum Half {
-    Lower = 0,
-    Upper = 1,
-}
-
-/// Merging one half of the accounts: its runs until a thread claims them,
-/// then what they merged into, and whether that is done.
+/// Merging one share of the accounts (see `PartitionContext::bounds`): its
+/// runs until a thread claims them, then what they merged into, and
+/// whether that is done.
 struct Merge {
-    runs: Mutex<Option<HalfRuns>>,
+    runs: Mutex<Option<ShareRuns>>,
     merged: Mutex<Option<Merged>>,
     done: AtomicBool,
 }
@@ -371,16 +371,18 @@ impl Merge {
 }
 
 /// Assembling a partitioned block once its partitions ran, on the caller
-/// and one helper. Four tasks: merging each half of the accounts, handing
-/// the results over in block order (`on_results`: the receipts), and
-/// building the state changes from both merged halves. Each is claimed
-/// once, by whichever thread gets to it: the helper merges the upper half
-/// and then builds; the caller merges the lower half and then hands over.
-/// (With the caller building after both merges, it sat idle while the
-/// helper merged a token's thousands of slots, then the helper handed over
-/// alone: 1.5 ms of assembly on 5,000 ERC-20 transfers.) A helper that
-/// never starts leaves every task to the caller, and each task marks
-/// itself done even if it panics, so no thread waits forever.
+/// and helpers, as many threads as can run at once. Its tasks: merging
+/// each share of the accounts, handing the results over in block order
+/// (`on_results`: the receipts), and, once every share is merged,
+/// building the state changes from them. Each is claimed once, by
+/// whichever thread gets to it, the merges first: the thread that finishes
+/// its merge first hands over while the others merge, and the last to
+/// finish a merge builds. (With the caller building after both merges of
+/// two halves, it sat idle while the helper merged a token's thousands of
+/// slots, then the helper handed over alone: 1.5 ms of assembly on 5,000
+/// ERC-20 transfers.) A helper that never starts leaves every task to the
+/// caller, and a merge marks itself done even if it panics, so no thread
+/// waits forever.
 struct Assembly<'a, S: ?Sized, R, T> {
     block: &'a BlockInput,
     state: &'a S,
@@ -393,21 +395,27 @@ struct Assembly<'a, S: ?Sized, R, T> {
     payout: Option<(Address, U256, u64)>,
     hand_over_input: Mutex<Option<(InBlockOrder<'a>, R)>>,
     handed_over: Mutex<Option<T>>,
-    /// The lower and the upper half's merge.
-    halves: [Merge; 2],
+    /// The merges, then handing over.
+    claims: Claims,
+    /// Each share's merge, in address order.
+    merges: Vec<Merge>,
     build_claimed: AtomicBool,
     built: Mutex<Option<Result<StateChanges, ExecutionError>>>,
-    build_done: AtomicBool,
 }
 
 impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, S, R, T> {
-    fn merge_of(&self, half: Half) -> &Merge {
-        &self.halves[half as usize]
+    /// Runs the tasks this thread claims, then builds the state changes
+    /// unless another thread does.
+    fn run(&self) {
+        self.claims.run(|index| match self.merges.get(index) {
+            Some(merge) => Self::merge(merge),
+            None => self.hand_over(),
+        });
+        self.build();
     }
 
-    /// Merges `half` of the accounts, unless another thread has.
-    fn merge(&self, half: Half) {
-        let merge = self.merge_of(half);
+    /// Merges one share of the accounts.
+    fn merge(merge: &Merge) {
         let Some((runs, spare)) = lock(&merge.runs).take() else {
             return;
         };
@@ -415,7 +423,7 @@ impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, 
         *lock(&merge.merged) = Some(merge_accounts(runs, spare));
     }
 
-    /// Hands the results over, unless another thread has.
+    /// Hands the results over.
     fn hand_over(&self) {
         let Some((results, on_results)) = lock(&self.hand_over_input).take() else {
             return;
@@ -423,36 +431,37 @@ impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, 
         *lock(&self.handed_over) = Some(on_results(results));
     }
 
-    /// Builds the state changes once both halves are merged, unless another
+    /// Builds the state changes once every share is merged, unless another
     /// thread has claimed it.
     fn build(&self) {
-        // Both merges are claimed by now: the caller claims the lower half
-        // first thing and the upper before it builds.
-        for merge in &self.halves {
+        // Every merge is claimed by now: this thread claimed past them.
+        for merge in &self.merges {
             wait_for(&merge.done);
         }
         if self.build_claimed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let _done = SetOnDrop(&self.build_done);
-        let lower = lock(&self.merge_of(Half::Lower).merged).take();
-        let upper = lock(&self.merge_of(Half::Upper).merged).take();
-        *lock(&self.built) = lower
-            .zip(upper)
-            .map(|((mut accounts, code), (upper, upper_code))| {
-                accounts.extend(upper);
-                let beneficiary = [(self.block.header.beneficiary, self.fees)];
-                let payout = self.payout.map(|(address, paid, _)| (address, paid));
-                let credits = beneficiary
-                    .iter()
-                    .chain(payout.as_slice())
-                    .chain(self.credits)
-                    .filter(|(_, v)| !v.is_zero());
-                let nonce = self.payout.map(|(address, _, nonce)| (address, nonce));
-                // In address order: a bulk build.
-                let accounts = (accounts.into_iter().collect(), code || upper_code);
-                finish_changes(self.state, self.pre, accounts, credits, nonce)
-            });
+        let merged: Option<Vec<Merged>> =
+            self.merges.iter().map(|m| lock(&m.merged).take()).collect();
+        *lock(&self.built) = merged.map(|shares| {
+            let mut shares = shares.into_iter();
+            let (mut accounts, mut code) = shares.next().unwrap_or_default();
+            for (more, more_code) in shares {
+                accounts.extend(more);
+                code |= more_code;
+            }
+            let beneficiary = [(self.block.header.beneficiary, self.fees)];
+            let payout = self.payout.map(|(address, paid, _)| (address, paid));
+            let credits = beneficiary
+                .iter()
+                .chain(payout.as_slice())
+                .chain(self.credits)
+                .filter(|(_, v)| !v.is_zero());
+            let nonce = self.payout.map(|(address, _, nonce)| (address, nonce));
+            // In address order: a bulk build.
+            let accounts = (accounts.into_iter().collect(), code);
+            finish_changes(self.state, self.pre, accounts, credits, nonce)
+        });
     }
 }
 
@@ -559,11 +568,12 @@ fn merge_accounts(
     (merged, any_code)
 }
 
-/// An address about half of the accounts `block` changes lie below: the
-/// median of the senders and recipients of up to 128 of its transactions,
-/// evenly spaced. (Generated addresses are not hashes: a fixed split at
-/// `0x80..` left one half empty on the synthetic workloads.)
-fn half_of(block: &BlockInput) -> Address {
+/// The bounds between `count` shares of about as many of the accounts
+/// `block` changes each: quantiles of the senders and recipients of up to
+/// 128 of its transactions, evenly spaced. (Generated addresses are not
+/// hashes: a fixed split at `0x80..` left one half empty on the synthetic
+/// workloads.)
+fn share_bounds(block: &BlockInput, count: usize) -> Vec<Address> {
     let txs = &block.transactions;
     let step = txs.len().div_ceil(128).max(1);
     let mut sample: Vec<Address> = txs
@@ -577,11 +587,29 @@ fn half_of(block: &BlockInput) -> Address {
         })
         .flatten()
         .collect();
-    let middle = sample.len() / 2;
-    match sample.get(middle) {
-        Some(_) => *sample.select_nth_unstable(middle).1,
-        None => Address::ZERO,
+    sample.sort_unstable();
+    let count = count.clamp(1, sample.len().max(1));
+    let mut bounds: Vec<Address> = (1..count)
+        .map(|i| sample[i * sample.len() / count])
+        .collect();
+    // A repeated address (a hot sender) leaves an empty share, not a wrong one.
+    bounds.dedup();
+    bounds
+}
+
+/// `accounts` (in address order) split at `bounds` into their shares.
+fn split_into_shares(
+    mut accounts: Vec<(Address, AccountChange)>,
+    bounds: &[Address],
+) -> Vec<Vec<(Address, AccountChange)>> {
+    let mut shares = Vec::with_capacity(bounds.len() + 1);
+    for bound in bounds.iter().rev() {
+        let at = accounts.partition_point(|(address, _)| address < bound);
+        shares.push(accounts.split_off(at));
     }
+    shares.push(accounts);
+    shares.reverse();
+    shares
 }
 
 /// Sets its flag when dropped.
@@ -747,9 +775,7 @@ fn run_partition<S: StateSource + ?Sized>(
     let accounts = if ctx.failed() {
         Default::default()
     } else {
-        let mut lower = normalized(ctx, &transitions)?;
-        let upper = lower.split_off(lower.partition_point(|(address, _)| *address < ctx.half));
-        [lower, upper]
+        split_into_shares(normalized(ctx, &transitions)?, &ctx.bounds)
     };
     Ok(PartitionOutput {
         results,
@@ -955,4 +981,30 @@ fn credited(mut change: AccountChange, amount: U256) -> AccountChange {
         }
     }
     change
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(n: u8) -> Address {
+        Address::with_last_byte(n)
+    }
+
+    /// Each account lands in the share its bounds give, in order, with
+    /// empty shares where bounds leave no account.
+    #[test]
+    fn accounts_split_at_the_bounds() {
+        let accounts: Vec<_> = [1, 3, 5, 7, 9]
+            .map(|n| (address(n), AccountChange::default()))
+            .to_vec();
+        let bounds = [address(3), address(4), address(8)];
+        let shares = split_into_shares(accounts, &bounds);
+        let addresses: Vec<Vec<u8>> = shares
+            .iter()
+            .map(|share| share.iter().map(|(a, _)| a.0[19]).collect())
+            .collect();
+        assert_eq!(addresses, vec![vec![1], vec![3], vec![5, 7], vec![9]]);
+        assert_eq!(split_into_shares(Vec::new(), &[]), vec![Vec::new()]);
+    }
 }
