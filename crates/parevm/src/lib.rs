@@ -26,7 +26,7 @@ mod system;
 pub mod verify;
 
 pub use block::{BlockInput, ChainSpec};
-pub use changes::{AccountChange, AccountState, StateChanges};
+pub use changes::{AccountChange, AccountChanges, AccountState, StateChanges};
 pub use error::ExecutionError;
 pub use parallel::{ParallelConfig, execute_parallel};
 pub use result::{BlockResult, ExecutionPath, ExecutionStats, FallbackReason, TxOutcome, TxResult};

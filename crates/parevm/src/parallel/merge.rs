@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     BlockInput, ExecutionError, TxOutcome, TxResult,
-    changes::{AccountChange, AccountState, StateChanges, codes_of},
+    changes::{AccountChange, AccountChanges, AccountState, StateChanges, codes_of},
     evm::outcome_of,
     state::{OverlayState, StateError, StateSource},
 };
@@ -243,11 +243,10 @@ impl StateChanges {
             codes.extend(part.codes);
             accounts.extend(part.accounts);
         }
-        // A stable sort merges the sorted runs it finds; sorted, collecting
-        // checks the order in one pass and bulk-builds the map.
+        // A stable sort merges the sorted runs it finds.
         accounts.sort_by_key(|(address, _)| *address);
         Self {
-            accounts: accounts.into_iter().collect(),
+            accounts: AccountChanges::from_sorted(accounts),
             codes,
         }
     }
