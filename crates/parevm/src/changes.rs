@@ -167,6 +167,29 @@ impl AccountChanges {
     }
 }
 
+/// `accounts` in ascending address order (each address once). Sorts the
+/// addresses with their positions, then moves each change once: sorting
+/// the changes themselves, over 100 bytes each, spent most of its time
+/// moving them (a third of turning 10,000 transfers' revm transitions into
+/// changes).
+pub(crate) fn sorted_by_address(
+    mut accounts: Vec<(Address, AccountChange)>,
+) -> Vec<(Address, AccountChange)> {
+    if accounts.windows(2).all(|w| w[0].0 < w[1].0) {
+        return accounts;
+    }
+    let mut order: Vec<(Address, usize)> = accounts
+        .iter()
+        .enumerate()
+        .map(|(at, (address, _))| (*address, at))
+        .collect();
+    order.sort_unstable();
+    order
+        .into_iter()
+        .map(|(address, at)| (address, std::mem::take(&mut accounts[at].1)))
+        .collect()
+}
+
 impl FromIterator<(Address, AccountChange)> for AccountChanges {
     /// Sorts the accounts (a stable sort: cheap on sorted runs); of an
     /// address given twice, the later change stands, as in a map.
@@ -275,8 +298,7 @@ impl StateChanges {
                 accounts.push((*address, change));
             }
         }
-        accounts.sort_unstable_by_key(|(address, _)| *address);
-        let accounts = AccountChanges::from_sorted(accounts);
+        let accounts = AccountChanges::from_sorted(sorted_by_address(accounts));
         let codes = codes_of(accounts.values());
         Ok(Self { accounts, codes })
     }
@@ -561,6 +583,17 @@ mod tests {
         assert_eq!(balances(&changes), vec![(1, 5), (3, 4), (5, 3)]);
         assert_eq!(changes[&address(3)], change(4));
         assert!(changes.get(&address(2)).is_none());
+    }
+
+    /// Sorting by address moves each change with its own address.
+    #[test]
+    fn sorting_by_address_keeps_each_change_with_its_address() {
+        let shuffled = [7, 2, 9, 1, 5]
+            .map(|n| (address(n), change(n.into())))
+            .to_vec();
+        let sorted = sorted_by_address(shuffled);
+        let expected = [1, 2, 5, 7, 9].map(|n| (address(n), change(n.into())));
+        assert_eq!(sorted, expected.to_vec());
     }
 
     #[test]

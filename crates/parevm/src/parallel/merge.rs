@@ -351,7 +351,7 @@ impl StateAccumulator {
                 changes.push((address, change));
             }
         }
-        changes.sort_unstable_by_key(|(address, _)| *address);
+        let changes = crate::changes::sorted_by_address(changes);
         let codes = if normalize {
             codes_of(changes.iter().map(|(_, change)| change))
         } else {

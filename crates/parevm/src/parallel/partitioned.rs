@@ -868,8 +868,7 @@ fn normalized<S: StateSource + ?Sized>(
         };
         kept.extend(change.map(|change| (*address, change)));
     }
-    kept.sort_unstable_by_key(|(address, _)| *address);
-    Ok(kept)
+    Ok(crate::changes::sorted_by_address(kept))
 }
 
 /// The block's state changes: the partitions' `accounts` (with whether
