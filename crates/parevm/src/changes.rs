@@ -121,29 +121,36 @@ impl AccountChanges {
         self.0.retain_mut(|(address, change)| keep(address, change));
     }
 
-    /// Adds `more` (in strictly ascending address order), in one pass over
-    /// both: an account in both gets `combine(existing, new)`.
+    /// Adds `more` (in strictly ascending address order): an account in
+    /// both gets `combine(existing, new)`. In place, in one pass over the
+    /// accounts above the lowest new one, so a few accounts added to a
+    /// large block (its beneficiary, withdrawals) cost one move of what
+    /// lies above them, not a copy of everything.
     pub fn merge_sorted(
         &mut self,
         more: Vec<(Address, AccountChange)>,
         mut combine: impl FnMut(&mut AccountChange, AccountChange),
     ) {
-        if more.is_empty() {
-            return;
-        }
-        let mut merged = Vec::with_capacity(self.0.len() + more.len());
-        let mut more = more.into_iter().peekable();
-        for (address, mut change) in std::mem::take(&mut self.0) {
-            while let Some(lower) = more.next_if(|(a, _)| *a < address) {
-                merged.push(lower);
+        let mut new = Vec::with_capacity(more.len());
+        for (address, change) in more {
+            match self.position(&address) {
+                Ok(at) => combine(&mut self.0[at].1, change),
+                Err(_) => new.push((address, change)),
             }
-            if let Some((_, same)) = more.next_if(|(a, _)| *a == address) {
-                combine(&mut change, same);
-            }
-            merged.push((address, change));
         }
-        merged.extend(more);
-        self.0 = merged;
+        // Grow by a gap, then from the highest new account down: the
+        // accounts above it move up past the gap, and it takes the gap's
+        // top slot.
+        let mut read = self.0.len();
+        self.0.resize_with(read + new.len(), Default::default);
+        let mut write = self.0.len();
+        for (address, change) in new.into_iter().rev() {
+            let at = self.0[..read].partition_point(|(a, _)| *a < address);
+            self.0[at..write].rotate_left(read - at);
+            write -= read - at + 1;
+            self.0[write] = (address, change);
+            read = at;
+        }
     }
 
     /// The changed accounts in address order.
@@ -583,6 +590,39 @@ mod tests {
         assert_eq!(balances(&changes), vec![(1, 5), (3, 4), (5, 3)]);
         assert_eq!(changes[&address(3)], change(4));
         assert!(changes.get(&address(2)).is_none());
+    }
+
+    /// Merging in place gives what a map would, wherever the new accounts
+    /// fall among the old.
+    #[test]
+    fn merging_in_place_equals_a_map() {
+        let mut seed = 7u64;
+        let mut next = move |below: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % below
+        };
+        for _ in 0..200 {
+            let mut expected = BTreeMap::new();
+            let mut old: Vec<(Address, AccountChange)> = Vec::new();
+            for _ in 0..next(20) {
+                let (a, b) = (next(60) as u8, next(1000));
+                expected.insert(address(a), change(b));
+                old.retain(|(x, _)| *x != address(a));
+                old.push((address(a), change(b)));
+            }
+            let mut changes: AccountChanges = old.into_iter().collect();
+            let mut more = BTreeMap::new();
+            for _ in 0..next(8) {
+                more.insert(address(next(60) as u8), change(next(1000)));
+            }
+            for (a, c) in &more {
+                expected.insert(*a, c.clone());
+            }
+            changes.merge_sorted(more.into_iter().collect(), |old, new| *old = new);
+            assert_eq!(changes.as_slice(), expected.into_iter().collect::<Vec<_>>());
+        }
     }
 
     /// Sorting by address moves each change with its own address.

@@ -298,11 +298,14 @@ pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
     }
     // The partitions were validated as they ran; the assembly's tasks are
     // left (see `Assembly`). The first share's merge makes room for the
-    // others, which the build appends to it.
+    // others, which the build appends to it, and for the accounts only the
+    // pre-block calls and the credits change (the beneficiary, the payout
+    // sender, withdrawals), which it merges in.
     let lengths = shares
         .iter()
         .map(|runs| runs.iter().map(Vec::len).sum::<usize>());
-    let others = lengths.skip(1).sum();
+    let settled = pre.accounts.len() + credits.len() + 2;
+    let others = lengths.skip(1).sum::<usize>() + settled;
     let merges: Vec<Merge> = shares
         .into_iter()
         .enumerate()
