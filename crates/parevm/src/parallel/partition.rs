@@ -517,46 +517,48 @@ fn keys(sender: Address, to: Option<Address>, input: &[u8], contract_calls: bool
 fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> (Partitions, u64) {
     let bins = threads * partitions_per_thread(block.transactions.len());
     let txs = &block.transactions;
+    // Each component's gas and transactions, at its root.
     let mut gas_of_root = vec![0u64; txs.len()];
+    let mut txs_of_root = vec![0u32; txs.len()];
+    let mut roots: Vec<TxIdx> = Vec::with_capacity(txs.len());
     let mut total = 0u64;
     for (index, tx) in txs.iter().enumerate() {
         let root = components.find(index);
+        if root == index {
+            roots.push(root);
+        }
         gas_of_root[root] = gas_of_root[root].saturating_add(tx.gas_limit());
+        txs_of_root[root] += 1;
         total = total.saturating_add(tx.gas_limit());
     }
-    let mut roots: Vec<TxIdx> = (0..txs.len())
-        .filter(|&i| components.find(i) == i)
-        .collect();
     roots.sort_unstable_by_key(|&root| std::cmp::Reverse(gas_of_root[root]));
     let heaviest_component = roots.first().map_or(0, |&root| gas_of_root[root]);
     // Each partition's load, the lightest first (the lowest index among
-    // equals).
+    // equals); the lightest is loaded in place, one sift instead of a pop
+    // and a push.
     let mut lightest: BinaryHeap<Reverse<(u64, usize)>> =
         (0..bins).map(|i| Reverse((0, i))).collect();
     // Reuses the per-root gas vector for each root's partition.
     let mut partition_of_root = gas_of_root;
+    let mut txs_of_bin = vec![0usize; bins];
     for &root in &roots {
-        let Some(Reverse((load, bin))) = lightest.pop() else {
+        let Some(mut top) = lightest.peek_mut() else {
             break;
         };
-        let load = load.saturating_add(partition_of_root[root]);
-        lightest.push(Reverse((load, bin)));
-        partition_of_root[root] = bin as u64;
+        let Reverse((load, bin)) = &mut *top;
+        *load = load.saturating_add(partition_of_root[root]);
+        partition_of_root[root] = *bin as u64;
+        txs_of_bin[*bin] += txs_of_root[root] as usize;
     }
     // Fewer components than partitions leave some empty: drop those.
-    let mut sizes = vec![0usize; bins];
-    for &root in &roots {
-        sizes[partition_of_root[root] as usize] += 1;
-    }
     let mut renumbered = vec![0u32; bins];
-    let mut used = 0;
-    for (old, size) in sizes.iter().enumerate() {
-        if *size > 0 {
-            renumbered[old] = used as u32;
-            used += 1;
+    let mut partitions = Vec::with_capacity(bins);
+    for (old, &size) in txs_of_bin.iter().enumerate() {
+        if size > 0 {
+            renumbered[old] = partitions.len() as u32;
+            partitions.push(Vec::with_capacity(size));
         }
     }
-    let mut partitions = vec![Vec::with_capacity(txs.len() / used.max(1) + 1); used];
     let mut partition_of = Vec::with_capacity(txs.len());
     for index in 0..txs.len() {
         let root = components.find(index);
