@@ -55,8 +55,8 @@ pub fn trace_block<S: StateSource + ?Sized>(
         .map_err(ExecutionError::Internal)?;
     for (trace, result) in traces.iter_mut().zip(results) {
         trace.gas_used = match result {
-            Some(Ok(r)) => r.result.tx_gas_used(),
-            _ => 0,
+            Some(finished) => finished.gas_used,
+            None => 0,
         };
     }
     Ok(traces)

@@ -7,11 +7,12 @@ use super::{
     scheduler::{Scheduler, Task},
     shared_bloom::SharedBloom,
     types::{TxIdx, Version},
-    vm::{Executed, Vm, VmContext, VmOutcome},
+    vm::{Executed, FinishedTx, Vm, VmContext, VmOutcome},
 };
 use crate::state::StateSource;
+use alloy_consensus::Typed2718;
 use alloy_primitives::{Address, B256, U256};
-use revm::context::result::{ExecutionResult, InvalidTransaction};
+use revm::context::result::ExecutionResult;
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
@@ -21,7 +22,7 @@ use std::{
 };
 
 /// The final result of each transaction's last incarnation.
-pub(crate) type TxExecution = Result<Executed, InvalidTransaction>;
+pub(crate) type TxExecution = FinishedTx;
 
 /// Shared by the workers of one block.
 pub(crate) struct Workers<'v, 'a, S: ?Sized> {
@@ -224,7 +225,14 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                     {
                         return None;
                     }
-                    *lock(&self.results[tx]) = Some(result);
+                    let finished = match FinishedTx::of(result, self.vm.transactions[tx].ty()) {
+                        Ok(finished) => finished,
+                        Err(message) => {
+                            self.fail(format!("transaction {tx}: {message}"));
+                            return None;
+                        }
+                    };
+                    *lock(&self.results[tx]) = Some(finished);
                     let scheduler = &self.scheduler;
                     return scheduler
                         .finish_execution(tx, version.incarnation, wrote_new_location)
@@ -336,7 +344,6 @@ pub(crate) fn run_in_order<S: StateSource + ?Sized>(
                 reads,
                 writes,
             } => {
-                let executed = start.elapsed();
                 let mut shared_nanos = 0;
                 if let Ok(done) = &mut result
                     && done.logs_bloom.is_none()
@@ -345,13 +352,15 @@ pub(crate) fn run_in_order<S: StateSource + ?Sized>(
                     done.logs_bloom = Some(evm.blooms().logs_bloom(done.result.logs()));
                     shared_nanos = start.elapsed().as_nanos() as u64;
                 }
-                let nanos = executed.as_nanos() as u64 + shared_nanos;
+                // Its receipt too, which Block-STM's workers build.
+                let finished = FinishedTx::of(result, vm.transactions[tx].ty())
+                    .map_err(|message| format!("transaction {tx}: {message}"))?;
                 let time = TxTime {
-                    nanos,
+                    nanos: start.elapsed().as_nanos() as u64,
                     shared_nanos,
                 };
                 on_tx(tx, &reads, &writes, time);
-                results.push(Some(result));
+                results.push(Some(finished));
                 let (_, spare) = vm.mv.record(
                     Version {
                         tx_idx: tx,

@@ -3,7 +3,7 @@
 //! ([`Assembly`]): the final incarnations' write sets are folded in block
 //! order into the block's state changes (resolving commutative
 //! increments), one share of the accounts per thread ([`Part`]), while
-//! receipts are built with cumulative gas.
+//! the receipts the workers built get their cumulative gas.
 
 use super::{
     executor::TxExecution,
@@ -11,15 +11,14 @@ use super::{
     mv_memory::{MvMemory, lock},
     partition,
     types::{Lifecycle, Location, WriteValue},
-    vm::Executed,
+    vm::FinishedTx,
 };
 use crate::{
-    BlockInput, ExecutionError, TxOutcome, TxResult,
+    BlockInput, ExecutionError, TxResult,
     changes::{AccountChange, AccountChanges, AccountState, StateChanges, codes_of},
-    evm::outcome_of,
     state::{OverlayState, StateError, StateSource},
 };
-use alloy_consensus::{ReceiptEnvelope, Transaction, TxType, Typed2718};
+use alloy_consensus::Transaction;
 use alloy_primitives::{Address, B256, U256, map::HashMap};
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
 use std::{collections::BTreeMap, sync::Mutex};
@@ -31,7 +30,8 @@ pub(super) type Receipts = Option<(Vec<TxResult>, u64)>;
 /// What one task of an [`Assembly`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AssemblyTask {
-    /// Build the receipts: one task, as cumulative gas runs through them.
+    /// Thread the cumulative gas through the receipts: one task, as it
+    /// runs through them in order.
     Receipts,
     /// Fold the state changes of one share of the accounts.
     Fold(Part),
@@ -176,8 +176,9 @@ pub(super) fn fold_state<S: StateSource + ?Sized>(
     Ok(accumulator.finish(state, pre, holds, increments.is_some())?)
 }
 
-/// Each transaction's outcome and receipt, with the block's gas; `None` if a
-/// transaction does not fit in the block's remaining gas.
+/// Each transaction's outcome and receipt, its receipt's cumulative gas
+/// filled in, with the block's gas; `None` if a transaction does not fit in
+/// the block's remaining gas.
 pub(super) fn collect_receipts(
     block: &BlockInput,
     results: impl IntoIterator<Item = TxExecution>,
@@ -185,30 +186,21 @@ pub(super) fn collect_receipts(
     let tx_gas_cap = revm::context_interface::Cfg::tx_gas_limit_cap(&block.evm_env().cfg_env);
     let mut transactions = Vec::with_capacity(block.transactions.len());
     let mut cumulative_gas = 0u64;
-    for (index, (tx, result)) in block.transactions.iter().zip(results).enumerate() {
-        let executed = match result {
-            Ok(executed) => executed,
-            Err(invalid) => {
-                transactions.push(TxResult {
-                    outcome: TxOutcome::Invalid {
-                        reason: invalid.to_string(),
-                    },
-                    receipt: None,
-                });
-                continue;
+    for (tx, finished) in block.transactions.iter().zip(results) {
+        let FinishedTx {
+            mut result,
+            gas_used,
+        } = finished;
+        if let Some(receipt) = &mut result.receipt {
+            if tx.gas_limit().min(tx_gas_cap) > block.header.gas_limit - cumulative_gas {
+                return Ok(None);
             }
-        };
-        if tx.gas_limit().min(tx_gas_cap) > block.header.gas_limit - cumulative_gas {
-            return Ok(None);
+            cumulative_gas += gas_used;
+            if let Some(receipt) = receipt.as_receipt_with_bloom_mut() {
+                receipt.receipt.cumulative_gas_used = cumulative_gas;
+            }
         }
-        cumulative_gas += executed.result.tx_gas_used();
-        let outcome = outcome_of(&executed.result);
-        let tx_type = alloy_consensus::TxType::try_from(tx.ty())
-            .map_err(|e| ExecutionError::Internal(format!("transaction {index}: {e}")))?;
-        transactions.push(TxResult {
-            outcome,
-            receipt: Some(build_receipt(tx_type, executed, cumulative_gas)),
-        });
+        transactions.push(result);
     }
     Ok(Some((transactions, cumulative_gas)))
 }
@@ -394,18 +386,6 @@ impl AccountWrites {
             storage: self.storage,
         }
     }
-}
-
-/// A transaction's receipt (the bloom was computed by the worker).
-pub(crate) fn build_receipt(
-    tx_type: TxType,
-    executed: Executed,
-    cumulative_gas_used: u64,
-) -> ReceiptEnvelope {
-    let success = executed.result.is_success();
-    let logs_bloom = executed.logs_bloom();
-    let logs = executed.result.into_logs();
-    crate::receipt::receipt_envelope(tx_type, success, cumulative_gas_used, logs, logs_bloom)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use super::{
     partition::Partitions,
     payout::PayoutSender,
     types::TxIdx,
-    vm::Executed,
+    vm::{Executed, FinishedTx},
 };
 use crate::{
     AccountChange, AccountChanges, AccountState, BlockInput, ExecutionError, StateChanges,
@@ -36,7 +36,7 @@ use crate::{
     receipt::BloomMemo,
     state::{OverlayState, StateError},
 };
-use alloy_consensus::Transaction as _;
+use alloy_consensus::{Transaction as _, Typed2718};
 use alloy_evm::FromRecoveredTx;
 use alloy_primitives::{Address, B256, U256};
 use revm::{
@@ -723,7 +723,7 @@ fn run_partition<S: StateSource + ?Sized>(
                 break;
             }
             Err(EVMError::Transaction(invalid)) => {
-                results.push(Err(invalid));
+                results.push(FinishedTx::invalid(&invalid));
                 continue;
             }
             Err(EVMError::Database(error)) => return Err(error.into()),
@@ -756,7 +756,10 @@ fn run_partition<S: StateSource + ?Sized>(
         }
         record_writes(&state, &db.loaded, spec, &mut writes);
         db.cache.commit(state);
-        results.push(Ok(Executed::new(result, &mut blooms)));
+        let executed = Executed::new(result, &mut blooms);
+        results.push(FinishedTx::executed(executed, tx.ty()).map_err(|message| {
+            ExecutionError::Internal(format!("transaction {index}: {message}"))
+        })?);
         let reads = &mut db.cache.database.reads;
         if reads.len() + writes.len() >= CHECK_BATCH
             && !check(ctx, validation, me, reads, &mut writes)
