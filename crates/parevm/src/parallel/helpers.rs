@@ -125,15 +125,22 @@ impl Claims {
         }
     }
 
+    /// The next unclaimed task, if any is left.
+    pub(crate) fn claim(&self) -> Option<usize> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        (index < self.count).then_some(index)
+    }
+
     /// Runs `task` on each task this thread claims, until none is left.
     pub(crate) fn run(&self, mut task: impl FnMut(usize)) {
-        loop {
-            let index = self.next.fetch_add(1, Ordering::Relaxed);
-            if index >= self.count {
-                break;
-            }
+        while let Some(index) = self.claim() {
             task(index);
         }
+    }
+
+    /// How many tasks there are.
+    pub(crate) fn count(&self) -> usize {
+        self.count
     }
 }
 

@@ -9,13 +9,16 @@
 //! rest of the block, waited for it.
 //!
 //! Invariants:
-//! - Each chunk is claimed once (`next`), hashed by its claimer, and OR-ed
+//! - Each chunk is claimed once (`chunks`), hashed by its claimer, and OR-ed
 //!   into `bloom` before `finished` counts it; OR commutes, so the bloom is
 //!   the same whoever hashes which chunk.
 //! - The executing worker's task stays active until `finished` reaches
 //!   `chunks`, so the block cannot end with a bloom half hashed.
 
-use super::{helpers::Idle, mv_memory::lock};
+use super::{
+    helpers::{Claims, Idle},
+    mv_memory::lock,
+};
 use crate::receipt::BloomMemo;
 use alloy_primitives::{Bloom, Log};
 use std::sync::{
@@ -32,9 +35,8 @@ pub(crate) const SHARED_FROM_LOGS: usize = 2 * CHUNK_LOGS;
 /// The logs whose bloom is being hashed, and its progress.
 struct Job {
     logs: Vec<Log>,
-    chunks: usize,
-    /// The next chunk to claim.
-    next: AtomicUsize,
+    /// The chunks of `CHUNK_LOGS` logs, each hashed by whoever claims it.
+    chunks: Claims,
     /// Chunks hashed and OR-ed into `bloom`.
     finished: AtomicUsize,
     bloom: Mutex<Bloom>,
@@ -43,9 +45,8 @@ struct Job {
 impl Job {
     fn new(logs: Vec<Log>) -> Self {
         Self {
-            chunks: logs.len().div_ceil(CHUNK_LOGS),
+            chunks: Claims::new(logs.len().div_ceil(CHUNK_LOGS)),
             logs,
-            next: AtomicUsize::new(0),
             finished: AtomicUsize::new(0),
             bloom: Mutex::new(Bloom::ZERO),
         }
@@ -54,22 +55,19 @@ impl Job {
     /// Hashes unclaimed chunks until none is left; whether it hashed any.
     fn help(&self, memo: &mut BloomMemo) -> bool {
         let mut helped = false;
-        loop {
-            let chunk = self.next.fetch_add(1, Ordering::Relaxed);
-            if chunk >= self.chunks {
-                return helped;
-            }
+        self.chunks.run(|chunk| {
             let start = chunk * CHUNK_LOGS;
             let end = (start + CHUNK_LOGS).min(self.logs.len());
             let part = memo.logs_bloom(&self.logs[start..end]);
             *lock(&self.bloom) |= part;
             self.finished.fetch_add(1, Ordering::Release);
             helped = true;
-        }
+        });
+        helped
     }
 
     fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire) == self.chunks
+        self.finished.load(Ordering::Acquire) == self.chunks.count()
     }
 }
 
@@ -214,7 +212,8 @@ mod tests {
     fn halted_wait_gives_up() {
         let shared = SharedBloom::default();
         let job = Job::new(logs(3 * CHUNK_LOGS));
-        job.next.store(1, Ordering::Relaxed);
+        // Claimed and never hashed.
+        assert_eq!(job.chunks.claim(), Some(0));
         let mut waits = 0;
         let hashed = shared.hash_job(Arc::new(job), &mut BloomMemo::new(), || {
             waits += 1;
