@@ -326,18 +326,18 @@ impl StateChanges {
     /// Composes `later` (changes relative to `self` applied to the pre-state)
     /// onto `self`. Call [`Self::normalize`] afterwards.
     pub fn extend(&mut self, later: StateChanges) {
-        let mut new = Vec::new();
-        for (address, change) in later.accounts {
-            match self.accounts.get_mut(&address) {
-                Some(existing) => existing.then(change),
-                None => {
-                    let mut composed = AccountChange::default();
-                    composed.then(change);
-                    new.push((address, composed));
-                }
-            }
-        }
-        self.accounts.merge_sorted(new, |_, _| {});
+        // An account new here is `later`'s change composed onto no change;
+        // composing that onto an existing change is the same as composing
+        // `later`'s own.
+        let later_accounts = later.accounts.into_iter().map(|(address, change)| {
+            let mut composed = AccountChange::default();
+            composed.then(change);
+            (address, composed)
+        });
+        self.accounts
+            .merge_sorted(later_accounts.collect(), |existing, later| {
+                existing.then(later)
+            });
         self.codes.extend(later.codes);
     }
 
@@ -636,6 +636,50 @@ mod tests {
             changes.merge_sorted(more.into_iter().collect(), |old, new| *old = new);
             assert_eq!(changes.as_slice(), expected.into_iter().collect::<Vec<_>>());
         }
+    }
+
+    /// Extending composes each later change onto the existing one, or onto
+    /// no change, as a map's `entry().or_default().then()` does: for
+    /// deletions, wipes and plain changes alike.
+    #[test]
+    fn extending_composes_as_a_map_would() {
+        let with_slot = |balance: u64, wiped: bool| AccountChange {
+            storage_wiped: wiped,
+            storage: [(U256::from(balance), U256::from(1))].into(),
+            ..change(balance)
+        };
+        let deleted = AccountChange::default();
+        let earlier = [
+            (1, with_slot(1, false)),
+            (3, with_slot(3, true)),
+            (5, change(5)),
+        ];
+        let later = [
+            (1, deleted.clone()),
+            (2, deleted),
+            (3, with_slot(7, false)),
+            (4, with_slot(4, true)),
+            (5, with_slot(8, false)),
+        ];
+        let mut expected: BTreeMap<Address, AccountChange> = earlier
+            .iter()
+            .map(|(a, c)| (address(*a), c.clone()))
+            .collect();
+        for (a, c) in &later {
+            expected.entry(address(*a)).or_default().then(c.clone());
+        }
+        let mut changes = StateChanges {
+            accounts: earlier.map(|(a, c)| (address(a), c)).into_iter().collect(),
+            codes: BTreeMap::new(),
+        };
+        changes.extend(StateChanges {
+            accounts: later.map(|(a, c)| (address(a), c)).into_iter().collect(),
+            codes: BTreeMap::new(),
+        });
+        assert_eq!(
+            changes.accounts.as_slice(),
+            expected.into_iter().collect::<Vec<_>>()
+        );
     }
 
     /// Sorting by address moves each change with its own address.

@@ -21,14 +21,11 @@ use std::{
     },
 };
 
-/// The final result of each transaction's last incarnation.
-pub(crate) type TxExecution = FinishedTx;
-
 /// Shared by the workers of one block.
 pub(crate) struct Workers<'v, 'a, S: ?Sized> {
     pub vm: &'v VmContext<'a, S>,
     pub scheduler: Scheduler,
-    pub results: Vec<Mutex<Option<TxExecution>>>,
+    pub results: Vec<Mutex<Option<FinishedTx>>>,
     pub fatal: Mutex<Option<String>>,
     pub stats: Stats,
     /// A large receipt's bloom, hashed by every worker without a task.
@@ -291,7 +288,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     }
 
     /// Takes the results, once the block is done.
-    pub(crate) fn take_results(&self) -> Result<Vec<TxExecution>, String> {
+    pub(crate) fn take_results(&self) -> Result<Vec<FinishedTx>, String> {
         self.stats.trace(self.results.len());
         if let Some(message) = lock(&self.fatal).clone() {
             return Err(message);
@@ -327,7 +324,7 @@ pub(crate) fn run_in_order<S: StateSource + ?Sized>(
     vm: &VmContext<'_, S>,
     block_size: usize,
     mut on_tx: impl FnMut(TxIdx, &super::types::ReadSet, &super::types::WriteSet, TxTime),
-) -> Result<Vec<Option<TxExecution>>, String> {
+) -> Result<Vec<Option<FinishedTx>>, String> {
     let mut results = Vec::with_capacity(block_size);
     let mut evm = Vm::new(vm);
     evm.share_large_blooms();

@@ -6,7 +6,6 @@
 //! the receipts the workers built get their cumulative gas.
 
 use super::{
-    executor::TxExecution,
     helpers::Claims,
     mv_memory::{MvMemory, lock},
     partition,
@@ -54,7 +53,6 @@ pub(super) enum AssemblyTask {
 /// long as the halves.
 pub(super) struct Assembly {
     claims: Claims,
-    parts: usize,
     receipts: Mutex<Option<Result<Receipts, ExecutionError>>>,
     folded: Vec<Mutex<Option<Result<FoldedPart, ExecutionError>>>>,
 }
@@ -65,7 +63,6 @@ impl Assembly {
         let parts = parts.max(1);
         Self {
             claims: Claims::new(parts + 2),
-            parts,
             receipts: Mutex::default(),
             folded: (0..parts).map(|_| Mutex::default()).collect(),
         }
@@ -90,9 +87,9 @@ impl Assembly {
     fn task(&self, index: usize) -> AssemblyTask {
         match index {
             0 => AssemblyTask::Receipts,
-            i if i <= self.parts => AssemblyTask::Fold(Part {
+            i if i <= self.folded.len() => AssemblyTask::Fold(Part {
                 index: i - 1,
-                count: self.parts,
+                count: self.folded.len(),
             }),
             _ => AssemblyTask::FreeMemory,
         }
@@ -181,7 +178,7 @@ pub(super) fn fold_state<S: StateSource + ?Sized>(
 /// the block's remaining gas.
 pub(super) fn collect_receipts(
     block: &BlockInput,
-    results: impl IntoIterator<Item = TxExecution>,
+    results: impl IntoIterator<Item = FinishedTx>,
 ) -> Result<Receipts, ExecutionError> {
     let tx_gas_cap = revm::context_interface::Cfg::tx_gas_limit_cap(&block.evm_env().cfg_env);
     let mut transactions = Vec::with_capacity(block.transactions.len());

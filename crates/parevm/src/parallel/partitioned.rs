@@ -20,7 +20,6 @@
 //! invalidates the run.
 
 use super::{
-    executor::TxExecution,
     fee_credit::{FeeCreditDb, LazyBeneficiary},
     footprint::{Access, Validation},
     helpers::{Claims, panic_message, run_with_helpers},
@@ -181,7 +180,7 @@ fn state_error(error: EvmDatabaseError<StateError>) -> StateError {
 /// What a partition produced.
 struct PartitionOutput {
     /// Its transactions' results, in its order.
-    results: Vec<TxExecution>,
+    results: Vec<FinishedTx>,
     /// The beneficiary's fees from its transactions.
     fees: U256,
     /// The change to the payout sender's balance (a wrapping sum: it pays).
@@ -480,13 +479,13 @@ fn wait_for(flag: &AtomicBool) {
 pub(crate) struct InBlockOrder<'a> {
     partition_of: &'a [u32],
     next: TxIdx,
-    results: Vec<std::vec::IntoIter<TxExecution>>,
+    results: Vec<std::vec::IntoIter<FinishedTx>>,
 }
 
 impl Iterator for InBlockOrder<'_> {
-    type Item = TxExecution;
+    type Item = FinishedTx;
 
-    fn next(&mut self) -> Option<TxExecution> {
+    fn next(&mut self) -> Option<FinishedTx> {
         let partition = *self.partition_of.get(self.next)? as usize;
         self.next += 1;
         self.results.get_mut(partition)?.next()
