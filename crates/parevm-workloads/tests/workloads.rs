@@ -140,6 +140,42 @@ fn parallel_equals_sequential_repeatedly() {
     }
 }
 
+/// Large blocks that are one chain on a hot token holder, counter or pool
+/// run sequentially, which a sample of their transactions tells before the
+/// plan of every one; half as hot, they are left to the plan, and
+/// partition. Either way the result is the sequential one.
+#[test]
+fn a_sample_tells_one_chain_from_a_half_hot_block() {
+    use parevm::{ExecutionPath, FallbackReason};
+    let two_threads = ParallelConfig {
+        cores: 2,
+        ..ParallelConfig::with_threads(2)
+    };
+    for kind in [
+        WorkloadKind::Erc20Transfers,
+        WorkloadKind::HotSlot,
+        WorkloadKind::AmmSwaps,
+    ] {
+        for (hot_ratio, expected) in [
+            (
+                1.0,
+                ExecutionPath::SequentialFallback(FallbackReason::DependencyChain),
+            ),
+            (0.5, ExecutionPath::Partitioned),
+        ] {
+            let w = generate(&config(kind, 1_500, hot_ratio)).unwrap();
+            let sequential = execute_sequential(&w.block, &w.state).unwrap();
+            let parallel = execute_parallel(&w.block, &w.state, &two_threads).unwrap();
+            assert_eq!(parallel.path, expected, "{kind} hot={hot_ratio}");
+            assert_eq!(
+                sequential.first_difference(&parallel),
+                None,
+                "{kind} hot={hot_ratio}"
+            );
+        }
+    }
+}
+
 #[test]
 fn hot_ratio_is_exact_and_spread() {
     for hot_ratio in [0.0, 0.1, 0.25, 0.5, 0.9, 1.0] {

@@ -292,6 +292,57 @@ impl<'b> Planner<'b> {
         self.predict_guarded(0..end, state).map(drop)
     }
 
+    /// The share of the gas (by gas limit) that the heaviest component of
+    /// `samples` transactions, spread evenly over the block, holds among
+    /// them: joined by the keys they share, as [`Self::pack`] joins the
+    /// whole block. `None` if one of them cannot be predicted (the plan
+    /// stops on it anyway) or predicting it panicked. A block whose samples
+    /// all share one key (every transfer moves the same token holder's
+    /// balance, every call the same contract's slot) is one chain, which
+    /// the plan of every transaction would only confirm: on 5,000 such
+    /// ERC-20 transfers that plan took 0.7 ms before they ran sequentially.
+    /// Sampled transactions only join through shared keys of their own, so
+    /// the share tends to understate the block's heaviest component.
+    pub(crate) fn sampled_heaviest_share<S: StateSource + ?Sized>(
+        &self,
+        state: &S,
+        samples: usize,
+    ) -> Result<Option<f64>, StateError> {
+        let txs = &self.block.transactions;
+        let samples = samples.min(txs.len());
+        let sampled = |sample: usize| &txs[sample * txs.len() / samples.max(1)];
+        let state = &mut Reaches::new(state, &self.analysis_budget);
+        let mut components = UnionFind::new(samples);
+        let mut owners: HashMap<u64, u32, BuildHasherDefault<Digested>> =
+            HashMap::with_capacity_and_hasher(samples * 3, Default::default());
+        let mut digests = Vec::new();
+        for sample in 0..samples {
+            digests.clear();
+            let predicted = catch_unwind(AssertUnwindSafe(|| {
+                self.push_digests(sampled(sample), state, &mut digests)
+            }));
+            if !matches!(predicted, Ok(Ok(true))) {
+                return predicted.unwrap_or(Ok(false)).map(|_| None);
+            }
+            for digest in &digests {
+                match owners.entry(*digest) {
+                    Entry::Occupied(owner) => components.union(sample, *owner.get() as TxIdx),
+                    Entry::Vacant(slot) => {
+                        slot.insert(sample as u32);
+                    }
+                }
+            }
+        }
+        let mut gas = vec![0u64; samples];
+        for sample in 0..samples {
+            let root = components.find(sample);
+            gas[root] = gas[root].saturating_add(sampled(sample).gas_limit());
+        }
+        let total: u64 = gas.iter().fold(0, |sum, g| sum.saturating_add(*g));
+        let heaviest = gas.iter().copied().max().unwrap_or(0);
+        Ok((total > 0).then(|| heaviest as f64 / total as f64))
+    }
+
     /// [`Self::predict_chunk`], giving the plan up if it returns no keys, an
     /// error or panics. The prediction is optional: a panic in it (a bug,
     /// say in reading some contract's code) gives the plan up, and the block

@@ -36,7 +36,9 @@ const PROBE_TXS: usize = 16;
 /// and, for large blocks, its partitions (`None`: not planned yet); or why
 /// it runs sequentially, when that is already certain.
 ///
-/// A large block is planned on the caller and helpers at once, as many as
+/// A large block that a sample of its transactions already shows to be one
+/// chain runs sequentially without a plan ([`sampled_chain`]). Otherwise it
+/// is planned on the caller and helpers at once, as many as
 /// can run at once (up to one per chunk of transactions). If it
 /// partitions, the plan's components give its prediction (every chain of
 /// one sender's transactions lies within a component), and the sender
@@ -76,6 +78,9 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
         return Ok((prediction, Some(chains), PartitionPlan::default()));
     }
     let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
+    if let Some(reason) = sampled_chain(&planner, state, sums, config) {
+        return Err(reason);
+    }
     let mut main_result = planner.probe(state, PROBE_TXS);
     let helper_error = std::sync::Mutex::new(None);
     if main_result.is_ok() && !planner.stopped() {
@@ -110,6 +115,40 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
             Ok((prediction, Some(chains), planned(Ok(None))))
         }
     }
+}
+
+/// Transactions sampled before a large block is planned, to tell a block
+/// that is one chain without planning it ([`sampled_chain`]).
+const CHAIN_SAMPLES: usize = 64;
+
+/// How much less of the gas than its sample shows the heaviest component
+/// is taken to hold when the sample alone decides ([`sampled_chain`]): a
+/// sample of 64 misjudges a share by this much only for blocks laid out
+/// against it.
+const SAMPLE_MARGIN: f64 = 0.15;
+
+/// [`FallbackReason::DependencyChain`] if a sample of the block's
+/// transactions already shows one component heavy enough for the
+/// fallback rule, with [`SAMPLE_MARGIN`] to spare
+/// ([`partition::Planner::sampled_heaviest_share`]); the plan of every
+/// transaction, and the prediction of every sender chain after it, are
+/// then skipped. `sums` is the block's [`prediction::sums`].
+fn sampled_chain<S: StateSource + ?Sized>(
+    planner: &partition::Planner<'_>,
+    state: &S,
+    sums: &Prediction,
+    config: &ParallelConfig,
+) -> Option<FallbackReason> {
+    let share = planner
+        .sampled_heaviest_share(state, CHAIN_SAMPLES)
+        .ok()??;
+    let estimated = Prediction {
+        critical_gas: (sums.gas as f64 * (share - SAMPLE_MARGIN).max(0.0)) as u64,
+        ..sums.clone()
+    };
+    config
+        .fallback_reason(&estimated)
+        .filter(|reason| *reason == FallbackReason::DependencyChain)
 }
 
 /// The plan of a block whose chain of `sender`'s transactions would run it
