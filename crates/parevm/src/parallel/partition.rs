@@ -321,8 +321,11 @@ impl<'b> Planner<'b> {
             let predicted = catch_unwind(AssertUnwindSafe(|| {
                 self.push_digests(sampled(sample), state, &mut digests)
             }));
-            if !matches!(predicted, Ok(Ok(true))) {
-                return predicted.unwrap_or(Ok(false)).map(|_| None);
+            match predicted {
+                Ok(Ok(true)) => {}
+                Ok(Err(error)) => return Err(error),
+                // Unpredictable, or a panic (a bug): the plan decides.
+                Ok(Ok(false)) | Err(_) => return Ok(None),
             }
             for digest in &digests {
                 match owners.entry(*digest) {
