@@ -313,8 +313,7 @@ impl<'b> Planner<'b> {
         let sampled = |sample: usize| &txs[sample * txs.len() / samples.max(1)];
         let state = &mut Reaches::new(state, &self.analysis_budget);
         let mut components = UnionFind::new(samples);
-        let mut owners: HashMap<u64, u32, BuildHasherDefault<Digested>> =
-            HashMap::with_capacity_and_hasher(samples * 3, Default::default());
+        let mut owners = Owners::with_capacity_and_hasher(samples * 3, Default::default());
         let mut digests = Vec::new();
         for sample in 0..samples {
             digests.clear();
@@ -327,14 +326,7 @@ impl<'b> Planner<'b> {
                 // Unpredictable, or a panic (a bug): the plan decides.
                 Ok(Ok(false)) | Err(_) => return Ok(None),
             }
-            for digest in &digests {
-                match owners.entry(*digest) {
-                    Entry::Occupied(owner) => components.union(sample, *owner.get() as TxIdx),
-                    Entry::Vacant(slot) => {
-                        slot.insert(sample as u32);
-                    }
-                }
-            }
+            components.join_keys(&mut owners, sample, &digests);
         }
         let mut gas = vec![0u64; samples];
         for sample in 0..samples {
@@ -482,8 +474,7 @@ impl<'b> Planner<'b> {
         // The first transaction to touch each key, by the key's digest
         // (sized for every digest: growing it rehashes).
         let digests = chunks.iter().map(|chunk| chunk.digests.len()).sum();
-        let mut owners: HashMap<u64, u32, BuildHasherDefault<Digested>> =
-            HashMap::with_capacity_and_hasher(digests, Default::default());
+        let mut owners = Owners::with_capacity_and_hasher(digests, Default::default());
         let mut index = 0;
         let (mut gas, mut work) = (0u64, 0u64);
         for chunk in chunks {
@@ -491,14 +482,7 @@ impl<'b> Planner<'b> {
             work = work.saturating_add(chunk.work);
             let mut start = 0;
             for end in chunk.ends {
-                for digest in &chunk.digests[start..end as usize] {
-                    match owners.entry(*digest) {
-                        Entry::Occupied(owner) => components.union(index, *owner.get() as TxIdx),
-                        Entry::Vacant(slot) => {
-                            slot.insert(index as u32);
-                        }
-                    }
-                }
+                components.join_keys(&mut owners, index, &chunk.digests[start..end as usize]);
                 start = end as usize;
                 index += 1;
             }
@@ -638,6 +622,9 @@ fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> (Part
     (partitions, heaviest_component)
 }
 
+/// The first transaction to have each key, by the key's digest.
+type Owners = HashMap<u64, u32, BuildHasherDefault<Digested>>;
+
 /// Disjoint sets of transactions, with path halving.
 struct UnionFind {
     parent: Vec<TxIdx>,
@@ -656,6 +643,19 @@ impl UnionFind {
             x = self.parent[x];
         }
         x
+    }
+
+    /// Joins `tx` with the first transaction to have each of its keys'
+    /// `digests`, and makes it the first for the keys no one had.
+    fn join_keys(&mut self, owners: &mut Owners, tx: TxIdx, digests: &[u64]) {
+        for digest in digests {
+            match owners.entry(*digest) {
+                Entry::Occupied(owner) => self.union(tx, *owner.get() as TxIdx),
+                Entry::Vacant(slot) => {
+                    slot.insert(tx as u32);
+                }
+            }
+        }
     }
 
     fn union(&mut self, a: TxIdx, b: TxIdx) {
