@@ -346,7 +346,7 @@ impl StateChanges {
     pub fn normalize(&mut self, pre: &dyn StateSource) -> Result<(), StateError> {
         let mut keep = Vec::with_capacity(self.accounts.len());
         for (address, change) in std::mem::take(&mut self.accounts) {
-            let before = pre.account(&address)?;
+            let before = pre.account_fields(&address)?;
             if let Some(change) = change.normalized(&address, before.as_ref(), pre, &self.codes)? {
                 keep.push((address, change));
             }
@@ -415,7 +415,7 @@ impl AccountChange {
             &account.storage,
             account.status.was_destroyed(),
         );
-        let before = pre.account(address)?;
+        let before = pre.account_fields(address)?;
         change.normalized(address, before.as_ref(), pre, codes)
     }
 

@@ -373,28 +373,21 @@ pub(crate) fn run_in_order<S: StateSource + ?Sized>(
     Ok(results)
 }
 
-/// Pre-block values for validation.
+/// Pre-block values for validation: fields only, never the code, whose
+/// copy would write the reference count the executing threads share.
 struct Base<'a, S: ?Sized>(&'a S);
 
 impl<S: StateSource + ?Sized> BaseReader for Base<'_, S> {
     fn balance(&self, address: &Address) -> Option<U256> {
-        Some(
-            self.0
-                .account(address)
-                .ok()?
-                .map_or(U256::ZERO, |a| a.balance),
-        )
+        let account = self.0.account_fields(address).ok()?;
+        Some(account.map_or(U256::ZERO, |a| a.balance))
     }
     fn nonce(&self, address: &Address) -> Option<u64> {
-        Some(self.0.account(address).ok()?.map_or(0, |a| a.nonce))
+        Some(self.0.account_fields(address).ok()?.map_or(0, |a| a.nonce))
     }
     fn code_hash(&self, address: &Address) -> Option<B256> {
-        Some(
-            self.0
-                .account(address)
-                .ok()?
-                .map_or(revm::primitives::KECCAK_EMPTY, |a| a.code_hash),
-        )
+        let hash = self.0.code_hash(address).ok()?;
+        Some(hash.unwrap_or(revm::primitives::KECCAK_EMPTY))
     }
     fn storage(&self, address: &Address, slot: &U256) -> Option<U256> {
         self.0.storage(address, slot).ok()

@@ -299,18 +299,18 @@ impl StateAccumulator {
         let mut accounts = Vec::with_capacity(self.accounts.len());
         for (address, change) in pre.accounts.iter().filter(|(a, _)| part(a)) {
             if !self.accounts.contains_key(address) {
-                accounts.push((*address, change.clone(), state.account(address)?));
+                accounts.push((*address, change.clone(), state.account_fields(address)?));
             }
         }
         let base = OverlayState::new(state, pre);
         for (address, writes) in self.accounts {
-            let original = state.account(&address)?;
+            let original = state.account_fields(&address)?;
             let pre_change = pre.accounts.get(&address);
             let overlaid;
             let before = match pre_change {
                 None => original.as_ref(),
                 Some(_) => {
-                    overlaid = base.account(&address)?;
+                    overlaid = base.account_fields(&address)?;
                     overlaid.as_ref()
                 }
             };

@@ -261,7 +261,7 @@ fn execute_partitioned<S: StateSource + ?Sized>(
     if let Some(payout) = payout {
         // Found against the pre-block state: the system calls before the
         // block could only have moved the sender's balance in theory.
-        let balance = base.account(&payout.address)?.map(|a| a.balance);
+        let balance = base.account_fields(&payout.address)?.map(|a| a.balance);
         if balance.is_none_or(|balance| balance < payout.max_spending) {
             return Ok(PartitionAttempt::NotTried);
         }

@@ -229,7 +229,7 @@ pub(crate) fn supports<S: StateSource + ?Sized>(
     if !block.spec().is_enabled_in(SpecId::SPURIOUS_DRAGON) {
         return Ok(false);
     }
-    let beneficiary = base.account(&block.header.beneficiary)?;
+    let beneficiary = base.account_fields(&block.header.beneficiary)?;
     Ok(!beneficiary.is_some_and(|b| b.is_empty()))
 }
 
@@ -867,7 +867,7 @@ fn normalized<S: StateSource + ?Sized>(
                     &account.storage,
                     account.status.was_destroyed(),
                 ));
-                let before = ctx.state.account(address)?;
+                let before = ctx.state.account_fields(address)?;
                 composed.normalized(address, before.as_ref(), &ctx.state, &codes)?
             }
         };
@@ -941,7 +941,7 @@ fn finish_changes<'c, S: StateSource + ?Sized>(
         let Some(change) = accounts.get_mut(&address) else {
             continue;
         };
-        let before = state.account(&address)?;
+        let before = state.account_fields(&address)?;
         match std::mem::take(change).normalized(&address, before.as_ref(), &state, &codes)? {
             Some(normalized) => *change = normalized,
             None => unchanged_now.push(address),
@@ -965,7 +965,7 @@ fn unchanged<S: StateSource + ?Sized>(
     address: &Address,
 ) -> Result<AccountChange, ExecutionError> {
     Ok(AccountChange {
-        info: state.account(address)?.map(|info| AccountState {
+        info: state.account_fields(address)?.map(|info| AccountState {
             balance: info.balance,
             nonce: info.nonce,
             code_hash: info.code_hash,

@@ -57,7 +57,7 @@ impl PayoutSender {
         if !block.spec().is_enabled_in(SpecId::SPURIOUS_DRAGON) {
             return Ok(None);
         }
-        let Some(account) = state.account(&sender)? else {
+        let Some(account) = state.account_fields(&sender)? else {
             return Ok(None);
         };
         if account.code_hash != KECCAK_EMPTY {

@@ -102,6 +102,13 @@ impl StateSource for InMemoryState {
         }))
     }
 
+    fn account_fields(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
+        Ok(self
+            .accounts
+            .get(address)
+            .map(|a| a.info.copy_without_code()))
+    }
+
     fn code_hash(&self, address: &Address) -> Result<Option<B256>, StateError> {
         Ok(self.accounts.get(address).map(|a| a.info.code_hash))
     }

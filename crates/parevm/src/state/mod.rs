@@ -42,6 +42,18 @@ impl DBErrorMarker for StateError {}
 pub trait StateSource: Sync + core::fmt::Debug {
     /// The account at `address`, or `None` if it does not exist.
     fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError>;
+    /// The account at `address` without its code (`code` is `None`), or
+    /// `None` if it does not exist: for callers that need only its
+    /// balance, nonce and code hash, such as the parallel executor's
+    /// assembly, which asks for every account a block changed. Implement
+    /// it without copying the code where the code is inline: a copy
+    /// writes the code's shared reference count, whose cache line the
+    /// threads that ran the code hold.
+    fn account_fields(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
+        Ok(self
+            .account(address)?
+            .map(|account| account.copy_without_code()))
+    }
     /// The code hash of the account at `address`, or `None` if it does not
     /// exist. Asked for every call a block's prediction looks at, by
     /// several threads at once: implement it without copying the code
@@ -61,6 +73,9 @@ pub trait StateSource: Sync + core::fmt::Debug {
 impl<S: StateSource + ?Sized> StateSource for &S {
     fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
         (**self).account(address)
+    }
+    fn account_fields(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
+        (**self).account_fields(address)
     }
     fn code_hash(&self, address: &Address) -> Result<Option<B256>, StateError> {
         (**self).code_hash(address)

@@ -42,6 +42,17 @@ impl<S: StateSource + ?Sized> StateSource for OverlayState<'_, S> {
         )))
     }
 
+    fn account_fields(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
+        if !self.changes.accounts.contains_key(address) {
+            return self.base.account_fields(address);
+        }
+        // Changed by the block's system calls: few accounts, so the copy
+        // of their code is no matter.
+        Ok(self
+            .account(address)?
+            .map(|account| account.copy_without_code()))
+    }
+
     fn code_hash(&self, address: &Address) -> Result<Option<B256>, StateError> {
         match self.changes.accounts.get(address) {
             Some(change) => Ok(change.info.as_ref().map(|info| info.code_hash)),
@@ -71,5 +82,73 @@ impl<S: StateSource + ?Sized> StateSource for OverlayState<'_, S> {
 
     fn block_hash(&self, number: u64) -> Result<B256, StateError> {
         self.base.block_hash(number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        changes::{AccountChange, AccountState},
+        state::{InMemoryAccount, InMemoryState},
+    };
+    use revm::bytecode::Bytecode;
+
+    /// `account_fields` is `account` without the code, for the in-memory
+    /// state, an overlay's changed and destroyed accounts, and one it
+    /// passes through; and absent accounts are absent.
+    #[test]
+    fn account_fields_are_the_account_without_its_code() {
+        let (contract, plain, missing) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(3),
+        );
+        let mut state = InMemoryState::new();
+        let code = Bytecode::new_raw(vec![0x60, 0x00, 0x56].into());
+        state.insert_account(
+            contract,
+            InMemoryAccount {
+                info: AccountInfo::new(U256::from(5), 1, B256::ZERO, code.clone()),
+                ..Default::default()
+            },
+        );
+        state.insert_account(
+            plain,
+            InMemoryAccount {
+                info: AccountInfo::from_balance(U256::from(7)),
+                ..Default::default()
+            },
+        );
+        let mut changes = StateChanges::default();
+        changes.accounts.insert(
+            plain,
+            AccountChange {
+                info: Some(AccountState {
+                    balance: U256::from(9),
+                    nonce: 2,
+                    code_hash: code.hash_slow(),
+                    code: Some(code),
+                }),
+                ..Default::default()
+            },
+        );
+        changes.accounts.insert(missing, AccountChange::default());
+        let overlay = OverlayState::new(&state, &changes);
+        let sources: [&dyn StateSource; 2] = [&state, &overlay];
+        for source in sources {
+            for address in [contract, plain, missing] {
+                let fields = source.account_fields(&address).unwrap();
+                let full = source.account(&address).unwrap();
+                assert_eq!(
+                    fields
+                        .as_ref()
+                        .map(|f| (f.balance, f.nonce, f.code_hash, f.code.is_none())),
+                    full.map(|a| (a.balance, a.nonce, a.code_hash, true)),
+                    "{address}"
+                );
+            }
+        }
+        assert_eq!(overlay.account_fields(&plain).unwrap().unwrap().nonce, 2);
     }
 }
