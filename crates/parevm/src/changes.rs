@@ -157,7 +157,7 @@ impl AccountChanges {
 
     /// The changed accounts in address order.
     pub fn iter(&self) -> impl Iterator<Item = (&Address, &AccountChange)> {
-        self.0.iter().map(|(address, change)| (address, change))
+        self.into_iter()
     }
 
     /// The changed accounts' addresses, in order.
@@ -184,7 +184,7 @@ impl AccountChanges {
 pub(crate) fn sorted_by_address(
     mut accounts: Vec<(Address, AccountChange)>,
 ) -> Vec<(Address, AccountChange)> {
-    if accounts.windows(2).all(|w| w[0].0 < w[1].0) {
+    if is_canonical(&accounts) {
         return accounts;
     }
     let mut order: Vec<(Address, usize)> = accounts
