@@ -20,6 +20,22 @@ pub struct ChainSpec {
     pub chain_id: u64,
     hardforks: EthereumChainHardforks,
     deposit_contract: Option<Address>,
+    /// Blob fee parameters by the fork that sets them, in fork order.
+    blob_schedule: Vec<(EthereumHardfork, BlobParams)>,
+}
+
+/// Ethereum's blob fee parameters (EIP-7840), by the fork that sets them:
+/// Cancun, Prague and Osaka, then the blob-parameter-only forks of EIP-7892
+/// that have parameters (BPO1 and BPO2 on mainnet). Every chain of
+/// [`ChainSpec`] starts from it.
+pub fn ethereum_blob_schedule() -> Vec<(EthereumHardfork, BlobParams)> {
+    vec![
+        (EthereumHardfork::Cancun, BlobParams::cancun()),
+        (EthereumHardfork::Prague, BlobParams::prague()),
+        (EthereumHardfork::Osaka, BlobParams::osaka()),
+        (EthereumHardfork::Bpo1, BlobParams::bpo1()),
+        (EthereumHardfork::Bpo2, BlobParams::bpo2()),
+    ]
 }
 
 impl ChainSpec {
@@ -29,6 +45,7 @@ impl ChainSpec {
             chain_id: 1,
             hardforks: EthereumChainHardforks::mainnet(),
             deposit_contract: Some(alloy_eips::eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS),
+            blob_schedule: ethereum_blob_schedule(),
         }
     }
 
@@ -57,6 +74,7 @@ impl ChainSpec {
             chain_id,
             hardforks: EthereumChainHardforks::new(forks),
             deposit_contract: Some(alloy_eips::eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS),
+            blob_schedule: ethereum_blob_schedule(),
         }
     }
 
@@ -71,6 +89,7 @@ impl ChainSpec {
             chain_id,
             hardforks: EthereumChainHardforks::new(forks),
             deposit_contract: Some(alloy_eips::eip6110::MAINNET_DEPOSIT_CONTRACT_ADDRESS),
+            blob_schedule: ethereum_blob_schedule(),
         }
     }
 
@@ -79,18 +98,67 @@ impl ChainSpec {
         alloy_evm::spec_by_timestamp_and_block_number(self, timestamp, number)
     }
 
-    /// Blob fee parameters in force at `timestamp`, if blobs exist then.
+    /// Sets the blob fee parameters that `fork` brings (a later BPO fork
+    /// of EIP-7892, or another chain's values), replacing any it had.
+    pub fn with_blob_params(mut self, fork: EthereumHardfork, params: BlobParams) -> Self {
+        self.blob_schedule.retain(|(f, _)| *f != fork);
+        let at = self.blob_schedule.partition_point(|(f, _)| *f < fork);
+        self.blob_schedule.insert(at, (fork, params));
+        self
+    }
+
+    /// Blob fee parameters in force at `timestamp`: those of the latest
+    /// fork of the blob schedule active then; `None` before Cancun.
+    ///
+    /// A BPO fork active at `timestamp` whose parameters the schedule lacks
+    /// is not seen here: [`Self::check_blob_params_at`] refuses such blocks.
     pub fn blob_params_at(&self, timestamp: u64) -> Option<BlobParams> {
-        if self.is_osaka_active_at_timestamp(timestamp) {
-            Some(BlobParams::osaka())
-        } else if self.is_prague_active_at_timestamp(timestamp) {
-            Some(BlobParams::prague())
-        } else if self.is_cancun_active_at_timestamp(timestamp) {
-            Some(BlobParams::cancun())
-        } else {
-            None
+        self.blob_schedule
+            .iter()
+            .rev()
+            .find(|(fork, _)| self.is_ethereum_fork_active_at_timestamp(*fork, timestamp))
+            .map(|(_, params)| *params)
+    }
+
+    /// Whether the blob fee parameters at `timestamp` are known: an error
+    /// names a BPO fork active then, later than every fork of the blob
+    /// schedule that is, whose parameters were never set (with
+    /// [`Self::with_blob_params`]). Executing under the previous fork's
+    /// parameters would charge blob gas at the wrong price, and
+    /// `BLOBBASEFEE` would read it, without any header check noticing.
+    pub fn check_blob_params_at(&self, timestamp: u64) -> Result<(), UnknownBlobParams> {
+        let latest_known = self
+            .blob_schedule
+            .iter()
+            .rev()
+            .find(|(fork, _)| self.is_ethereum_fork_active_at_timestamp(*fork, timestamp))
+            .map(|(fork, _)| *fork);
+        let unknown = EthereumHardfork::bpo_variants().iter().rev().find(|fork| {
+            latest_known.is_none_or(|known| **fork > known)
+                && self.is_ethereum_fork_active_at_timestamp(**fork, timestamp)
+        });
+        match unknown {
+            Some(fork) => Err(UnknownBlobParams {
+                fork: *fork,
+                timestamp,
+            }),
+            None => Ok(()),
         }
     }
+}
+
+/// A blob-parameter-only fork is active, but its blob fee parameters are
+/// not known (see [`ChainSpec::check_blob_params_at`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{fork} is active at timestamp {timestamp}, but its blob fee parameters are unknown \
+     (set them with ChainSpec::with_blob_params)"
+)]
+pub struct UnknownBlobParams {
+    /// The fork.
+    pub fork: EthereumHardfork,
+    /// The block's timestamp.
+    pub timestamp: u64,
 }
 
 impl EthereumHardforks for ChainSpec {
@@ -134,6 +202,12 @@ impl BlockInput {
     /// The hard fork's name, as in [`SpecId`] (e.g. `"Cancun"`).
     pub fn fork_name(&self) -> &'static str {
         self.spec().into()
+    }
+
+    /// Refuses a block whose blob fee parameters are unknown (see
+    /// [`ChainSpec::check_blob_params_at`]); both executors ask first.
+    pub fn check_blob_params(&self) -> Result<(), UnknownBlobParams> {
+        self.chain.check_blob_params_at(self.header.timestamp)
     }
 
     /// The EVM's configuration and block environment for this block.

@@ -1,6 +1,6 @@
 //! Errors of block execution.
 
-use crate::state::StateError;
+use crate::{block::UnknownBlobParams, state::StateError};
 
 /// Why a block could not be executed at all. (A transaction that is merely
 /// invalid is not an error: it is reported as [`crate::TxOutcome::Invalid`].)
@@ -9,6 +9,9 @@ pub enum ExecutionError {
     /// The state source failed.
     #[error("state: {0}")]
     State(#[from] StateError),
+    /// The chain's blob fee parameters at the block are unknown.
+    #[error(transparent)]
+    UnknownBlobParams(#[from] UnknownBlobParams),
     /// Block-level processing (system calls, rewards, withdrawals) failed.
     #[error("block processing: {0}")]
     Block(String),

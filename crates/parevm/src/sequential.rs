@@ -16,6 +16,7 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<BlockResult, ExecutionError> {
+    block.check_blob_params()?;
     let txs = block.transactions.len();
     let ((transactions, gas_used), changes) = with_state_cache_normalized(state, txs, |db| {
         let mut executor = eth_executor(block, db);

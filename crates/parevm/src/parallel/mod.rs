@@ -80,6 +80,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     state: &S,
     config: &ParallelConfig,
 ) -> Result<BlockResult, ExecutionError> {
+    block.check_blob_params()?;
     // A block too small to pay for threads is told by one pass over its gas
     // limits, before the map of its senders: on the 30 us fixture 930196
     // that map was most of the fallback's cost.
