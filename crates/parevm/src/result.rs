@@ -2,6 +2,7 @@
 
 use crate::changes::StateChanges;
 use alloy_consensus::ReceiptEnvelope;
+use alloy_eips::eip7685::Requests;
 use alloy_primitives::{Bloom, Bytes};
 
 /// How one transaction ended.
@@ -145,6 +146,9 @@ pub struct BlockResult {
     /// Every account the block changed, system calls, rewards and withdrawals
     /// included.
     pub state: StateChanges,
+    /// The block's EIP-7685 requests (deposits, withdrawal and consolidation
+    /// requests), whose hash a Prague header carries; `None` before Prague.
+    pub requests: Option<Requests>,
     /// Which executor ran.
     pub path: ExecutionPath,
     /// How much work the parallel executor did to get there.
@@ -214,6 +218,9 @@ impl BlockResult {
         }
         if self.gas_used != other.gas_used {
             return Some(format!("gas used {} != {}", self.gas_used, other.gas_used));
+        }
+        if self.requests != other.requests {
+            return Some("requests differ".into());
         }
         self.state.first_difference(&other.state)
     }

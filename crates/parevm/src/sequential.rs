@@ -8,6 +8,7 @@ use crate::{
     evm::{EthExecutor, classify_tx_error, eth_executor, outcome_of, with_state_cache_normalized},
     result::{BlockResult, ExecutionPath, TxResult},
     state::StateSource,
+    system::requests_of,
 };
 use alloy_evm::block::BlockExecutor;
 
@@ -18,24 +19,26 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
 ) -> Result<BlockResult, ExecutionError> {
     block.check_blob_params()?;
     let txs = block.transactions.len();
-    let ((transactions, gas_used), changes) = with_state_cache_normalized(state, txs, |db| {
-        let mut executor = eth_executor(block, db);
-        executor
-            .apply_pre_execution_changes()
-            .map_err(block_error)?;
-        let mut transactions = Vec::with_capacity(block.transactions.len());
-        for (index, tx) in block.transactions.iter().enumerate() {
-            transactions.push(execute_one(&mut executor, index, tx)?);
-        }
-        let gas_used = executor.cumulative_tx_gas_used;
-        let (_, output) = executor.finish().map_err(block_error)?;
-        attach_receipts(&mut transactions, output.receipts)?;
-        Ok((transactions, gas_used))
-    })?;
+    let ((transactions, gas_used, requests), changes) =
+        with_state_cache_normalized(state, txs, |db| {
+            let mut executor = eth_executor(block, db);
+            executor
+                .apply_pre_execution_changes()
+                .map_err(block_error)?;
+            let mut transactions = Vec::with_capacity(block.transactions.len());
+            for (index, tx) in block.transactions.iter().enumerate() {
+                transactions.push(execute_one(&mut executor, index, tx)?);
+            }
+            let gas_used = executor.cumulative_tx_gas_used;
+            let (_, output) = executor.finish().map_err(block_error)?;
+            attach_receipts(&mut transactions, output.receipts)?;
+            Ok((transactions, gas_used, requests_of(block, output.requests)))
+        })?;
     Ok(BlockResult {
         transactions,
         gas_used,
         state: changes,
+        requests,
         path: ExecutionPath::Sequential,
         stats: Default::default(),
     })

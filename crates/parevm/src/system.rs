@@ -12,6 +12,7 @@ use crate::{
     state::StateSource,
 };
 use alloy_consensus::ReceiptEnvelope;
+use alloy_eips::eip7685::Requests;
 use alloy_evm::block::{BlockExecutor, state_changes::post_block_balance_increments};
 use alloy_hardforks::{EthereumHardfork, EthereumHardforks};
 use alloy_primitives::{Address, U256};
@@ -68,16 +69,27 @@ pub(crate) fn pre_block_changes<S: StateSource + ?Sized>(
 }
 
 /// The changes after the transactions (requests, rewards, withdrawals, the
-/// DAO fork), relative to `state`, the state after the transactions.
+/// DAO fork), relative to `state`, the state after the transactions, and the
+/// block's requests (see [`requests_of`]).
 pub(crate) fn post_block_changes<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
     receipts: Vec<ReceiptEnvelope>,
-) -> Result<StateChanges, ExecutionError> {
-    let ((), changes) = with_state_cache(state, |db| {
+) -> Result<(StateChanges, Option<Requests>), ExecutionError> {
+    let (requests, changes) = with_state_cache(state, |db| {
         let mut executor = eth_executor(block, db);
         executor.receipts = receipts;
-        executor.finish().map(drop).map_err(block_error)
+        let (_, output) = executor.finish().map_err(block_error)?;
+        Ok(requests_of(block, output.requests))
     })?;
-    Ok(changes)
+    Ok((changes, requests))
+}
+
+/// The requests alloy-evm's block executor collected, from Prague on (before,
+/// it collects none and the header has no requests hash).
+pub(crate) fn requests_of(block: &BlockInput, requests: Requests) -> Option<Requests> {
+    let prague = block
+        .chain
+        .is_prague_active_at_timestamp(block.header.timestamp);
+    prague.then_some(requests)
 }

@@ -33,6 +33,14 @@ pub enum VerifyError {
         /// From execution.
         actual: alloy_primitives::B256,
     },
+    /// The requests hash (EIP-7685, Prague and later) differs.
+    #[error("requests hash {} != header {expected}", actual.map_or("(no requests)".to_string(), |a| a.to_string()))]
+    RequestsHash {
+        /// From the header.
+        expected: alloy_primitives::B256,
+        /// From execution: `None` if it produced no requests.
+        actual: Option<alloy_primitives::B256>,
+    },
     /// The logs bloom differs.
     #[error("logs bloom differs from header (first differing receipt: {first_receipt:?})")]
     LogsBloom {
@@ -41,8 +49,9 @@ pub enum VerifyError {
     },
 }
 
-/// Checks gas used, logs bloom and (from Byzantium on, when receipts carry a
-/// status instead of a state root) the receipts root.
+/// Checks gas used, logs bloom, (from Byzantium on, when receipts carry a
+/// status instead of a state root) the receipts root, and (from Prague on)
+/// the requests hash.
 pub fn verify_against_header(block: &BlockInput, result: &BlockResult) -> Result<(), VerifyError> {
     if let Some((index, reason)) =
         result
@@ -82,6 +91,12 @@ pub fn verify_against_header(block: &BlockInput, result: &BlockResult) -> Result
                 expected: header.receipts_root,
                 actual: root,
             });
+        }
+    }
+    if let Some(expected) = header.requests_hash {
+        let actual = result.requests.as_ref().map(|r| r.requests_hash());
+        if actual != Some(expected) {
+            return Err(VerifyError::RequestsHash { expected, actual });
         }
     }
     Ok(())

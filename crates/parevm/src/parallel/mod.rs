@@ -62,8 +62,12 @@ use crate::{
     BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats, FallbackReason,
     StateChanges, StateSource, TxResult,
     state::OverlayState,
-    system::{has_pre_block_calls, post_block_changes, post_block_increments, pre_block_changes},
+    system::{
+        has_pre_block_calls, post_block_changes, post_block_increments, pre_block_changes,
+        requests_of,
+    },
 };
+use alloy_eips::eip7685::Requests;
 use executor::Workers;
 use merge::{Assembly, collect_receipts, fold_state};
 use mv_memory::{MvMemory, PooledMvMemory};
@@ -216,13 +220,12 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             // it is invalid and its speculative writes must not count.
             return fallback_after(block, state, FallbackReason::GasLimitExceeded, stats);
         };
-        if increments.is_none() {
-            run_post_block_calls(block, state, &transactions, &mut changes)?;
-        }
+        let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
         Ok(BlockResult {
             transactions,
             gas_used,
             state: changes,
+            requests,
             path: ExecutionPath::Parallel,
             stats,
         })
@@ -316,35 +319,41 @@ fn execute_partitioned<S: StateSource + ?Sized>(
     let Some((transactions, gas_used)) = receipts? else {
         return fallback_after(block, state, FallbackReason::GasLimitExceeded, stats).map(ran);
     };
-    if increments.is_none() {
-        run_post_block_calls(block, state, &transactions, &mut changes)?;
-    }
+    let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
     Ok(ran(BlockResult {
         transactions,
         gas_used,
         state: changes,
+        requests,
         path: ExecutionPath::Partitioned,
         stats,
     }))
 }
 
 /// Applies the system calls after the block (Prague's requests), which need
-/// the receipts, to `changes`, and normalizes them.
-fn run_post_block_calls<S: StateSource + ?Sized>(
+/// the receipts, to `changes`, and normalizes them; returns the block's
+/// requests. Nothing to do where the block ends in balance `increments`
+/// alone, which the executors folded in already: such a block has no
+/// requests.
+fn post_block_calls<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
+    increments: Option<&[(alloy_primitives::Address, alloy_primitives::U256)]>,
     transactions: &[TxResult],
     changes: &mut StateChanges,
-) -> Result<(), ExecutionError> {
+) -> Result<Option<Requests>, ExecutionError> {
+    if increments.is_some() {
+        return Ok(requests_of(block, Requests::default()));
+    }
     let receipts = transactions.iter().filter_map(|t| t.receipt.clone());
-    let post = post_block_changes(
+    let (post, requests) = post_block_changes(
         block,
         &OverlayState::new(state, changes),
         receipts.collect(),
     )?;
     changes.extend(post);
     changes.normalize(&state)?;
-    Ok(())
+    Ok(requests)
 }
 
 /// Dependency prediction: a transaction followed in the block by another
