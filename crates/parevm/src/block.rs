@@ -113,11 +113,15 @@ impl ChainSpec {
     /// A BPO fork active at `timestamp` whose parameters the schedule lacks
     /// is not seen here: [`Self::check_blob_params_at`] refuses such blocks.
     pub fn blob_params_at(&self, timestamp: u64) -> Option<BlobParams> {
+        self.scheduled_at(timestamp).map(|(_, params)| *params)
+    }
+
+    /// The latest fork of the blob schedule active at `timestamp`.
+    fn scheduled_at(&self, timestamp: u64) -> Option<&(EthereumHardfork, BlobParams)> {
         self.blob_schedule
             .iter()
             .rev()
             .find(|(fork, _)| self.is_ethereum_fork_active_at_timestamp(*fork, timestamp))
-            .map(|(_, params)| *params)
     }
 
     /// Whether the blob fee parameters at `timestamp` are known: an error
@@ -127,12 +131,7 @@ impl ChainSpec {
     /// parameters would charge blob gas at the wrong price, and
     /// `BLOBBASEFEE` would read it, without any header check noticing.
     pub fn check_blob_params_at(&self, timestamp: u64) -> Result<(), UnknownBlobParams> {
-        let latest_known = self
-            .blob_schedule
-            .iter()
-            .rev()
-            .find(|(fork, _)| self.is_ethereum_fork_active_at_timestamp(*fork, timestamp))
-            .map(|(fork, _)| *fork);
+        let latest_known = self.scheduled_at(timestamp).map(|(fork, _)| *fork);
         let unknown = EthereumHardfork::bpo_variants().iter().rev().find(|fork| {
             latest_known.is_none_or(|known| **fork > known)
                 && self.is_ethereum_fork_active_at_timestamp(**fork, timestamp)
