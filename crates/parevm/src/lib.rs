@@ -31,4 +31,4 @@ pub use error::ExecutionError;
 pub use parallel::{ParallelConfig, execute_parallel};
 pub use result::{BlockResult, ExecutionPath, ExecutionStats, FallbackReason, TxOutcome, TxResult};
 pub use sequential::execute_sequential;
-pub use state::{InMemoryAccount, InMemoryState, StateError, StateSource};
+pub use state::{CachedState, InMemoryAccount, InMemoryState, StateError, StateSource};

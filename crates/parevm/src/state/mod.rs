@@ -5,10 +5,12 @@
 //! from many threads at once, so implementations must be `Sync` and reads should
 //! be cheap and lock-free.
 
+mod cached;
 mod db;
 mod memory;
 mod overlay;
 
+pub use cached::CachedState;
 pub use db::StateDb;
 pub use memory::{InMemoryAccount, InMemoryState};
 pub use overlay::OverlayState;
