@@ -45,7 +45,7 @@ use revm::{
     context_interface::{ContextSetters, ContextTr, JournalTr},
     database::{State, TransitionState},
     database_interface::bal::EvmDatabaseError,
-    handler::{Handler, MainBuilder, MainContext},
+    handler::{Handler, MainBuilder, MainContext, MainnetContext, MainnetEvm},
     primitives::{KECCAK_EMPTY, hardfork::SpecId},
     state::{AccountInfo, EvmState},
 };
@@ -663,54 +663,107 @@ fn run_partition<S: StateSource + ?Sized>(
     me: usize,
     txs: &[TxIdx],
 ) -> Result<PartitionOutput, ExecutionError> {
-    let block = ctx.block;
     let base = OverlayState::new(ctx.state, ctx.pre);
-    let db = PartitionDb {
-        cache: crate::evm::state_cache(
-            Recording {
-                source: &base,
-                reads: Vec::with_capacity(CHECK_BATCH * 2),
-            },
-            txs.len(),
-        ),
-        beneficiary: block.header.beneficiary,
-        crediting_fee: false,
-        payout: ctx.payout,
-        payout_nonce: None,
-        payout_served: U256::ZERO,
-        observed: false,
-        loaded: Vec::new(),
-    };
-    let env = block.evm_env();
-    let spec = env.cfg_env.spec;
-    let mut evm = Context::mainnet()
-        .with_db(db)
-        .with_block(env.block_env)
-        .with_cfg(env.cfg_env)
-        .build_mainnet();
-    let mut handler = LazyBeneficiary::new();
-    let mut results = Vec::with_capacity(txs.len());
-    let mut writes = Vec::with_capacity(CHECK_BATCH * 2);
-    let (mut fees, mut paid) = (U256::ZERO, U256::ZERO);
-    let mut blooms = BloomMemo::new();
+    let mut run = PartitionRun::new(ctx, &base, txs.len());
     for &index in txs {
-        if ctx.failed() {
+        if ctx.failed() || run.execute(ctx, index)? == Step::Stop {
             break;
         }
-        let tx = &block.transactions[index];
-        let db = evm.ctx.journal_mut().db_mut();
+        if run.accesses() >= CHECK_BATCH && !run.check(ctx, validation, me) {
+            break;
+        }
+    }
+    if !ctx.failed() {
+        run.check(ctx, validation, me);
+    }
+    run.finish(ctx)
+}
+
+/// Whether a partition goes on after a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Next,
+    /// The run cannot stand (the context is failed): stop.
+    Stop,
+}
+
+/// One partition's run: its EVM over its own cache of the pre-block state
+/// (`B`), and what its transactions produced so far.
+struct PartitionRun<'b, B: StateSource + ?Sized> {
+    evm: MainnetEvm<MainnetContext<PartitionDb<'b, B>>>,
+    handler: LazyBeneficiary<PartitionDb<'b, B>>,
+    spec: SpecId,
+    results: Vec<FinishedTx>,
+    /// What the transactions since the last check wrote.
+    writes: Vec<Access>,
+    /// The beneficiary's fees so far.
+    fees: U256,
+    /// The change to the payout sender's balance so far.
+    paid: U256,
+    blooms: BloomMemo,
+}
+
+impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
+    /// A run of `txs` transactions of `ctx`'s block over `base`.
+    fn new<S: ?Sized>(ctx: &PartitionContext<'_, S>, base: &'b B, txs: usize) -> Self {
+        let block = ctx.block;
+        let db = PartitionDb {
+            cache: crate::evm::state_cache(
+                Recording {
+                    source: base,
+                    reads: Vec::with_capacity(CHECK_BATCH * 2),
+                },
+                txs,
+            ),
+            beneficiary: block.header.beneficiary,
+            crediting_fee: false,
+            payout: ctx.payout,
+            payout_nonce: None,
+            payout_served: U256::ZERO,
+            observed: false,
+            loaded: Vec::new(),
+        };
+        let env = block.evm_env();
+        let spec = env.cfg_env.spec;
+        let evm = Context::mainnet()
+            .with_db(db)
+            .with_block(env.block_env)
+            .with_cfg(env.cfg_env)
+            .build_mainnet();
+        Self {
+            evm,
+            handler: LazyBeneficiary::new(),
+            spec,
+            results: Vec::with_capacity(txs),
+            writes: Vec::with_capacity(CHECK_BATCH * 2),
+            fees: U256::ZERO,
+            paid: U256::ZERO,
+            blooms: BloomMemo::new(),
+        }
+    }
+
+    /// Executes transaction `index` of the block and commits it to the
+    /// partition's cache; [`Step::Stop`] (with the context failed) if the
+    /// partition's view of the state cannot stand for it.
+    fn execute<S: ?Sized>(
+        &mut self,
+        ctx: &PartitionContext<'_, S>,
+        index: TxIdx,
+    ) -> Result<Step, ExecutionError> {
+        let tx = &ctx.block.transactions[index];
+        let db = self.evm.ctx.journal_mut().db_mut();
         db.loaded.clear();
         db.payout_nonce = (Some(tx.signer()) == db.payout).then(|| tx.nonce());
-        evm.ctx
+        self.evm
+            .ctx
             .set_tx(TxEnv::from_recovered_tx(tx.inner(), tx.signer()));
-        let result = handler.run(&mut evm);
-        let mut state = evm.ctx.journal_mut().finalize();
-        let db = evm.ctx.journal_mut().db_mut();
+        let result = self.handler.run(&mut self.evm);
+        let mut state = self.evm.ctx.journal_mut().finalize();
+        let db = self.evm.ctx.journal_mut().db_mut();
         if db.observed {
             // This partition's view of the beneficiary lacks the others'
             // fees: the run cannot stand, so stop every partition now.
-            ctx.fail();
-            break;
+            return Ok(stop(ctx));
         }
         let result = match result {
             Ok(result) => result,
@@ -718,12 +771,11 @@ fn run_partition<S: StateSource + ?Sized>(
                 // The payout sender's transfers were to be valid whatever
                 // ran before them; this one is not, so the nonces the
                 // others were served may be wrong.
-                ctx.fail();
-                break;
+                return Ok(stop(ctx));
             }
             Err(EVMError::Transaction(invalid)) => {
-                results.push(FinishedTx::invalid(&invalid));
-                continue;
+                self.results.push(FinishedTx::invalid(&invalid));
+                return Ok(Step::Next);
             }
             Err(EVMError::Database(error)) => return Err(error.into()),
             Err(other) => {
@@ -738,57 +790,77 @@ fn run_partition<S: StateSource + ?Sized>(
         if payout_served.is_some() && ran_code(&state, tx.kind().to()) {
             // A payout to code (deployed in the block, before it in this
             // partition): the code could have observed the sender.
-            ctx.fail();
-            break;
+            return Ok(stop(ctx));
         }
         if let Some(beneficiary) = state.remove(&db.beneficiary) {
             let served = match payout_served {
                 Some(served) if db.payout == Some(db.beneficiary) => served,
                 _ => U256::ZERO,
             };
-            fees = fees.wrapping_add(beneficiary.info.balance.wrapping_sub(served));
+            self.fees = self
+                .fees
+                .wrapping_add(beneficiary.info.balance.wrapping_sub(served));
         }
         if let (Some(served), Some(payout)) = (payout_served, db.payout)
             && let Some(sender) = state.remove(&payout)
         {
-            paid = paid.wrapping_add(sender.info.balance.wrapping_sub(served));
+            self.paid = self
+                .paid
+                .wrapping_add(sender.info.balance.wrapping_sub(served));
         }
-        record_writes(&state, &db.loaded, spec, &mut writes);
+        record_writes(&state, &db.loaded, self.spec, &mut self.writes);
         db.cache.commit(state);
-        let executed = Executed::new(result, &mut blooms);
-        results.push(FinishedTx::executed(executed, tx.ty()).map_err(|message| {
+        let executed = Executed::new(result, &mut self.blooms);
+        let finished = FinishedTx::executed(executed, tx.ty()).map_err(|message| {
             ExecutionError::Internal(format!("transaction {index}: {message}"))
-        })?);
-        let reads = &mut db.cache.database.reads;
-        if reads.len() + writes.len() >= CHECK_BATCH
-            && !check(ctx, validation, me, reads, &mut writes)
-        {
-            break;
-        }
+        })?;
+        self.results.push(finished);
+        Ok(Step::Next)
     }
-    let db = evm.ctx.journal_mut().db_mut();
-    if !ctx.failed() {
-        check(
-            ctx,
-            validation,
-            me,
-            &mut db.cache.database.reads,
-            &mut writes,
-        );
+
+    /// Reads and writes gathered since the last check.
+    fn accesses(&mut self) -> usize {
+        let reads = &self.evm.ctx.journal_mut().db_mut().cache.database.reads;
+        reads.len() + self.writes.len()
     }
-    let transitions = db.cache.transition_state.take().unwrap_or_default();
-    // A failed run is discarded: skip assembling its changes.
-    let accounts = if ctx.failed() {
-        Default::default()
-    } else {
-        split_into_shares(normalized(ctx, &transitions)?, &ctx.bounds)
-    };
-    Ok(PartitionOutput {
-        results,
-        fees,
-        paid,
-        accounts,
-    })
+
+    /// [`check`]s the accesses gathered since the last check.
+    fn check<S: ?Sized>(
+        &mut self,
+        ctx: &PartitionContext<'_, S>,
+        validation: &Validation,
+        me: usize,
+    ) -> bool {
+        let reads = &mut self.evm.ctx.journal_mut().db_mut().cache.database.reads;
+        check(ctx, validation, me, reads, &mut self.writes)
+    }
+
+    /// What the partition produced: its results, fees and payouts, and its
+    /// changes (unless the run failed, which discards them).
+    fn finish<S: StateSource + ?Sized>(
+        mut self,
+        ctx: &PartitionContext<'_, S>,
+    ) -> Result<PartitionOutput, ExecutionError> {
+        let db = self.evm.ctx.journal_mut().db_mut();
+        let transitions = db.cache.transition_state.take().unwrap_or_default();
+        let accounts = if ctx.failed() {
+            Default::default()
+        } else {
+            split_into_shares(normalized(ctx, &transitions)?, &ctx.bounds)
+        };
+        Ok(PartitionOutput {
+            results: self.results,
+            fees: self.fees,
+            paid: self.paid,
+            accounts,
+        })
+    }
+}
+
+/// Fails the run: [`Step::Stop`].
+fn stop<S: ?Sized>(ctx: &PartitionContext<'_, S>) -> Step {
+    ctx.fail();
+    Step::Stop
 }
 
 /// Checks partition `me`'s accesses since its last check against the other
