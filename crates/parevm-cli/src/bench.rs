@@ -118,15 +118,36 @@ struct Report<'a> {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
-    let kinds: Vec<WorkloadKind> = match args.workload {
-        Selection::All => WorkloadKind::ALL.to_vec(),
-        Selection::One(kind) => vec![kind],
-    };
+    let configs = workload_configs(&args)?;
     let threads = args
         .threads
         .map_or_else(|| ParallelConfig::default().threads, |t| t as usize);
     let repeat = args.repeat as usize;
-    let configs = kinds
+    let bench = Bench {
+        config: ParallelConfig {
+            partition_contract_calls: args.partition_calls,
+            ..ParallelConfig::with_threads(threads)
+        },
+        repeat,
+        ceiling: args.ceiling,
+        bar: progress_bar(configs.len() * (1 + 2 * repeat), args.json),
+    };
+    crate::warn_if_oversubscribed(&bench.config);
+    let rows = configs
+        .iter()
+        .map(|config| bench.workload(config))
+        .collect::<Result<Vec<_>, _>>()?;
+    bench.bar.finish_and_clear();
+    report(&rows, args.json, threads, repeat)
+}
+
+/// Each selected workload's generator settings, from the arguments.
+fn workload_configs(args: &BenchArgs) -> Result<Vec<WorkloadConfig>, String> {
+    let kinds: Vec<WorkloadKind> = match args.workload {
+        Selection::All => WorkloadKind::ALL.to_vec(),
+        Selection::One(kind) => vec![kind],
+    };
+    kinds
         .iter()
         .map(|&kind| {
             let mut config = WorkloadConfig::new(kind);
@@ -141,119 +162,22 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             config.validate().map(|()| config)
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
 
-    let bar = progress_bar(configs.len() * (1 + 2 * repeat), args.json);
-    let parallel_config = ParallelConfig {
-        partition_contract_calls: args.partition_calls,
-        ..ParallelConfig::with_threads(threads)
-    };
-    crate::warn_if_oversubscribed(&parallel_config);
-    let mut rows = Vec::with_capacity(configs.len());
-    for config in &configs {
-        let name = config.kind.name();
-        bar.set_message(format!("{name}: generating"));
-        let start = Instant::now();
-        let Workload { block, state } = generate(config).map_err(|e| format!("{name}: {e}"))?;
-        let generate_time = start.elapsed();
-        bar.inc(1);
-
-        // One untimed run of each first: the first runs after a block is
-        // generated fault in fresh memory; without it, single invocations
-        // reported the first workload anywhere from 1.3x to 3.2x (with it,
-        // about one in four still shows a slow sequential side).
-        bar.set_message(format!("{name}: warming up"));
-        drop((
-            execute_sequential(&block, &state),
-            execute_parallel(&block, &state, &parallel_config),
-        ));
-        let mut sequential_times = Vec::with_capacity(repeat);
-        let mut parallel_times = Vec::with_capacity(repeat);
-        let mut difference = None;
-        let mut path = "";
-        let mut stats = ExecutionStats::default();
-        let mut gas = 0;
-        for round in 0..repeat {
-            bar.set_message(format!(
-                "{name}: {} txs, run {}/{repeat}",
-                block.transactions.len(),
-                round + 1
-            ));
-            // Alternate which executor goes first, so neither always runs on
-            // caches the other warmed.
-            let (sequential, parallel) = if round % 2 == 0 {
-                let s = timed(&mut sequential_times, || execute_sequential(&block, &state));
-                bar.inc(1);
-                let p = timed(&mut parallel_times, || {
-                    execute_parallel(&block, &state, &parallel_config)
-                });
-                (s, p)
-            } else {
-                let p = timed(&mut parallel_times, || {
-                    execute_parallel(&block, &state, &parallel_config)
-                });
-                bar.inc(1);
-                let s = timed(&mut sequential_times, || execute_sequential(&block, &state));
-                (s, p)
-            };
-            bar.inc(1);
-            let sequential = sequential.map_err(|e| format!("{name}: sequential: {e}"))?;
-            let parallel = parallel.map_err(|e| format!("{name}: parallel: {e}"))?;
-            if difference.is_none() {
-                difference = sequential.first_difference(&parallel);
-            }
-            path = parallel.path.as_str();
-            stats = parallel.stats;
-            gas = sequential.gas_used;
-            // Both results are dropped here, outside the timed calls.
-        }
-        let sequential = median(&mut sequential_times);
-        let parallel = median(&mut parallel_times);
-        let ceiling_speedup = match args.ceiling {
-            true => {
-                bar.set_message(format!("{name}: ceiling"));
-                let copies = parallel_config.judged_threads(usize::MAX);
-                let run = || execute_sequential(&block, &state);
-                let ceiling = ceiling_speedup(repeat, copies, run);
-                Some(ceiling.map_err(|e| format!("{name}: sequential: {e}"))?)
-            }
-            false => None,
-        };
-        rows.push(Row {
-            workload: name,
-            hot_ratio: config.hot_ratio,
-            transactions: block.transactions.len(),
-            gas,
-            threads,
-            sequential_ms: ms(sequential),
-            parallel_ms: ms(parallel),
-            speedup: sequential.as_secs_f64() / parallel.as_secs_f64().max(1e-12),
-            identical: difference.is_none(),
-            path,
-            gas_per_second: gas as f64 / parallel.as_secs_f64().max(1e-12),
-            sequential_gas_per_second: gas as f64 / sequential.as_secs_f64().max(1e-12),
-            repeat,
-            accounts: config.accounts,
-            seed: config.seed,
-            generate_ms: ms(generate_time),
-            stats,
-            ceiling_speedup,
-            difference,
-        });
-    }
-    bar.finish_and_clear();
-
-    let all_identical = rows.iter().all(|r| r.identical);
-    if args.json {
-        let report = Report { workloads: &rows };
+/// Prints the rows (a table, or JSON), and names every workload whose
+/// parallel result differed; failure if one did.
+fn report(rows: &[Row], json: bool, threads: usize, repeat: usize) -> Result<ExitCode, String> {
+    if json {
+        let report = Report { workloads: rows };
         println!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
     } else {
-        print_table(&rows, threads, repeat);
+        print_table(rows, threads, repeat);
     }
-    for row in &rows {
+    for row in rows {
         if let Some(difference) = &row.difference {
             eprintln!(
                 "error: {}: parallel result differs from sequential: {difference}",
@@ -261,10 +185,135 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             );
         }
     }
-    if all_identical {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Ok(ExitCode::FAILURE)
+    Ok(match rows.iter().all(|r| r.identical) {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    })
+}
+
+/// How every workload is measured.
+struct Bench {
+    config: ParallelConfig,
+    repeat: usize,
+    ceiling: bool,
+    bar: ProgressBar,
+}
+
+/// What the timed runs of one workload gave.
+struct Runs {
+    sequential_times: Vec<Duration>,
+    parallel_times: Vec<Duration>,
+    /// The first difference between the executors' results, if any.
+    difference: Option<String>,
+    path: &'static str,
+    stats: ExecutionStats,
+    gas: u64,
+}
+
+impl Bench {
+    /// Generates the workload's block and measures it.
+    fn workload(&self, config: &WorkloadConfig) -> Result<Row, String> {
+        let name = config.kind.name();
+        self.bar.set_message(format!("{name}: generating"));
+        let start = Instant::now();
+        let workload = generate(config).map_err(|e| format!("{name}: {e}"))?;
+        let generate_time = start.elapsed();
+        self.bar.inc(1);
+        let Runs {
+            mut sequential_times,
+            mut parallel_times,
+            difference,
+            path,
+            stats,
+            gas,
+        } = self.runs(name, &workload)?;
+        let sequential = median(&mut sequential_times);
+        let parallel = median(&mut parallel_times);
+        let ceiling_speedup = match self.ceiling {
+            true => Some(self.ceiling(name, &workload)?),
+            false => None,
+        };
+        Ok(Row {
+            workload: name,
+            hot_ratio: config.hot_ratio,
+            transactions: workload.block.transactions.len(),
+            gas,
+            threads: self.config.threads,
+            sequential_ms: ms(sequential),
+            parallel_ms: ms(parallel),
+            speedup: sequential.as_secs_f64() / parallel.as_secs_f64().max(1e-12),
+            identical: difference.is_none(),
+            path,
+            gas_per_second: gas as f64 / parallel.as_secs_f64().max(1e-12),
+            sequential_gas_per_second: gas as f64 / sequential.as_secs_f64().max(1e-12),
+            repeat: self.repeat,
+            accounts: config.accounts,
+            seed: config.seed,
+            generate_ms: ms(generate_time),
+            stats,
+            ceiling_speedup,
+            difference,
+        })
+    }
+
+    /// Runs the block sequentially and in parallel, alternately, comparing
+    /// every pair of results.
+    fn runs(&self, name: &str, workload: &Workload) -> Result<Runs, String> {
+        let Workload { block, state } = workload;
+        let sequential_run = || execute_sequential(block, state);
+        let parallel_run = || execute_parallel(block, state, &self.config);
+        // One untimed run of each first: the first runs after a block is
+        // generated fault in fresh memory; without it, single invocations
+        // reported the first workload anywhere from 1.3x to 3.2x (with it,
+        // about one in four still shows a slow sequential side).
+        self.bar.set_message(format!("{name}: warming up"));
+        drop((sequential_run(), parallel_run()));
+        let mut runs = Runs {
+            sequential_times: Vec::with_capacity(self.repeat),
+            parallel_times: Vec::with_capacity(self.repeat),
+            difference: None,
+            path: "",
+            stats: ExecutionStats::default(),
+            gas: 0,
+        };
+        for round in 0..self.repeat {
+            self.bar.set_message(format!(
+                "{name}: {} txs, run {}/{}",
+                block.transactions.len(),
+                round + 1,
+                self.repeat
+            ));
+            // Alternate which executor goes first, so neither always runs on
+            // caches the other warmed.
+            let (sequential, parallel) = if round % 2 == 0 {
+                let s = timed(&mut runs.sequential_times, sequential_run);
+                self.bar.inc(1);
+                (s, timed(&mut runs.parallel_times, parallel_run))
+            } else {
+                let p = timed(&mut runs.parallel_times, parallel_run);
+                self.bar.inc(1);
+                (timed(&mut runs.sequential_times, sequential_run), p)
+            };
+            self.bar.inc(1);
+            let sequential = sequential.map_err(|e| format!("{name}: sequential: {e}"))?;
+            let parallel = parallel.map_err(|e| format!("{name}: parallel: {e}"))?;
+            if runs.difference.is_none() {
+                runs.difference = sequential.first_difference(&parallel);
+            }
+            runs.path = parallel.path.as_str();
+            runs.stats = parallel.stats;
+            runs.gas = sequential.gas_used;
+            // Both results are dropped here, outside the timed calls.
+        }
+        Ok(runs)
+    }
+
+    /// This machine's ceiling on the workload's block (`--ceiling`).
+    fn ceiling(&self, name: &str, workload: &Workload) -> Result<f64, String> {
+        self.bar.set_message(format!("{name}: ceiling"));
+        let copies = self.config.judged_threads(usize::MAX);
+        let run = || execute_sequential(&workload.block, &workload.state);
+        ceiling_speedup(self.repeat, copies, run).map_err(|e| format!("{name}: sequential: {e}"))
     }
 }
 
