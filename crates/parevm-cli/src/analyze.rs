@@ -150,6 +150,29 @@ struct Report<'a> {
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode, String> {
+    check_args(&args)?;
+    let sources = sources(&args)?;
+    let max_threads = args
+        .max_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if !args.json {
+        print_header();
+    }
+    let (blocks, errors) = analyze_all(&sources, &args, max_threads);
+    let aggregate = aggregate_bounds(&blocks);
+    if let Some(path) = &args.chart {
+        draw_speedup_chart(path, &blocks, &aggregate)?;
+    }
+    if args.json {
+        print_json(&blocks, errors, &aggregate)
+    } else {
+        print_summary(&args, &blocks, &errors, &aggregate);
+        Ok(exit_code(errors.is_empty()))
+    }
+}
+
+/// Refuses arguments that cannot work, before any block is loaded.
+fn check_args(args: &AnalyzeArgs) -> Result<(), String> {
     if args.repeat == 0 {
         return Err("--repeat must be at least 1".into());
     }
@@ -179,7 +202,12 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, String> {
     if workload_given && args.workload.is_none() {
         return Err("--txs, --gas, --hot-ratio, --accounts and --seed need --workload".into());
     }
+    Ok(())
+}
 
+/// The blocks to analyse: every block folder under the paths, then the
+/// workloads asked for.
+fn sources(args: &AnalyzeArgs) -> Result<Vec<Source>, String> {
     let mut sources = Vec::new();
     for path in &args.paths {
         let dirs = block_dirs(path).map_err(|e| e.to_string())?;
@@ -205,21 +233,24 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, String> {
             sources.len()
         ));
     }
+    Ok(sources)
+}
 
-    let max_threads = args
-        .max_threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+/// Analyses every source, printing each row as it comes (without
+/// `--json`); the reports, and the sources that failed.
+fn analyze_all(
+    sources: &[Source],
+    args: &AnalyzeArgs,
+    max_threads: usize,
+) -> (Vec<BlockReport>, Vec<Failure>) {
     let mut blocks = Vec::new();
     let mut errors = Vec::new();
-    if !args.json {
-        print_header();
-    }
-    for source in &sources {
+    for source in sources {
         let label = match source {
             Source::Fixture(dir) => dir.display().to_string(),
             Source::Workload(kind) => kind.name().to_string(),
         };
-        match analyze_source(source, &label, &args, max_threads) {
+        match analyze_source(source, &label, args, max_threads) {
             Ok(report) => {
                 if !args.json {
                     print_row(&report);
@@ -237,33 +268,45 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, String> {
             }
         }
     }
+    (blocks, errors)
+}
 
-    let aggregate = aggregate_bounds(&blocks);
-    let aggregate_ideal = aggregate_ideal(&blocks);
-    if let Some(path) = &args.chart {
-        draw_speedup_chart(path, &blocks, &aggregate)?;
-    }
-    if args.json {
-        let report = Report {
-            blocks: &blocks,
-            errors,
-            aggregate_bounded_speedup: THREAD_COUNTS
-                .iter()
-                .filter_map(|&t| Some((t, *aggregate.get(t - 1)?)))
-                .collect(),
-            aggregate_ideal_speedup: aggregate_ideal,
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
-        return Ok(exit_code(report.errors.is_empty()));
-    }
+/// The `--json` report; failure if a source failed.
+fn print_json(
+    blocks: &[BlockReport],
+    errors: Vec<Failure>,
+    aggregate: &[f64],
+) -> Result<ExitCode, String> {
+    let ok = errors.is_empty();
+    let report = Report {
+        blocks,
+        errors,
+        aggregate_bounded_speedup: THREAD_COUNTS
+            .iter()
+            .filter_map(|&t| Some((t, *aggregate.get(t - 1)?)))
+            .collect(),
+        aggregate_ideal_speedup: aggregate_ideal(blocks),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+    );
+    Ok(exit_code(ok))
+}
+
+/// The lines after the table: the aggregate bounds, the files written and
+/// the failures.
+fn print_summary(
+    args: &AnalyzeArgs,
+    blocks: &[BlockReport],
+    errors: &[Failure],
+    aggregate: &[f64],
+) {
     if blocks.len() > 1 {
         println!(
             "{} blocks: aggregate ideal {:.2}x, on 2/4/8/16/32 workers {}",
             blocks.len(),
-            aggregate_ideal,
+            aggregate_ideal(blocks),
             THREAD_COUNTS
                 .iter()
                 .filter_map(|&t| aggregate.get(t - 1).map(|s| format!("{s:.2}x")))
@@ -284,7 +327,6 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode, String> {
     if !errors.is_empty() {
         println!("{} block(s) failed", errors.len());
     }
-    Ok(exit_code(errors.is_empty()))
 }
 
 fn exit_code(ok: bool) -> ExitCode {

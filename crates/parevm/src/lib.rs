@@ -4,7 +4,8 @@
 //! execution produces.
 //!
 //! - [`block`]: the block input model ([`BlockInput`], [`ChainSpec`]).
-//! - [`state`]: the pre-block state seam ([`StateSource`], [`InMemoryState`]).
+//! - [`state`]: the pre-block state seam ([`StateSource`], [`InMemoryState`],
+//!   and [`CachedState`] in front of a slow source).
 //! - [`sequential`]: the reference executor.
 //! - [`parallel`]: the parallel executor (Block-STM, and independent
 //!   partitions where the block splits).
