@@ -10,7 +10,7 @@ use alloy_consensus::{
     TxEnvelope, TxLegacy, transaction::Recovered,
 };
 use alloy_eips::eip2930::AccessList;
-use alloy_primitives::{Address, Signature, TxKind, U256, keccak256};
+use alloy_primitives::{Address, Bytes, Signature, TxKind, U256, keccak256};
 use parevm::{
     AccountChange, AccountState, BlockInput, BlockResult, ChainSpec, InMemoryState, ParallelConfig,
     StateChanges, TxOutcome, execute_parallel, execute_sequential,
@@ -422,139 +422,175 @@ fn transaction(
     case: &Test,
     chain_id: u64,
 ) -> Result<Option<Recovered<TxEnvelope>>, String> {
-    let idx = &case.indexes;
     let sender = match (parts.sender, parts.secret_key) {
         (Some(sender), _) => sender,
         (None, Some(key)) => revm_statetest_types::recover_address(key.as_slice())
             .ok_or_else(|| format!("cannot derive the sender from secret key {key}"))?,
         (None, None) => return Ok(None),
     };
-    let Some(tx_type) = parts.tx_type(idx.data) else {
+    let Some(tx_type) = parts.tx_type(case.indexes.data) else {
         return Ok(None);
     };
-    let input = parts
-        .data
-        .get(idx.data)
-        .cloned()
-        .ok_or("data index out of range")?;
-    let gas_limit: u64 = parts
-        .gas_limit
-        .get(idx.gas)
-        .ok_or("gas index out of range")?
-        .saturating_to();
-    let value: U256 = *parts
-        .value
-        .get(idx.value)
-        .ok_or("value index out of range")?;
-    let nonce: u64 = parts.nonce.saturating_to();
-    let tx_chain_id: Option<u64> = parts.chain_id.map(|id| id.saturating_to());
-    let typed_chain_id = tx_chain_id.unwrap_or(chain_id);
-    let access_list: AccessList = parts
-        .access_lists
-        .get(idx.data)
-        .cloned()
-        .flatten()
-        .unwrap_or_default();
-    let gas_price: u128 = parts
-        .gas_price
-        .or(parts.max_fee_per_gas)
-        .unwrap_or_default()
-        .saturating_to();
-    let max_fee_per_gas: u128 = parts.max_fee_per_gas.unwrap_or_default().saturating_to();
-    let max_priority_fee_per_gas: u128 = parts
-        .max_priority_fee_per_gas
-        .unwrap_or_default()
-        .saturating_to();
-    let kind = parts.to.map_or(TxKind::Create, TxKind::Call);
-    let signature = Signature::new(U256::from(1), U256::from(1), false);
+    let fields = Fields::of(parts, case, chain_id)?;
+    let envelope = envelope(tx_type, fields, parts)?;
+    Ok(envelope.map(|envelope| Recovered::new_unchecked(envelope, sender)))
+}
+
+/// The fields every transaction type shares, as the case picks them.
+struct Fields {
+    nonce: u64,
+    gas_limit: u64,
+    value: U256,
+    input: Bytes,
+    kind: TxKind,
+    access_list: AccessList,
+    /// The legacy gas price (or the fee cap, for typed cases without one).
+    gas_price: u128,
+    max_fee_per_gas: u128,
+    max_priority_fee_per_gas: u128,
+    /// The chain id as given (a legacy transaction may have none).
+    chain_id: Option<u64>,
+    /// The chain id of a typed transaction: as given, else the chain's.
+    typed_chain_id: u64,
+}
+
+impl Fields {
+    fn of(parts: &TransactionParts, case: &Test, chain_id: u64) -> Result<Self, String> {
+        let idx = &case.indexes;
+        let tx_chain_id = parts.chain_id.map(|id| id.saturating_to());
+        Ok(Self {
+            nonce: parts.nonce.saturating_to(),
+            gas_limit: parts
+                .gas_limit
+                .get(idx.gas)
+                .ok_or("gas index out of range")?
+                .saturating_to(),
+            value: *parts
+                .value
+                .get(idx.value)
+                .ok_or("value index out of range")?,
+            input: parts
+                .data
+                .get(idx.data)
+                .cloned()
+                .ok_or("data index out of range")?,
+            kind: parts.to.map_or(TxKind::Create, TxKind::Call),
+            access_list: parts
+                .access_lists
+                .get(idx.data)
+                .cloned()
+                .flatten()
+                .unwrap_or_default(),
+            gas_price: parts
+                .gas_price
+                .or(parts.max_fee_per_gas)
+                .unwrap_or_default()
+                .saturating_to(),
+            max_fee_per_gas: parts.max_fee_per_gas.unwrap_or_default().saturating_to(),
+            max_priority_fee_per_gas: parts
+                .max_priority_fee_per_gas
+                .unwrap_or_default()
+                .saturating_to(),
+            chain_id: tx_chain_id,
+            typed_chain_id: tx_chain_id.unwrap_or(chain_id),
+        })
+    }
+}
+
+/// `fields` as a transaction of `tx_type`, with a placeholder signature;
+/// `None` for a blob or set-code transaction without a recipient.
+fn envelope(
+    tx_type: revm::context::TransactionType,
+    f: Fields,
+    parts: &TransactionParts,
+) -> Result<Option<TxEnvelope>, String> {
     use revm::context::TransactionType;
-    let envelope = match tx_type {
+    let signature = Signature::new(U256::from(1), U256::from(1), false);
+    Ok(Some(match tx_type {
         TransactionType::Legacy => TxEnvelope::Legacy(Signed::new_unhashed(
             TxLegacy {
-                chain_id: tx_chain_id,
-                nonce,
-                gas_price,
-                gas_limit,
-                to: kind,
-                value,
-                input,
+                chain_id: f.chain_id,
+                nonce: f.nonce,
+                gas_price: f.gas_price,
+                gas_limit: f.gas_limit,
+                to: f.kind,
+                value: f.value,
+                input: f.input,
             },
             signature,
         )),
         TransactionType::Eip2930 => TxEnvelope::Eip2930(Signed::new_unhashed(
             TxEip2930 {
-                chain_id: typed_chain_id,
-                nonce,
-                gas_price,
-                gas_limit,
-                to: kind,
-                value,
-                access_list,
-                input,
+                chain_id: f.typed_chain_id,
+                nonce: f.nonce,
+                gas_price: f.gas_price,
+                gas_limit: f.gas_limit,
+                to: f.kind,
+                value: f.value,
+                access_list: f.access_list,
+                input: f.input,
             },
             signature,
         )),
         TransactionType::Eip1559 => TxEnvelope::Eip1559(Signed::new_unhashed(
             TxEip1559 {
-                chain_id: typed_chain_id,
-                nonce,
-                gas_limit,
-                max_fee_per_gas,
-                max_priority_fee_per_gas,
-                to: kind,
-                value,
-                access_list,
-                input,
+                chain_id: f.typed_chain_id,
+                nonce: f.nonce,
+                gas_limit: f.gas_limit,
+                max_fee_per_gas: f.max_fee_per_gas,
+                max_priority_fee_per_gas: f.max_priority_fee_per_gas,
+                to: f.kind,
+                value: f.value,
+                access_list: f.access_list,
+                input: f.input,
             },
             signature,
         )),
         TransactionType::Eip4844 => {
-            let Some(to) = parts.to else { return Ok(None) };
+            let TxKind::Call(to) = f.kind else {
+                return Ok(None);
+            };
             TxEnvelope::Eip4844(Signed::new_unhashed(
                 TxEip4844Variant::TxEip4844(TxEip4844 {
-                    chain_id: typed_chain_id,
-                    nonce,
-                    gas_limit,
-                    max_fee_per_gas,
-                    max_priority_fee_per_gas,
+                    chain_id: f.typed_chain_id,
+                    nonce: f.nonce,
+                    gas_limit: f.gas_limit,
+                    max_fee_per_gas: f.max_fee_per_gas,
+                    max_priority_fee_per_gas: f.max_priority_fee_per_gas,
                     to,
-                    value,
-                    access_list,
+                    value: f.value,
+                    access_list: f.access_list,
                     blob_versioned_hashes: parts.blob_versioned_hashes.clone(),
                     max_fee_per_blob_gas: parts
                         .max_fee_per_blob_gas
                         .unwrap_or_default()
                         .saturating_to(),
-                    input,
+                    input: f.input,
                 }),
                 signature,
             ))
         }
         TransactionType::Eip7702 => {
-            let Some(to) = parts.to else { return Ok(None) };
+            let TxKind::Call(to) = f.kind else {
+                return Ok(None);
+            };
+            let authorization_list = parts.authorization_list.clone().unwrap_or_default();
             TxEnvelope::Eip7702(Signed::new_unhashed(
                 TxEip7702 {
-                    chain_id: typed_chain_id,
-                    nonce,
-                    gas_limit,
-                    max_fee_per_gas,
-                    max_priority_fee_per_gas,
+                    chain_id: f.typed_chain_id,
+                    nonce: f.nonce,
+                    gas_limit: f.gas_limit,
+                    max_fee_per_gas: f.max_fee_per_gas,
+                    max_priority_fee_per_gas: f.max_priority_fee_per_gas,
                     to,
-                    value,
-                    access_list,
-                    authorization_list: parts
-                        .authorization_list
-                        .clone()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(Into::into)
-                        .collect(),
-                    input,
+                    value: f.value,
+                    access_list: f.access_list,
+                    authorization_list: authorization_list.into_iter().map(Into::into).collect(),
+                    input: f.input,
                 },
                 signature,
             ))
         }
         other => return Err(format!("transaction type {other:?} not supported")),
-    };
-    Ok(Some(Recovered::new_unchecked(envelope, sender)))
+    }))
 }
