@@ -20,6 +20,7 @@ use super::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256, map::DefaultHashBuilder};
 use dashmap::DashMap;
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
+use std::hash::Hash;
 
 /// An account's fields as cached: `None` if it does not exist.
 type Fields = Option<AccountInfo>;
@@ -69,21 +70,33 @@ impl<S: StateSource> CachedState<S> {
     /// The account's fields, read from `inner` on the first ask. Its code,
     /// if `inner` returns it inline, goes to the code cache.
     fn fields(&self, address: &Address) -> Result<Fields, StateError> {
-        if let Some(fields) = self.accounts.get(address) {
-            return Ok(fields.clone());
-        }
-        let account = self.inner.account(address)?;
-        let fields = account.map(|mut account| {
-            if let Some(code) = account.code.take()
-                && account.code_hash != KECCAK_EMPTY
-            {
-                self.codes.entry(account.code_hash).or_insert(code);
-            }
-            account
-        });
-        self.accounts.insert(*address, fields.clone());
-        Ok(fields)
+        read_through(&self.accounts, address, || {
+            let account = self.inner.account(address)?;
+            Ok(account.map(|mut account| {
+                if let Some(code) = account.code.take()
+                    && account.code_hash != KECCAK_EMPTY
+                {
+                    self.codes.entry(account.code_hash).or_insert(code);
+                }
+                account
+            }))
+        })
     }
+}
+
+/// The value at `key` in `map`, or, the first time, what `read` returns,
+/// kept there (an error is returned, not kept).
+fn read_through<K: Eq + Hash + Clone, V: Clone>(
+    map: &DashMap<K, V, DefaultHashBuilder>,
+    key: &K,
+    read: impl FnOnce() -> Result<V, StateError>,
+) -> Result<V, StateError> {
+    if let Some(value) = map.get(key) {
+        return Ok(value.clone());
+    }
+    let value = read()?;
+    map.insert(key.clone(), value.clone());
+    Ok(value)
 }
 
 /// Shards per map: many, so that threads reading different values rarely
@@ -91,7 +104,7 @@ impl<S: StateSource> CachedState<S> {
 /// default is four per core.)
 const SHARDS: usize = 128;
 
-fn sharded<K: Eq + std::hash::Hash, V>() -> DashMap<K, V, DefaultHashBuilder> {
+fn sharded<K: Eq + Hash, V>() -> DashMap<K, V, DefaultHashBuilder> {
     DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS)
 }
 
@@ -118,31 +131,21 @@ impl<S: StateSource> StateSource for CachedState<S> {
         if *code_hash == KECCAK_EMPTY {
             return Ok(Bytecode::default());
         }
-        if let Some(code) = self.codes.get(code_hash) {
-            return Ok(code.clone());
-        }
-        let code = self.inner.code_by_hash(code_hash)?;
-        self.codes.insert(*code_hash, code.clone());
-        Ok(code)
+        read_through(&self.codes, code_hash, || {
+            self.inner.code_by_hash(code_hash)
+        })
     }
 
     fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
-        let key = (*address, *slot);
-        if let Some(value) = self.storage.get(&key) {
-            return Ok(*value);
-        }
-        let value = self.inner.storage(address, slot)?;
-        self.storage.insert(key, value);
-        Ok(value)
+        read_through(&self.storage, &(*address, *slot), || {
+            self.inner.storage(address, slot)
+        })
     }
 
     fn block_hash(&self, number: u64) -> Result<B256, StateError> {
-        if let Some(hash) = self.block_hashes.get(&number) {
-            return Ok(*hash);
-        }
-        let hash = self.inner.block_hash(number)?;
-        self.block_hashes.insert(number, hash);
-        Ok(hash)
+        read_through(&self.block_hashes, &number, || {
+            self.inner.block_hash(number)
+        })
     }
 }
 
