@@ -111,16 +111,11 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Median time of `repeat` runs of `f`.
-fn median(repeat: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
-    let mut times = Vec::with_capacity(repeat);
-    for _ in 0..repeat {
-        let start = Instant::now();
-        f()?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+/// How long `f` took, in milliseconds.
+fn time_ms(f: impl FnOnce() -> Result<(), String>) -> Result<f64, String> {
+    let start = Instant::now();
+    f()?;
+    Ok(start.elapsed().as_secs_f64() * 1e3)
 }
 
 /// Per block: the reads of each executor, then its times on the slow
@@ -189,7 +184,7 @@ fn time_block(
     slow: &Slow<parevm::InMemoryState>,
     config: &ParallelConfig,
 ) -> Result<[f64; 4], String> {
-    let err = |e: parevm::ExecutionError| e.to_string();
+    let err = |e: parevm::ExecutionError| format!("block {}: {e}", block.header.number);
     let mut times = [const { Vec::new() }; 4];
     for _ in 0..repeat {
         let runs: [&dyn Fn() -> Result<(), String>; 4] = [
@@ -207,7 +202,7 @@ fn time_block(
             },
         ];
         for (run, times) in runs.iter().zip(times.iter_mut()) {
-            times.push(median(1, run)?);
+            times.push(time_ms(run)?);
         }
     }
     Ok(times.map(|mut t| {
