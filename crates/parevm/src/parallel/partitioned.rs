@@ -682,6 +682,7 @@ fn run_partition<S: StateSource + ?Sized>(
 /// Whether a partition goes on after a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
+    /// Go on with the partition's next transaction.
     Next,
     /// The run cannot stand (the context is failed): stop.
     Stop,
