@@ -5,18 +5,17 @@
 mod common;
 
 use parevm::{
-    CachedState, ParallelConfig, execute_parallel, execute_sequential, fixture,
+    CachedState, ParallelConfig, execute_parallel, execute_sequential,
     verify::verify_against_header,
 };
 
 #[test]
 fn executors_behind_a_cache_equal_sequential_on_mainnet_blocks() {
-    let Some(dir) = common::mainnet_fixtures() else {
+    let Some(blocks) = common::mainnet_blocks() else {
         return;
     };
     let mut failures = Vec::new();
-    for dir in fixture::block_dirs(&dir).expect("fixture folder lists blocks") {
-        let fixture = fixture::load_mainnet_block(&dir).expect("fixture loads");
+    for fixture in blocks {
         let (block, state) = (&fixture.block, &fixture.state);
         let expected = execute_sequential(block, state).expect("sequential executes");
         let configs = [

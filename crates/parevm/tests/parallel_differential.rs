@@ -6,7 +6,7 @@
 mod common;
 
 use parevm::{
-    ExecutionPath, ParallelConfig, execute_parallel, execute_sequential, fixture,
+    ExecutionPath, ParallelConfig, execute_parallel, execute_sequential,
     verify::verify_against_header,
 };
 
@@ -17,12 +17,11 @@ const PARTITIONED_REPEATS: usize = 5;
 
 #[test]
 fn parallel_equals_sequential_on_mainnet_blocks() {
-    let Some(dir) = common::mainnet_fixtures() else {
+    let Some(blocks) = common::mainnet_blocks() else {
         return;
     };
     let mut failures = Vec::new();
-    for dir in fixture::block_dirs(&dir).expect("fixture folder lists blocks") {
-        let fixture = fixture::load_mainnet_block(&dir).expect("fixture loads");
+    for fixture in blocks {
         let (block, state) = (&fixture.block, &fixture.state);
         let expected = execute_sequential(block, state).expect("sequential executes");
         for threads in THREADS {
@@ -59,13 +58,12 @@ fn parallel_equals_sequential_on_mainnet_blocks() {
 /// exercise validation and the switch to Block-STM.
 #[test]
 fn partitioned_equals_sequential_on_mainnet_blocks() {
-    let Some(dir) = common::mainnet_fixtures() else {
+    let Some(blocks) = common::mainnet_blocks() else {
         return;
     };
     let mut failures = Vec::new();
     let mut partitioned = 0;
-    for dir in fixture::block_dirs(&dir).expect("fixture folder lists blocks") {
-        let fixture = fixture::load_mainnet_block(&dir).expect("fixture loads");
+    for fixture in blocks {
         let (block, state) = (&fixture.block, &fixture.state);
         let expected = execute_sequential(block, state).expect("sequential executes");
         for threads in THREADS {

@@ -16,3 +16,14 @@ pub fn mainnet_fixtures() -> Option<PathBuf> {
         None
     }
 }
+
+/// Every shared mainnet block, loaded one at a time, if the fixtures are
+/// present (see [`mainnet_fixtures`]).
+pub fn mainnet_blocks() -> Option<impl Iterator<Item = parevm::fixture::MainnetFixture>> {
+    let dir = mainnet_fixtures()?;
+    let dirs = parevm::fixture::block_dirs(&dir).expect("fixture folder lists blocks");
+    Some(
+        dirs.into_iter()
+            .map(|dir| parevm::fixture::load_mainnet_block(&dir).expect("fixture loads")),
+    )
+}
