@@ -5,7 +5,7 @@
 
 use super::mv_memory::MvMemory;
 use super::{
-    Location, Prediction, ReadValue, TxAccessTrace, WriteValue, executor, partition,
+    Location, Prediction, ReadValue, TxAccessTrace, WriteValue, executor, partitions,
     planning::payout_sender_of, prediction, vm_context,
 };
 use crate::{
@@ -14,7 +14,7 @@ use crate::{
 
 /// Executes `block` in order, recording each transaction's read and write
 /// locations exactly as the parallel executor sees them. Where the block
-/// runs as partitions with a payout sender (`parallel/payout.rs`), that
+/// runs as partitions with a payout sender (`parallel/partitions/payout.rs`), that
 /// sender's transfers are recorded without their read of its nonce, which
 /// is the one they carry, whatever ran before them.
 pub fn trace_block<S: StateSource + ?Sized>(
@@ -64,7 +64,7 @@ pub fn trace_block<S: StateSource + ?Sized>(
 }
 
 /// The payout sender of `block`
-/// ([`PayoutSender`](super::payout::PayoutSender)), if it has one and the
+/// ([`PayoutSender`](super::partitions::PayoutSender)), if it has one and the
 /// block splits into partitions with it (on two threads, with the default
 /// predictions): its chain is then no dependency.
 fn partitioned_payout_sender<S: StateSource + ?Sized>(
@@ -74,7 +74,7 @@ fn partitioned_payout_sender<S: StateSource + ?Sized>(
     let Some(payout) = payout_sender_of(block, state)? else {
         return Ok(None);
     };
-    let planner = partition::Planner::new(block, 2, false).with_payout_sender(payout.address);
+    let planner = partitions::Planner::new(block, 2, false).with_payout_sender(payout.address);
     planner.predict(state)?;
     Ok(planner.finish().map(|_| payout.address))
 }
@@ -84,13 +84,13 @@ fn partitioned_payout_sender<S: StateSource + ?Sized>(
 /// (with the default predictions): plain transfers to accounts without
 /// code, ERC-20 `transfer`s, and calls into code whose reach is bounded,
 /// none naming the beneficiary (or a payout sender, whose own transfers
-/// are keyed by their recipients, see `parallel/payout.rs`). A block runs
+/// are keyed by their recipients, see `parallel/partitions/payout.rs`). A block runs
 /// as partitions only if all are; `parevm analyze` reports the share.
 pub fn predictable_transactions<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<Vec<bool>, crate::state::StateError> {
-    let mut planner = partition::Planner::new(block, 1, false);
+    let mut planner = partitions::Planner::new(block, 1, false);
     if let Some(payout) = payout_sender_of(block, state)? {
         planner = planner.with_payout_sender(payout.address);
     }

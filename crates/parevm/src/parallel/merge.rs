@@ -6,9 +6,9 @@
 //! the receipts the workers built get their cumulative gas.
 
 use super::{
+    digest,
     helpers::Claims,
     mv_memory::{MvMemory, lock},
-    partition,
     types::{Lifecycle, Location, WriteValue},
     vm::FinishedTx,
 };
@@ -138,7 +138,7 @@ impl Part {
     /// Whether `address` is in this share.
     fn holds(self, address: &Address) -> bool {
         // The digest scaled to `0..count`: its high bits pick the share.
-        let digest = u128::from(partition::address_digest(address));
+        let digest = u128::from(digest::address_digest(address));
         ((digest * self.count as u128) >> 64) as usize == self.index
     }
 }

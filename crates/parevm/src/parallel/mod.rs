@@ -22,28 +22,26 @@
 //! Before any of that, the block's dependencies are predicted and its
 //! partitions planned (`planning.rs`, `prediction.rs`), and the fallback
 //! rule (`config.rs`) decides whether parallelism can pay at all. A block
-//! whose transactions are predicted to touch disjoint state (`partition.rs`,
-//! with `reach.rs` for contract calls, `payout.rs` for a payout sender) runs
-//! as independent partitions, several per thread, without multi-version
-//! memory (`partitioned.rs`), each checked as it runs (`footprint.rs`); if
-//! the prediction proves wrong, the block runs on Block-STM after all.
-//! `analysis.rs` shows researchers what the executor sees of a block.
+//! whose transactions are predicted to touch disjoint state runs as
+//! independent partitions, several per thread, without multi-version
+//! memory, each checked as it runs (`partitions/`, whose files are listed
+//! in its `mod.rs`); if the prediction proves wrong, the block runs on
+//! Block-STM after all. `digest.rs` holds the address digests that both
+//! paths key their maps by. `analysis.rs` shows researchers what the
+//! executor sees of a block.
 
 mod analysis;
 mod balance_watch;
 mod config;
+mod digest;
 mod executor;
 mod fee_credit;
-mod footprint;
 mod helpers;
 mod merge;
 mod mv_memory;
-mod partition;
-mod partitioned;
-mod payout;
+mod partitions;
 mod planning;
 mod prediction;
-mod reach;
 mod scheduler;
 mod shared_bloom;
 mod types;
@@ -284,17 +282,17 @@ fn execute_partitioned<S: StateSource + ?Sized>(
         return fallback(block, state, FallbackReason::DependencyChain).map(ran);
     }
     let balanced = partitions.bound >= config.min_partition_balance * judged as f64;
-    if partitions.txs.len() < 2 || !balanced || !partitioned::supports(block, &base)? {
+    if partitions.txs.len() < 2 || !balanced || !partitions::supports(block, &base)? {
         return Ok(PartitionAttempt::NotTried);
     }
     let credits = increments.unwrap_or_default();
-    let receipts = |results: partitioned::InBlockOrder<'_>| collect_receipts(block, results);
-    let settlement = partitioned::Settlement { credits, payout };
-    let threads = partitioned::Threads {
+    let receipts = |results: partitions::InBlockOrder<'_>| collect_receipts(block, results);
+    let settlement = partitions::Settlement { credits, payout };
+    let threads = partitions::Threads {
         workers: threads,
         at_once: judged,
     };
-    let Some((receipts, mut changes)) = partitioned::execute(
+    let Some((receipts, mut changes)) = partitions::execute(
         block,
         state,
         pre,

@@ -2,11 +2,15 @@
 //! prediction, its partition plan (on every thread that can run at once,
 //! for large blocks), and whether its opening sender is a payout sender.
 
-use super::{ParallelConfig, Prediction, helpers, mv_memory, partition, payout, prediction};
+use super::{
+    ParallelConfig, Prediction, helpers, mv_memory,
+    partitions::{Partitions, PayoutSender, Planner},
+    prediction,
+};
 use crate::{BlockInput, ExecutionError, FallbackReason, StateSource};
 
 /// What planning a block's partitions came to (see [`plan_partitions`]).
-pub(super) type Planned = Result<Option<partition::Partitions>, ExecutionError>;
+pub(super) type Planned = Result<Option<Partitions>, ExecutionError>;
 
 /// What is known of a block's partitions before it runs.
 #[derive(Default)]
@@ -17,7 +21,7 @@ pub(super) struct PartitionPlan {
     /// planned already, with its transfers keyed apart ([`plan_payouts`]).
     /// If they do not run, the block is judged again with the sender's
     /// chain.
-    pub payout: Option<payout::PayoutSender>,
+    pub payout: Option<PayoutSender>,
 }
 
 /// Blocks with at least this many transactions are planned on the calling
@@ -28,7 +32,7 @@ pub(super) struct PartitionPlan {
 const PLAN_ALONGSIDE_MIN_TXS: usize = 1024;
 
 /// Transactions of a large block predicted on the caller alone before
-/// helpers join the plan (see [`partition::Planner::probe`]): few enough
+/// helpers join the plan (see [`Planner::probe`]): few enough
 /// to cost a block that partitions about ten microseconds.
 const PROBE_TXS: usize = 16;
 
@@ -77,7 +81,7 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
         let (prediction, chains) = prediction::predict(block);
         return Ok((prediction, Some(chains), PartitionPlan::default()));
     }
-    let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
+    let planner = Planner::new(block, threads, config.partition_contract_calls);
     if let Some(reason) = sampled_chain(&planner, state, sums, config) {
         return Err(reason);
     }
@@ -130,11 +134,11 @@ const SAMPLE_MARGIN: f64 = 0.15;
 /// [`FallbackReason::DependencyChain`] if a sample of the block's
 /// transactions already shows one component heavy enough for the
 /// fallback rule, with [`SAMPLE_MARGIN`] to spare
-/// ([`partition::Planner::sampled_heaviest_share`]); the plan of every
+/// ([`Planner::sampled_heaviest_share`]); the plan of every
 /// transaction, and the prediction of every sender chain after it, are
 /// then skipped. `sums` is the block's [`prediction::sums`].
 fn sampled_chain<S: StateSource + ?Sized>(
-    planner: &partition::Planner<'_>,
+    planner: &Planner<'_>,
     state: &S,
     sums: &Prediction,
     config: &ParallelConfig,
@@ -153,7 +157,7 @@ fn sampled_chain<S: StateSource + ?Sized>(
 
 /// The plan of a block whose chain of `sender`'s transactions would run it
 /// sequentially, with `sender` as its payout sender
-/// ([`payout::PayoutSender`]), if its transactions qualify and the block
+/// ([`PayoutSender`]), if its transactions qualify and the block
 /// then splits into partitions. Planned first, on the calling thread: on
 /// the mainnet payout blocks, some transaction (a payout into a contract,
 /// a call into code of unbounded reach) cannot be predicted, and the plan
@@ -170,11 +174,11 @@ pub(super) fn plan_payouts<S: StateSource + ?Sized>(
     if threads < 2 || config.min_partition_balance > 1.0 {
         return None;
     }
-    let planner = partition::Planner::new(block, threads, config.partition_contract_calls)
-        .with_payout_sender(sender);
+    let planner =
+        Planner::new(block, threads, config.partition_contract_calls).with_payout_sender(sender);
     planner.predict(state).ok()?;
     let (partitions, prediction) = planner.finish()?;
-    let payout = payout::PayoutSender::find(block, state, sender).ok()??;
+    let payout = PayoutSender::find(block, state, sender).ok()??;
     let plan = PartitionPlan {
         planned: Some(Ok(Some(partitions))),
         payout: Some(payout),
@@ -211,7 +215,7 @@ pub(super) fn opening_sender(block: &BlockInput) -> Option<alloy_primitives::Add
 }
 
 /// Splits `block` into partitions predicted to be independent, if every
-/// transaction's accesses can be predicted (see [`partition::Planner`]),
+/// transaction's accesses can be predicted (see [`Planner`]),
 /// on the calling thread. Reads code and storage from the pre-block
 /// `state`: the pre-block system calls change only their own contracts'
 /// storage, so at worst a prediction of a call into those reads a stale
@@ -222,7 +226,7 @@ pub(super) fn plan_partitions<S: StateSource + ?Sized>(
     threads: usize,
     config: &ParallelConfig,
 ) -> Planned {
-    let planner = partition::Planner::new(block, threads, config.partition_contract_calls);
+    let planner = Planner::new(block, threads, config.partition_contract_calls);
     planner.predict(state)?;
     Ok(planner.finish().map(|(partitions, _)| partitions))
 }
@@ -232,9 +236,9 @@ pub(super) fn plan_partitions<S: StateSource + ?Sized>(
 pub(super) fn payout_sender_of<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
-) -> Result<Option<payout::PayoutSender>, crate::state::StateError> {
+) -> Result<Option<PayoutSender>, crate::state::StateError> {
     match opening_sender(block) {
-        Some(sender) => payout::PayoutSender::find(block, state, sender),
+        Some(sender) => PayoutSender::find(block, state, sender),
         None => Ok(None),
     }
 }

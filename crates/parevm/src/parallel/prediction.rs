@@ -8,7 +8,7 @@
 //! a block one long chain, where parallel execution can only lose.
 
 use super::{
-    partition::{Digested, address_digest},
+    digest::{Digested, address_digest},
     types::{Location, TxIdx},
 };
 use crate::BlockInput;

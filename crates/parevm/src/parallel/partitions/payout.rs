@@ -11,7 +11,7 @@
 //! pre-block nonce, and its pre-block balance covers all of them at their
 //! highest cost, every one of them passes both checks in sequence, whatever
 //! ran before it (nobody else can lower an account without code). So the
-//! partitioned executor ([`partitioned`](super::partitioned)) serves each
+//! partitioned executor ([`run`](super::run)) serves each
 //! such transaction its sender as it expects it, sums what the sender paid
 //! per partition, as it sums the beneficiary's fees, and fails the run if
 //! anything else observes the sender.

@@ -1,4 +1,4 @@
-//! Validation of a partitioned run ([`partitioned`](super::partitioned)):
+//! Validation of a partitioned run ([`run`](super::run)):
 //! what each partition read and wrote, and the check that no partition read
 //! what another wrote.
 //!
@@ -8,7 +8,7 @@
 //! partitions there are (comparing every pair of partitions grows with
 //! their number), and a conflict is found soon after its second access.
 
-use super::partition::{Digested, address_digest, fmix64};
+use crate::parallel::digest::{Digested, address_digest, fmix64};
 use alloy_primitives::{Address, U256};
 use std::{
     collections::{HashMap, hash_map::Entry},

@@ -5,7 +5,7 @@
 //!
 //! Ethereum transactions declare nothing, so the accesses are predicted from
 //! the transaction alone and checked while it runs
-//! ([`partitioned`](super::partitioned)). Three kinds of transaction are
+//! ([`run`](super::run)). Three kinds of transaction are
 //! predicted, because their accesses are known without running them: a
 //! plain value transfer to an account without code (sender and recipient),
 //! an ERC-20 `transfer` (sender, and the sender's and recipient's balances
@@ -19,7 +19,7 @@
 //! a block with any such transaction is left to Block-STM. An embedder that
 //! knows its contracts keep to themselves (an app-specific rollup) can have
 //! every call keyed by its target instead
-//! ([`ParallelConfig::partition_contract_calls`](super::ParallelConfig::partition_contract_calls)).
+//! ([`ParallelConfig::partition_contract_calls`](crate::parallel::ParallelConfig::partition_contract_calls)).
 //!
 //! A payout sender's transfers ([`payout`](super::payout)) are keyed by
 //! their recipients alone: the partitions sum what the sender pays.
@@ -32,11 +32,12 @@
 //! or the hypervisor) held up the block, which measured as low as half the
 //! sequential speed on the 2-core VM.
 
-use super::{
+use super::reach::{self, Reaches};
+use crate::parallel::{
+    digest::{Digested, address_digest, fmix64, fold_address},
     helpers::panic_message,
     mv_memory::lock,
     prediction::{Prediction, predicted_gas},
-    reach::{self, Reaches},
     types::TxIdx,
 };
 use crate::{
@@ -49,7 +50,7 @@ use smallvec::SmallVec;
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap, hash_map::Entry},
-    hash::{BuildHasherDefault, Hasher},
+    hash::BuildHasherDefault,
     panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Mutex,
@@ -103,49 +104,6 @@ impl Key {
                 fmix64(address_digest(token) ^ fold_address(holder) ^ K)
             }
         }
-    }
-}
-
-/// A well-mixed 64-bit digest of an address: its words folded, then
-/// [`fmix64`]. What partitioning, prediction and validation key addresses
-/// by, and what splits accounts between threads when results are merged.
-pub(crate) fn address_digest(address: &Address) -> u64 {
-    fmix64(fold_address(address))
-}
-
-/// An address's words folded into one (generated addresses can differ in a
-/// byte or two only, so every byte counts).
-fn fold_address(address: &Address) -> u64 {
-    let bytes = &address.0.0;
-    let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or_default());
-    word(0) ^ word(8).rotate_left(23) ^ word(12).rotate_left(47)
-}
-
-/// MurmurHash3's 64-bit finalizer: every input bit affects every output bit.
-pub(crate) fn fmix64(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
-/// A hasher for keys that are digests (or hashes) already.
-#[derive(Default)]
-pub(crate) struct Digested(u64);
-
-impl Hasher for Digested {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; fold anything else in rather than panic.
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-    fn write_u64(&mut self, digest: u64) {
-        self.0 = digest;
     }
 }
 

@@ -1,7 +1,7 @@
 //! What a call into code can reach, read from the code before it runs: the
 //! accounts other than the caller and the called account that its
 //! instructions can name, so that a transaction calling it can be keyed by
-//! them ([`partition`](super::partition)) instead of being left to
+//! them ([`plan`](super::plan)) instead of being left to
 //! Block-STM.
 //!
 //! Two answers, a quick one and a thorough one:
@@ -25,7 +25,7 @@
 //! every path is explored, so a bounded reach lists every account the code
 //! can name, given its storage as it was.
 
-use super::partition::Digested;
+use crate::parallel::digest::Digested;
 use crate::state::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256, map::HashMap};
 use revm::{

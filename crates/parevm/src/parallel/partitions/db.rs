@@ -1,0 +1,134 @@
+//! Where a partition reads state: its revm cache over the pre-block state,
+//! recording every location fetched ([`Recording`]), with the beneficiary
+//! served as a placeholder while a fee is credited and the payout sender
+//! served to its own transfers at their nonces ([`PartitionDb`]).
+
+use super::footprint::Access;
+use crate::{
+    parallel::fee_credit::FeeCreditDb,
+    state::{StateError, StateSource},
+};
+use alloy_primitives::{Address, B256, U256};
+use revm::{
+    Database, bytecode::Bytecode, database::State, database_interface::bal::EvmDatabaseError,
+    state::AccountInfo,
+};
+
+/// The pre-block state as a partition's cache sees it, recording every
+/// location fetched.
+pub(super) struct Recording<'s, S: ?Sized> {
+    pub(super) source: &'s S,
+    pub(super) reads: Vec<Access>,
+}
+
+impl<S: StateSource + ?Sized> Database for Recording<'_, S> {
+    type Error = StateError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        self.reads.push(Access::Account(address));
+        self.source.account(&address)
+    }
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+        self.source.code_by_hash(&code_hash)
+    }
+    fn storage(&mut self, address: Address, slot: U256) -> Result<U256, StateError> {
+        self.reads.push(Access::Slot(address, slot));
+        self.source.storage(&address, &slot)
+    }
+    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+        self.source.block_hash(number)
+    }
+}
+
+/// An account's fields as a transaction first loaded them.
+pub(super) struct Loaded {
+    pub(super) address: Address,
+    pub(super) balance: U256,
+    pub(super) nonce: u64,
+    pub(super) code_hash: B256,
+}
+
+/// The database of one partition's EVM: its cache, with the beneficiary
+/// served as a zero-balance placeholder while revm credits a fee, and the
+/// payout sender served to its own transfers at their nonces.
+pub(super) struct PartitionDb<'s, S: ?Sized> {
+    pub(super) cache: State<Recording<'s, S>>,
+    pub(super) beneficiary: Address,
+    pub(super) crediting_fee: bool,
+    /// The block's payout sender, if it has one.
+    pub(super) payout: Option<Address>,
+    /// The nonce of the payout sender's transfer now running, if one is.
+    pub(super) payout_nonce: Option<u64>,
+    /// The payout sender's balance as served to its transfer now running.
+    pub(super) payout_served: U256,
+    /// A transaction read the beneficiary other than to credit its fee, or
+    /// the payout sender other than as the sender of its own transfer.
+    pub(super) observed: bool,
+    /// The accounts the current transaction loaded, to tell which it changed.
+    pub(super) loaded: Vec<Loaded>,
+}
+
+impl<S: StateSource + ?Sized> FeeCreditDb for PartitionDb<'_, S> {
+    fn crediting_fee(&mut self, tip: Option<u128>) {
+        // Even a zero fee is served the placeholder: after EIP-161 touching
+        // an existing beneficiary with nothing changes nothing (the caller
+        // rules out an existing empty one).
+        self.crediting_fee = tip.is_some();
+    }
+}
+
+impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
+    type Error = StateError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        let info = self.cache.basic(address).map_err(state_error)?;
+        if Some(address) == self.payout
+            && let Some(nonce) = self.payout_nonce
+        {
+            // Its own transfer: the nonce it carries is the sender's in
+            // sequence, and the balance covers it (see `payout`); what it
+            // pays is summed from the balance served.
+            let mut served = info.unwrap_or_default();
+            served.nonce = nonce;
+            self.payout_served = served.balance;
+            return Ok(Some(served));
+        }
+        self.observed |= Some(address) == self.payout && address != self.beneficiary;
+        if address == self.beneficiary {
+            if self.crediting_fee {
+                // Never observed, only credited: the credit is the fee.
+                let mut placeholder = info.unwrap_or_default();
+                placeholder.balance = U256::ZERO;
+                return Ok(Some(placeholder));
+            }
+            self.observed = true;
+        }
+        if let Some(info) = &info {
+            self.loaded.push(Loaded {
+                address,
+                balance: info.balance,
+                nonce: info.nonce,
+                code_hash: info.code_hash,
+            });
+        }
+        Ok(info)
+    }
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+        self.cache.code_by_hash(code_hash).map_err(state_error)
+    }
+    fn storage(&mut self, address: Address, slot: U256) -> Result<U256, StateError> {
+        self.observed |= address == self.beneficiary || Some(address) == self.payout;
+        self.cache.storage(address, slot).map_err(state_error)
+    }
+    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+        self.cache.block_hash(number).map_err(state_error)
+    }
+}
+
+/// The pre-block state's error out of the cache's wrapper of it.
+fn state_error(error: EvmDatabaseError<StateError>) -> StateError {
+    match error {
+        EvmDatabaseError::Database(error) => error,
+        EvmDatabaseError::Bal(error) => StateError::Other(error.to_string()),
+    }
+}

@@ -1,0 +1,159 @@
+//! State-access scheduling: a block whose transactions are predicted to
+//! touch disjoint state runs as independent partitions, each start to
+//! finish on one thread over a plain revm `State` cache of the pre-block
+//! state (as the sequential executor runs a whole block), with no
+//! multi-version memory and nothing shared while it runs.
+//!
+//! - `plan.rs`: which transactions share state, predicted from the block
+//!   alone, and the partitions packed from them;
+//! - `reach.rs`: what a call into code can reach, read from the code;
+//! - `payout.rs`: a payout sender, whose transfers partitions run apart;
+//! - `db.rs`: where a partition reads state, recording what it fetched;
+//! - `run.rs`: running the partitions, each checked as it runs;
+//! - `footprint.rs`: the check that no partition read what another wrote;
+//! - `merge.rs`: where the partitions' results are merged into the block's.
+//!
+//! The partitions were only predicted to be independent, so each records
+//! every location it fetched from the pre-block state and every location its
+//! transactions wrote. The run stands only if no partition read what another
+//! wrote. Then every transaction saw exactly what it sees in sequence (every
+//! write to what it read came from its own partition, in block order), and
+//! every location's final value came from the one partition that wrote it.
+//! Otherwise the caller runs the block on Block-STM instead.
+//!
+//! The beneficiary's fees are summed per partition and credited at the end
+//! (see [`fee_credit`](super::fee_credit)); a transaction that observes the
+//! beneficiary any other way invalidates the run. So are a payout sender's
+//! payments ([`payout`]): each of its transfers is served the sender at the
+//! nonce it carries, and anything else observing the sender invalidates the
+//! run.
+
+mod db;
+mod footprint;
+mod merge;
+mod payout;
+mod plan;
+mod reach;
+mod run;
+
+pub(crate) use merge::InBlockOrder;
+pub(crate) use payout::PayoutSender;
+pub(crate) use plan::{Partitions, Planner};
+
+use super::vm::FinishedTx;
+use crate::{
+    AccountChange, BlockInput, ExecutionError, StateChanges, StateSource, state::OverlayState,
+};
+use alloy_primitives::{Address, U256};
+use revm::primitives::hardfork::SpecId;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What a partition produced.
+struct PartitionOutput {
+    /// Its transactions' results, in its order.
+    results: Vec<FinishedTx>,
+    /// The beneficiary's fees from its transactions.
+    fees: U256,
+    /// The change to the payout sender's balance (a wrapping sum: it pays).
+    paid: U256,
+    /// Its accounts' changes relative to the pre-block state, normalized,
+    /// in address order, split into the context's shares of the accounts.
+    accounts: Vec<Vec<(Address, AccountChange)>>,
+}
+
+/// The block-wide inputs of every partition.
+struct PartitionContext<'a, S: ?Sized> {
+    block: &'a BlockInput,
+    /// The pre-block state.
+    state: &'a S,
+    /// The pre-block system calls' changes.
+    pre: &'a StateChanges,
+    /// Set once the run cannot stand (a partition observed the beneficiary
+    /// or failed), so that the others stop early.
+    failed: AtomicBool,
+    /// Where each partition splits its account changes, for merging them
+    /// in shares side by side ([`share_bounds`](merge::share_bounds)):
+    /// share `i` holds the addresses from bound `i - 1` (from zero, for the
+    /// first) up to bound `i` (excluded; up to the last address, for the
+    /// last).
+    bounds: Vec<Address>,
+    /// The block's payout sender, if its payments are summed.
+    payout: Option<Address>,
+}
+
+impl<S: ?Sized> PartitionContext<'_, S> {
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether `block` may run as partitions at all: after EIP-161 (so that a
+/// zero fee leaves an existing beneficiary alone) and with a beneficiary
+/// that is not an existing empty account (which a zero fee would delete).
+pub(crate) fn supports<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    base: &OverlayState<'_, S>,
+) -> Result<bool, ExecutionError> {
+    if !block.spec().is_enabled_in(SpecId::SPURIOUS_DRAGON) {
+        return Ok(false);
+    }
+    let beneficiary = base.account_fields(&block.header.beneficiary)?;
+    Ok(!beneficiary.is_some_and(|b| b.is_empty()))
+}
+
+/// What the assembly of a partitioned block settles besides the
+/// partitions' own changes.
+pub(crate) struct Settlement<'a> {
+    /// Balance credits after the transactions (rewards, withdrawals).
+    pub credits: &'a [(Address, U256)],
+    /// The block's payout sender, if its payments are summed (the
+    /// partitions must have been planned with it).
+    pub payout: Option<&'a PayoutSender>,
+}
+
+/// The threads a partitioned block runs on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Threads {
+    /// The workers that run partitions (and assemble the block).
+    pub workers: usize,
+    /// The threads that can run at once: the assembly merges the accounts
+    /// in as many shares.
+    pub at_once: usize,
+}
+
+/// Runs `block` as `partitions` on `threads`, and settles the credits and
+/// the payout sender's payments of `settlement` after it. Each partition is
+/// validated as it runs ([`run`]); then, while the state changes are
+/// assembled ([`merge`]), the transactions' results are passed in block
+/// order to `on_results`. Returns what `on_results` returned and the state
+/// changes (not yet including post-block system calls), or `None` if the
+/// partitions turned out not to be independent.
+pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
+    block: &BlockInput,
+    state: &S,
+    pre: &StateChanges,
+    threads: Threads,
+    partitions: &Partitions,
+    settlement: Settlement<'_>,
+    on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
+) -> Result<Option<(T, StateChanges)>, ExecutionError> {
+    let ctx = PartitionContext {
+        block,
+        state,
+        pre,
+        failed: AtomicBool::new(false),
+        bounds: merge::share_bounds(block, threads.at_once),
+        payout: settlement.payout.map(|p| p.address),
+    };
+    let outputs = run::run_partitions(&ctx, threads.workers, &partitions.txs)?;
+    if ctx.failed() {
+        return Ok(None);
+    }
+    let workers = threads.workers;
+    let partition_of = &partitions.partition_of;
+    merge::assemble(&ctx, outputs, settlement, workers, partition_of, on_results).map(Some)
+}

@@ -1,0 +1,384 @@
+//! Running the partitions: each on whichever thread claims it, its
+//! transactions in block order on its own EVM and cache
+//! ([`PartitionRun`]), its reads and writes checked against the other
+//! partitions' every few transactions, so that a wrong prediction stops
+//! every partition early.
+
+use super::{
+    PartitionContext, PartitionOutput,
+    db::{Loaded, PartitionDb, Recording},
+    footprint::{Access, Validation},
+    merge::split_into_shares,
+};
+use crate::{
+    AccountChange, ExecutionError, StateSource,
+    parallel::{
+        fee_credit::LazyBeneficiary,
+        helpers::{Claims, panic_message, run_with_helpers},
+        mv_memory::lock,
+        types::TxIdx,
+        vm::{Executed, FinishedTx},
+    },
+    receipt::BloomMemo,
+    state::OverlayState,
+};
+use alloy_consensus::{Transaction as _, Typed2718};
+use alloy_evm::FromRecoveredTx;
+use alloy_primitives::{Address, U256};
+use revm::{
+    DatabaseCommit,
+    context::{Context, TxEnv, result::EVMError},
+    context_interface::{ContextSetters, ContextTr, JournalTr},
+    database::TransitionState,
+    handler::{Handler, MainBuilder, MainContext, MainnetContext, MainnetEvm},
+    primitives::{KECCAK_EMPTY, hardfork::SpecId},
+    state::EvmState,
+};
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::Mutex,
+};
+
+/// Runs every partition on `threads` threads; `Err` if any failed.
+pub(super) fn run_partitions<S: StateSource + ?Sized>(
+    ctx: &PartitionContext<'_, S>,
+    threads: usize,
+    partitions: &[Vec<TxIdx>],
+) -> Result<Vec<PartitionOutput>, ExecutionError> {
+    let outputs: Vec<Mutex<Option<Result<PartitionOutput, ExecutionError>>>> =
+        partitions.iter().map(|_| Mutex::new(None)).collect();
+    // Each partition is validated while it runs, by the thread that runs it
+    // (see `run_partition`): a conflict stops every partition early.
+    let validation = Validation::new(partitions.iter().map(Vec::len).sum());
+    let run = |index: usize| {
+        // A panic (a bug) fails the block instead of the process.
+        let output = catch_unwind(AssertUnwindSafe(|| {
+            run_partition(ctx, &validation, index, &partitions[index])
+        }))
+        .unwrap_or_else(|panic| {
+            let message = panic_message(panic.as_ref());
+            Err(ExecutionError::Internal(format!(
+                "partition panicked: {message}"
+            )))
+        });
+        if output.is_err() {
+            ctx.fail();
+        }
+        *lock(&outputs[index]) = Some(output);
+    };
+    let claims = Claims::new(partitions.len());
+    let claim_and_run = || claims.run(&run);
+    run_with_helpers(
+        threads.min(partitions.len()).saturating_sub(1),
+        |_| claim_and_run(),
+        claim_and_run,
+    );
+    outputs
+        .into_iter()
+        .map(|o| o.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect::<Option<Result<Vec<_>, _>>>()
+        .ok_or_else(|| ExecutionError::Internal("a partition did not run".into()))?
+}
+
+/// Accesses a partition gathers before checking them against the others':
+/// a few transactions' worth. Checking after every transaction would take
+/// the validation's lock thousands of times a block; checking only at the
+/// partition's end let a block whose prediction was wrong (on mainnet, calls
+/// into different contracts meeting in a shared one) run its partitions to
+/// the end before Block-STM started over.
+const CHECK_BATCH: usize = 64;
+
+/// Runs partition `me`'s transactions in order and returns what they
+/// produced, checking what they read and wrote against the other partitions
+/// as it goes (failing the run, and stopping, on a conflict).
+fn run_partition<S: StateSource + ?Sized>(
+    ctx: &PartitionContext<'_, S>,
+    validation: &Validation,
+    me: usize,
+    txs: &[TxIdx],
+) -> Result<PartitionOutput, ExecutionError> {
+    let base = OverlayState::new(ctx.state, ctx.pre);
+    let mut run = PartitionRun::new(ctx, &base, txs.len());
+    for &index in txs {
+        if ctx.failed() || run.execute(ctx, index)? == Step::Stop {
+            break;
+        }
+        if run.accesses() >= CHECK_BATCH && !run.check(ctx, validation, me) {
+            break;
+        }
+    }
+    if !ctx.failed() {
+        run.check(ctx, validation, me);
+    }
+    run.finish(ctx)
+}
+
+/// Whether a partition goes on after a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Go on with the partition's next transaction.
+    Next,
+    /// The run cannot stand (the context is failed): stop.
+    Stop,
+}
+
+/// One partition's run: its EVM over its own cache of the pre-block state
+/// (`B`), and what its transactions produced so far.
+struct PartitionRun<'b, B: StateSource + ?Sized> {
+    evm: MainnetEvm<MainnetContext<PartitionDb<'b, B>>>,
+    handler: LazyBeneficiary<PartitionDb<'b, B>>,
+    spec: SpecId,
+    results: Vec<FinishedTx>,
+    /// What the transactions since the last check wrote.
+    writes: Vec<Access>,
+    /// The beneficiary's fees so far.
+    fees: U256,
+    /// The change to the payout sender's balance so far.
+    paid: U256,
+    blooms: BloomMemo,
+}
+
+impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
+    /// A run of `txs` transactions of `ctx`'s block over `base`.
+    fn new<S: ?Sized>(ctx: &PartitionContext<'_, S>, base: &'b B, txs: usize) -> Self {
+        let block = ctx.block;
+        let db = PartitionDb {
+            cache: crate::evm::state_cache(
+                Recording {
+                    source: base,
+                    reads: Vec::with_capacity(CHECK_BATCH * 2),
+                },
+                txs,
+            ),
+            beneficiary: block.header.beneficiary,
+            crediting_fee: false,
+            payout: ctx.payout,
+            payout_nonce: None,
+            payout_served: U256::ZERO,
+            observed: false,
+            loaded: Vec::new(),
+        };
+        let env = block.evm_env();
+        let spec = env.cfg_env.spec;
+        let evm = Context::mainnet()
+            .with_db(db)
+            .with_block(env.block_env)
+            .with_cfg(env.cfg_env)
+            .build_mainnet();
+        Self {
+            evm,
+            handler: LazyBeneficiary::new(),
+            spec,
+            results: Vec::with_capacity(txs),
+            writes: Vec::with_capacity(CHECK_BATCH * 2),
+            fees: U256::ZERO,
+            paid: U256::ZERO,
+            blooms: BloomMemo::new(),
+        }
+    }
+
+    /// Executes transaction `index` of the block and commits it to the
+    /// partition's cache; [`Step::Stop`] (with the context failed) if the
+    /// partition's view of the state cannot stand for it.
+    fn execute<S: ?Sized>(
+        &mut self,
+        ctx: &PartitionContext<'_, S>,
+        index: TxIdx,
+    ) -> Result<Step, ExecutionError> {
+        let tx = &ctx.block.transactions[index];
+        let db = self.evm.ctx.journal_mut().db_mut();
+        db.loaded.clear();
+        db.payout_nonce = (Some(tx.signer()) == db.payout).then(|| tx.nonce());
+        self.evm
+            .ctx
+            .set_tx(TxEnv::from_recovered_tx(tx.inner(), tx.signer()));
+        let result = self.handler.run(&mut self.evm);
+        let mut state = self.evm.ctx.journal_mut().finalize();
+        let db = self.evm.ctx.journal_mut().db_mut();
+        if db.observed {
+            // This partition's view of the beneficiary lacks the others'
+            // fees: the run cannot stand, so stop every partition now.
+            return Ok(stop(ctx));
+        }
+        let result = match result {
+            Ok(result) => result,
+            Err(EVMError::Transaction(_)) if db.payout_nonce.is_some() => {
+                // The payout sender's transfers were to be valid whatever
+                // ran before them; this one is not, so the nonces the
+                // others were served may be wrong.
+                return Ok(stop(ctx));
+            }
+            Err(EVMError::Transaction(invalid)) => {
+                self.results.push(FinishedTx::invalid(&invalid));
+                return Ok(Step::Next);
+            }
+            Err(EVMError::Database(error)) => return Err(error.into()),
+            Err(other) => {
+                return Err(ExecutionError::Evm {
+                    index,
+                    message: other.to_string(),
+                });
+            }
+        };
+        // What the summed accounts gained (or paid) over what they were served.
+        let payout_served = db.payout_nonce.map(|_| db.payout_served);
+        if payout_served.is_some() && ran_code(&state, tx.kind().to()) {
+            // A payout to code (deployed in the block, before it in this
+            // partition): the code could have observed the sender.
+            return Ok(stop(ctx));
+        }
+        if let Some(beneficiary) = state.remove(&db.beneficiary) {
+            let served = match payout_served {
+                Some(served) if db.payout == Some(db.beneficiary) => served,
+                _ => U256::ZERO,
+            };
+            self.fees = self
+                .fees
+                .wrapping_add(beneficiary.info.balance.wrapping_sub(served));
+        }
+        if let (Some(served), Some(payout)) = (payout_served, db.payout)
+            && let Some(sender) = state.remove(&payout)
+        {
+            self.paid = self
+                .paid
+                .wrapping_add(sender.info.balance.wrapping_sub(served));
+        }
+        record_writes(&state, &db.loaded, self.spec, &mut self.writes);
+        db.cache.commit(state);
+        let executed = Executed::new(result, &mut self.blooms);
+        let finished = FinishedTx::executed(executed, tx.ty()).map_err(|message| {
+            ExecutionError::Internal(format!("transaction {index}: {message}"))
+        })?;
+        self.results.push(finished);
+        Ok(Step::Next)
+    }
+
+    /// Reads and writes gathered since the last check.
+    fn accesses(&mut self) -> usize {
+        let reads = &self.evm.ctx.journal_mut().db_mut().cache.database.reads;
+        reads.len() + self.writes.len()
+    }
+
+    /// [`check`]s the accesses gathered since the last check.
+    fn check<S: ?Sized>(
+        &mut self,
+        ctx: &PartitionContext<'_, S>,
+        validation: &Validation,
+        me: usize,
+    ) -> bool {
+        let reads = &mut self.evm.ctx.journal_mut().db_mut().cache.database.reads;
+        check(ctx, validation, me, reads, &mut self.writes)
+    }
+
+    /// What the partition produced: its results, fees and payouts, and its
+    /// changes (unless the run failed, which discards them).
+    fn finish<S: StateSource + ?Sized>(
+        mut self,
+        ctx: &PartitionContext<'_, S>,
+    ) -> Result<PartitionOutput, ExecutionError> {
+        let db = self.evm.ctx.journal_mut().db_mut();
+        let transitions = db.cache.transition_state.take().unwrap_or_default();
+        let accounts = if ctx.failed() {
+            Default::default()
+        } else {
+            split_into_shares(normalized(ctx, &transitions)?, &ctx.bounds)
+        };
+        Ok(PartitionOutput {
+            results: self.results,
+            fees: self.fees,
+            paid: self.paid,
+            accounts,
+        })
+    }
+}
+
+/// Fails the run: [`Step::Stop`].
+fn stop<S: ?Sized>(ctx: &PartitionContext<'_, S>) -> Step {
+    ctx.fail();
+    Step::Stop
+}
+
+/// Checks partition `me`'s accesses since its last check against the other
+/// partitions' and forgets them; on a conflict fails the run and returns
+/// false.
+fn check<S: ?Sized>(
+    ctx: &PartitionContext<'_, S>,
+    validation: &Validation,
+    me: usize,
+    reads: &mut Vec<Access>,
+    writes: &mut Vec<Access>,
+) -> bool {
+    let conflict = validation.conflicts(me, reads, writes);
+    reads.clear();
+    writes.clear();
+    if conflict {
+        ctx.fail();
+    }
+    !conflict
+}
+
+/// Whether `to` holds code after a transaction (per revm's `state` of it),
+/// or cannot be told to hold none (it is missing from it).
+fn ran_code(state: &EvmState, to: Option<&Address>) -> bool {
+    to.and_then(|to| state.get(to))
+        .is_none_or(|account| account.info.code_hash != KECCAK_EMPTY)
+}
+
+/// Adds what one transaction wrote (per revm's `state` of it; `loaded` as
+/// it first read each account) to `writes`.
+fn record_writes(state: &EvmState, loaded: &[Loaded], spec: SpecId, writes: &mut Vec<Access>) {
+    for (address, account) in state {
+        if !account.is_touched() {
+            continue;
+        }
+        let info = &account.info;
+        let unchanged = loaded
+            .iter()
+            .find(|l| l.address == *address)
+            .is_some_and(|l| {
+                l.balance == info.balance
+                    && l.nonce == info.nonce
+                    && l.code_hash == info.code_hash
+                    && !account.is_selfdestructed()
+                    && !(account.is_empty() && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON))
+            });
+        if !unchanged {
+            writes.push(Access::Account(*address));
+        }
+        for (slot, value) in &account.storage {
+            if value.is_changed() {
+                writes.push(Access::Slot(*address, *slot));
+            }
+        }
+    }
+}
+
+/// A partition's changes (revm's `transitions`) composed onto the pre-block
+/// system calls' and reduced to what differs from the pre-block state, in
+/// address order.
+fn normalized<S: StateSource + ?Sized>(
+    ctx: &PartitionContext<'_, S>,
+    transitions: &TransitionState,
+) -> Result<Vec<(Address, AccountChange)>, ExecutionError> {
+    let codes = crate::changes::new_codes(transitions);
+    let mut kept = Vec::with_capacity(transitions.transitions.len());
+    for (address, account) in &transitions.transitions {
+        let change = match ctx.pre.accounts.get(address) {
+            // First loaded from the pre-block state itself (no system call
+            // changed it), so the transition knows what it was.
+            None => AccountChange::from_transition(address, account, &ctx.state, &codes)?,
+            Some(pre) => {
+                let mut composed = pre.clone();
+                composed.then(AccountChange::from_revm(
+                    account.info.as_ref(),
+                    &account.storage,
+                    account.status.was_destroyed(),
+                ));
+                let before = ctx.state.account_fields(address)?;
+                composed.normalized(address, before.as_ref(), &ctx.state, &codes)?
+            }
+        };
+        kept.extend(change.map(|change| (*address, change)));
+    }
+    Ok(crate::changes::sorted_by_address(kept))
+}
