@@ -1,83 +1,100 @@
 //! Runs fixture blocks sequentially and in parallel and prints both times:
 //! `cargo run --release -p parevm --example compare -- <block dirs> [--threads N] [--repeat K]`.
+//!
+//! A developer's measuring tool: `--trace 1` times the parallel machinery
+//! on one thread, in order; `--plain 1|2` times plain revm instead of the
+//! parallel executor; `--block-stm 1` never falls back; `--stats 1` prints
+//! each parallel run's counters to stderr.
 
-use parevm::{ParallelConfig, execute_parallel, execute_sequential, fixture};
+use parevm::{BlockResult, ParallelConfig, execute_parallel, execute_sequential, fixture};
 use std::time::Instant;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What to run against the sequential executor.
+#[derive(Clone, Copy, PartialEq)]
+enum Against {
+    Parallel,
+    /// Block-STM's machinery on one thread, in order (no conflicts).
+    Trace,
+    /// A bare `transact_commit` loop on revm.
+    PlainRevm,
+    /// alloy-evm's block executor with revm's bundle, as a node runs it.
+    NodeRevm,
+}
+
+struct Options {
+    paths: Vec<String>,
+    repeat: usize,
+    against: Against,
+    config: ParallelConfig,
+    only_parallel: bool,
+    stats: bool,
+}
+
 fn main() {
+    if let Err(message) = options().and_then(|options| run(&options)) {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn options() -> Result<Options, String> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let take = |args: &mut Vec<String>, flag: &str, default: usize| -> usize {
-        match args.iter().position(|a| a == flag) {
-            Some(i) => {
-                let v = args.remove(i + 1).parse().expect("number");
-                args.remove(i);
-                v
-            }
-            None => default,
-        }
+    let mut take = |flag: &str, default: usize| -> Result<usize, String> {
+        let Some(i) = args.iter().position(|a| a == flag) else {
+            return Ok(default);
+        };
+        let value = args.get(i + 1).ok_or(format!("{flag} needs a number"))?;
+        let value = value
+            .parse()
+            .map_err(|_| format!("{flag}: not a number: {value}"))?;
+        args.drain(i..i + 2);
+        Ok(value)
     };
-    let threads = take(&mut args, "--threads", 2);
-    let repeat = take(&mut args, "--repeat", 5);
-    let only_parallel = take(&mut args, "--only-parallel", 0) == 1;
-    // Time the parallel machinery on one thread, in order (no conflicts).
-    let trace_only = take(&mut args, "--trace", 0) == 1;
-    // Compare the sequential executor with plain revm instead of parallel.
-    // 1: against a bare `transact_commit` loop; 2: against alloy-evm's block
-    // executor with its own receipt builder and revm's bundle, as a node runs it.
-    let plain = take(&mut args, "--plain", 0);
-    // Always Block-STM (`ParallelConfig::never_fall_back`), to time it on
-    // blocks the fallback rule keeps off it.
-    let block_stm = take(&mut args, "--block-stm", 0) == 1;
+    let threads = take("--threads", 2)?;
+    let repeat = take("--repeat", 5)?.max(1);
+    let only_parallel = take("--only-parallel", 0)? == 1;
+    let trace = take("--trace", 0)? == 1;
+    let plain = take("--plain", 0)?;
+    // Always Block-STM, to time it on blocks the fallback rule keeps off it.
+    let block_stm = take("--block-stm", 0)? == 1;
+    let stats = take("--stats", 0)? == 1;
+    let against = match (trace, plain) {
+        (true, _) => Against::Trace,
+        (false, 0) => Against::Parallel,
+        (false, 1) => Against::PlainRevm,
+        (false, 2) => Against::NodeRevm,
+        (false, other) => return Err(format!("--plain {other}: expected 1 or 2")),
+    };
     let config = match block_stm {
         true => ParallelConfig::never_fall_back(threads),
         false => ParallelConfig::with_threads(threads),
     };
+    if args.is_empty() {
+        return Err("no block folders given".into());
+    }
+    Ok(Options {
+        paths: args,
+        repeat,
+        against,
+        config,
+        only_parallel,
+        stats,
+    })
+}
+
+fn run(options: &Options) -> Result<(), String> {
     let (mut total_seq, mut total_par) = (0.0, 0.0);
     let (mut min_seq, mut min_par) = (0.0, 0.0);
-    for path in args {
-        for dir in fixture::block_dirs(path.as_ref()).expect("blocks") {
-            let f = fixture::load_mainnet_block(&dir).expect("loads");
-            let mut seq = Vec::new();
-            let mut par = Vec::new();
-            let mut path = "";
-            for _ in 0..repeat {
-                let t = Instant::now();
-                let a = if only_parallel {
-                    None
-                } else {
-                    Some(execute_sequential(&f.block, &f.state).expect("seq"))
-                };
-                seq.push(t.elapsed().as_secs_f64() * 1e3);
-                if plain > 0 {
-                    let t = Instant::now();
-                    if plain == 1 {
-                        plain_revm(&f.block, &f.state);
-                    } else {
-                        node_revm(&f.block, &f.state);
-                    }
-                    par.push(t.elapsed().as_secs_f64() * 1e3);
-                    continue;
-                }
-                if trace_only {
-                    let t = Instant::now();
-                    parevm::parallel::trace_block(&f.block, &f.state).expect("trace");
-                    par.push(t.elapsed().as_secs_f64() * 1e3);
-                    continue;
-                }
-                let t = Instant::now();
-                let b = execute_parallel(&f.block, &f.state, &config).expect("par");
-                par.push(t.elapsed().as_secs_f64() * 1e3);
-                path = b.path.as_str();
-                if let Some(d) = a.and_then(|a| a.first_difference(&b)) {
-                    panic!("block {}: {d}", f.block.header.number);
-                }
-            }
+    for path in &options.paths {
+        for dir in fixture::block_dirs(path.as_ref()).map_err(|e| e.to_string())? {
+            let f = fixture::load_mainnet_block(&dir).map_err(|e| e.to_string())?;
+            let (mut seq, mut par, path) = time_block(options, &f)?;
             seq.sort_by(f64::total_cmp);
             par.sort_by(f64::total_cmp);
-            let (s, p) = (seq[repeat / 2], par[repeat / 2]);
+            let (s, p) = (seq[seq.len() / 2], par[par.len() / 2]);
             total_seq += s;
             total_par += p;
             min_seq += seq[0];
@@ -98,6 +115,66 @@ fn main() {
         total_seq / total_par,
         min_seq / min_par
     );
+    Ok(())
+}
+
+/// The block's sequential and other times, in milliseconds, interleaved,
+/// and the path the parallel executor took.
+fn time_block(
+    options: &Options,
+    f: &fixture::MainnetFixture,
+) -> Result<(Vec<f64>, Vec<f64>, &'static str), String> {
+    let number = f.block.header.number;
+    let fail = |e: &dyn std::fmt::Display| format!("block {number}: {e}");
+    let (mut seq, mut par, mut path) = (Vec::new(), Vec::new(), "");
+    for _ in 0..options.repeat {
+        let t = Instant::now();
+        let sequential = match options.only_parallel {
+            true => None,
+            false => Some(execute_sequential(&f.block, &f.state).map_err(|e| fail(&e))?),
+        };
+        seq.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let parallel = match options.against {
+            Against::Parallel => {
+                Some(execute_parallel(&f.block, &f.state, &options.config).map_err(|e| fail(&e))?)
+            }
+            Against::Trace => {
+                parevm::parallel::trace_block(&f.block, &f.state).map_err(|e| fail(&e))?;
+                None
+            }
+            Against::PlainRevm => {
+                plain_revm(&f.block, &f.state);
+                None
+            }
+            Against::NodeRevm => {
+                node_revm(&f.block, &f.state).map_err(|e| fail(&e))?;
+                None
+            }
+        };
+        par.push(t.elapsed().as_secs_f64() * 1e3);
+        if let Some(parallel) = parallel {
+            path = parallel.path.as_str();
+            check(options, sequential.as_ref(), &parallel).map_err(|e| fail(&e))?;
+        }
+    }
+    Ok((seq, par, path))
+}
+
+/// Prints the parallel run's counters if asked, and fails if it differs
+/// from the sequential run.
+fn check(
+    options: &Options,
+    sequential: Option<&BlockResult>,
+    parallel: &BlockResult,
+) -> Result<(), String> {
+    if options.stats {
+        eprintln!("{:?}", parallel.stats);
+    }
+    match sequential.and_then(|s| s.first_difference(parallel)) {
+        Some(difference) => Err(format!("parallel differs from sequential: {difference}")),
+        None => Ok(()),
+    }
 }
 
 /// The transactions on plain revm: one EVM over revm's `State` cache,
@@ -126,7 +203,10 @@ fn plain_revm(block: &parevm::BlockInput, state: &parevm::InMemoryState) {
 /// The block as a node executes it on revm: alloy-evm's block executor with
 /// its own receipt builder (system calls, receipts, rewards), then revm's
 /// bundle of the block's changes.
-fn node_revm(block: &parevm::BlockInput, state: &parevm::InMemoryState) {
+fn node_revm(
+    block: &parevm::BlockInput,
+    state: &parevm::InMemoryState,
+) -> Result<(), alloy_evm::block::BlockExecutionError> {
     use alloy_evm::{
         EvmFactory,
         block::BlockExecutor,
@@ -144,11 +224,12 @@ fn node_revm(block: &parevm::BlockInput, state: &parevm::InMemoryState) {
         &*block.chain,
         AlloyReceiptBuilder::default(),
     );
-    executor.apply_pre_execution_changes().expect("pre");
+    executor.apply_pre_execution_changes()?;
     for tx in &block.transactions {
         std::hint::black_box(executor.execute_transaction(tx.as_recovered_ref()).ok());
     }
-    std::hint::black_box(executor.finish().expect("finish"));
+    std::hint::black_box(executor.finish()?);
     db.merge_transitions(BundleRetention::PlainState);
     std::hint::black_box(db.take_bundle());
+    Ok(())
 }
