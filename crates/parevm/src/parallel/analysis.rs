@@ -5,8 +5,8 @@
 
 use super::mv_memory::MvMemory;
 use super::{
-    Location, Prediction, ReadValue, TxAccessTrace, WriteValue, executor, partitions,
-    planning::payout_sender_of, prediction, vm_context,
+    Location, Prediction, ReadValue, TxAccessTrace, WriteValue, block_stm::vm_context, executor,
+    partitions, planning::payout_sender_of, prediction,
 };
 use crate::{
     BlockInput, ExecutionError, StateSource, state::OverlayState, system::pre_block_changes,

@@ -36,13 +36,20 @@ mod plan;
 mod reach;
 mod run;
 
-pub(crate) use merge::InBlockOrder;
+use merge::InBlockOrder;
 pub(crate) use payout::PayoutSender;
 pub(crate) use plan::{Partitions, Planner};
 
-use super::vm::FinishedTx;
+use super::{
+    ParallelConfig, fallback, fallback_after,
+    merge::collect_receipts,
+    planning::{PartitionPlan, plan_partitions},
+    post_block_calls,
+    vm::FinishedTx,
+};
 use crate::{
-    AccountChange, BlockInput, ExecutionError, StateChanges, StateSource, state::OverlayState,
+    AccountChange, BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats,
+    FallbackReason, StateChanges, StateSource, state::OverlayState,
 };
 use alloy_primitives::{Address, U256};
 use revm::primitives::hardfork::SpecId;
@@ -91,10 +98,108 @@ impl<S: ?Sized> PartitionContext<'_, S> {
     }
 }
 
+/// What trying to run a block as partitions came to.
+pub(crate) enum PartitionAttempt {
+    /// The block ran: as partitions, or sequentially (a predicted chain).
+    Ran(Box<BlockResult>),
+    /// Not tried: the block does not split, or not evenly enough.
+    NotTried,
+    /// Tried and discarded: the partitions were not independent.
+    Discarded,
+}
+
+/// Runs `block` as independent partitions if its transactions split into
+/// partitions balanced enough (see [`ParallelConfig::min_partition_balance`])
+/// and the split holds; sequentially if the accesses predicted for every
+/// transaction make one chain of most of the block; otherwise Block-STM
+/// should run it.
+pub(crate) fn attempt<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    pre: &StateChanges,
+    threads: usize,
+    config: &ParallelConfig,
+    increments: Option<&[(Address, U256)]>,
+    plan: PartitionPlan,
+) -> Result<PartitionAttempt, ExecutionError> {
+    let ran = |result| PartitionAttempt::Ran(Box::new(result));
+    if config.min_partition_balance > 1.0 {
+        return Ok(PartitionAttempt::NotTried);
+    }
+    let base = OverlayState::new(state, pre);
+    let payout = plan.payout.as_ref();
+    if let Some(payout) = payout {
+        // Found against the pre-block state: the system calls before the
+        // block could only have moved the sender's balance in theory.
+        let balance = base.account_fields(&payout.address)?.map(|a| a.balance);
+        if balance.is_none_or(|balance| balance < payout.max_spending) {
+            return Ok(PartitionAttempt::NotTried);
+        }
+    }
+    let judged = config.judged_threads(block.transactions.len());
+    let planned = match plan.planned {
+        Some(planned) => planned,
+        None => plan_partitions(block, state, judged, config),
+    };
+    let Some(partitions) = planned? else {
+        return Ok(PartitionAttempt::NotTried);
+    };
+    if partitions.bound < config.min_predicted_speedup {
+        // Every transaction's accesses are known, and they chain: Block-STM
+        // would only find the same conflicts by aborting.
+        return fallback(block, state, FallbackReason::DependencyChain).map(ran);
+    }
+    let balanced = partitions.bound >= config.min_partition_balance * judged as f64;
+    if partitions.txs.len() < 2 || !balanced || !supports(block, &base)? {
+        return Ok(PartitionAttempt::NotTried);
+    }
+    let credits = increments.unwrap_or_default();
+    let receipts = |results: InBlockOrder<'_>| collect_receipts(block, results);
+    let settlement = Settlement { credits, payout };
+    let threads = Threads {
+        workers: threads,
+        at_once: judged,
+    };
+    let Some((receipts, mut changes)) = execute(
+        block,
+        state,
+        pre,
+        threads,
+        &partitions,
+        settlement,
+        receipts,
+    )?
+    else {
+        tracing::debug!(
+            transactions = block.transactions.len(),
+            partitions = partitions.txs.len(),
+            "partitions were not independent; running Block-STM"
+        );
+        return Ok(PartitionAttempt::Discarded);
+    };
+    let stats = ExecutionStats {
+        executions: block.transactions.len(),
+        partitions: partitions.txs.len(),
+        ..Default::default()
+    };
+    let Some((transactions, gas_used)) = receipts? else {
+        return fallback_after(block, state, FallbackReason::GasLimitExceeded, stats).map(ran);
+    };
+    let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
+    Ok(ran(BlockResult {
+        transactions,
+        gas_used,
+        state: changes,
+        requests,
+        path: ExecutionPath::Partitioned,
+        stats,
+    }))
+}
+
 /// Whether `block` may run as partitions at all: after EIP-161 (so that a
 /// zero fee leaves an existing beneficiary alone) and with a beneficiary
 /// that is not an existing empty account (which a zero fee would delete).
-pub(crate) fn supports<S: StateSource + ?Sized>(
+fn supports<S: StateSource + ?Sized>(
     block: &BlockInput,
     base: &OverlayState<'_, S>,
 ) -> Result<bool, ExecutionError> {
@@ -107,7 +212,7 @@ pub(crate) fn supports<S: StateSource + ?Sized>(
 
 /// What the assembly of a partitioned block settles besides the
 /// partitions' own changes.
-pub(crate) struct Settlement<'a> {
+struct Settlement<'a> {
     /// Balance credits after the transactions (rewards, withdrawals).
     pub credits: &'a [(Address, U256)],
     /// The block's payout sender, if its payments are summed (the
@@ -117,7 +222,7 @@ pub(crate) struct Settlement<'a> {
 
 /// The threads a partitioned block runs on.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Threads {
+struct Threads {
     /// The workers that run partitions (and assemble the block).
     pub workers: usize,
     /// The threads that can run at once: the assembly merges the accounts
@@ -132,7 +237,7 @@ pub(crate) struct Threads {
 /// order to `on_results`. Returns what `on_results` returned and the state
 /// changes (not yet including post-block system calls), or `None` if the
 /// partitions turned out not to be independent.
-pub(crate) fn execute<S: StateSource + ?Sized, T: Send>(
+fn execute<S: StateSource + ?Sized, T: Send>(
     block: &BlockInput,
     state: &S,
     pre: &StateChanges,

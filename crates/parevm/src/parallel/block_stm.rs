@@ -1,0 +1,120 @@
+//! A block's run on Block-STM: the multi-version memory seeded with the
+//! predicted sender chains, the workers (`executor.rs`) until every
+//! transaction is executed and validated, then the block assembled by
+//! every worker (`merge.rs`). A block given up for conflicts, or with a
+//! transaction that does not fit in the block's gas, runs sequentially.
+
+use super::{
+    ParallelConfig,
+    executor::Workers,
+    fallback_after,
+    merge::{Assembly, collect_receipts, fold_state},
+    mv_memory::{MvMemory, PooledMvMemory},
+    post_block_calls, prediction,
+    vm::VmContext,
+};
+use crate::{
+    BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats, FallbackReason,
+    StateChanges, StateSource, state::OverlayState,
+};
+use alloy_primitives::{Address, U256};
+
+/// A block's run on Block-STM: the block, the pre-block state and system
+/// calls' changes (`pre`), and the rewards and withdrawals after it
+/// (`increments`; `None` if post-block system calls run instead).
+pub(super) struct BlockStmRun<'a, S: ?Sized> {
+    pub block: &'a BlockInput,
+    pub state: &'a S,
+    pub pre: &'a StateChanges,
+    pub increments: Option<&'a [(Address, U256)]>,
+}
+
+impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
+    /// Runs the block on `threads` workers, with its sender `chains` seeded
+    /// as ESTIMATEs; falls back to the sequential executor if the block is
+    /// given up for conflicts or a transaction does not fit in its gas.
+    pub(super) fn execute(
+        &self,
+        threads: usize,
+        config: &ParallelConfig,
+        chains: &prediction::Chains,
+        partitions_discarded: bool,
+    ) -> Result<BlockResult, ExecutionError> {
+        let Self {
+            block,
+            state,
+            pre,
+            increments,
+        } = *self;
+        let base = OverlayState::new(state, pre);
+        let mv = PooledMvMemory::take(block.transactions.len(), block.header.beneficiary);
+        seed_sender_chains(&chains.links, &mv);
+        let vm = vm_context(block, &base, &mv);
+        let successors = chains.links.iter().map(|link| (link.tx, link.next));
+        let workers = Workers::new(
+            &vm,
+            block.transactions.len(),
+            successors,
+            chains.start_first(threads),
+            config.max_waste(block.transactions.len()),
+        );
+        // Once the block is done, every worker assembles it (`Assembly`),
+        // with the state changes in one share of the accounts per thread
+        // that can run at once.
+        let assembly = Assembly::new(config.judged_threads(block.transactions.len()));
+        let receipts = || {
+            let results = workers.take_results().map_err(ExecutionError::Internal)?;
+            collect_receipts(block, results)
+        };
+        let fold = |part| fold_state(state, pre, &mv, part, increments);
+        workers.run(threads, || assembly.run(receipts, fold, || mv.clear()));
+        let stats = ExecutionStats {
+            partitions_discarded,
+            ..workers.stats.snapshot()
+        };
+        if workers.gave_up() {
+            drop(vm);
+            return fallback_after(block, state, FallbackReason::Conflicts, stats);
+        }
+        let Some((transactions, gas_used, mut changes)) = assembly.finish()? else {
+            // A transaction exceeded the block's remaining gas in sequence, so
+            // it is invalid and its speculative writes must not count.
+            return fallback_after(block, state, FallbackReason::GasLimitExceeded, stats);
+        };
+        let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
+        Ok(BlockResult {
+            transactions,
+            gas_used,
+            state: changes,
+            requests,
+            path: ExecutionPath::Parallel,
+            stats,
+        })
+    }
+}
+
+/// Dependency prediction: a transaction followed in the block by another
+/// from the same sender will write that sender's nonce and balance, which the
+/// follower reads. Seeding those writes as ESTIMATEs makes the follower wait
+/// instead of executing on a stale nonce and aborting, again and again along
+/// a long chain.
+fn seed_sender_chains(links: &[prediction::SenderLink], mv: &MvMemory) {
+    for link in links {
+        mv.seed_estimates(link.tx, &link.locations());
+    }
+}
+
+pub(super) fn vm_context<'a, S: StateSource + ?Sized>(
+    block: &'a BlockInput,
+    base: &'a S,
+    mv: &'a MvMemory,
+) -> VmContext<'a, S> {
+    let env = block.evm_env();
+    VmContext {
+        base,
+        mv,
+        block_env: env.block_env,
+        cfg_env: env.cfg_env,
+        transactions: &block.transactions,
+    }
+}
