@@ -52,7 +52,7 @@ use revm::{
     database_interface::DBErrorMarker,
     handler::{Handler, MainBuilder, MainContext, MainnetContext, MainnetEvm},
     primitives::{KECCAK_EMPTY, TxKind, hardfork::SpecId},
-    state::{AccountInfo, EvmState},
+    state::{Account, AccountInfo, EvmState},
 };
 
 /// Why a read could not complete.
@@ -516,85 +516,103 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
     fn write_set(&self, state: EvmState, spec: SpecId) -> WriteSet {
         let mut writes = WriteSet::with_capacity(state.len() * 2);
         for (address, account) in state {
-            if !account.is_touched() {
-                continue;
-            }
-            let lazy_recipient = self.lazy_recipient_used && self.lazy_recipient == Some(address);
-            let lazy_coinbase = self.lazy_coinbase_used && address == self.coinbase;
-            if lazy_recipient || lazy_coinbase {
-                // Balance was served as zero, so it now holds exactly the credit.
-                if !account.info.balance.is_zero() {
-                    writes.push((
-                        Location::Balance(address),
-                        WriteValue::BalanceIncrement(account.info.balance),
-                    ));
-                }
-                continue;
-            }
-            let before = self
-                .observed
-                .iter()
-                .find(|o| o.address == address)
-                .map(|o| &o.info);
-            let existed = before.is_some();
-            let destroyed = account.is_selfdestructed()
-                || (account.is_empty() && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON));
-            if destroyed {
-                if existed {
-                    push_destruction(&mut writes, address);
-                }
-                continue;
-            }
-            if account.is_empty() && !existed {
-                // Before EIP-161 touching a missing account creates it, empty
-                // (a contract whose constructor returned no code may still
-                // have written storage, so go on to the slots).
-                writes.push((
-                    Location::Lifecycle(address),
-                    WriteValue::Lifecycle(Lifecycle::CreatedEmpty),
-                ));
-            }
-            let zero = AccountInfo::default();
-            let before = before.unwrap_or(&zero);
-            if let Some(served) = self.balances.unobserved(address) {
-                // The change commutes with other increments (wrapping, like
-                // their sum, so a decrease is exact too).
-                if account.info.balance != served {
-                    let change = account.info.balance.wrapping_sub(served);
-                    writes.push((
-                        Location::Balance(address),
-                        WriteValue::BalanceIncrement(change),
-                    ));
-                }
-            } else if account.info.balance != before.balance {
-                writes.push((
-                    Location::Balance(address),
-                    WriteValue::Balance(account.info.balance),
-                ));
-            }
-            if account.info.nonce != before.nonce {
-                writes.push((
-                    Location::Nonce(address),
-                    WriteValue::Nonce(account.info.nonce),
-                ));
-            }
-            if account.info.code_hash != before.code_hash {
-                let code = account.info.code.clone().unwrap_or_default();
-                writes.push((
-                    Location::Code(address),
-                    WriteValue::Code(account.info.code_hash, code),
-                ));
-            }
-            for (slot, value) in account.storage {
-                if value.is_changed() {
-                    writes.push((
-                        Location::Storage(address, slot),
-                        WriteValue::Storage(value.present_value),
-                    ));
-                }
+            if account.is_touched() {
+                self.push_account_writes(&mut writes, address, account, spec);
             }
         }
         writes
+    }
+
+    /// Pushes what the transaction changed of one account it touched.
+    fn push_account_writes(
+        &self,
+        writes: &mut WriteSet,
+        address: Address,
+        account: Account,
+        spec: SpecId,
+    ) {
+        let lazy_recipient = self.lazy_recipient_used && self.lazy_recipient == Some(address);
+        let lazy_coinbase = self.lazy_coinbase_used && address == self.coinbase;
+        if lazy_recipient || lazy_coinbase {
+            // Balance was served as zero, so it now holds exactly the credit.
+            if !account.info.balance.is_zero() {
+                writes.push((
+                    Location::Balance(address),
+                    WriteValue::BalanceIncrement(account.info.balance),
+                ));
+            }
+            return;
+        }
+        let before = self
+            .observed
+            .iter()
+            .find(|o| o.address == address)
+            .map(|o| &o.info);
+        let existed = before.is_some();
+        let destroyed = account.is_selfdestructed()
+            || (account.is_empty() && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON));
+        if destroyed {
+            if existed {
+                push_destruction(writes, address);
+            }
+            return;
+        }
+        if account.is_empty() && !existed {
+            // Before EIP-161 touching a missing account creates it, empty
+            // (a contract whose constructor returned no code may still
+            // have written storage, so go on to the slots).
+            writes.push((
+                Location::Lifecycle(address),
+                WriteValue::Lifecycle(Lifecycle::CreatedEmpty),
+            ));
+        }
+        let zero = AccountInfo::default();
+        let before = before.unwrap_or(&zero);
+        self.push_balance_write(writes, address, account.info.balance, before.balance);
+        if account.info.nonce != before.nonce {
+            writes.push((
+                Location::Nonce(address),
+                WriteValue::Nonce(account.info.nonce),
+            ));
+        }
+        if account.info.code_hash != before.code_hash {
+            let code = account.info.code.clone().unwrap_or_default();
+            writes.push((
+                Location::Code(address),
+                WriteValue::Code(account.info.code_hash, code),
+            ));
+        }
+        for (slot, value) in account.storage {
+            if value.is_changed() {
+                writes.push((
+                    Location::Storage(address, slot),
+                    WriteValue::Storage(value.present_value),
+                ));
+            }
+        }
+    }
+
+    /// Pushes the change of `address`'s balance from `before` to `after`:
+    /// an increment if the balance was watched and never observed, which
+    /// commutes with other increments (wrapping, like their sum, so a
+    /// decrease is exact too); else the new balance.
+    fn push_balance_write(
+        &self,
+        writes: &mut WriteSet,
+        address: Address,
+        after: U256,
+        before: U256,
+    ) {
+        let location = Location::Balance(address);
+        match self.balances.unobserved(address) {
+            Some(served) if after != served => {
+                let change = after.wrapping_sub(served);
+                writes.push((location, WriteValue::BalanceIncrement(change)));
+            }
+            Some(_) => {}
+            None if after != before => writes.push((location, WriteValue::Balance(after))),
+            None => {}
+        }
     }
 }
 
