@@ -9,7 +9,7 @@ use parevm::{
     verify::verify_against_header,
 };
 use serde::Serialize;
-use std::{path::PathBuf, process::ExitCode};
+use std::{cmp::Ordering, path::PathBuf, process::ExitCode};
 
 /// Which executors `replay` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -99,7 +99,29 @@ struct Report {
     achievable_speedup: Option<f64>,
 }
 
+/// Runs `parevm replay`: every block, a line each (or one JSON object),
+/// then the summary; fails if any block did not verify.
 pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
+    let config = check_args(&args)?;
+    crate::warn_if_oversubscribed(&config);
+    let report = Report::of(replay_all(&args, &config), &args);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_summary(&report);
+    }
+    Ok(match report.failed {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// The parallel executor's configuration, or why the arguments do not go
+/// together.
+fn check_args(args: &ReplayArgs) -> Result<ParallelConfig, String> {
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
@@ -114,87 +136,92 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         None => ParallelConfig::default(),
     };
     config.partition_contract_calls = args.partition_calls;
-    crate::warn_if_oversubscribed(&config);
+    Ok(config)
+}
+
+/// Every block under the paths, replayed in order; a path that holds no
+/// block is reported as a failed one. Prints each block's line as it goes,
+/// unless the output is JSON.
+fn replay_all(args: &ReplayArgs, config: &ParallelConfig) -> Vec<BlockReport> {
     let mut blocks = Vec::new();
+    let mut report = |block: BlockReport| {
+        if !args.json {
+            print_line(&block, args.mode);
+        }
+        blocks.push(block);
+    };
     for path in &args.paths {
         match block_dirs(path) {
-            Ok(dirs) => {
-                for dir in dirs {
-                    let report = replay_one(&dir, &args, &config);
-                    if !args.json {
-                        print_line(&report, args.mode);
-                    }
-                    blocks.push(report);
-                }
-            }
-            Err(error) => {
-                let report = BlockReport {
-                    error: Some(error.to_string()),
-                    source: path.display().to_string(),
-                    ..Default::default()
-                };
-                if !args.json {
-                    print_line(&report, args.mode);
-                }
-                blocks.push(report);
-            }
+            Ok(dirs) => dirs
+                .iter()
+                .for_each(|dir| report(replay_one(dir, args, config))),
+            Err(error) => report(BlockReport {
+                error: Some(error.to_string()),
+                source: path.display().to_string(),
+                ..Default::default()
+            }),
         }
     }
-    let passed = blocks.iter().filter(|b| b.verified).count();
-    let failed = blocks.len() - passed;
-    let (seq_total, par_total): (f64, f64) = blocks
-        .iter()
-        .filter_map(|b| Some((b.sequential_ms?, b.parallel_ms?)))
-        .fold((0.0, 0.0), |(s, p), (a, b)| (s + a, p + b));
-    let aggregate_speedup =
-        (args.mode == Mode::Both && par_total > 0.0).then(|| seq_total / par_total);
-    let achievable_speedup = achievable(&blocks).filter(|_| args.ceiling);
-    if args.json {
-        let report = Report {
+    blocks
+}
+
+impl Report {
+    /// The summary of `blocks`: how many verified, and with `--mode both`
+    /// the aggregate speedup (and with `--ceiling` what the machine allows).
+    fn of(blocks: Vec<BlockReport>, args: &ReplayArgs) -> Self {
+        let passed = blocks.iter().filter(|b| b.verified).count();
+        let (seq_total, par_total) = totals(&blocks);
+        let aggregate_speedup =
+            (args.mode == Mode::Both && par_total > 0.0).then(|| seq_total / par_total);
+        Self {
+            achievable_speedup: achievable(&blocks).filter(|_| args.ceiling),
+            failed: blocks.len() - passed,
             blocks,
             passed,
-            failed,
             aggregate_speedup,
-            achievable_speedup,
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
-    } else {
-        if let Some(speedup) = aggregate_speedup {
-            let worst = blocks
-                .iter()
-                .filter(|b| b.speedup.is_some())
-                .min_by(|a, b| {
-                    a.speedup
-                        .partial_cmp(&b.speedup)
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                });
-            println!(
-                "aggregate speedup {speedup:.2}x (sequential {seq_total:.1} ms / parallel {par_total:.1} ms){}",
-                worst
-                    .map(|w| format!(
-                        ", worst block {} at {:.2}x",
-                        w.number.unwrap_or_default(),
-                        w.speedup.unwrap_or_default()
-                    ))
-                    .unwrap_or_default()
-            );
-            if let Some(achievable) = achievable_speedup {
-                println!(
-                    "this machine allows {achievable:.2}x with the blocks' dependencies: {:.0}% of it reached",
-                    speedup / achievable * 100.0
-                );
-            }
         }
-        println!("{passed} passed, {failed} failed");
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+
+    /// The block with the lowest speedup, if any has one.
+    fn worst(&self) -> Option<&BlockReport> {
+        self.blocks
+            .iter()
+            .filter(|b| b.speedup.is_some())
+            .min_by(|a, b| a.speedup.partial_cmp(&b.speedup).unwrap_or(Ordering::Equal))
+    }
+}
+
+/// The sequential and the parallel times summed over the blocks timed both ways.
+fn totals(blocks: &[BlockReport]) -> (f64, f64) {
+    blocks
+        .iter()
+        .filter_map(|b| Some((b.sequential_ms?, b.parallel_ms?)))
+        .fold((0.0, 0.0), |(s, p), (a, b)| (s + a, p + b))
+}
+
+/// The summary lines after the blocks' own.
+fn print_summary(report: &Report) {
+    if let Some(speedup) = report.aggregate_speedup {
+        let (seq_total, par_total) = totals(&report.blocks);
+        let worst = report.worst().map(|w| {
+            format!(
+                ", worst block {} at {:.2}x",
+                w.number.unwrap_or_default(),
+                w.speedup.unwrap_or_default()
+            )
+        });
+        println!(
+            "aggregate speedup {speedup:.2}x (sequential {seq_total:.1} ms / parallel {par_total:.1} ms){}",
+            worst.unwrap_or_default()
+        );
+        if let Some(achievable) = report.achievable_speedup {
+            println!(
+                "this machine allows {achievable:.2}x with the blocks' dependencies: {:.0}% of it reached",
+                speedup / achievable * 100.0
+            );
+        }
+    }
+    println!("{} passed, {} failed", report.passed, report.failed);
 }
 
 /// How long, at least, each copy runs a block to measure the ceiling.
