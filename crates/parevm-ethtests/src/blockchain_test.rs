@@ -124,55 +124,65 @@ fn run_test(
     chain: Arc<ChainSpec>,
     config: &RunConfig,
 ) -> Result<(), TestError> {
+    let mut import = Import {
+        states: HashMap::default(),
+        chain,
+        parallel: ParallelConfig::never_fall_back(config.threads),
+    };
+    import
+        .states
+        .insert(test.genesis_block_header.hash, Arc::new(genesis(test)?));
+    for (index, test_block) in test.blocks.iter().enumerate() {
+        import.block(index, test_block)?;
+    }
+    check_post_state(test, &import.states)
+}
+
+/// The genesis state, checked against the genesis header's state root.
+fn genesis(test: &BlockchainTest) -> Result<InMemoryState, TestError> {
+    let header = &test.genesis_block_header;
     let mut genesis = to_state(&test.pre);
     let root = common::state_root(&genesis);
-    if root != test.genesis_block_header.state_root {
+    if root != header.state_root {
         return Err((
             Some(0),
-            format!(
-                "genesis state root {root} != header {}",
-                test.genesis_block_header.state_root
-            ),
+            format!("genesis state root {root} != header {}", header.state_root),
         ));
     }
-    genesis.insert_block_hash(
-        test.genesis_block_header.number.saturating_to(),
-        test.genesis_block_header.hash,
-    );
-    // The state after each imported block, by block hash (side chains
-    // included: each block executes on its parent's state).
-    let mut states: HashMap<B256, Arc<InMemoryState>> = HashMap::default();
-    states.insert(test.genesis_block_header.hash, Arc::new(genesis));
-    let parallel = ParallelConfig::never_fall_back(config.threads);
+    genesis.insert_block_hash(header.number.saturating_to(), header.hash);
+    Ok(genesis)
+}
 
-    for (index, test_block) in test.blocks.iter().enumerate() {
-        let fail = |message: String| (Some(index as u64 + 1), message);
-        let block = Block::<TxEnvelope>::decode(&mut test_block.rlp.as_ref())
-            .map_err(|e| fail(format!("cannot decode block rlp: {e}")))?;
+/// A test's chain as its blocks are imported.
+struct Import {
+    /// The state after each imported block, by block hash (side chains
+    /// included: each block executes on its parent's state).
+    states: HashMap<B256, Arc<InMemoryState>>,
+    chain: Arc<ChainSpec>,
+    parallel: ParallelConfig,
+}
+
+impl Import {
+    /// Imports the test's block `index` onto its parent: executed in
+    /// parallel and sequentially, which must agree, and verified against
+    /// its header, state root included.
+    fn block(&mut self, index: usize, test_block: &TestBlock) -> Result<(), TestError> {
+        let block = Block::<TxEnvelope>::decode(&mut test_block.rlp.as_ref()).map_err(|e| {
+            (
+                Some(index as u64 + 1),
+                format!("cannot decode block rlp: {e}"),
+            )
+        })?;
         let hash = block.header.hash_slow();
         let number = block.header.number;
         let fail = |message: String| (Some(number), message);
-        let parent = states
+        let parent = self
+            .states
             .get(&block.header.parent_hash)
             .cloned()
             .ok_or_else(|| fail(format!("unknown parent {}", block.header.parent_hash)))?;
-        let mut transactions = Vec::with_capacity(block.body.transactions.len());
-        for (i, tx) in block.body.transactions.into_iter().enumerate() {
-            let sender = tx
-                .recover_signer()
-                .map_err(|e| fail(format!("tx {i}: cannot recover the sender: {e}")))?;
-            transactions.push(alloy_consensus::transaction::Recovered::new_unchecked(
-                tx, sender,
-            ));
-        }
-        let input = BlockInput {
-            header: block.header,
-            transactions,
-            ommers: block.body.ommers,
-            withdrawals: block.body.withdrawals.map(|w| w.into_inner()),
-            chain: chain.clone(),
-        };
-        let result = execute_parallel(&input, &*parent, &parallel)
+        let input = self.input(block).map_err(fail)?;
+        let result = execute_parallel(&input, &*parent, &self.parallel)
             .map_err(|e| fail(format!("parallel execution failed: {e}")))?;
         let sequential = execute_sequential(&input, &*parent)
             .map_err(|e| fail(format!("sequential execution failed: {e}")))?;
@@ -190,9 +200,37 @@ fn run_test(
             )));
         }
         post.insert_block_hash(number, hash);
-        states.insert(hash, Arc::new(post));
+        self.states.insert(hash, Arc::new(post));
+        Ok(())
     }
 
+    /// The decoded block as the executors take it, its senders recovered.
+    fn input(&self, block: Block<TxEnvelope>) -> Result<BlockInput, String> {
+        let mut transactions = Vec::with_capacity(block.body.transactions.len());
+        for (i, tx) in block.body.transactions.into_iter().enumerate() {
+            let sender = tx
+                .recover_signer()
+                .map_err(|e| format!("tx {i}: cannot recover the sender: {e}"))?;
+            transactions.push(alloy_consensus::transaction::Recovered::new_unchecked(
+                tx, sender,
+            ));
+        }
+        Ok(BlockInput {
+            header: block.header,
+            transactions,
+            ommers: block.body.ommers,
+            withdrawals: block.body.withdrawals.map(|w| w.into_inner()),
+            chain: self.chain.clone(),
+        })
+    }
+}
+
+/// The state after the test's last block, against its `postState` (or
+/// `postStateHash`).
+fn check_post_state(
+    test: &BlockchainTest,
+    states: &HashMap<B256, Arc<InMemoryState>>,
+) -> Result<(), TestError> {
     let last = states.get(&test.lastblockhash).ok_or_else(|| {
         (
             None,
@@ -200,29 +238,26 @@ fn run_test(
         )
     })?;
     let root = common::state_root(last);
-    if let Some(expected) = &test.post_state {
-        let expected = to_state(expected);
-        if let Some(diff) = common::first_account_difference(last, &expected) {
-            return Err((None, format!("post state differs: {diff}")));
+    let expected_root = match (&test.post_state, test.post_state_hash) {
+        (Some(expected), _) => {
+            let expected = to_state(expected);
+            if let Some(diff) = common::first_account_difference(last, &expected) {
+                return Err((None, format!("post state differs: {diff}")));
+            }
+            common::state_root(&expected)
         }
-        let expected_root = common::state_root(&expected);
-        if root != expected_root {
+        (None, Some(expected)) => expected,
+        (None, None) => {
             return Err((
                 None,
-                format!("post state root {root} != expected {expected_root}"),
+                "the test has neither postState nor postStateHash".into(),
             ));
         }
-    } else if let Some(expected) = test.post_state_hash {
-        if root != expected {
-            return Err((
-                None,
-                format!("post state root {root} != expected {expected}"),
-            ));
-        }
-    } else {
+    };
+    if root != expected_root {
         return Err((
             None,
-            "the test has neither postState nor postStateHash".into(),
+            format!("post state root {root} != expected {expected_root}"),
         ));
     }
     Ok(())

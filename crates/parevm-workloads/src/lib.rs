@@ -584,69 +584,81 @@ impl<'a> Generator<'a> {
         address
     }
 
+    /// A plain value transfer: sender, recipient, value and (empty) input.
+    fn raw_transfer(&mut self, hot: bool) -> Call {
+        let sender = if hot {
+            role_address(ROLE_HOT_SENDER, 0)
+        } else {
+            self.take_sender().1
+        };
+        let to = self.take_recipient();
+        let value = self.amount(10u128.pow(12));
+        (sender, to, value, Vec::new())
+    }
+
+    /// An ERC-20 `transfer`, to the hot holder if `hot`.
+    fn erc20_transfer(&mut self, hot: bool) -> Call {
+        let (_, sender) = self.take_sender();
+        let token = role_address(ROLE_ERC20, 0);
+        self.deploy(token, Code::Erc20);
+        self.fund_token(token, sender, U256::from(HOLDER_TOKENS));
+        let to = if hot {
+            let holder = role_address(ROLE_HOT_HOLDER, 0);
+            self.fund_token(token, holder, U256::from(HOLDER_TOKENS));
+            holder
+        } else {
+            self.take_recipient()
+        };
+        let amount = self.amount(10u128.pow(15));
+        let mut input = Vec::with_capacity(68);
+        input.extend_from_slice(&SEL_TRANSFER);
+        input.extend_from_slice(&word_address(to));
+        input.extend_from_slice(&word_u256(amount));
+        (sender, token, U256::ZERO, input)
+    }
+
+    /// A swap on the sender's own pool, or on the hot pool if `hot`.
+    fn amm_swap(&mut self, hot: bool) -> Call {
+        let (index, sender) = self.take_sender();
+        // Pool 0 is the hot pool; sender k owns pool k + 1.
+        let (pair, token0, token1) = self.pool(if hot { 0 } else { index + 1 });
+        let token_in = if self.rng.below(2) == 0 {
+            token0
+        } else {
+            token1
+        };
+        self.fund_token(token_in, sender, U256::from(HOLDER_TOKENS));
+        self.set_slot(token_in, erc20_allowance_slot(sender, pair), U256::MAX);
+        let amount = self.amount(10u128.pow(15));
+        let mut input = Vec::with_capacity(100);
+        input.extend_from_slice(&SEL_SWAP);
+        input.extend_from_slice(&word_address(token_in));
+        input.extend_from_slice(&word_u256(amount));
+        input.extend_from_slice(&word_u256(U256::ZERO));
+        (sender, pair, U256::ZERO, input)
+    }
+
+    /// A bump of the sender's own counter, or of the hot one if `hot`.
+    fn hot_slot_bump(&mut self, hot: bool) -> Call {
+        let (index, sender) = self.take_sender();
+        let contract =
+            self.hot_slot_contract(role_address(ROLE_HOT_SLOT, if hot { 0 } else { index + 1 }));
+        (sender, contract, U256::ZERO, SEL_BUMP.to_vec())
+    }
+
     /// An amount in `1..=1000` times `unit`.
     fn amount(&mut self, unit: u128) -> U256 {
         U256::from(1 + self.rng.below(1000)) * U256::from(unit)
     }
 
+    /// Generates the next transaction of `kind` (touching the shared hot
+    /// account, token, pool or slot if `hot`) and adds it to the block.
     fn push(&mut self, kind: SimpleKind, hot: bool) {
         let (sender, to, value, input) = match kind {
-            SimpleKind::Raw => {
-                let sender = if hot {
-                    role_address(ROLE_HOT_SENDER, 0)
-                } else {
-                    self.take_sender().1
-                };
-                let to = self.take_recipient();
-                let value = self.amount(10u128.pow(12));
-                (sender, to, value, Vec::new())
-            }
-            SimpleKind::Erc20 => {
-                let (_, sender) = self.take_sender();
-                let token = role_address(ROLE_ERC20, 0);
-                self.deploy(token, Code::Erc20);
-                self.fund_token(token, sender, U256::from(HOLDER_TOKENS));
-                let to = if hot {
-                    let holder = role_address(ROLE_HOT_HOLDER, 0);
-                    self.fund_token(token, holder, U256::from(HOLDER_TOKENS));
-                    holder
-                } else {
-                    self.take_recipient()
-                };
-                let amount = self.amount(10u128.pow(15));
-                let mut input = Vec::with_capacity(68);
-                input.extend_from_slice(&SEL_TRANSFER);
-                input.extend_from_slice(&word_address(to));
-                input.extend_from_slice(&word_u256(amount));
-                (sender, token, U256::ZERO, input)
-            }
-            SimpleKind::Amm => {
-                let (index, sender) = self.take_sender();
-                // Pool 0 is the hot pool; sender k owns pool k + 1.
-                let (pair, token0, token1) = self.pool(if hot { 0 } else { index + 1 });
-                let token_in = if self.rng.below(2) == 0 {
-                    token0
-                } else {
-                    token1
-                };
-                self.fund_token(token_in, sender, U256::from(HOLDER_TOKENS));
-                self.set_slot(token_in, erc20_allowance_slot(sender, pair), U256::MAX);
-                let amount = self.amount(10u128.pow(15));
-                let mut input = Vec::with_capacity(100);
-                input.extend_from_slice(&SEL_SWAP);
-                input.extend_from_slice(&word_address(token_in));
-                input.extend_from_slice(&word_u256(amount));
-                input.extend_from_slice(&word_u256(U256::ZERO));
-                (sender, pair, U256::ZERO, input)
-            }
-            SimpleKind::HotSlot => {
-                let (index, sender) = self.take_sender();
-                let contract = self.hot_slot_contract(role_address(
-                    ROLE_HOT_SLOT,
-                    if hot { 0 } else { index + 1 },
-                ));
-                (sender, contract, U256::ZERO, SEL_BUMP.to_vec())
-            }
+            SimpleKind::Raw => self.raw_transfer(hot),
+            SimpleKind::Erc20 => self.erc20_transfer(hot),
+            SimpleKind::Amm => self.amm_swap(hot),
+            SimpleKind::HotSlot => self.hot_slot_bump(hot),
         };
         self.estimated_gas += estimate_gas(kind, hot, &input);
         let gas_limit = gas_limit_of(kind);
@@ -740,6 +752,9 @@ impl<'a> Generator<'a> {
         }
     }
 }
+
+/// A generated call: sender, target, value and input.
+type Call = (Address, Address, U256, Vec<u8>);
 
 /// The placeholder signature of generated transactions (`r = s = 1`); it
 /// does not recover to the sender, which the block carries instead.

@@ -227,22 +227,9 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
             // partition): the code could have observed the sender.
             return Ok(stop(ctx));
         }
-        if let Some(beneficiary) = state.remove(&db.beneficiary) {
-            let served = match payout_served {
-                Some(served) if db.payout == Some(db.beneficiary) => served,
-                _ => U256::ZERO,
-            };
-            self.fees = self
-                .fees
-                .wrapping_add(beneficiary.info.balance.wrapping_sub(served));
-        }
-        if let (Some(served), Some(payout)) = (payout_served, db.payout)
-            && let Some(sender) = state.remove(&payout)
-        {
-            self.paid = self
-                .paid
-                .wrapping_add(sender.info.balance.wrapping_sub(served));
-        }
+        let (fees, paid) = take_summed(&mut state, db, payout_served);
+        self.fees = self.fees.wrapping_add(fees);
+        self.paid = self.paid.wrapping_add(paid);
         record_writes(&state, &db.loaded, self.spec, &mut self.writes);
         db.cache.commit(state);
         let executed = Executed::new(result, &mut self.blooms);
@@ -290,6 +277,32 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
             accounts,
         })
     }
+}
+
+/// Takes the summed accounts out of a transaction's `state` before it is
+/// committed: returns the beneficiary's fee and the change to the payout
+/// sender's balance (if the transaction is its transfer, which was served
+/// its balance as `payout_served`), each over what the account was served.
+fn take_summed<S: ?Sized>(
+    state: &mut EvmState,
+    db: &PartitionDb<'_, S>,
+    payout_served: Option<U256>,
+) -> (U256, U256) {
+    let mut fees = U256::ZERO;
+    if let Some(beneficiary) = state.remove(&db.beneficiary) {
+        let served = match payout_served {
+            Some(served) if db.payout == Some(db.beneficiary) => served,
+            _ => U256::ZERO,
+        };
+        fees = beneficiary.info.balance.wrapping_sub(served);
+    }
+    let mut paid = U256::ZERO;
+    if let (Some(served), Some(payout)) = (payout_served, db.payout)
+        && let Some(sender) = state.remove(&payout)
+    {
+        paid = sender.info.balance.wrapping_sub(served);
+    }
+    (fees, paid)
 }
 
 /// Fails the run: [`Step::Stop`].
