@@ -304,30 +304,13 @@ impl StateAccumulator {
         }
         let base = OverlayState::new(state, pre);
         for (address, writes) in self.accounts {
-            let original = state.account_fields(&address)?;
-            let pre_change = pre.accounts.get(&address);
-            let overlaid;
-            let before = match pre_change {
-                None => original.as_ref(),
-                Some(_) => {
-                    overlaid = base.account_fields(&address)?;
-                    overlaid.as_ref()
-                }
-            };
             if let Some((hash, code)) = &writes.code
                 && *hash != KECCAK_EMPTY
             {
                 codes.insert(*hash, code.clone());
             }
-            let change = writes.into_change(before);
-            let change = match pre_change {
-                None => change,
-                Some(pre_change) => {
-                    let mut composed = pre_change.clone();
-                    composed.then(change);
-                    composed
-                }
-            };
+            let original = state.account_fields(&address)?;
+            let change = writes.onto(&address, original.as_ref(), pre, &base)?;
             accounts.push((address, change, original));
         }
         let mut changes = Vec::with_capacity(accounts.len());
@@ -354,6 +337,26 @@ impl StateAccumulator {
 }
 
 impl AccountWrites {
+    /// The change of the account at `address` after these writes: on top
+    /// of its pre-block fields (`original`), or, if a pre-block system call
+    /// changed it, composed onto that change (`pre`; `base` is the
+    /// pre-block state with the calls' changes).
+    fn onto<S: StateSource + ?Sized>(
+        self,
+        address: &Address,
+        original: Option<&AccountInfo>,
+        pre: &StateChanges,
+        base: &OverlayState<'_, S>,
+    ) -> Result<AccountChange, StateError> {
+        let Some(pre_change) = pre.accounts.get(address) else {
+            return Ok(self.into_change(original));
+        };
+        let overlaid = base.account_fields(address)?;
+        let mut composed = pre_change.clone();
+        composed.then(self.into_change(overlaid.as_ref()));
+        Ok(composed)
+    }
+
     /// The account after these writes, on top of `before`.
     fn into_change(self, before: Option<&AccountInfo>) -> AccountChange {
         let balance = self

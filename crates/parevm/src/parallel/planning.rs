@@ -7,7 +7,7 @@ use super::{
     partitions::{Partitions, PayoutSender, Planner},
     prediction,
 };
-use crate::{BlockInput, ExecutionError, FallbackReason, StateSource};
+use crate::{BlockInput, ExecutionError, FallbackReason, StateSource, state::StateError};
 
 /// What planning a block's partitions came to (see [`plan_partitions`]).
 pub(super) type Planned = Result<Option<Partitions>, ExecutionError>;
@@ -85,27 +85,11 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
     if let Some(reason) = sampled_chain(&planner, state, sums, config) {
         return Err(reason);
     }
-    let mut main_result = planner.probe(state, PROBE_TXS);
-    let helper_error = std::sync::Mutex::new(None);
-    if main_result.is_ok() && !planner.stopped() {
-        // Every thread that can run at once, up to one per chunk.
-        let helpers = (threads - 1).min(planner.chunk_count().saturating_sub(1));
-        helpers::run_with_helpers(
-            helpers,
-            |_| {
-                if let Err(error) = planner.predict(state) {
-                    *mv_memory::lock(&helper_error) = Some(error);
-                }
-            },
-            || main_result = planner.predict(state),
-        );
-    }
-    let helper_error = helper_error.into_inner().unwrap_or_else(|e| e.into_inner());
     let planned = |planned| PartitionPlan {
         planned: Some(planned),
         payout: None,
     };
-    if let Some(error) = main_result.err().or(helper_error) {
+    if let Err(error) = predict_alongside(&planner, state, threads) {
         let (prediction, chains) = prediction::predict(block);
         return Ok((prediction, Some(chains), planned(Err(error.into()))));
     }
@@ -118,6 +102,38 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
             let (prediction, chains) = prediction::predict(block);
             Ok((prediction, Some(chains), planned(Ok(None))))
         }
+    }
+}
+
+/// Predicts every transaction's keys for `planner`: a probe of the first
+/// few on the calling thread, then, unless the plan stopped there, the
+/// rest on the caller and every other thread that can run at once (up to
+/// one per chunk of transactions). The first state error met, if any.
+fn predict_alongside<S: StateSource + ?Sized>(
+    planner: &Planner<'_>,
+    state: &S,
+    threads: usize,
+) -> Result<(), StateError> {
+    planner.probe(state, PROBE_TXS)?;
+    if planner.stopped() {
+        return Ok(());
+    }
+    let helpers = (threads - 1).min(planner.chunk_count().saturating_sub(1));
+    let helper_error = std::sync::Mutex::new(None);
+    let mut main_result = Ok(());
+    helpers::run_with_helpers(
+        helpers,
+        |_| {
+            if let Err(error) = planner.predict(state) {
+                *mv_memory::lock(&helper_error) = Some(error);
+            }
+        },
+        || main_result = planner.predict(state),
+    );
+    let helper_error = helper_error.into_inner().unwrap_or_else(|e| e.into_inner());
+    match helper_error {
+        Some(error) => main_result.and(Err(error)),
+        None => main_result,
     }
 }
 
