@@ -1,7 +1,7 @@
 //! SVG pictures: speedup against threads, and schedules as Gantt charts.
 
 use crate::{AnalyzeError, Schedule, WeightBasis};
-use plotters::prelude::*;
+use plotters::{coord::types::RangedCoordf64, prelude::*};
 use std::path::Path;
 
 /// A named curve of (threads, speedup) points.
@@ -19,6 +19,9 @@ fn chart_error(path: &Path, error: impl std::fmt::Display) -> AnalyzeError {
         message: error.to_string(),
     }
 }
+
+/// The drawing of a chart: plotters' chart over the SVG file.
+type Plot<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Writes an SVG chart of speedup against threads to `path`: `bounds` (ideal
 /// bounds, drawn as lines) and `measured` (measured speedups, drawn as points
@@ -63,49 +66,7 @@ pub fn speedup_chart(
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| err(&e))?;
-
-    let grey = RGBColor(170, 170, 170);
-    chart
-        .draw_series(LineSeries::new(
-            [(1.0, 1.0), (max_y.min(max_x), max_y.min(max_x))],
-            grey.stroke_width(1),
-        ))
-        .map_err(|e| err(&e))?
-        .label("linear")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
-
-    for (k, curve) in bounds.iter().enumerate() {
-        let color = Palette99::pick(k).to_rgba();
-        chart
-            .draw_series(LineSeries::new(
-                curve.points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| err(&e))?
-            .label(curve.label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    for (k, curve) in measured.iter().enumerate() {
-        let color = Palette99::pick(k).to_rgba();
-        chart
-            .draw_series(LineSeries::new(
-                curve.points.iter().copied(),
-                color.mix(0.5).stroke_width(1),
-            ))
-            .map_err(|e| err(&e))?;
-        chart
-            .draw_series(
-                curve
-                    .points
-                    .iter()
-                    .map(|&p| Circle::new(p, 4, color.filled())),
-            )
-            .map_err(|e| err(&e))?
-            .label(curve.label.clone())
-            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
-    }
+    draw_curves(&mut chart, max_x.min(max_y), bounds, measured).map_err(|e| err(&e))?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -114,6 +75,53 @@ pub fn speedup_chart(
         .draw()
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// Draws the linear reference up to `linear_to`, the `bounds` as lines
+/// and the `measured` speedups as points, each with its legend entry.
+fn draw_curves(
+    chart: &mut Plot<'_, '_>,
+    linear_to: f64,
+    bounds: &[Curve],
+    measured: &[Curve],
+) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+    let grey = RGBColor(170, 170, 170);
+    chart
+        .draw_series(LineSeries::new(
+            [(1.0, 1.0), (linear_to, linear_to)],
+            grey.stroke_width(1),
+        ))?
+        .label("linear")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+    for (k, curve) in bounds.iter().enumerate() {
+        let color = Palette99::pick(k).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                curve.points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(curve.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    for (k, curve) in measured.iter().enumerate() {
+        let color = Palette99::pick(k).to_rgba();
+        chart.draw_series(LineSeries::new(
+            curve.points.iter().copied(),
+            color.mix(0.5).stroke_width(1),
+        ))?;
+        chart
+            .draw_series(
+                curve
+                    .points
+                    .iter()
+                    .map(|&p| Circle::new(p, 4, color.filled())),
+            )?
+            .label(curve.label.clone())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+    }
     Ok(())
 }
 
@@ -161,54 +169,70 @@ pub fn schedule_chart(
         .disable_y_mesh()
         .draw()
         .map_err(|e| err(&e))?;
-
-    let mut critical = vec![false; schedule.slots.len()];
-    for &tx in highlight {
-        if let Some(c) = critical.get_mut(tx) {
-            *c = true;
-        }
-    }
-    let plot_width = f64::from(width - 110);
-    let bar = |slot: &crate::Slot| {
-        let x0 = slot.start as f64 * scale;
-        let x1 = slot.end as f64 * scale;
-        let y = slot.worker as f64;
-        let color = if critical[slot.tx] {
-            RGBColor(214, 39, 40).to_rgba()
-        } else {
-            let c = Palette99::pick(slot.tx % 6 + 1).to_rgba();
-            c.mix(0.75)
-        };
-        Rectangle::new([(x0, y - 0.38), (x1, y + 0.38)], color.filled())
+    let bars = Bars {
+        scale,
+        // How many pixels one unit of the x axis takes.
+        pixels_per_unit: f64::from(width - 110) / span,
     };
-    chart
-        .draw_series(schedule.slots.iter().map(bar))
+    bars.draw(&mut chart, schedule, highlight)
         .map_err(|e| err(&e))?;
-    chart
-        .draw_series(schedule.slots.iter().map(|slot| {
-            let x0 = slot.start as f64 * scale;
-            let x1 = slot.end as f64 * scale;
-            Rectangle::new(
-                [
-                    (x0, slot.worker as f64 - 0.38),
-                    (x1, slot.worker as f64 + 0.38),
-                ],
-                WHITE.stroke_width(1),
-            )
-        }))
-        .map_err(|e| err(&e))?;
-    let labels = schedule.slots.iter().filter_map(|slot| {
-        let label = slot.tx.to_string();
-        let pixels = (slot.end - slot.start) as f64 * scale / span * plot_width;
-        (pixels >= 7.0 * label.len() as f64 + 4.0).then(|| {
-            Text::new(
-                label,
-                (slot.start as f64 * scale, slot.worker as f64 + 0.12),
-                ("sans-serif", 11).into_font().color(&BLACK),
-            )
-        })
-    });
-    chart.draw_series(labels).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// How a schedule's slots are drawn: `scale` converts their weights to the
+/// x axis' unit.
+struct Bars {
+    scale: f64,
+    pixels_per_unit: f64,
+}
+
+impl Bars {
+    /// Draws one bar per slot, outlined, in red if its transaction is in
+    /// `highlight`, labelled with the transaction's index where it fits.
+    fn draw(
+        &self,
+        chart: &mut Plot<'_, '_>,
+        schedule: &Schedule,
+        highlight: &[usize],
+    ) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
+        let mut critical = vec![false; schedule.slots.len()];
+        for &tx in highlight {
+            if let Some(c) = critical.get_mut(tx) {
+                *c = true;
+            }
+        }
+        let bar = |slot: &crate::Slot| {
+            let color = if critical[slot.tx] {
+                RGBColor(214, 39, 40).to_rgba()
+            } else {
+                Palette99::pick(slot.tx % 6 + 1).to_rgba().mix(0.75)
+            };
+            Rectangle::new(self.corners(slot), color.filled())
+        };
+        chart.draw_series(schedule.slots.iter().map(bar))?;
+        let outline =
+            |slot: &crate::Slot| Rectangle::new(self.corners(slot), WHITE.stroke_width(1));
+        chart.draw_series(schedule.slots.iter().map(outline))?;
+        let labels = schedule.slots.iter().filter_map(|slot| {
+            let label = slot.tx.to_string();
+            let pixels = (slot.end - slot.start) as f64 * self.scale * self.pixels_per_unit;
+            (pixels >= 7.0 * label.len() as f64 + 4.0).then(|| {
+                Text::new(
+                    label,
+                    (slot.start as f64 * self.scale, slot.worker as f64 + 0.12),
+                    ("sans-serif", 11).into_font().color(&BLACK),
+                )
+            })
+        });
+        chart.draw_series(labels)?;
+        Ok(())
+    }
+
+    /// The corners of a slot's bar.
+    fn corners(&self, slot: &crate::Slot) -> [(f64, f64); 2] {
+        let (x0, x1) = (slot.start as f64 * self.scale, slot.end as f64 * self.scale);
+        let y = slot.worker as f64;
+        [(x0, y - 0.38), (x1, y + 0.38)]
+    }
 }
