@@ -128,13 +128,10 @@ pub(crate) fn attempt<S: StateSource + ?Sized>(
     }
     let base = OverlayState::new(state, pre);
     let payout = plan.payout.as_ref();
-    if let Some(payout) = payout {
-        // Found against the pre-block state: the system calls before the
-        // block could only have moved the sender's balance in theory.
-        let balance = base.account_fields(&payout.address)?.map(|a| a.balance);
-        if balance.is_none_or(|balance| balance < payout.max_spending) {
-            return Ok(PartitionAttempt::NotTried);
-        }
+    if let Some(payout) = payout
+        && !payout.covered_by(&base)?
+    {
+        return Ok(PartitionAttempt::NotTried);
     }
     let judged = config.judged_threads(block.transactions.len());
     let planned = match plan.planned {
@@ -153,23 +150,34 @@ pub(crate) fn attempt<S: StateSource + ?Sized>(
     if partitions.txs.len() < 2 || !balanced || !supports(block, &base)? {
         return Ok(PartitionAttempt::NotTried);
     }
-    let credits = increments.unwrap_or_default();
-    let receipts = |results: InBlockOrder<'_>| collect_receipts(block, results);
-    let settlement = Settlement { credits, payout };
     let threads = Threads {
         workers: threads,
         at_once: judged,
     };
-    let Some((receipts, mut changes)) = execute(
-        block,
-        state,
-        pre,
-        threads,
-        &partitions,
-        settlement,
-        receipts,
-    )?
-    else {
+    run_block(block, state, pre, &partitions, threads, payout, increments)
+}
+
+/// Runs `block` as `partitions`, then settles the payout sender's payments
+/// and the balance `increments` after the block (rewards, withdrawals; or,
+/// if `None`, runs the post-block system calls); discarded if the
+/// partitions were not independent.
+fn run_block<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    pre: &StateChanges,
+    partitions: &Partitions,
+    threads: Threads,
+    payout: Option<&PayoutSender>,
+    increments: Option<&[(Address, U256)]>,
+) -> Result<PartitionAttempt, ExecutionError> {
+    let ran = |result| PartitionAttempt::Ran(Box::new(result));
+    let settlement = Settlement {
+        credits: increments.unwrap_or_default(),
+        payout,
+    };
+    let receipts = |results: InBlockOrder<'_>| collect_receipts(block, results);
+    let executed = execute(block, state, pre, threads, partitions, settlement, receipts)?;
+    let Some((receipts, mut changes)) = executed else {
         tracing::debug!(
             transactions = block.transactions.len(),
             partitions = partitions.txs.len(),

@@ -18,7 +18,7 @@
 
 use crate::{
     BlockInput,
-    state::{StateError, StateSource},
+    state::{OverlayState, StateError, StateSource},
 };
 use alloy_consensus::Transaction;
 use alloy_primitives::{Address, U256};
@@ -41,6 +41,18 @@ pub(crate) struct PayoutSender {
 }
 
 impl PayoutSender {
+    /// Whether the sender's balance in `base` (the pre-block state with the
+    /// system calls' changes) covers the most its transfers can take. It
+    /// was found against the pre-block state: the system calls before the
+    /// block could only have moved the balance in theory.
+    pub(crate) fn covered_by<S: StateSource + ?Sized>(
+        &self,
+        base: &OverlayState<'_, S>,
+    ) -> Result<bool, StateError> {
+        let balance = base.account_fields(&self.address)?.map(|a| a.balance);
+        Ok(balance.is_some_and(|balance| balance >= self.max_spending))
+    }
+
     /// `sender`, if its transactions in `block` can run apart: every one a
     /// plain transfer (no calldata, access list, blobs or authorizations)
     /// to another account, with a gas limit of at least a transfer's and
