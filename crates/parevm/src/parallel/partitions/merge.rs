@@ -15,8 +15,8 @@ use crate::{
         vm::FinishedTx,
     },
 };
-use alloy_primitives::{Address, U256};
-use revm::primitives::KECCAK_EMPTY;
+use alloy_primitives::{Address, B256, U256};
+use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY};
 use std::{
     collections::{BTreeMap, btree_map::Entry},
     sync::{
@@ -423,22 +423,35 @@ fn finish_changes<'c, S: StateSource + ?Sized>(
         false => BTreeMap::new(),
     };
     let codes = codes_of(&accounts);
+    normalize_revisited(state, &mut accounts, &revisit, &codes)?;
+    let codes = codes_of(&accounts);
+    Ok(StateChanges { accounts, codes })
+}
+
+/// Normalizes the `revisit`ed accounts of `accounts` (in address order)
+/// against the pre-block `state`, with the block's new `codes`, and drops
+/// those the block leaves as they were.
+fn normalize_revisited<S: StateSource + ?Sized>(
+    state: &S,
+    accounts: &mut AccountChanges,
+    revisit: &[Address],
+    codes: &BTreeMap<B256, Bytecode>,
+) -> Result<(), ExecutionError> {
     let mut unchanged_now = Vec::new();
     for address in revisit {
-        let Some(change) = accounts.get_mut(&address) else {
+        let Some(change) = accounts.get_mut(address) else {
             continue;
         };
-        let before = state.account_fields(&address)?;
-        match std::mem::take(change).normalized(&address, before.as_ref(), &state, &codes)? {
+        let before = state.account_fields(address)?;
+        match std::mem::take(change).normalized(address, before.as_ref(), &state, codes)? {
             Some(normalized) => *change = normalized,
-            None => unchanged_now.push(address),
+            None => unchanged_now.push(*address),
         }
     }
     if !unchanged_now.is_empty() {
         accounts.retain(|address, _| unchanged_now.binary_search(address).is_err());
     }
-    let codes = codes_of(&accounts);
-    Ok(StateChanges { accounts, codes })
+    Ok(())
 }
 
 /// Whether `change` carries code (deployed in the block).
