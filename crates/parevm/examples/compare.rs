@@ -4,7 +4,9 @@
 //! A developer's measuring tool: `--trace 1` times the parallel machinery
 //! on one thread, in order; `--plain 1|2` times plain revm instead of the
 //! parallel executor; `--block-stm 1` never falls back; `--stats 1` prints
-//! each parallel run's counters to stderr.
+//! each parallel run's counters to stderr; `--idle MS` sleeps that long
+//! before every timed run, as a node at the tip of the chain meets a block
+//! after idle time (cores asleep, caches cooled).
 
 use parevm::{BlockResult, ParallelConfig, execute_parallel, execute_sequential, fixture};
 use std::time::Instant;
@@ -31,6 +33,7 @@ struct Options {
     config: ParallelConfig,
     only_parallel: bool,
     stats: bool,
+    idle: std::time::Duration,
 }
 
 fn main() {
@@ -61,6 +64,7 @@ fn options() -> Result<Options, String> {
     // Always Block-STM, to time it on blocks the fallback rule keeps off it.
     let block_stm = take("--block-stm", 0)? == 1;
     let stats = take("--stats", 0)? == 1;
+    let idle = std::time::Duration::from_millis(take("--idle", 0)? as u64);
     let against = match (trace, plain) {
         (true, _) => Against::Trace,
         (false, 0) => Against::Parallel,
@@ -82,6 +86,7 @@ fn options() -> Result<Options, String> {
         config,
         only_parallel,
         stats,
+        idle,
     })
 }
 
@@ -128,12 +133,14 @@ fn time_block(
     let fail = |e: &dyn std::fmt::Display| format!("block {number}: {e}");
     let (mut seq, mut par, mut path) = (Vec::new(), Vec::new(), "");
     for _ in 0..options.repeat {
+        std::thread::sleep(options.idle);
         let t = Instant::now();
         let sequential = match options.only_parallel {
             true => None,
             false => Some(execute_sequential(&f.block, &f.state).map_err(|e| fail(&e))?),
         };
         seq.push(t.elapsed().as_secs_f64() * 1e3);
+        std::thread::sleep(options.idle);
         let t = Instant::now();
         let parallel = match options.against {
             Against::Parallel => {

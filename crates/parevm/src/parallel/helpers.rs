@@ -6,8 +6,11 @@
 //! the helper joined a 0.4 ms mainnet block 120 µs late. A parked pool
 //! thread joined it about 34 µs late, with its heap still warm. Each
 //! block borrows its helpers once and keeps them for everything parallel in
-//! it: execution, then assembling results.
+//! it: execution, then assembling results. Handing them work first keeps
+//! them off the caller's core ([`Placement`]): after idle time the kernel
+//! queued them behind it.
 
+use super::placement::Placement;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::{
     sync::{
@@ -17,21 +20,46 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The helper threads, and where they may run.
+struct Pool {
+    threads: ThreadPool,
+    placement: Arc<Placement>,
+}
+
 /// The pool, replaced by a larger one when a block asks for more helpers
 /// than it has (blocks still running on the old one keep it alive).
-static POOL: Mutex<Option<Arc<ThreadPool>>> = Mutex::new(None);
+static POOL: Mutex<Option<Arc<Pool>>> = Mutex::new(None);
 
-/// A pool with at least `threads` threads, or `None` if none can be started.
-fn pool(threads: usize) -> Option<Arc<ThreadPool>> {
+/// A pool with at least `threads` threads, or `None` if none can be
+/// started; its threads are kept off the calling thread's core if they fit
+/// on the others ([`Placement::steer_off`]), as `threads` helpers are
+/// about to be handed work.
+fn pool(threads: usize) -> Option<Arc<Pool>> {
+    let pool = existing_or_new_pool(threads)?;
+    pool.placement.steer_off(threads);
+    Some(pool)
+}
+
+fn existing_or_new_pool(threads: usize) -> Option<Arc<Pool>> {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(existing) = pool.as_ref().filter(|p| p.current_num_threads() >= threads) {
+    if let Some(existing) = pool
+        .as_ref()
+        .filter(|p| p.threads.current_num_threads() >= threads)
+    {
         return Some(existing.clone());
     }
+    let placement = Arc::new(Placement::default());
+    let registry = placement.clone();
     let built = ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("parevm-helper-{i}"))
+        .start_handler(move |_| registry.register_current())
         .build()
         .ok()?;
+    let built = Pool {
+        threads: built,
+        placement,
+    };
     Some(pool.insert(Arc::new(built)).clone())
 }
 
@@ -61,7 +89,7 @@ pub(crate) fn wake_helpers(helpers: usize) {
     };
     let posted = POSTED.load(Ordering::Acquire);
     for _ in 0..helpers {
-        pool.spawn(move || {
+        pool.threads.spawn(move || {
             let (start, mut idle) = (Instant::now(), Idle::default());
             while POSTED.load(Ordering::Acquire) == posted && start.elapsed() < WAKE_AHEAD_FOR {
                 idle.wait();
@@ -86,7 +114,7 @@ pub(crate) fn run_with_helpers(helpers: usize, helper: impl Fn(usize) + Sync, ma
         return;
     };
     let finished = AtomicUsize::new(0);
-    pool.in_place_scope(|scope| {
+    pool.threads.in_place_scope(|scope| {
         let (helper, finished) = (&helper, &finished);
         for index in 0..helpers {
             scope.spawn(move |_| {

@@ -9,7 +9,9 @@
 //! make readers wait instead of failing later; a collaborative scheduler
 //! (`scheduler.rs`) hands out execution and validation tasks and detects the
 //! end (`executor.rs`); idle workers help hash a large receipt's bloom
-//! (`shared_bloom.rs`). Then every worker takes a share of assembling the
+//! (`shared_bloom.rs`). The workers other than the caller are helper
+//! threads from a pool (`helpers.rs`), kept off the caller's core
+//! (`placement.rs`). Then every worker takes a share of assembling the
 //! block (`merge.rs`): the final write sets folded in order into the
 //! block's state changes, and the receipts.
 //!
@@ -41,6 +43,7 @@ mod helpers;
 mod merge;
 mod mv_memory;
 mod partitions;
+mod placement;
 mod planning;
 mod prediction;
 mod scheduler;
