@@ -215,13 +215,19 @@ fn an_opening_chain_is_not_given_up_as_conflicts() {
     }
 }
 
-/// Asserts that `block` runs sequentially as too cheap for Block-STM at 2
-/// threads, and on Block-STM at 4 unless they share 2 cores.
+/// Asserts that `block` runs on Block-STM at 2 threads by default; and,
+/// with the overhead of a machine where Block-STM costs 40,000 gas per
+/// transaction, sequentially as too cheap for it at 2 threads, and on
+/// Block-STM at 4 unless they share 2 cores.
 fn assert_too_cheap_at_two_threads_not_four(
     block: &parevm::BlockInput,
     state: &parevm::InMemoryState,
 ) {
-    let config = any_gas(2);
+    assert_eq!(run(block, state, &any_gas(2)), ExecutionPath::Parallel);
+    let config = ParallelConfig {
+        tx_overhead_gas: 40_000,
+        ..any_gas(2)
+    };
     assert_eq!(
         run(block, state, &config),
         ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
@@ -241,7 +247,7 @@ fn assert_too_cheap_at_two_threads_not_four(
 }
 
 /// Plain transfers that do not partition (one pays the beneficiary) are too
-/// cheap for Block-STM at 2 threads, not at 4.
+/// cheap for a slow machine's Block-STM at 2 threads, not at 4.
 #[test]
 fn cheap_transactions_run_sequentially_unless_partitioned() {
     let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
@@ -255,8 +261,9 @@ fn cheap_transactions_run_sequentially_unless_partitioned() {
 }
 
 /// The same for a block large enough to be planned on two threads: its
-/// first transaction cannot be predicted, so it does not partition, and it
-/// runs sequentially as too cheap (without its sender-chain pass).
+/// first transaction cannot be predicted, so it does not partition, and on
+/// a slow machine it runs sequentially as too cheap (without its
+/// sender-chain pass).
 #[test]
 fn large_cheap_blocks_that_do_not_partition_run_sequentially() {
     let unbounded = addr(50_000);

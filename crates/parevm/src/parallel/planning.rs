@@ -52,7 +52,7 @@ const PROBE_TXS: usize = 16;
 /// block is, unless it is too cheap for Block-STM as well
 /// ([`ParallelConfig::too_cheap_for_block_stm`]): it then runs sequentially
 /// whatever its sender chains, and their pass is skipped (about 40 us of
-/// fixture 14396881's 1,346 transactions, which ran at 0.94-0.99x).
+/// fixture 14396881's 1,346 transactions, when they were too cheap).
 ///
 /// `sums` is the block's [`prediction::sums`], which the fallback rule
 /// already let through. Plans are made for the threads that can run at
