@@ -29,6 +29,13 @@ const MIN_TOTAL: Duration = Duration::from_millis(50);
 /// The most runs of each side when [`MIN_TOTAL`] extends a measurement.
 const MAX_RUNS: usize = 500;
 
+/// Whether a measurement asked for `repeat` runs goes on after `runs` of
+/// them took `total`: up to `repeat`, and then, when `repeat` is above 1,
+/// until they took [`MIN_TOTAL`] (at most [`MAX_RUNS`]).
+pub fn more_runs(repeat: usize, runs: usize, total: Duration) -> bool {
+    runs < repeat.max(1) || (repeat > 1 && total < MIN_TOTAL && runs < MAX_RUNS)
+}
+
 /// Runs `a` and `b` alternately `repeat` times each, after one untimed
 /// warm-up of each, and returns their last results and median times.
 /// Alternating exposes both to the same machine noise (other tenants, CPU
@@ -43,10 +50,7 @@ pub fn interleaved_medians<A, B, E>(
     let (mut last_a, mut last_b) = (a()?, b()?);
     let (mut times_a, mut times_b) = (Vec::new(), Vec::new());
     let mut total = Duration::ZERO;
-    let more = |runs: usize, total: Duration| {
-        runs < repeat.max(1) || (repeat > 1 && total < MIN_TOTAL && runs < MAX_RUNS)
-    };
-    while more(times_a.len(), total) {
+    while more_runs(repeat, times_a.len(), total) {
         let start = Instant::now();
         last_a = a()?;
         times_a.push(start.elapsed());
