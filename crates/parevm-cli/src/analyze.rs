@@ -14,7 +14,7 @@ use parevm_analyze::{
 };
 use parevm_workloads::{WorkloadConfig, WorkloadKind, generate};
 use serde::Serialize;
-use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Duration};
 
 /// Threads up to which the ideal bound curve of `--chart` is drawn.
 const CHART_THREADS: usize = 32;
@@ -431,7 +431,7 @@ fn measure(
     max_threads: usize,
     dag: &BlockDag,
 ) -> Result<Measured, String> {
-    let (_, sequential) = median_of(repeat, || execute_sequential(block, state))
+    let (_, sequential) = median_of(repeat, Duration::ZERO, || execute_sequential(block, state))
         .map_err(|e| format!("sequential execution: {e}"))?;
     let sequential_ms = ms(sequential);
     let mut measured = Measured {
@@ -443,8 +443,10 @@ fn measure(
     for threads in 1..=max_threads {
         // The engine itself, without the fallback rule.
         let config = ParallelConfig::never_fall_back(threads);
-        let (_, parallel) = median_of(repeat, || execute_parallel(block, state, &config))
-            .map_err(|e| format!("parallel execution ({threads} threads): {e}"))?;
+        let (_, parallel) = median_of(repeat, Duration::ZERO, || {
+            execute_parallel(block, state, &config)
+        })
+        .map_err(|e| format!("parallel execution ({threads} threads): {e}"))?;
         let parallel_ms = ms(parallel);
         let speedup = if parallel_ms > 0.0 {
             sequential_ms / parallel_ms

@@ -9,7 +9,7 @@ use parevm::{
     verify::verify_against_header,
 };
 use serde::Serialize;
-use std::{cmp::Ordering, path::PathBuf, process::ExitCode};
+use std::{cmp::Ordering, path::PathBuf, process::ExitCode, time::Duration};
 
 /// Which executors `replay` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,6 +52,11 @@ pub struct ReplayArgs {
     /// and the ideal bound.
     #[arg(long)]
     ceiling: bool,
+    /// Sleep this many milliseconds before every timed run, as a node at
+    /// the tip of the chain meets each block after idle time: cores asleep
+    /// (their wake-up is part of the parallel time) and caches cooled.
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    idle: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -264,9 +269,10 @@ fn execute_and_check(
 ) -> Result<BlockResult, String> {
     let (block, state) = (&fixture.block, &fixture.state);
     let err = |e: ExecutionError| e.to_string();
+    let idle = Duration::from_millis(args.idle);
     if args.mode == Mode::Sequential {
         let (result, time) =
-            median_of(args.repeat, || execute_sequential(block, state)).map_err(err)?;
+            median_of(args.repeat, idle, || execute_sequential(block, state)).map_err(err)?;
         report.sequential_ms = Some(ms(time));
         report.path = Some(result.path.as_str().into());
         return Ok(result);
@@ -274,6 +280,7 @@ fn execute_and_check(
     let (sequential, (parallel, time)) = if args.mode == Mode::Both {
         let ((sequential, seq_time), parallel) = interleaved_medians(
             args.repeat,
+            idle,
             || execute_sequential(block, state),
             || execute_parallel(block, state, config),
         )
@@ -282,7 +289,7 @@ fn execute_and_check(
         (Some(sequential), parallel)
     } else {
         let parallel =
-            median_of(args.repeat, || execute_parallel(block, state, config)).map_err(err)?;
+            median_of(args.repeat, idle, || execute_parallel(block, state, config)).map_err(err)?;
         (None, parallel)
     };
     report.parallel_ms = Some(ms(time));

@@ -2,14 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-/// Runs `f` `repeat` times and returns the last result and the median time.
+/// Runs `f` `repeat` times, each after `idle` time asleep, and returns the
+/// last result and the median time.
 pub fn median_of<T, E>(
     repeat: usize,
+    idle: Duration,
     mut f: impl FnMut() -> Result<T, E>,
 ) -> Result<(T, Duration), E> {
     let mut times = Vec::with_capacity(repeat.max(1));
     let mut last = None;
     for _ in 0..repeat.max(1) {
+        sleep(idle);
         let start = Instant::now();
         let value = f()?;
         times.push(start.elapsed());
@@ -29,6 +32,14 @@ const MIN_TOTAL: Duration = Duration::from_millis(50);
 /// The most runs of each side when [`MIN_TOTAL`] extends a measurement.
 const MAX_RUNS: usize = 500;
 
+/// Sleeps for `idle`, if any: the time a node at the tip of the chain
+/// sits idle between blocks (its cores asleep, its caches cooled).
+fn sleep(idle: Duration) {
+    if !idle.is_zero() {
+        std::thread::sleep(idle);
+    }
+}
+
 /// Whether a measurement asked for `repeat` runs goes on after `runs` of
 /// them took `total`: up to `repeat`, and then, when `repeat` is above 1,
 /// until they took [`MIN_TOTAL`] (at most [`MAX_RUNS`]).
@@ -41,9 +52,11 @@ pub fn more_runs(repeat: usize, runs: usize, total: Duration) -> bool {
 /// Alternating exposes both to the same machine noise (other tenants, CPU
 /// frequency), which matters when their ratio is the measurement. With
 /// `repeat` above 1, short runs are repeated more, until both together
-/// took [`MIN_TOTAL`].
+/// took [`MIN_TOTAL`]. Each timed run follows `idle` time asleep, which
+/// counts towards that total.
 pub fn interleaved_medians<A, B, E>(
     repeat: usize,
+    idle: Duration,
     mut a: impl FnMut() -> Result<A, E>,
     mut b: impl FnMut() -> Result<B, E>,
 ) -> Result<(Timed<A>, Timed<B>), E> {
@@ -51,13 +64,15 @@ pub fn interleaved_medians<A, B, E>(
     let (mut times_a, mut times_b) = (Vec::new(), Vec::new());
     let mut total = Duration::ZERO;
     while more_runs(repeat, times_a.len(), total) {
+        sleep(idle);
         let start = Instant::now();
         last_a = a()?;
         times_a.push(start.elapsed());
+        sleep(idle);
         let start = Instant::now();
         last_b = b()?;
         times_b.push(start.elapsed());
-        total += times_a[times_a.len() - 1] + times_b[times_b.len() - 1];
+        total += times_a[times_a.len() - 1] + times_b[times_b.len() - 1] + idle * 2;
     }
     times_a.sort();
     times_b.sort();

@@ -89,6 +89,10 @@ fn replay_refuses_missing_and_malformed_blocks() {
     std::fs::write(dir.join("pre_state.json"), "{}").expect("writes");
     refuses(&["replay", dir.to_str().expect("utf-8 path")], "block.json");
     std::fs::remove_dir_all(&dir).ok();
+    refuses(
+        &["replay", "/nonexistent/parevm-blocks", "--idle", "99999"],
+        "--idle",
+    );
 }
 
 #[test]
@@ -99,8 +103,8 @@ fn statetest_refuses_a_missing_path() {
     );
 }
 
-/// `replay --mode both --json` on one shared mainnet block: verified, with
-/// the fields the issue asks for.
+/// `replay --mode both --json` on one shared mainnet block (after idle
+/// time): verified, with the fields the issue asks for.
 #[test]
 fn replay_json_has_the_speedup_fields() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/mainnet");
@@ -109,11 +113,14 @@ fn replay_json_has_the_speedup_fields() {
         return;
     }
     let block = dir.join("4864590");
+    // Idle time before each run changes the timing, nothing else.
     let args = [
         "replay",
         block.to_str().expect("utf-8 path"),
         "--mode",
         "both",
+        "--idle",
+        "1",
         "--json",
     ];
     let output = parevm(&args);
