@@ -65,6 +65,11 @@ impl Placement {
         #[cfg(target_os = "linux")]
         {
             let caller = sched_getcpu();
+            if caller >= CpuSet::MAX_CPU {
+                // Beyond what a mask holds (and what `register_current`
+                // could have read): leave the helpers be.
+                return;
+            }
             let mut steering = lock(&self.steering);
             let fits = |cores: &CpuSet| cores.is_set(caller) && (cores.count() as usize) > helpers;
             let excluded = steering
