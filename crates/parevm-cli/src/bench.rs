@@ -57,6 +57,11 @@ pub struct BenchArgs {
     /// work, sharing only caches and memory: no executor can beat it.
     #[arg(long)]
     ceiling: bool,
+    /// Sleep this many milliseconds before every timed run, as a node at
+    /// the tip of the chain meets each block after idle time (see `replay
+    /// --idle`).
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    idle: u64,
     /// Print one JSON object instead of a table (and no progress bar).
     #[arg(long)]
     json: bool,
@@ -132,6 +137,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         },
         repeat,
         ceiling: args.ceiling,
+        idle: Duration::from_millis(args.idle),
         bar: progress_bar(configs.len() * (1 + 2 * repeat), args.json),
     };
     crate::warn_if_oversubscribed(&bench.config);
@@ -198,6 +204,8 @@ struct Bench {
     config: ParallelConfig,
     repeat: usize,
     ceiling: bool,
+    /// Sleep before every timed run (`--idle`).
+    idle: Duration,
     bar: ProgressBar,
 }
 
@@ -294,14 +302,18 @@ impl Bench {
             ));
             // Alternate which executor goes first, so neither always runs on
             // caches the other warmed.
+            let timed = |times: &mut Vec<Duration>, run: &dyn Fn() -> _| {
+                crate::timing::sleep(self.idle);
+                timed(times, run)
+            };
             let (sequential, parallel) = if round % 2 == 0 {
-                let s = timed(&mut runs.sequential_times, sequential_run);
+                let s = timed(&mut runs.sequential_times, &sequential_run);
                 self.bar.inc(1);
-                (s, timed(&mut runs.parallel_times, parallel_run))
+                (s, timed(&mut runs.parallel_times, &parallel_run))
             } else {
-                let p = timed(&mut runs.parallel_times, parallel_run);
+                let p = timed(&mut runs.parallel_times, &parallel_run);
                 self.bar.inc(1);
-                (timed(&mut runs.sequential_times, sequential_run), p)
+                (timed(&mut runs.sequential_times, &sequential_run), p)
             };
             self.bar.inc(1);
             let sequential = sequential.map_err(|e| format!("{name}: sequential: {e}"))?;
@@ -312,7 +324,7 @@ impl Bench {
             runs.path = parallel.path.as_str();
             runs.stats = parallel.stats;
             runs.gas = sequential.gas_used;
-            total += runs.sequential_times[round] + runs.parallel_times[round];
+            total += runs.sequential_times[round] + runs.parallel_times[round] + self.idle * 2;
             round += 1;
             // Both results are dropped here, outside the timed calls.
         }

@@ -34,7 +34,7 @@ const MAX_RUNS: usize = 500;
 
 /// Sleeps for `idle`, if any: the time a node at the tip of the chain
 /// sits idle between blocks (its cores asleep, its caches cooled).
-fn sleep(idle: Duration) {
+pub fn sleep(idle: Duration) {
     if !idle.is_zero() {
         std::thread::sleep(idle);
     }
