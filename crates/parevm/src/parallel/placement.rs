@@ -2,13 +2,16 @@
 //! them a block.
 //!
 //! Linux places a woken thread on the core of the thread that woke it when
-//! it judges no other core idle. On a KVM guest, a vCPU that sat idle for a
-//! millisecond or more is not judged idle (its host thread was descheduled),
-//! so a helper woken for a block that follows idle time (a node at the tip
-//! of the chain, one block every few seconds) is queued behind the caller,
-//! which is busy running the block, until the scheduler's tick moves it.
-//! On the 2-vCPU VM a pool thread handed work after 5-50 ms of idle time
-//! started 1.9-2.9 ms later; kept off the caller's core, 15-55 us later.
+//! it judges no other core idle. On the 2-vCPU KVM guest this was measured
+//! on, a vCPU that sat idle for a millisecond or more was not judged idle
+//! (most likely because the host descheduled it, and the guest skips a
+//! vCPU the host reports preempted), so a helper woken for a block that
+//! follows idle time (a node at the tip of the chain, one block every few
+//! seconds) was queued behind the caller, busy running the block, until
+//! the scheduler's tick moved it. A pool thread handed work after 5-50 ms
+//! of idle time started 1.9-2.9 ms later (15-50 us when the caller slept
+//! or yielded instead of running on, which shows where the helper was
+//! queued); kept off the caller's core, 15-55 us later.
 //! A mainnet-sized block of 1,000 transfers ran at about 1.0x of sequential
 //! after 50 ms of idle time, against 1.5x back to back.
 //!
