@@ -50,9 +50,10 @@ pub struct ParallelConfig {
     /// 1,000): no transaction costs less, so with a core per worker the
     /// rule keeps no block off Block-STM on such a machine; it is for
     /// slower ones, and for more workers than cores (see
-    /// [`Self::too_cheap_for_block_stm`]). (At 40,000, measured when Block-STM cost more, it kept mainnet
-    /// fixtures 14396881 and 3356896, averaging 25,600 and 31,000, off
-    /// Block-STM, where they now run at 1.15-1.25x and 1.02-1.10x.)
+    /// [`Self::too_cheap_for_block_stm`]). At 40,000, measured when
+    /// Block-STM cost more, it kept mainnet fixtures 14396881 and 3356896,
+    /// averaging 25,600 and 31,000 gas, off Block-STM, where they now run
+    /// at 1.15-1.25x and 1.02-1.10x.
     pub tx_overhead_gas: u64,
     /// A block whose transactions split into partitions predicted to be
     /// independent runs as those partitions, without Block-STM, when they
