@@ -64,6 +64,14 @@ struct Versions(SmallVec<[(TxIdx, Entry); 1]>);
 
 impl Versions {
     fn insert(&mut self, tx: TxIdx, entry: Entry) {
+        // Transactions are mostly recorded in block order, so a new entry
+        // usually goes last: one look at the last entry instead of a
+        // binary search whose every probe of a long list (a hot sender's
+        // nonce, a hot slot) missed the cache.
+        if self.0.last().is_none_or(|(last, _)| *last < tx) {
+            self.0.push((tx, entry));
+            return;
+        }
         match self.0.binary_search_by_key(&tx, |(i, _)| *i) {
             Ok(at) => self.0[at].1 = entry,
             Err(at) => self.0.insert(at, (tx, entry)),
@@ -526,6 +534,31 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A location's versions stay sorted by transaction, one per
+    /// transaction, whatever order they are recorded in.
+    #[test]
+    fn versions_stay_sorted_with_one_entry_per_transaction() {
+        let mut versions = Versions::default();
+        let nonce = |n| Entry::Write(WriteValue::Nonce(n));
+        for (tx, n) in [(3, 0), (7, 1), (5, 2), (1, 3), (7, 4), (9, 5), (3, 6)] {
+            versions.insert(tx, nonce(n));
+        }
+        let seen: Vec<_> = versions
+            .0
+            .iter()
+            .map(|(tx, e)| match e {
+                Entry::Write(WriteValue::Nonce(n)) => (*tx, *n),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(seen, [(1, 3), (3, 6), (5, 2), (7, 4), (9, 5)]);
+        versions.remove(5);
+        assert_eq!(
+            versions.below(9).map(|(tx, _)| *tx).collect::<Vec<_>>(),
+            [7, 3, 1]
+        );
+    }
 
     /// A memory back from the pool remembers nothing of its last block.
     #[test]
