@@ -302,18 +302,15 @@ impl Bench {
             ));
             // Alternate which executor goes first, so neither always runs on
             // caches the other warmed.
-            let timed = |times: &mut Vec<Duration>, run: &dyn Fn() -> _| {
-                crate::timing::sleep(self.idle);
-                timed(times, run)
-            };
+            let idle = self.idle;
             let (sequential, parallel) = if round % 2 == 0 {
-                let s = timed(&mut runs.sequential_times, &sequential_run);
+                let s = timed(&mut runs.sequential_times, idle, sequential_run);
                 self.bar.inc(1);
-                (s, timed(&mut runs.parallel_times, &parallel_run))
+                (s, timed(&mut runs.parallel_times, idle, parallel_run))
             } else {
-                let p = timed(&mut runs.parallel_times, &parallel_run);
+                let p = timed(&mut runs.parallel_times, idle, parallel_run);
                 self.bar.inc(1);
-                (timed(&mut runs.sequential_times, &sequential_run), p)
+                (timed(&mut runs.sequential_times, idle, sequential_run), p)
             };
             self.bar.inc(1);
             let sequential = sequential.map_err(|e| format!("{name}: sequential: {e}"))?;
@@ -340,8 +337,9 @@ impl Bench {
     }
 }
 
-/// Runs `f`, recording how long it took.
-fn timed<T>(times: &mut Vec<Duration>, f: impl FnOnce() -> T) -> T {
+/// Runs `f` after `idle` time asleep, recording how long it took.
+fn timed<T>(times: &mut Vec<Duration>, idle: Duration, f: impl FnOnce() -> T) -> T {
+    crate::timing::sleep(idle);
     let start = Instant::now();
     let value = f();
     times.push(start.elapsed());
