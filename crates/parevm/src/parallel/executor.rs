@@ -3,7 +3,7 @@
 //! [`MvMemory`](super::mv_memory::MvMemory) and validate them, until the block is done.
 
 use super::{
-    mv_memory::{BaseReader, lock},
+    mv_memory::{BaseReader, Validation, lock},
     scheduler::{Scheduler, Task},
     shared_bloom::SharedBloom,
     types::{TxIdx, Version},
@@ -267,8 +267,9 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
 
     fn validate(&self, version: Version) -> Option<Task> {
         let tx = version.tx_idx;
-        let valid = self.vm.mv.validate_read_set(tx, &Base(self.vm.base));
-        let aborted = !valid && self.scheduler.try_validation_abort(tx, version.incarnation);
+        let validation = self.vm.mv.validate_read_set(tx, &Base(self.vm.base));
+        let aborted = validation != Validation::Valid
+            && self.scheduler.try_validation_abort(tx, version.incarnation);
         self.stats
             .validations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -278,6 +279,9 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.check_conflicts(self.results.len());
             self.vm.mv.convert_writes_to_estimates(tx);
+            if let Validation::WaitFor(writer) = validation {
+                return self.scheduler.finish_validation_waiting(tx, writer);
+            }
         }
         self.scheduler.finish_validation(tx, aborted)
     }

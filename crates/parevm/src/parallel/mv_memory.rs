@@ -27,6 +27,18 @@ use std::{hash::BuildHasherDefault, sync::Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Blocked(pub TxIdx);
 
+/// The outcome of validating a transaction's read set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Validation {
+    /// Every read still returns what it saw.
+    Valid,
+    /// A read changed: re-execute.
+    Invalid,
+    /// A read met this transaction's ESTIMATE: re-execute once it has
+    /// executed again, since an execution now would meet the ESTIMATE too.
+    WaitFor(TxIdx),
+}
+
 /// What one transaction's latest incarnation left at a location.
 #[derive(Debug, Clone)]
 enum Entry {
@@ -255,56 +267,68 @@ impl MvMemory {
         }
     }
 
-    /// Whether every read of `tx`'s last incarnation still returns what it saw.
-    /// An ESTIMATE below `tx`, or a failing pre-block read, fails validation.
-    pub(crate) fn validate_read_set(&self, tx: TxIdx, base: &dyn BaseReader) -> bool {
+    /// Whether every read of `tx`'s last incarnation still returns what it
+    /// saw. A failing pre-block read fails validation; so does an ESTIMATE
+    /// below `tx`, whose writer the transaction should then wait for
+    /// ([`Validation::WaitFor`]).
+    pub(crate) fn validate_read_set(&self, tx: TxIdx, base: &dyn BaseReader) -> Validation {
         let reads = lock(&self.last_reads[tx]);
-        reads
-            .iter()
-            .all(|read| self.still_reads(read, tx, base) == Some(true))
+        for read in reads.iter() {
+            match self.still_reads(read, tx, base) {
+                Ok(true) => {}
+                Ok(false) => return Validation::Invalid,
+                Err(Some(Blocked(writer))) => return Validation::WaitFor(writer),
+                Err(None) => return Validation::Invalid,
+            }
+        }
+        Validation::Valid
     }
 
-    /// Whether `read` would see the same value now; `None` if it cannot tell.
-    fn still_reads(&self, read: &ReadEntry, tx: TxIdx, base: &dyn BaseReader) -> Option<bool> {
+    /// Whether `read` would see the same value now; an error if it cannot
+    /// tell: an ESTIMATE's writer, or `None` if the pre-block state failed.
+    fn still_reads(
+        &self,
+        read: &ReadEntry,
+        tx: TxIdx,
+        base: &dyn BaseReader,
+    ) -> Result<bool, Option<Blocked>> {
         let location = read.location;
         if read.from_base && !self.may_be_written_below(&location, tx) {
             // Still nothing below: the pre-block value it read is immutable.
-            return Some(true);
+            return Ok(true);
         }
         let now = match location {
             Location::Balance(address) => {
-                let resolved = self.read_balance(&location, tx).ok()?;
+                let resolved = self.read_balance(&location, tx)?;
                 let start = match resolved.full {
                     Some(full) => full,
-                    None => base.balance(&address)?,
+                    None => base.balance(&address).ok_or(None)?,
                 };
                 let balance = start.wrapping_add(resolved.increments);
                 if let ReadValue::BalanceAtLeast(bound) = read.value {
-                    return Some(balance >= bound);
+                    return Ok(balance >= bound);
                 }
                 ReadValue::Balance(balance)
             }
-            Location::Nonce(address) => match self.read(&location, tx).ok()? {
+            Location::Nonce(address) => match self.read(&location, tx)? {
                 Some(WriteValue::Nonce(n)) => ReadValue::Nonce(n),
-                _ if read.from_base => return Some(true),
-                _ => ReadValue::Nonce(base.nonce(&address)?),
+                _ if read.from_base => return Ok(true),
+                _ => ReadValue::Nonce(base.nonce(&address).ok_or(None)?),
             },
-            Location::Code(address) => match self.read(&location, tx).ok()? {
+            Location::Code(address) => match self.read(&location, tx)? {
                 Some(WriteValue::Code(hash, _)) => ReadValue::Code(hash),
-                _ if read.from_base => return Some(true),
-                _ => ReadValue::Code(base.code_hash(&address)?),
+                _ if read.from_base => return Ok(true),
+                _ => ReadValue::Code(base.code_hash(&address).ok_or(None)?),
             },
-            Location::Lifecycle(_) => {
-                ReadValue::Lifecycle(self.read_lifecycle(&location, tx).ok()?)
-            }
-            Location::Storage(address, slot) => match self.read_storage(address, slot, tx).ok()? {
+            Location::Lifecycle(_) => ReadValue::Lifecycle(self.read_lifecycle(&location, tx)?),
+            Location::Storage(address, slot) => match self.read_storage(address, slot, tx)? {
                 StorageRead::Value(v) => ReadValue::Storage(v),
                 StorageRead::Wiped => ReadValue::Storage(U256::ZERO),
-                StorageRead::Base if read.from_base => return Some(true),
-                StorageRead::Base => ReadValue::Storage(base.storage(&address, &slot)?),
+                StorageRead::Base if read.from_base => return Ok(true),
+                StorageRead::Base => ReadValue::Storage(base.storage(&address, &slot).ok_or(None)?),
             },
         };
-        Some(now == read.value)
+        Ok(now == read.value)
     }
 
     /// Whether a transaction below `tx` may have written what a read of
