@@ -56,6 +56,7 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             block.transactions.len(),
             successors,
             chains.start_first(threads),
+            &prediction::call_links(block.transactions.iter().map(|tx| tx.inner())),
             config.max_waste(block.transactions.len()),
         );
         // Once the block is done, every worker assembles it (`Assembly`),

@@ -85,17 +85,19 @@ impl Stats {
 impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// Workers for a block of `block_size` transactions, with its sender
     /// chains' `successors`, the first of them starting at `first` (see
-    /// [`Scheduler::new`]).
+    /// [`Scheduler::new`]), and its `call_links` (see
+    /// [`Scheduler::with_call_links`]).
     pub(crate) fn new(
         vm: &'v VmContext<'a, S>,
         block_size: usize,
         successors: impl Iterator<Item = (TxIdx, TxIdx)>,
         first: Option<TxIdx>,
+        call_links: &[(TxIdx, TxIdx)],
         max_waste: f64,
     ) -> Self {
         Self {
             vm,
-            scheduler: Scheduler::new(block_size, successors, first),
+            scheduler: Scheduler::new(block_size, successors, first).with_call_links(call_links),
             results: (0..block_size).map(|_| Mutex::default()).collect(),
             fatal: Mutex::default(),
             stats: Stats::default(),

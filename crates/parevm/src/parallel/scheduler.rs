@@ -72,6 +72,11 @@ pub(crate) struct Scheduler {
     /// and whether a worker has claimed it.
     first: Option<TxIdx>,
     first_claimed: AtomicBool,
+    /// Each transaction's predecessor among calls alike
+    /// ([`call_links`](super::prediction::call_links)), which its first
+    /// incarnation waits for ([`NO_SUCCESSOR`] if none); empty if the block
+    /// has none.
+    predecessors: Vec<u32>,
 }
 
 /// Marks a transaction whose sender sends nothing after it in the block.
@@ -115,7 +120,27 @@ impl Scheduler {
             successors,
             first,
             first_claimed: AtomicBool::new(false),
+            predecessors: Vec::new(),
         }
+    }
+
+    /// Makes the first incarnation of each `next` of `links` wait until its
+    /// `tx` has executed: predicted to read what `tx` writes, it would run
+    /// again otherwise. A wrong prediction costs parallelism, never
+    /// correctness, and each `tx` is below its `next`, so nothing waits in
+    /// a cycle.
+    pub(crate) fn with_call_links(mut self, links: &[(TxIdx, TxIdx)]) -> Self {
+        for &(tx, next) in links {
+            if self.predecessors.is_empty() {
+                self.predecessors = vec![NO_SUCCESSOR; self.block_size];
+            }
+            if let (Some(slot), Ok(tx)) = (self.predecessors.get_mut(next), u32::try_from(tx))
+                && (tx as TxIdx) < next
+            {
+                *slot = tx;
+            }
+        }
+        self
     }
 
     /// The execution to start with, for the first worker to ask: the
@@ -338,9 +363,10 @@ impl Scheduler {
         }
     }
 
-    /// Moves `tx` from ready to executing; releases the task if it cannot.
+    /// Moves `tx` from ready to executing; releases the task if it cannot,
+    /// or if `tx` waits for its predecessor instead.
     fn try_incarnate(&self, tx: TxIdx) -> Option<Version> {
-        if tx < self.block_size {
+        if tx < self.block_size && !self.waits_for_predecessor(tx) {
             let mut state = lock(&self.states[tx]);
             if state.status == Status::ReadyToExecute {
                 state.status = Status::Executing;
@@ -352,6 +378,31 @@ impl Scheduler {
         }
         self.num_active_tasks.fetch_sub(1, Ordering::AcqRel);
         None
+    }
+
+    /// Whether `tx`, ready for its first incarnation, now waits for its
+    /// predecessor among calls alike, which has not executed: it becomes
+    /// that predecessor's dependant, as on reading its ESTIMATE
+    /// ([`Self::add_dependency`], whose lock order this keeps).
+    fn waits_for_predecessor(&self, tx: TxIdx) -> bool {
+        let Some(&predecessor) = self.predecessors.get(tx) else {
+            return false;
+        };
+        if predecessor == NO_SUCCESSOR {
+            return false;
+        }
+        let predecessor = predecessor as TxIdx;
+        let mut dependants = lock(&self.dependencies[predecessor]);
+        if lock(&self.states[predecessor]).status == Status::Executed {
+            return false;
+        }
+        let mut state = lock(&self.states[tx]);
+        if state.status != Status::ReadyToExecute || state.incarnation > 0 {
+            return false;
+        }
+        state.status = Status::Aborting;
+        dependants.push(tx);
+        true
     }
 
     fn next_version_to_execute(&self) -> Option<Version> {
@@ -517,6 +568,28 @@ mod tests {
         assert_eq!(rerun, Some(Task::Execution(version(1, 1))));
         assert_eq!(run(&scheduler, rerun.unwrap()), vec![1]);
         drain(&scheduler);
+        assert!(scheduler.done());
+    }
+
+    #[test]
+    fn a_call_waits_for_its_predecessor_once() {
+        let scheduler = Scheduler::new(3, std::iter::empty(), None).with_call_links(&[(0, 2)]);
+        assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
+        assert_eq!(next_execution(&scheduler), Some(version(1, 0)));
+        // 2 waits for 0, which runs: nothing to execute meanwhile.
+        assert_eq!(next_execution(&scheduler), None);
+        assert_eq!(run(&scheduler, Task::Execution(version(1, 0))), vec![1]);
+        assert_eq!(run(&scheduler, Task::Execution(version(0, 0))), vec![0]);
+        assert_eq!(next_execution(&scheduler), Some(version(2, 1)));
+        assert_eq!(run(&scheduler, Task::Execution(version(2, 1))), vec![2]);
+        drain(&scheduler);
+        assert!(scheduler.done());
+    }
+
+    #[test]
+    fn a_call_whose_predecessor_executed_runs_at_once() {
+        let scheduler = Scheduler::new(2, std::iter::empty(), None).with_call_links(&[(0, 1)]);
+        assert_eq!(drain(&scheduler), vec![0, 1]);
         assert!(scheduler.done());
     }
 
