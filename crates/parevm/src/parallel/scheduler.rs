@@ -13,7 +13,15 @@
 //! - A transaction's dependants are only ever added while holding its
 //!   `dependencies` lock and after checking it is not `Executed`, and
 //!   `finish_execution` sets `Executed` before taking that lock: no wake-up is
-//!   lost.
+//!   lost. That holds for every way of becoming a dependant: an execution
+//!   that read an ESTIMATE (`add_dependency`), a validation that met one
+//!   (`finish_validation_waiting`), and a first incarnation waiting for its
+//!   predicted predecessor (`waits_for_predecessor`).
+//! - A dependant waits (`Aborting`, its task released) only on a lower
+//!   transaction that is not `Executed`: one with a task in flight, one the
+//!   execution counter has yet to reach or was sent back to, or one waiting
+//!   in turn on a still lower one. So waits never form a cycle, and the
+//!   block is not declared done while anything waits.
 //! - A transaction run ahead of `execution_idx` (a chain's successor, or the
 //!   `first` transaction) is counted in `num_active_tasks` before it is
 //!   claimed, and claimed only while `execution_idx` has not passed it.
