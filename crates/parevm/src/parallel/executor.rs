@@ -86,7 +86,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// Workers for a block of `block_size` transactions, with its sender
     /// chains' `successors`, the first of them starting at `first` (see
     /// [`Scheduler::new`]), and its `call_links` (see
-    /// [`Scheduler::with_call_links`]).
+    /// [`Scheduler::with_predecessors`]).
     pub(crate) fn new(
         vm: &'v VmContext<'a, S>,
         block_size: usize,
@@ -97,7 +97,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     ) -> Self {
         Self {
             vm,
-            scheduler: Scheduler::new(block_size, successors, first).with_call_links(call_links),
+            scheduler: Scheduler::new(block_size, successors, first).with_predecessors(call_links),
             results: (0..block_size).map(|_| Mutex::default()).collect(),
             fatal: Mutex::default(),
             stats: Stats::default(),

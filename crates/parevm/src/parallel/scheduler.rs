@@ -73,7 +73,7 @@ pub(crate) struct Scheduler {
     done_marker: AtomicBool,
     states: Vec<Mutex<TxState>>,
     dependencies: Vec<Mutex<Vec<TxIdx>>>,
-    /// Each transaction's successor in its sender's chain ([`NO_SUCCESSOR`]
+    /// Each transaction's successor in its sender's chain ([`NO_TX`]
     /// if none); empty if the block has no chains.
     successors: Vec<u32>,
     /// A transaction the first worker starts with, ahead of block order,
@@ -82,13 +82,14 @@ pub(crate) struct Scheduler {
     first_claimed: AtomicBool,
     /// Each transaction's predecessor among calls alike
     /// ([`call_links`](super::prediction::call_links)), which its first
-    /// incarnation waits for ([`NO_SUCCESSOR`] if none); empty if the block
+    /// incarnation waits for ([`NO_TX`] if none); empty if the block
     /// has none.
     predecessors: Vec<u32>,
 }
 
-/// Marks a transaction whose sender sends nothing after it in the block.
-const NO_SUCCESSOR: u32 = u32::MAX;
+/// No transaction: in `successors`, a sender sending nothing after it; in
+/// `predecessors`, nothing to wait for.
+const NO_TX: u32 = u32::MAX;
 
 impl Scheduler {
     /// A scheduler of `block_size` transactions, where each `(tx, next)` of
@@ -104,7 +105,7 @@ impl Scheduler {
         let mut successors = Vec::new();
         for &(tx, next) in &chains {
             if successors.is_empty() {
-                successors = vec![NO_SUCCESSOR; block_size];
+                successors = vec![NO_TX; block_size];
             }
             if let (Some(slot), Ok(next)) = (successors.get_mut(tx), u32::try_from(next)) {
                 *slot = next;
@@ -135,7 +136,7 @@ impl Scheduler {
         // nonce seeded as an ESTIMATE: waiting for its turn costs less than
         // starting (mainnet fixture 8038679 opens with 34 payouts from one
         // pool, and each but the first started once for nothing).
-        scheduler.with_call_links(&chains)
+        scheduler.with_predecessors(&chains)
     }
 
     /// Makes the first incarnation of each `next` of `links` wait until its
@@ -143,14 +144,14 @@ impl Scheduler {
     /// read what `tx` writes, it would run again otherwise. A wrong
     /// prediction costs parallelism, never correctness, and each `tx` is
     /// below its `next`, so nothing waits in a cycle.
-    pub(crate) fn with_call_links(mut self, links: &[(TxIdx, TxIdx)]) -> Self {
+    pub(crate) fn with_predecessors(mut self, links: &[(TxIdx, TxIdx)]) -> Self {
         for &(tx, next) in links {
             if self.predecessors.is_empty() {
-                self.predecessors = vec![NO_SUCCESSOR; self.block_size];
+                self.predecessors = vec![NO_TX; self.block_size];
             }
             if let (Some(slot), Ok(tx)) = (self.predecessors.get_mut(next), u32::try_from(tx))
                 && (tx as TxIdx) < next
-                && (*slot == NO_SUCCESSOR || *slot < tx)
+                && (*slot == NO_TX || *slot < tx)
             {
                 *slot = tx;
             }
@@ -403,7 +404,7 @@ impl Scheduler {
         let Some(&predecessor) = self.predecessors.get(tx) else {
             return false;
         };
-        if predecessor == NO_SUCCESSOR {
+        if predecessor == NO_TX {
             return false;
         }
         let predecessor = predecessor as TxIdx;
@@ -607,7 +608,7 @@ mod tests {
 
     #[test]
     fn a_call_waits_for_its_predecessor_once() {
-        let scheduler = Scheduler::new(3, std::iter::empty(), None).with_call_links(&[(0, 2)]);
+        let scheduler = Scheduler::new(3, std::iter::empty(), None).with_predecessors(&[(0, 2)]);
         assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
         assert_eq!(next_execution(&scheduler), Some(version(1, 0)));
         // 2 waits for 0, which runs: nothing to execute meanwhile.
@@ -622,7 +623,7 @@ mod tests {
 
     #[test]
     fn a_call_whose_predecessor_executed_runs_at_once() {
-        let scheduler = Scheduler::new(2, std::iter::empty(), None).with_call_links(&[(0, 1)]);
+        let scheduler = Scheduler::new(2, std::iter::empty(), None).with_predecessors(&[(0, 1)]);
         assert_eq!(drain(&scheduler), vec![0, 1]);
         assert!(scheduler.done());
     }
