@@ -96,9 +96,9 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
 
 /// Dependency prediction: a transaction followed in the block by another
 /// from the same sender will write that sender's nonce and balance, which the
-/// follower reads. Seeding those writes as ESTIMATEs makes the follower wait
-/// instead of executing on a stale nonce and aborting, again and again along
-/// a long chain.
+/// follower reads. The follower's first incarnation waits for it anyway
+/// (the scheduler's predecessors); seeded as ESTIMATEs, those writes also
+/// stop any other transaction that reads them before it has executed.
 fn seed_sender_chains(links: &[prediction::SenderLink], mv: &MvMemory) {
     for link in links {
         mv.seed_estimates(link.tx, &link.locations());

@@ -276,9 +276,8 @@ impl MvMemory {
         for read in reads.iter() {
             match self.still_reads(read, tx, base) {
                 Ok(true) => {}
-                Ok(false) => return Validation::Invalid,
                 Err(Some(Blocked(writer))) => return Validation::WaitFor(writer),
-                Err(None) => return Validation::Invalid,
+                Ok(false) | Err(None) => return Validation::Invalid,
             }
         }
         Validation::Valid

@@ -37,7 +37,7 @@ use super::{
 };
 use std::sync::{
     Mutex,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
 };
 
 /// A unit of work for a worker thread.
@@ -80,11 +80,13 @@ pub(crate) struct Scheduler {
     /// and whether a worker has claimed it.
     first: Option<TxIdx>,
     first_claimed: AtomicBool,
-    /// Each transaction's predecessor among calls alike
-    /// ([`call_links`](super::prediction::call_links)), which its first
-    /// incarnation waits for ([`NO_TX`] if none); empty if the block
-    /// has none.
-    predecessors: Vec<u32>,
+    /// Each transaction's predicted predecessor (its sender's previous
+    /// transaction, or the previous call alike,
+    /// [`call_links`](super::prediction::call_links)), which its first
+    /// incarnation waits for; [`NO_TX`] if none, or once that is decided,
+    /// so that the counter passing it again takes no lock for it. Empty if
+    /// the block has none.
+    predecessors: Vec<AtomicU32>,
 }
 
 /// No transaction: in `successors`, a sender sending nothing after it; in
@@ -147,13 +149,15 @@ impl Scheduler {
     pub(crate) fn with_predecessors(mut self, links: &[(TxIdx, TxIdx)]) -> Self {
         for &(tx, next) in links {
             if self.predecessors.is_empty() {
-                self.predecessors = vec![NO_TX; self.block_size];
+                self.predecessors = (0..self.block_size)
+                    .map(|_| AtomicU32::new(NO_TX))
+                    .collect();
             }
             if let (Some(slot), Ok(tx)) = (self.predecessors.get_mut(next), u32::try_from(tx))
                 && (tx as TxIdx) < next
-                && (*slot == NO_TX || *slot < tx)
+                && (*slot.get_mut() == NO_TX || *slot.get_mut() < tx)
             {
-                *slot = tx;
+                *slot.get_mut() = tx;
             }
         }
         self
@@ -400,24 +404,35 @@ impl Scheduler {
     /// predecessor among calls alike, which has not executed: it becomes
     /// that predecessor's dependant, as on reading its ESTIMATE
     /// ([`Self::add_dependency`], whose lock order this keeps).
+    ///
+    /// Only a first incarnation waits, so the predecessor is forgotten once
+    /// `tx` waited, found it executed, or is past its first incarnation (a
+    /// stale read of it only costs the locks below).
     fn waits_for_predecessor(&self, tx: TxIdx) -> bool {
-        let Some(&predecessor) = self.predecessors.get(tx) else {
+        let Some(slot) = self.predecessors.get(tx) else {
             return false;
         };
+        let predecessor = slot.load(Ordering::Relaxed);
         if predecessor == NO_TX {
             return false;
         }
         let predecessor = predecessor as TxIdx;
         let mut dependants = lock(&self.dependencies[predecessor]);
         if lock(&self.states[predecessor]).status == Status::Executed {
+            slot.store(NO_TX, Ordering::Relaxed);
             return false;
         }
         let mut state = lock(&self.states[tx]);
-        if state.status != Status::ReadyToExecute || state.incarnation > 0 {
+        if state.incarnation > 0 {
+            slot.store(NO_TX, Ordering::Relaxed);
+            return false;
+        }
+        if state.status != Status::ReadyToExecute {
             return false;
         }
         state.status = Status::Aborting;
         dependants.push(tx);
+        slot.store(NO_TX, Ordering::Relaxed);
         true
     }
 
