@@ -8,7 +8,7 @@ use super::{
     ParallelConfig,
     executor::Workers,
     fallback_after,
-    merge::{Assembly, collect_receipts, fold_state},
+    merge::{Assembly, collect_receipts, fold_state, walk_writes},
     mv_memory::{MvMemory, PooledMvMemory},
     post_block_calls, prediction,
     vm::VmContext,
@@ -60,15 +60,20 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             config.max_waste(block.transactions.len()),
         );
         // Once the block is done, every worker assembles it (`Assembly`),
-        // with the state changes in one share of the accounts per thread
+        // with the write sets walked in one range of transactions, and the
+        // state changes folded in one share of the accounts, per thread
         // that can run at once.
-        let assembly = Assembly::new(config.judged_threads(block.transactions.len()));
+        let parts = config.judged_threads(block.transactions.len());
+        let assembly = Assembly::new(block.transactions.len(), parts);
+        let walk = |range, shares| walk_writes(&mv, range, shares);
         let receipts = || {
             let results = workers.take_results().map_err(ExecutionError::Internal)?;
             collect_receipts(block, results)
         };
-        let fold = |part| fold_state(state, pre, &mv, part, increments);
-        workers.run(threads, || assembly.run(receipts, fold, || mv.clear()));
+        let fold = |part, writes| fold_state(state, pre, part, writes, increments);
+        workers.run(threads, || {
+            assembly.run(walk, receipts, fold, || mv.clear())
+        });
         let stats = ExecutionStats {
             partitions_discarded,
             ..workers.stats.snapshot()

@@ -1,15 +1,16 @@
 //! Where results are merged: once every transaction is executed and
 //! validated, every worker takes a share of assembling the block
-//! ([`Assembly`]): the final incarnations' write sets are folded in block
-//! order into the block's state changes (resolving commutative
-//! increments), one share of the accounts per thread ([`Part`]), while
-//! the receipts the workers built get their cumulative gas.
+//! ([`Assembly`]): the final incarnations' write sets are walked in ranges
+//! of transactions, each range's writes sorted into shares of the accounts
+//! ([`Part`]), and then each share is folded in block order into the
+//! block's state changes (resolving commutative increments), while the
+//! receipts the workers built get their cumulative gas.
 
 use super::{
     digest,
-    helpers::Claims,
+    helpers::{Claims, Idle},
     mv_memory::{MvMemory, lock},
-    types::{Lifecycle, Location, WriteValue},
+    types::{Lifecycle, Location, TxIdx, WriteValue},
     vm::FinishedTx,
 };
 use crate::{
@@ -18,9 +19,18 @@ use crate::{
     state::{OverlayState, StateError, StateSource},
 };
 use alloy_consensus::Transaction;
-use alloy_primitives::{Address, B256, U256, map::HashMap};
+use alloy_primitives::{
+    Address, B256, U256,
+    map::{Entry, HashMap},
+};
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY, state::AccountInfo};
-use std::{collections::BTreeMap, sync::Mutex};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 /// Each transaction's result and receipt, with the block's gas used; `None`
 /// if a transaction does not fit in the block's remaining gas.
@@ -29,10 +39,14 @@ pub(super) type Receipts = Option<(Vec<TxResult>, u64)>;
 /// What one task of an [`Assembly`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AssemblyTask {
+    /// Walk the final write sets of one range of transactions, sorting
+    /// their writes into the shares of the accounts.
+    Walk(TxRange),
     /// Thread the cumulative gas through the receipts: one task, as it
     /// runs through them in order.
     Receipts,
-    /// Fold the state changes of one share of the accounts.
+    /// Fold the state changes of one share of the accounts, from every
+    /// range's walk (which it waits for).
     Fold(Part),
     /// Free the multi-version memory's versions and read sets, which the
     /// folds do not read, so that the caller does not pay for it later.
@@ -40,59 +54,101 @@ pub(super) enum AssemblyTask {
 }
 
 /// Assembling a Block-STM block's results once its transactions are done,
-/// by every worker: the receipts, the state changes folded in one share of
-/// the accounts per thread that can run at once, and freeing memory. Tasks
-/// are claimed, not assigned ([`Claims`]), longest first: the receipts,
-/// which cannot be split, then the folds.
+/// by every worker: the write sets walked in one range of transactions per
+/// thread that can run at once, the receipts, the state changes folded in
+/// one share of the accounts per such thread, and freeing memory. Tasks are
+/// claimed, not assigned ([`Claims`]), in that order: a fold waits for
+/// every walk, which were all claimed before it.
 ///
-/// Folding in two halves alone (on the caller and one helper) took 35-460
-/// us after the mainnet fixtures' transactions on 2 threads, 3-12% of
-/// their parallel time, and would not have shrunk with more threads. In
-/// shares, it does: on 14029313 (724 transactions) the larger half took
-/// 375 us, the largest of 8 shares 108 us, all shares together about as
-/// long as the halves.
+/// Each write is walked once. When every share walked every write set
+/// itself, keeping its own accounts' writes, the walk took about half of
+/// each share's fold (mainnet fixture 14396881: 300 of 530 us on 2
+/// threads), and with more threads it would not have shrunk at all.
 pub(super) struct Assembly {
     claims: Claims,
+    /// Transactions in the block.
+    transactions: usize,
+    /// Each range's walk: its writes in one accumulator per share.
+    walked: Vec<Mutex<Vec<StateAccumulator>>>,
+    /// Walks finished (or abandoned by a panic), for the folds to wait on.
+    walks_done: AtomicUsize,
     receipts: Mutex<Option<Result<Receipts, ExecutionError>>>,
     folded: Vec<Mutex<Option<Result<FoldedPart, ExecutionError>>>>,
 }
 
 impl Assembly {
-    /// An assembly folding the state changes in `parts` shares (at least one).
-    pub(super) fn new(parts: usize) -> Self {
+    /// An assembly of a block of `transactions`, walked in `parts` ranges
+    /// and folded in `parts` shares (at least one each).
+    pub(super) fn new(transactions: usize, parts: usize) -> Self {
         let parts = parts.max(1);
         Self {
-            claims: Claims::new(parts + 2),
+            claims: Claims::new(2 * parts + 2),
+            transactions,
+            walked: (0..parts).map(|_| Mutex::default()).collect(),
+            walks_done: AtomicUsize::new(0),
             receipts: Mutex::default(),
             folded: (0..parts).map(|_| Mutex::default()).collect(),
         }
     }
 
-    /// Runs the tasks this thread claims, until none is left: `receipts`
-    /// builds the receipts, `fold` folds one part of the state changes,
-    /// `free` frees memory.
+    /// Runs the tasks this thread claims, until none is left: `walk` walks
+    /// one range of transactions into one accumulator per share,
+    /// `receipts` builds the receipts, `fold` folds one share's
+    /// accumulated writes, `free` frees memory.
     pub(super) fn run(
         &self,
+        walk: impl Fn(TxRange, usize) -> Vec<StateAccumulator>,
         receipts: impl Fn() -> Result<Receipts, ExecutionError>,
-        fold: impl Fn(Part) -> Result<FoldedPart, ExecutionError>,
+        fold: impl Fn(Part, StateAccumulator) -> Result<FoldedPart, ExecutionError>,
         free: impl Fn(),
     ) {
         self.claims.run(|index| match self.task(index) {
+            AssemblyTask::Walk(range) => {
+                let _done = WalkDone(&self.walks_done);
+                *lock(&self.walked[range.index]) = walk(range, self.folded.len());
+            }
             AssemblyTask::Receipts => *lock(&self.receipts) = Some(receipts()),
-            AssemblyTask::Fold(part) => *lock(&self.folded[part.index]) = Some(fold(part)),
+            AssemblyTask::Fold(part) => {
+                let folded = self.gather(part).and_then(|writes| fold(part, writes));
+                *lock(&self.folded[part.index]) = Some(folded);
+            }
             AssemblyTask::FreeMemory => free(),
         });
     }
 
     fn task(&self, index: usize) -> AssemblyTask {
+        let parts = self.folded.len();
         match index {
-            0 => AssemblyTask::Receipts,
-            i if i <= self.folded.len() => AssemblyTask::Fold(Part {
-                index: i - 1,
-                count: self.folded.len(),
+            i if i < parts => AssemblyTask::Walk(TxRange {
+                index: i,
+                count: parts,
+                transactions: self.transactions,
+            }),
+            i if i == parts => AssemblyTask::Receipts,
+            i if i <= 2 * parts => AssemblyTask::Fold(Part {
+                index: i - parts - 1,
+                count: parts,
             }),
             _ => AssemblyTask::FreeMemory,
         }
+    }
+
+    /// `part`'s writes from every range, in block order, once every walk
+    /// is done. Waits as an idle worker does: the walks were claimed
+    /// before this fold, so they are running or done.
+    fn gather(&self, part: Part) -> Result<StateAccumulator, ExecutionError> {
+        let mut idle = Idle::default();
+        while self.walks_done.load(Ordering::Acquire) < self.walked.len() {
+            idle.wait();
+        }
+        let mut gathered = StateAccumulator::default();
+        for range in &self.walked {
+            let walked = std::mem::take(lock(range).get_mut(part.index).ok_or_else(|| {
+                ExecutionError::Internal("a walk of the write sets failed".into())
+            })?);
+            gathered.then(walked);
+        }
+        Ok(gathered)
     }
 
     /// The receipts and the block's state changes, once every task ran;
@@ -119,6 +175,16 @@ impl Assembly {
     }
 }
 
+/// Counts a walk as done when dropped, even by a panic, so that no fold
+/// waits for it forever (the fold then finds its accumulators missing).
+struct WalkDone<'a>(&'a AtomicUsize);
+
+impl Drop for WalkDone<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// What a task left in `slot`, however the task ended.
 fn into_inner<T>(slot: Mutex<T>) -> T {
     slot.into_inner().unwrap_or_else(|e| e.into_inner())
@@ -135,42 +201,80 @@ pub(super) struct Part {
 }
 
 impl Part {
-    /// Whether `address` is in this share.
-    fn holds(self, address: &Address) -> bool {
+    /// The share of `count` that holds `address`.
+    fn of(address: &Address, count: usize) -> usize {
         // The digest scaled to `0..count`: its high bits pick the share.
         let digest = u128::from(digest::address_digest(address));
-        ((digest * self.count as u128) >> 64) as usize == self.index
+        ((digest * count as u128) >> 64) as usize
+    }
+
+    /// Whether `address` is in this share.
+    fn holds(self, address: &Address) -> bool {
+        Self::of(address, self.count) == self.index
     }
 }
 
+/// One of `count` ranges of a block's `transactions`, about equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TxRange {
+    index: usize,
+    count: usize,
+    transactions: usize,
+}
+
+impl TxRange {
+    /// The transactions of this range.
+    fn range(self) -> std::ops::Range<TxIdx> {
+        let bound = |index: usize| self.transactions * index / self.count;
+        bound(self.index)..bound(self.index + 1)
+    }
+}
+
+/// The final write sets in `mv` of the transactions of `range`, in block
+/// order, sorted into `shares` accumulators by the share of the accounts
+/// that holds each write's account.
+pub(super) fn walk_writes(mv: &MvMemory, range: TxRange, shares: usize) -> Vec<StateAccumulator> {
+    let range = range.range();
+    // The block sees about two distinct accounts per transaction.
+    let accounts = 2 * range.len() / shares.max(1);
+    let mut accumulators: Vec<_> = (0..shares.max(1))
+        .map(|_| StateAccumulator::with_capacity(accounts))
+        .collect();
+    mv.for_each_write_set(range, |writes| {
+        // A write set lists each account's writes together (see
+        // `VmDb::write_set`): one share and one lookup per account.
+        for run in writes.chunk_by(|(a, _), (b, _)| a.address() == b.address()) {
+            let address = run[0].0.address();
+            accumulators[Part::of(&address, shares)].apply(address, run);
+        }
+    });
+    accumulators
+}
+
 /// The block's state changes to the accounts of `part`: the pre-block system
-/// calls' (`pre`), then the final write sets in `mv` and the rewards and
-/// withdrawals (`increments`), relative to the pre-block `state`; normalized
-/// unless post-block system calls (no `increments`) still have to run.
-/// Accounts are independent, so the parts together are the whole.
+/// calls' (`pre`), then the final writes in the block (`writes`, gathered
+/// from every range's walk) and the rewards and withdrawals
+/// (`increments`), relative to the pre-block `state`; normalized unless
+/// post-block system calls (no `increments`) still have to run. Accounts
+/// are independent, so the parts together are the whole.
 pub(super) fn fold_state<S: StateSource + ?Sized>(
     state: &S,
     pre: &StateChanges,
-    mv: &MvMemory,
     part: Part,
+    mut writes: StateAccumulator,
     increments: Option<&[(Address, U256)]>,
 ) -> Result<FoldedPart, ExecutionError> {
-    // The block sees about two distinct accounts per transaction.
-    let mut accumulator = StateAccumulator::with_capacity(2 * mv.block_size() / part.count);
-    mv.for_each_write_set(|writes| {
-        accumulator.apply(writes.iter().filter(|(l, _)| part.holds(&l.address())));
-    });
-    if let Some(increments) = increments {
-        let writes = increments.iter().filter(|(a, _)| part.holds(a));
-        accumulator.apply(
-            writes
-                .map(|(a, v)| (Location::Balance(*a), WriteValue::BalanceIncrement(*v)))
-                .collect::<Vec<_>>()
-                .iter(),
-        );
+    for (address, value) in increments.into_iter().flatten() {
+        if part.holds(address) {
+            let increment = (
+                Location::Balance(*address),
+                WriteValue::BalanceIncrement(*value),
+            );
+            writes.apply(*address, std::slice::from_ref(&increment));
+        }
     }
     let holds = |address: &Address| part.holds(address);
-    Ok(accumulator.finish(state, pre, holds, increments.is_some())?)
+    Ok(writes.finish(state, pre, holds, increments.is_some())?)
 }
 
 /// Each transaction's outcome and receipt, its receipt's cumulative gas
@@ -203,7 +307,7 @@ pub(super) fn collect_receipts(
 }
 
 /// One account's writes folded together.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 struct AccountWrites {
     balance: Option<U256>,
     increments: U256,
@@ -242,6 +346,7 @@ impl StateChanges {
 }
 
 /// Folds write sets, in block order, into state changes.
+#[derive(Default)]
 pub(crate) struct StateAccumulator {
     accounts: HashMap<Address, AccountWrites>,
 }
@@ -254,31 +359,26 @@ impl StateAccumulator {
         }
     }
 
-    /// Applies the next transaction's writes.
-    pub(crate) fn apply<'w>(&mut self, writes: impl Iterator<Item = &'w (Location, WriteValue)>) {
+    /// Applies the next writes to `address`, which are all to that account.
+    pub(crate) fn apply(&mut self, address: Address, writes: &[(Location, WriteValue)]) {
+        let account = self.accounts.entry(address).or_default();
         for (location, value) in writes {
-            let account = self.accounts.entry(location.address()).or_default();
-            match (location, value) {
-                (_, WriteValue::Balance(b)) => {
-                    account.balance = Some(*b);
-                    account.increments = U256::ZERO;
+            account.apply(location, value);
+        }
+    }
+
+    /// Applies `later`'s writes, which all came after these.
+    pub(crate) fn then(&mut self, later: StateAccumulator) {
+        if self.accounts.is_empty() {
+            *self = later;
+            return;
+        }
+        for (address, writes) in later.accounts {
+            match self.accounts.entry(address) {
+                Entry::Occupied(mut earlier) => earlier.get_mut().then(writes),
+                Entry::Vacant(slot) => {
+                    slot.insert(writes);
                 }
-                (_, WriteValue::BalanceIncrement(d)) => {
-                    account.increments = account.increments.wrapping_add(*d)
-                }
-                (_, WriteValue::Nonce(n)) => account.nonce = Some(*n),
-                (_, WriteValue::Code(hash, code)) => account.code = Some((*hash, code.clone())),
-                (_, WriteValue::Lifecycle(l)) => {
-                    account.lifecycle = Some(*l);
-                    if *l == Lifecycle::Destroyed {
-                        account.destroyed = true;
-                        account.storage.clear();
-                    }
-                }
-                (Location::Storage(_, slot), WriteValue::Storage(v)) => {
-                    account.storage.insert(*slot, *v);
-                }
-                (_, WriteValue::Storage(_)) => {}
             }
         }
     }
@@ -337,6 +437,55 @@ impl StateAccumulator {
 }
 
 impl AccountWrites {
+    /// Applies `later`, this account's writes that came after these: as if
+    /// its writes had been applied one by one.
+    fn then(&mut self, later: AccountWrites) {
+        if later.balance.is_some() {
+            self.balance = later.balance;
+            self.increments = later.increments;
+        } else {
+            self.increments = self.increments.wrapping_add(later.increments);
+        }
+        self.nonce = later.nonce.or(self.nonce);
+        if later.code.is_some() {
+            self.code = later.code;
+        }
+        self.lifecycle = later.lifecycle.or(self.lifecycle);
+        if later.destroyed {
+            // Destroyed after these: only the slots written since survive.
+            self.destroyed = true;
+            self.storage = later.storage;
+        } else {
+            self.storage.extend(later.storage);
+        }
+    }
+
+    /// Applies one write to this account, after the earlier ones.
+    fn apply(&mut self, location: &Location, value: &WriteValue) {
+        match (location, value) {
+            (_, WriteValue::Balance(b)) => {
+                self.balance = Some(*b);
+                self.increments = U256::ZERO;
+            }
+            (_, WriteValue::BalanceIncrement(d)) => {
+                self.increments = self.increments.wrapping_add(*d)
+            }
+            (_, WriteValue::Nonce(n)) => self.nonce = Some(*n),
+            (_, WriteValue::Code(hash, code)) => self.code = Some((*hash, code.clone())),
+            (_, WriteValue::Lifecycle(l)) => {
+                self.lifecycle = Some(*l);
+                if *l == Lifecycle::Destroyed {
+                    self.destroyed = true;
+                    self.storage.clear();
+                }
+            }
+            (Location::Storage(_, slot), WriteValue::Storage(v)) => {
+                self.storage.insert(*slot, *v);
+            }
+            (_, WriteValue::Storage(_)) => {}
+        }
+    }
+
     /// The change of the account at `address` after these writes: on top
     /// of its pre-block fields (`original`), or, if a pre-block system call
     /// changed it, composed onto that change (`pre`; `base` is the
@@ -396,6 +545,78 @@ mod tests {
         let mut bytes = [0u8; 20];
         bytes[12..].copy_from_slice(&n.to_be_bytes());
         Address::from(bytes)
+    }
+
+    /// Writes split into consecutive runs, each applied on its own and then
+    /// chained with `then`, leave an account as applying them one by one
+    /// does: wherever the splits fall among balances, increments, slots
+    /// and destructions.
+    #[test]
+    fn chained_runs_fold_like_one_run() {
+        let account = address(1);
+        let balance = Location::Balance(account);
+        let slot = |n: u64| Location::Storage(account, U256::from(n));
+        let writes = [
+            (balance, WriteValue::BalanceIncrement(U256::from(5))),
+            (slot(1), WriteValue::Storage(U256::from(10))),
+            (balance, WriteValue::Balance(U256::from(100))),
+            (slot(2), WriteValue::Storage(U256::from(20))),
+            (balance, WriteValue::BalanceIncrement(U256::from(7))),
+            (Location::Nonce(account), WriteValue::Nonce(3)),
+            (
+                Location::Lifecycle(account),
+                WriteValue::Lifecycle(Lifecycle::Destroyed),
+            ),
+            (balance, WriteValue::Balance(U256::ZERO)),
+            (slot(3), WriteValue::Storage(U256::from(30))),
+            (balance, WriteValue::BalanceIncrement(U256::from(9))),
+            (slot(1), WriteValue::Storage(U256::from(11))),
+            (
+                Location::Lifecycle(account),
+                WriteValue::Lifecycle(Lifecycle::CreatedEmpty),
+            ),
+            (balance, WriteValue::BalanceIncrement(U256::MAX)),
+        ];
+        let applied = |writes: &[(Location, WriteValue)]| {
+            let mut accumulator = StateAccumulator::default();
+            accumulator.apply(account, writes);
+            accumulator
+        };
+        let whole = applied(&writes);
+        for first in 0..=writes.len() {
+            for second in first..=writes.len() {
+                let mut chained = applied(&writes[..first]);
+                chained.then(applied(&writes[first..second]));
+                chained.then(applied(&writes[second..]));
+                assert_eq!(
+                    chained.accounts, whole.accounts,
+                    "split at {first} and {second}"
+                );
+            }
+        }
+    }
+
+    /// Ranges of transactions cover the block once, in order, about evenly.
+    #[test]
+    fn ranges_cover_the_block_in_order() {
+        for (transactions, count) in [(0, 2), (1, 2), (7, 3), (1_000, 16)] {
+            let ranges: Vec<_> = (0..count)
+                .map(|index| {
+                    TxRange {
+                        index,
+                        count,
+                        transactions,
+                    }
+                    .range()
+                })
+                .collect();
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges[count - 1].end, transactions);
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+                assert!(pair[0].len().abs_diff(pair[1].len()) <= 1);
+            }
+        }
     }
 
     /// Every account is in exactly one share, and the shares are about even.

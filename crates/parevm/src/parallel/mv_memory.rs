@@ -436,20 +436,20 @@ impl MvMemory {
         })
     }
 
-    /// Transactions in the block.
-    pub(crate) fn block_size(&self) -> usize {
-        self.last_writes.len()
-    }
-
     /// Code deployed earlier in the block.
     pub(crate) fn code(&self, hash: &B256) -> Option<Bytecode> {
         self.new_code.get(hash).map(|c| c.clone())
     }
 
-    /// Visits the final write set of every transaction, in block order
-    /// (after the block is done).
-    pub(crate) fn for_each_write_set(&self, mut visit: impl FnMut(&WriteSet)) {
-        for writes in &self.last_writes {
+    /// Visits the final write sets of the transactions in `range` (those
+    /// in the block), in block order (after the block is done).
+    pub(crate) fn for_each_write_set(
+        &self,
+        range: std::ops::Range<TxIdx>,
+        mut visit: impl FnMut(&WriteSet),
+    ) {
+        let end = range.end.min(self.last_writes.len());
+        for writes in &self.last_writes[range.start.min(end)..end] {
             visit(&lock(writes));
         }
     }
@@ -607,11 +607,13 @@ mod tests {
             .map(|_| PooledMvMemory::take(3, other))
             .collect();
         for memory in &memories {
-            assert_eq!(memory.block_size(), 3);
             assert!(matches!(memory.read(&nonce, 3), Ok(None)));
-            let mut seen = 0;
-            memory.for_each_write_set(|w| seen += w.len());
-            assert_eq!(seen, 0);
+            let (mut sets, mut seen) = (0, 0);
+            memory.for_each_write_set(0..usize::MAX, |w| {
+                sets += 1;
+                seen += w.len();
+            });
+            assert_eq!((sets, seen), (3, 0));
         }
     }
 }
