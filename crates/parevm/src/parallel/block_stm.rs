@@ -65,7 +65,7 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
         // that can run at once.
         let parts = config.judged_threads(block.transactions.len());
         let assembly = Assembly::new(block.transactions.len(), parts);
-        let walk = |range, shares| walk_writes(&mv, range, shares);
+        let walk = |range, shares, only| walk_writes(&mv, range, shares, only);
         let receipts = || {
             let results = workers.take_results().map_err(ExecutionError::Internal)?;
             collect_receipts(block, results)

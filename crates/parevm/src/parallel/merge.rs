@@ -60,15 +60,21 @@ pub(super) enum AssemblyTask {
 /// claimed, not assigned ([`Claims`]), in that order: a fold waits for
 /// every walk, which were all claimed before it.
 ///
-/// Each write is walked once. When every share walked every write set
-/// itself, keeping its own accounts' writes, the walk took about half of
-/// each share's fold (mainnet fixture 14396881: 300 of 530 us on 2
-/// threads), and with more threads it would not have shrunk at all.
+/// Walked in ranges, each write is walked once; folding a share can also
+/// walk every write set itself, keeping its own accounts' writes, so that
+/// with `n` shares the block's writes are walked `n` times. On 2 threads
+/// the walk is half of a share's fold on mainnet fixture 14396881 (300 of
+/// 530 us), and the ranges' assembly took 5-15% less there and on
+/// 14029313; on blocks of 100-250 transactions, whose walks are short, it
+/// took 30-60 us more (the folds wait for the other thread's walk, and
+/// read the maps it wrote). So a block is walked in ranges when that
+/// saves more than one walk ([`walks_in_ranges`]).
 pub(super) struct Assembly {
     claims: Claims,
     /// Transactions in the block.
     transactions: usize,
-    /// Each range's walk: its writes in one accumulator per share.
+    /// Each range's walk: its writes in one accumulator per share; none if
+    /// each fold walks the block for its share.
     walked: Vec<Mutex<Vec<StateAccumulator>>>,
     /// Walks finished (or abandoned by a panic), for the folds to wait on.
     walks_done: AtomicUsize,
@@ -77,14 +83,19 @@ pub(super) struct Assembly {
 }
 
 impl Assembly {
-    /// An assembly of a block of `transactions`, walked in `parts` ranges
-    /// and folded in `parts` shares (at least one each).
+    /// An assembly of a block of `transactions`, folded in `parts` shares
+    /// (at least one), and walked in as many ranges if
+    /// [`walks_in_ranges`].
     pub(super) fn new(transactions: usize, parts: usize) -> Self {
         let parts = parts.max(1);
+        let ranges = match walks_in_ranges(transactions, parts) {
+            true => parts,
+            false => 0,
+        };
         Self {
-            claims: Claims::new(2 * parts + 2),
+            claims: Claims::new(ranges + parts + 2),
             transactions,
-            walked: (0..parts).map(|_| Mutex::default()).collect(),
+            walked: (0..ranges).map(|_| Mutex::default()).collect(),
             walks_done: AtomicUsize::new(0),
             receipts: Mutex::default(),
             folded: (0..parts).map(|_| Mutex::default()).collect(),
@@ -92,41 +103,46 @@ impl Assembly {
     }
 
     /// Runs the tasks this thread claims, until none is left: `walk` walks
-    /// one range of transactions into one accumulator per share,
-    /// `receipts` builds the receipts, `fold` folds one share's
-    /// accumulated writes, `free` frees memory.
+    /// one range of transactions into one accumulator per share (or, given
+    /// a share, into that share's alone), `receipts` builds the receipts,
+    /// `fold` folds one share's accumulated writes, `free` frees memory.
     pub(super) fn run(
         &self,
-        walk: impl Fn(TxRange, usize) -> Vec<StateAccumulator>,
+        walk: impl Fn(TxRange, usize, Option<usize>) -> Vec<StateAccumulator>,
         receipts: impl Fn() -> Result<Receipts, ExecutionError>,
         fold: impl Fn(Part, StateAccumulator) -> Result<FoldedPart, ExecutionError>,
         free: impl Fn(),
     ) {
+        let parts = self.folded.len();
         self.claims.run(|index| match self.task(index) {
             AssemblyTask::Walk(range) => {
                 let _done = WalkDone(&self.walks_done);
-                *lock(&self.walked[range.index]) = walk(range, self.folded.len());
+                *lock(&self.walked[range.index]) = walk(range, parts, None);
             }
             AssemblyTask::Receipts => *lock(&self.receipts) = Some(receipts()),
             AssemblyTask::Fold(part) => {
-                let folded = self.gather(part).and_then(|writes| fold(part, writes));
-                *lock(&self.folded[part.index]) = Some(folded);
+                let walk_all = || walk(TxRange::whole(self.transactions), parts, Some(part.index));
+                let writes = match self.walked.is_empty() {
+                    true => walk_all().pop().ok_or_else(missing_walk),
+                    false => self.gather(part),
+                };
+                *lock(&self.folded[part.index]) = Some(writes.and_then(|w| fold(part, w)));
             }
             AssemblyTask::FreeMemory => free(),
         });
     }
 
     fn task(&self, index: usize) -> AssemblyTask {
-        let parts = self.folded.len();
+        let (ranges, parts) = (self.walked.len(), self.folded.len());
         match index {
-            i if i < parts => AssemblyTask::Walk(TxRange {
+            i if i < ranges => AssemblyTask::Walk(TxRange {
                 index: i,
-                count: parts,
+                count: ranges,
                 transactions: self.transactions,
             }),
-            i if i == parts => AssemblyTask::Receipts,
-            i if i <= 2 * parts => AssemblyTask::Fold(Part {
-                index: i - parts - 1,
+            i if i == ranges => AssemblyTask::Receipts,
+            i if i <= ranges + parts => AssemblyTask::Fold(Part {
+                index: i - ranges - 1,
                 count: parts,
             }),
             _ => AssemblyTask::FreeMemory,
@@ -143,10 +159,8 @@ impl Assembly {
         }
         let mut gathered = StateAccumulator::default();
         for range in &self.walked {
-            let walked = std::mem::take(lock(range).get_mut(part.index).ok_or_else(|| {
-                ExecutionError::Internal("a walk of the write sets failed".into())
-            })?);
-            gathered.then(walked);
+            let walked = lock(range).get_mut(part.index).map(std::mem::take);
+            gathered.then(walked.ok_or_else(missing_walk)?);
         }
         Ok(gathered)
     }
@@ -173,6 +187,22 @@ impl Assembly {
             StateChanges::from_parts(parts),
         )))
     }
+}
+
+/// Whether a block of `transactions` folded in `parts` shares is walked
+/// in ranges (see [`Assembly`]): always with more than 2 shares, which
+/// would each walk it, and with 2 from [`RANGES_FROM_TXS`] transactions.
+fn walks_in_ranges(transactions: usize, parts: usize) -> bool {
+    parts > 2 || (parts == 2 && transactions >= RANGES_FROM_TXS)
+}
+
+/// Transactions from which a block folded in 2 shares is walked in ranges:
+/// the mainnet fixtures' blocks of 100-250 transactions lost 30-60 us to
+/// them, the two of 724 and 1,346 gained 50-100 us.
+const RANGES_FROM_TXS: usize = 512;
+
+fn missing_walk() -> ExecutionError {
+    ExecutionError::Internal("a walk of the write sets failed".into())
 }
 
 /// Counts a walk as done when dropped, even by a panic, so that no fold
@@ -223,6 +253,15 @@ pub(super) struct TxRange {
 }
 
 impl TxRange {
+    /// The whole block of `transactions`, as one range.
+    fn whole(transactions: usize) -> Self {
+        Self {
+            index: 0,
+            count: 1,
+            transactions,
+        }
+    }
+
     /// The transactions of this range.
     fn range(self) -> std::ops::Range<TxIdx> {
         let bound = |index: usize| self.transactions * index / self.count;
@@ -232,12 +271,19 @@ impl TxRange {
 
 /// The final write sets in `mv` of the transactions of `range`, in block
 /// order, sorted into `shares` accumulators by the share of the accounts
-/// that holds each write's account.
-pub(super) fn walk_writes(mv: &MvMemory, range: TxRange, shares: usize) -> Vec<StateAccumulator> {
+/// that holds each write's account; only into share `only`'s, if given.
+pub(super) fn walk_writes(
+    mv: &MvMemory,
+    range: TxRange,
+    shares: usize,
+    only: Option<usize>,
+) -> Vec<StateAccumulator> {
+    let shares = shares.max(1);
     let range = range.range();
+    let kept = if only.is_some() { 1 } else { shares };
     // The block sees about two distinct accounts per transaction.
-    let accounts = 2 * range.len() / shares.max(1);
-    let mut accumulators: Vec<_> = (0..shares.max(1))
+    let accounts = 2 * range.len() / shares;
+    let mut accumulators: Vec<_> = (0..kept)
         .map(|_| StateAccumulator::with_capacity(accounts))
         .collect();
     mv.for_each_write_set(range, |writes| {
@@ -245,7 +291,13 @@ pub(super) fn walk_writes(mv: &MvMemory, range: TxRange, shares: usize) -> Vec<S
         // `VmDb::write_set`): one share and one lookup per account.
         for run in writes.chunk_by(|(a, _), (b, _)| a.address() == b.address()) {
             let address = run[0].0.address();
-            accumulators[Part::of(&address, shares)].apply(address, run);
+            let share = Part::of(&address, shares);
+            let slot = match only {
+                None => share,
+                Some(only) if only == share => 0,
+                Some(_) => continue,
+            };
+            accumulators[slot].apply(address, run);
         }
     });
     accumulators
