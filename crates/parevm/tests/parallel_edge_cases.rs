@@ -920,6 +920,35 @@ fn a_chain_started_first_waits_for_the_funds_sent_before_it() {
     assert_eq!(returned, (1..=12u64).map(U256::from).collect::<Vec<_>>());
 }
 
+/// A single transaction holding most of the block's gas limits, ending
+/// the block, is started ahead of block order like a heavy chain
+/// (`Chains::start_first`), but its sender is funded just before it: its
+/// first run finds no funds, and validation must send it back to run after
+/// the funding.
+#[test]
+fn a_heavy_transaction_started_first_waits_for_the_funds_sent_before_it() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let counter_address = addr(0xc0);
+    b.contract(counter_address, counter());
+    let broke = addr(0xb0);
+    b.fund(broke, 0);
+    b.fund_all((1..=11).map(u));
+    for i in 1..=10 {
+        b.transfer(u(i), u(20 + i), 1);
+    }
+    b.transfer(u(11), broke, 1_000_000_000_000_000_000);
+    b.tx(TxSpec {
+        gas_limit: 5_000_000,
+        ..TxSpec::call(broke, counter_address, 0, vec![])
+    });
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    assert_eq!(
+        U256::from_be_slice(&success_output(&result, 11)),
+        U256::from(1)
+    );
+}
+
 /// Emits `CALLDATALOAD(0)` logs, each with one topic: the loop counter plus
 /// the caller, so that every log of every caller hashes distinct inputs.
 fn log_emitter() -> Vec<u8> {
