@@ -893,22 +893,29 @@ fn chains_followed_ahead_of_block_order_are_validated() {
     assert_eq!(returned, expected);
 }
 
+/// A block of 10 transfers and then a transfer funding a sender that had
+/// nothing: its builder, the funded sender, and the counter it can call.
+fn funded_late() -> (BlockBuilder, Address, Address) {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let counter_address = addr(0xc0);
+    b.contract(counter_address, counter());
+    let broke = addr(0xb0);
+    b.fund(broke, 0);
+    b.fund_all((1..=11).map(u));
+    for i in 1..=10 {
+        b.transfer(u(i), u(20 + i), 1);
+    }
+    b.transfer(u(11), broke, 1_000_000_000_000_000_000);
+    (b, broke, counter_address)
+}
+
 /// The heaviest sender chain, ending the block, is started ahead of block
 /// order (`Chains::start_first`), but its sender can only pay once an
 /// earlier transaction funds it: the chain's first run finds no funds, and
 /// validation must send it back to run after the funding.
 #[test]
 fn a_chain_started_first_waits_for_the_funds_sent_before_it() {
-    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
-    let counter_address = addr(0xc0);
-    b.contract(counter_address, counter());
-    let broke = addr(0xb0);
-    b.fund(broke, 0);
-    b.fund_all((1..=12).map(u));
-    for i in 1..=10 {
-        b.transfer(u(i), u(20 + i), 1);
-    }
-    b.transfer(u(11), broke, 1_000_000_000_000_000_000);
+    let (mut b, broke, counter_address) = funded_late();
     for _ in 0..12 {
         b.call(broke, counter_address, 0, vec![]);
     }
@@ -927,16 +934,7 @@ fn a_chain_started_first_waits_for_the_funds_sent_before_it() {
 /// the funding.
 #[test]
 fn a_heavy_transaction_started_first_waits_for_the_funds_sent_before_it() {
-    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
-    let counter_address = addr(0xc0);
-    b.contract(counter_address, counter());
-    let broke = addr(0xb0);
-    b.fund(broke, 0);
-    b.fund_all((1..=11).map(u));
-    for i in 1..=10 {
-        b.transfer(u(i), u(20 + i), 1);
-    }
-    b.transfer(u(11), broke, 1_000_000_000_000_000_000);
+    let (mut b, broke, counter_address) = funded_late();
     b.tx(TxSpec {
         gas_limit: 5_000_000,
         ..TxSpec::call(broke, counter_address, 0, vec![])
