@@ -45,8 +45,9 @@ pub(super) enum AssemblyTask {
     /// Thread the cumulative gas through the receipts: one task, as it
     /// runs through them in order.
     Receipts,
-    /// Fold the state changes of one share of the accounts, from every
-    /// range's walk (which it waits for).
+    /// Fold the state changes of one share of the accounts: from every
+    /// range's walk (which it waits for), or, without ranges, from its own
+    /// walk of the whole block.
     Fold(Part),
     /// Free the multi-version memory's versions and read sets, which the
     /// folds do not read, so that the caller does not pay for it later.
@@ -55,8 +56,9 @@ pub(super) enum AssemblyTask {
 
 /// Assembling a Block-STM block's results once its transactions are done,
 /// by every worker: the write sets walked in one range of transactions per
-/// thread that can run at once, the receipts, the state changes folded in
-/// one share of the accounts per such thread, and freeing memory. Tasks are
+/// thread that can run at once (where [`walks_in_ranges`]), the receipts,
+/// the state changes folded in one share of the accounts per such thread,
+/// and freeing memory. Tasks are
 /// claimed, not assigned ([`Claims`]), in that order: a fold waits for
 /// every walk, which were all claimed before it.
 ///
