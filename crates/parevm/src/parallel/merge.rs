@@ -58,9 +58,9 @@ pub(super) enum AssemblyTask {
 /// by every worker: the write sets walked in one range of transactions per
 /// thread that can run at once (where [`walks_in_ranges`]), the receipts,
 /// the state changes folded in one share of the accounts per such thread,
-/// and freeing memory. Tasks are
-/// claimed, not assigned ([`Claims`]), in that order: a fold waits for
-/// every walk, which were all claimed before it.
+/// and freeing memory. Tasks are claimed, not assigned ([`Claims`]), in
+/// that order: a fold waits for every walk, which were all claimed before
+/// it.
 ///
 /// Walked in ranges, each write is walked once; folding a share can also
 /// walk every write set itself, keeping its own accounts' writes, so that
