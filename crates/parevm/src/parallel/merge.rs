@@ -1,10 +1,11 @@
 //! Where results are merged: once every transaction is executed and
 //! validated, every worker takes a share of assembling the block
-//! ([`Assembly`]): the final incarnations' write sets are walked in ranges
-//! of transactions, each range's writes sorted into shares of the accounts
-//! ([`Part`]), and then each share is folded in block order into the
-//! block's state changes (resolving commutative increments), while the
-//! receipts the workers built get their cumulative gas.
+//! ([`Assembly`]): the final incarnations' write sets are folded in block
+//! order into the block's state changes (resolving commutative
+//! increments), one share of the accounts per thread ([`Part`]), a large
+//! block's write sets first walked in ranges of transactions that sort
+//! their writes into the shares, while the receipts the workers built get
+//! their cumulative gas.
 
 use super::{
     digest,

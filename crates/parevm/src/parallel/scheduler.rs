@@ -401,7 +401,8 @@ impl Scheduler {
     }
 
     /// Whether `tx`, ready for its first incarnation, now waits for its
-    /// predecessor among calls alike, which has not executed: it becomes
+    /// predicted predecessor (its sender's previous transaction, or the
+    /// previous call alike), which has not executed: it becomes
     /// that predecessor's dependant, as on reading its ESTIMATE
     /// ([`Self::add_dependency`], whose lock order this keeps).
     ///
