@@ -1,6 +1,7 @@
 //! `parevm analyze`: how parallel is a block, really? Dependency graph,
 //! critical path, ideal speedup bounds, hot locations, and SVG charts.
 
+use crate::output::outln;
 use crate::timing::{median_of, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
@@ -259,7 +260,7 @@ fn analyze_all(
             }
             Err(error) => {
                 if !args.json {
-                    println!("{label}: error: {error}");
+                    outln!("{label}: error: {error}");
                 }
                 errors.push(Failure {
                     source: label,
@@ -287,7 +288,7 @@ fn print_json(
             .collect(),
         aggregate_ideal_speedup: aggregate_ideal(blocks),
     };
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
     );
@@ -303,7 +304,7 @@ fn print_summary(
     aggregate: &[f64],
 ) {
     if blocks.len() > 1 {
-        println!(
+        outln!(
             "{} blocks: aggregate ideal {:.2}x, on 2/4/8/16/32 workers {}",
             blocks.len(),
             aggregate_ideal(blocks),
@@ -315,17 +316,17 @@ fn print_summary(
         );
     }
     if let Some(path) = &args.chart {
-        println!("speedup chart written to {}", path.display());
+        outln!("speedup chart written to {}", path.display());
     }
     if let Some(path) = &args.schedule {
-        println!(
+        outln!(
             "schedule on {} workers written to {}",
             args.workers,
             path.display()
         );
     }
     if !errors.is_empty() {
-        println!("{} block(s) failed", errors.len());
+        outln!("{} block(s) failed", errors.len());
     }
 }
 
@@ -604,7 +605,7 @@ fn draw_speedup_chart(
 }
 
 fn print_header() {
-    println!(
+    outln!(
         "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}  hottest location (dependent txs)",
         "block",
         "txs",
@@ -644,7 +645,7 @@ fn print_row(report: &BlockReport) {
     } else {
         format!(" [{} weights]", a.weight.as_str())
     };
-    println!(
+    outln!(
         "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7.2} {} {:>5.1}% {:>5.1}%  {}{}",
         block_name(report),
         a.transactions,
@@ -665,9 +666,11 @@ fn print_row(report: &BlockReport) {
             .map(|(t, s)| format!("{t}t {s:.2}x ({:.0}% of bound)", m.efficiency[t] * 100.0))
             .collect::<Vec<_>>()
             .join(", ");
-        println!(
+        outln!(
             "{:>16} measured: sequential {:.2} ms; {}",
-            "", m.sequential_ms, cells
+            "",
+            m.sequential_ms,
+            cells
         );
     }
 }

@@ -1,6 +1,7 @@
 //! `parevm bench`: parallel against sequential execution on synthetic
 //! workloads, checking every run's result is identical.
 
+use crate::output::outln;
 use crate::timing::{ceiling_speedup, ms};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -178,7 +179,7 @@ fn workload_configs(args: &BenchArgs) -> Result<Vec<WorkloadConfig>, String> {
 fn report(rows: &[Row], json: bool, threads: usize, repeat: usize) -> Result<ExitCode, String> {
     if json {
         let report = Report { workloads: rows };
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
@@ -374,15 +375,23 @@ fn progress_bar(steps: usize, json: bool) -> ProgressBar {
 }
 
 fn print_table(rows: &[Row], threads: usize, repeat: usize) {
-    println!(
+    outln!(
         "parallel threads: {threads}, median of {repeat} runs each (more for short blocks, until both executors ran 50 ms)"
     );
-    println!(
+    outln!(
         "{:<16} {:>5} {:>7} {:>14} {:>10} {:>10} {:>8} {:>10} {:<20} identical",
-        "workload", "hot", "txs", "gas", "seq ms", "par ms", "speedup", "Mgas/s", "path",
+        "workload",
+        "hot",
+        "txs",
+        "gas",
+        "seq ms",
+        "par ms",
+        "speedup",
+        "Mgas/s",
+        "path",
     );
     for r in rows {
-        println!(
+        outln!(
             "{:<16} {:>5.2} {:>7} {:>14} {:>10.2} {:>10.2} {:>7.2}x {:>10.1} {:<20} {}",
             r.workload,
             r.hot_ratio,
@@ -396,7 +405,7 @@ fn print_table(rows: &[Row], threads: usize, repeat: usize) {
             if r.identical { "yes" } else { "NO" }
         );
         if let Some(ceiling) = r.ceiling_speedup {
-            println!("{:<16} this machine's ceiling: {ceiling:.2}x", "");
+            outln!("{:<16} this machine's ceiling: {ceiling:.2}x", "");
         }
     }
 }

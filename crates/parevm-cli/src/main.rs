@@ -2,6 +2,7 @@
 
 mod analyze;
 mod bench;
+mod output;
 mod replay;
 mod statetest;
 mod timing;

@@ -1,5 +1,6 @@
 //! `parevm replay`: execute fixture blocks and verify them against their headers.
 
+use crate::output::outln;
 use crate::timing::{ceiling_speedup, interleaved_medians, median_of, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
@@ -111,7 +112,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     crate::warn_if_oversubscribed(&config);
     let report = Report::of(replay_all(&args, &config), &args);
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
@@ -215,18 +216,18 @@ fn print_summary(report: &Report) {
                 w.speedup.unwrap_or_default()
             )
         });
-        println!(
+        outln!(
             "aggregate speedup {speedup:.2}x (sequential {seq_total:.1} ms / parallel {par_total:.1} ms){}",
             worst.unwrap_or_default()
         );
         if let Some(achievable) = report.achievable_speedup {
-            println!(
+            outln!(
                 "this machine allows {achievable:.2}x with the blocks' dependencies: {:.0}% of it reached",
                 speedup / achievable * 100.0
             );
         }
     }
-    println!("{} passed, {} failed", report.passed, report.failed);
+    outln!("{} passed, {} failed", report.passed, report.failed);
 }
 
 /// How long, at least, each copy runs a block to measure the ceiling.
@@ -357,7 +358,7 @@ fn print_line(report: &BlockReport, mode: Mode) {
         Some(error) => format!("FAILED: {error}"),
     };
     let Some(number) = report.number else {
-        println!("{}: {status}", report.source);
+        outln!("{}: {status}", report.source);
         return;
     };
     let times = match mode {
@@ -381,7 +382,7 @@ fn print_line(report: &BlockReport, mode: Mode) {
             path_of(report)
         ),
     };
-    println!(
+    outln!(
         "block {number} {:<16} {:>5} txs {:>10} gas  {times}  {status}",
         report.fork.as_deref().unwrap_or("?"),
         report.transactions,

@@ -1,6 +1,7 @@
 //! `parevm statetest`: runs the Ethereum Foundation's state and blockchain
 //! tests through parevm's executors.
 
+use crate::output::outln;
 use clap::Args;
 use parevm_ethtests::{RunConfig, run_paths};
 use std::{path::PathBuf, process::ExitCode, time::Instant};
@@ -41,16 +42,16 @@ pub fn run(args: StatetestArgs) -> Result<ExitCode, String> {
             "threads": config.threads,
             "seconds": elapsed.as_secs_f64(),
         });
-        println!("{json}");
+        outln!("{json}");
     } else {
         for failure in &report.failures {
-            println!("{failure}");
+            outln!("{failure}");
         }
         for (reason, count) in &report.skipped {
-            println!("skipped {count}: {reason}");
+            outln!("skipped {count}: {reason}");
         }
         eprintln!("took {:.1}s", elapsed.as_secs_f64());
-        println!("{}", report.summary());
+        outln!("{}", report.summary());
     }
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS

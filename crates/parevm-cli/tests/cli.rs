@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::{
     path::PathBuf,
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
 };
 
 fn parevm(args: &[&str]) -> Output {
@@ -134,4 +134,24 @@ fn replay_json_has_the_speedup_fields() {
         assert!(block[field].is_number(), "{field} in {block}");
     }
     assert!(block["path"].is_string(), "{block}");
+}
+
+/// A reader that stops reading (`parevm analyze … | head`) ends the
+/// command quietly, as Unix tools end on SIGPIPE: `println!` would panic on
+/// the closed pipe.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parevm"))
+        .args(["analyze", "--workload", "raw-transfers", "--txs", "50"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the parevm binary runs");
+    // The reader is gone before the first line is written.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("the parevm binary ends");
+    let said = stderr(&output);
+    assert!(!said.contains("panicked"), "panicked: {said}");
+    assert!(output.status.success(), "{:?}: {said}", output.status);
 }

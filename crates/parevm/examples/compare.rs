@@ -11,6 +11,21 @@
 use parevm::{BlockResult, ParallelConfig, execute_parallel, execute_sequential, fixture};
 use std::time::Instant;
 
+/// `println!`, but a reader that stopped reading (`compare … | head`) ends
+/// the run quietly instead of a panic on the closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: writing to stdout: {error}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -105,7 +120,7 @@ fn run(options: &Options) -> Result<(), String> {
             min_seq += seq[0];
             min_par += par[0];
             let prediction = parevm::parallel::predict(&f.block);
-            println!(
+            outln!(
                 "{:>9} {:>5} txs  seq {s:8.2} ms  par {p:8.2} ms  {:5.2}x  {path}  gas {} bound2 {:.2}",
                 f.block.header.number,
                 f.block.transactions.len(),
@@ -115,7 +130,7 @@ fn run(options: &Options) -> Result<(), String> {
             );
         }
     }
-    println!(
+    outln!(
         "aggregate {:.3}x (of medians; of minima {:.3}x)",
         total_seq / total_par,
         min_seq / min_par
