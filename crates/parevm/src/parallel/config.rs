@@ -137,16 +137,26 @@ impl ParallelConfig {
         mean.saturating_mul(threads.saturating_sub(1) as u64) < overhead
     }
 
+    /// The part of [`Self::fallback_reason`] that the number of
+    /// transactions alone tells, before any pass over them.
+    pub(crate) fn count_fallback_reason(&self, transactions: usize) -> Option<FallbackReason> {
+        if self.judged_threads(transactions) < 2 {
+            Some(FallbackReason::OneThread)
+        } else if transactions < self.min_parallel_txs.max(2) {
+            Some(FallbackReason::FewTransactions)
+        } else {
+            None
+        }
+    }
+
     /// Why `block` should run sequentially, if the block alone tells. The
     /// executor also falls back later: on [`Self::too_cheap_for_block_stm`]
     /// once the block did not run as partitions (which needs the state),
     /// and on conflicts while running.
     pub fn fallback_reason(&self, prediction: &Prediction) -> Option<FallbackReason> {
         let threads = self.judged_threads(prediction.transactions);
-        if threads < 2 {
-            Some(FallbackReason::OneThread)
-        } else if prediction.transactions < self.min_parallel_txs.max(2) {
-            Some(FallbackReason::FewTransactions)
+        if let Some(reason) = self.count_fallback_reason(prediction.transactions) {
+            Some(reason)
         } else if prediction.work < self.min_parallel_gas {
             Some(FallbackReason::LittleGas)
         } else if prediction.bound(threads) < self.min_predicted_speedup {

@@ -145,19 +145,16 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
 
 /// The block's predicted dependencies, its sender chains if they were
 /// computed, and what is known of its partitions; or why it runs
-/// sequentially. A block too small to pay for threads is told by one pass
-/// over its gas limits, before the map of its senders: on the 30 us
-/// fixture 930196 that map was most of the fallback's cost.
+/// sequentially (see [`predict_and_plan`]).
 fn judge<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
     config: &ParallelConfig,
 ) -> Result<(Prediction, Option<prediction::Chains>, PartitionPlan), FallbackReason> {
-    let sums = prediction::sums(block);
-    if let Some(reason) = config.fallback_reason(&sums) {
+    if let Some(reason) = config.count_fallback_reason(block.transactions.len()) {
         return Err(reason);
     }
-    let (prediction, chains, plan) = predict_and_plan(block, state, &sums, config)?;
+    let (prediction, chains, plan) = predict_and_plan(block, state, config)?;
     match config.fallback_reason(&prediction) {
         Some(reason) => Err(reason),
         None => Ok((prediction, chains, plan)),

@@ -48,41 +48,55 @@ const PROBE_TXS: usize = 16;
 /// one sender's transactions lies within a component), and the sender
 /// chains, which only Block-STM needs, are left for later: the caller's
 /// separate pass over the transactions took 0.8-1.4 ms of the 1.7 ms before
-/// 10,000 transfers started. If it does not, it is predicted as a small
-/// block is, unless it is too cheap for Block-STM as well
-/// ([`ParallelConfig::too_cheap_for_block_stm`]): it then runs sequentially
-/// whatever its sender chains, and their pass is skipped (about 40 us of
-/// fixture 14396881's 1,346 transactions, when they were too cheap).
+/// 10,000 transfers started. If it does not, its gas limits are summed
+/// after all (the plan may have stopped before it read them), and it is
+/// predicted as a small block is, unless it is too cheap for Block-STM as
+/// well ([`ParallelConfig::too_cheap_for_block_stm`]): it then runs
+/// sequentially whatever its sender chains, and their pass is skipped
+/// (about 40 us of fixture 14396881's 1,346 transactions, when they were
+/// too cheap).
 ///
-/// `sums` is the block's [`prediction::sums`], which the fallback rule
-/// already let through. Plans are made for the threads that can run at
-/// once ([`ParallelConfig::judged_threads`]).
+/// A block that is not planned alongside helpers (small, or opened by one
+/// sender) is first judged by one pass over its gas limits, before the map
+/// of its senders: on the 30 us fixture 930196 that map was most of the
+/// fallback's cost. A large block skips that pass: its plan sums the gas
+/// limits as it predicts them, on every thread (the pass took 100 us of
+/// 5,000 transfers and 245 us of 10,000 on the caller alone, before the
+/// helpers joined).
+///
+/// The number of transactions has passed the fallback rule already
+/// ([`ParallelConfig::count_fallback_reason`]). Plans are made for the
+/// threads that can run at once ([`ParallelConfig::judged_threads`]).
 pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
-    sums: &Prediction,
     config: &ParallelConfig,
 ) -> Result<(Prediction, Option<prediction::Chains>, PartitionPlan), FallbackReason> {
     let threads = config.judged_threads(block.transactions.len());
     let opener = opening_sender(block);
-    if let Some(sender) = opener {
+    let sums = match opener {
         // A hot wallet's chain is usually told by its own gas, without the
         // pass over every sender (on 5,000 transfers from one sender, that
-        // pass was 2.4% of running them). If it pays out, it may partition.
-        if let Some(reason) = config.fallback_reason(&prediction::chain_of(block, sender)) {
-            return plan_payouts(block, state, threads, config, sender).ok_or(reason);
+        // pass was 2.4% of running them).
+        Some(sender) => Some(prediction::chain_of(block, sender)),
+        None if plans_alongside(block, threads, config) => None,
+        None => Some(prediction::sums(block)),
+    };
+    if let Some(sums) = sums {
+        match (config.fallback_reason(&sums), opener) {
+            // If the hot wallet pays out, the block may partition.
+            (Some(FallbackReason::DependencyChain), Some(sender)) => {
+                return plan_payouts(block, state, threads, config, sender)
+                    .ok_or(FallbackReason::DependencyChain);
+            }
+            (Some(reason), _) => return Err(reason),
+            (None, _) => {}
         }
-    }
-    if block.transactions.len() < PLAN_ALONGSIDE_MIN_TXS
-        || threads < 2
-        || config.min_partition_balance > 1.0
-        || opener.is_some()
-    {
         let (prediction, chains) = prediction::predict(block);
         return Ok((prediction, Some(chains), PartitionPlan::default()));
     }
     let planner = Planner::new(block, threads, config.partition_contract_calls);
-    if let Some(reason) = sampled_chain(&planner, state, sums, config) {
+    if let Some(reason) = sampled_chain(&planner, state, config) {
         return Err(reason);
     }
     let planned = |planned| PartitionPlan {
@@ -96,13 +110,22 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
     match planner.finish() {
         Some((partitions, prediction)) => Ok((prediction, None, planned(Ok(Some(partitions))))),
         None => {
-            if config.too_cheap_for_block_stm(sums) {
+            if config.too_cheap_for_block_stm(&prediction::sums(block)) {
                 return Err(FallbackReason::CheapTransactions);
             }
             let (prediction, chains) = prediction::predict(block);
             Ok((prediction, Some(chains), planned(Ok(None))))
         }
     }
+}
+
+/// Whether `block` is planned on the caller and helpers at once (see
+/// [`predict_and_plan`]): it is large, and may run as partitions on
+/// `threads`.
+fn plans_alongside(block: &BlockInput, threads: usize, config: &ParallelConfig) -> bool {
+    block.transactions.len() >= PLAN_ALONGSIDE_MIN_TXS
+        && threads >= 2
+        && config.min_partition_balance <= 1.0
 }
 
 /// Predicts every transaction's keys for `planner`: a probe of the first
@@ -152,19 +175,24 @@ const SAMPLE_MARGIN: f64 = 0.15;
 /// fallback rule, with [`SAMPLE_MARGIN`] to spare
 /// ([`Planner::sampled_heaviest_share`]); the plan of every
 /// transaction, and the prediction of every sender chain after it, are
-/// then skipped. `sums` is the block's [`prediction::sums`].
+/// then skipped.
 fn sampled_chain<S: StateSource + ?Sized>(
     planner: &Planner<'_>,
     state: &S,
-    sums: &Prediction,
     config: &ParallelConfig,
 ) -> Option<FallbackReason> {
     let share = planner
         .sampled_heaviest_share(state, CHAIN_SAMPLES)
         .ok()??;
+    // The bound depends on the heaviest component's share of the gas
+    // alone, so the block is estimated at a nominal gas (the plan sums the
+    // real one); only a dependency chain is told here.
+    const NOMINAL_GAS: u64 = 1 << 40;
     let estimated = Prediction {
-        critical_gas: (sums.gas as f64 * (share - SAMPLE_MARGIN).max(0.0)) as u64,
-        ..sums.clone()
+        transactions: planner.transactions(),
+        gas: NOMINAL_GAS,
+        critical_gas: (NOMINAL_GAS as f64 * (share - SAMPLE_MARGIN).max(0.0)) as u64,
+        work: NOMINAL_GAS,
     };
     config
         .fallback_reason(&estimated)

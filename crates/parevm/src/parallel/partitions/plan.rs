@@ -157,6 +157,9 @@ struct ChunkKeys {
     digests: Vec<u64>,
     /// Where each transaction's digests end in `digests`.
     ends: Vec<u32>,
+    /// Each transaction's gas limit, for packing without reading the
+    /// transactions again.
+    gas_limits: Vec<u64>,
     /// The sum of their gas limits.
     gas: u64,
     /// The sum of their [`predicted_gas`].
@@ -190,6 +193,11 @@ impl<'b> Planner<'b> {
     pub(crate) fn with_payout_sender(mut self, payout: Address) -> Self {
         self.payout = Some((payout, Key::Account(payout).digest()));
         self
+    }
+
+    /// How many transactions the plan is for.
+    pub(crate) fn transactions(&self) -> usize {
+        self.block.transactions.len()
     }
 
     /// How many chunks of transactions the plan predicts: at most this
@@ -331,9 +339,11 @@ impl<'b> Planner<'b> {
         let mut chunk = ChunkKeys {
             digests: Vec::with_capacity(range.len() * 3),
             ends: Vec::with_capacity(range.len()),
+            gas_limits: Vec::with_capacity(range.len()),
             ..Default::default()
         };
         for tx in &self.block.transactions[range] {
+            chunk.gas_limits.push(tx.gas_limit());
             chunk.gas = chunk.gas.saturating_add(tx.gas_limit());
             chunk.work = chunk.work.saturating_add(predicted_gas(tx.inner()));
             if !self.push_digests(tx, state, &mut chunk.digests)? {
@@ -435,9 +445,11 @@ impl<'b> Planner<'b> {
         let mut owners = Owners::with_capacity_and_hasher(digests, Default::default());
         let mut index = 0;
         let (mut gas, mut work) = (0u64, 0u64);
+        let mut gas_limits = Vec::with_capacity(txs);
         for chunk in chunks {
             gas = gas.saturating_add(chunk.gas);
             work = work.saturating_add(chunk.work);
+            gas_limits.extend_from_slice(&chunk.gas_limits);
             let mut start = 0;
             for end in chunk.ends {
                 components.join_keys(&mut owners, index, &chunk.digests[start..end as usize]);
@@ -445,7 +457,7 @@ impl<'b> Planner<'b> {
                 index += 1;
             }
         }
-        let (partitions, critical_gas) = pack(self.block, &mut components, self.threads);
+        let (partitions, critical_gas) = pack(&gas_limits, &mut components, self.threads);
         let prediction = Prediction {
             transactions: txs,
             gas,
@@ -508,24 +520,24 @@ fn keys(sender: Address, to: Option<Address>, input: &[u8], contract_calls: bool
 }
 
 /// Packs the components of `components` into partitions for `threads`
-/// threads, heaviest component first into the lightest partition (by gas
-/// limit); with the heaviest component's gas limits.
-fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> (Partitions, u64) {
-    let bins = threads * partitions_per_thread(block.transactions.len());
-    let txs = &block.transactions;
+/// threads, heaviest component first into the lightest partition (by the
+/// transactions' `gas_limits`); with the heaviest component's gas limits.
+fn pack(gas_limits: &[u64], components: &mut UnionFind, threads: usize) -> (Partitions, u64) {
+    let txs = gas_limits.len();
+    let bins = threads * partitions_per_thread(txs);
     // Each component's gas and transactions, at its root.
-    let mut gas_of_root = vec![0u64; txs.len()];
-    let mut txs_of_root = vec![0u32; txs.len()];
-    let mut roots: Vec<TxIdx> = Vec::with_capacity(txs.len());
+    let mut gas_of_root = vec![0u64; txs];
+    let mut txs_of_root = vec![0u32; txs];
+    let mut roots: Vec<TxIdx> = Vec::with_capacity(txs);
     let mut total = 0u64;
-    for (index, tx) in txs.iter().enumerate() {
+    for (index, &gas_limit) in gas_limits.iter().enumerate() {
         let root = components.find(index);
         if root == index {
             roots.push(root);
         }
-        gas_of_root[root] = gas_of_root[root].saturating_add(tx.gas_limit());
+        gas_of_root[root] = gas_of_root[root].saturating_add(gas_limit);
         txs_of_root[root] += 1;
-        total = total.saturating_add(tx.gas_limit());
+        total = total.saturating_add(gas_limit);
     }
     roots.sort_unstable_by_key(|&root| std::cmp::Reverse(gas_of_root[root]));
     let heaviest_component = roots.first().map_or(0, |&root| gas_of_root[root]);
@@ -555,8 +567,8 @@ fn pack(block: &BlockInput, components: &mut UnionFind, threads: usize) -> (Part
             partitions.push(Vec::with_capacity(size));
         }
     }
-    let mut partition_of = Vec::with_capacity(txs.len());
-    for index in 0..txs.len() {
+    let mut partition_of = Vec::with_capacity(txs);
+    for index in 0..txs {
         let root = components.find(index);
         let partition = renumbered[partition_of_root[root] as usize];
         partitions[partition as usize].push(index);
