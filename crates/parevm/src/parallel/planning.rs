@@ -131,7 +131,8 @@ fn plans_alongside(block: &BlockInput, threads: usize, config: &ParallelConfig) 
 /// Predicts every transaction's keys for `planner`: a probe of the first
 /// few on the calling thread, then, unless the plan stopped there, the
 /// rest on the caller and every other thread that can run at once (up to
-/// one per chunk of transactions). The first state error met, if any.
+/// one per chunk of transactions), the caller packing them. The first
+/// state error met, if any.
 fn predict_alongside<S: StateSource + ?Sized>(
     planner: &Planner<'_>,
     state: &S,
@@ -147,7 +148,7 @@ fn predict_alongside<S: StateSource + ?Sized>(
     helpers::run_with_helpers(
         helpers,
         |_| {
-            if let Err(error) = planner.predict(state) {
+            if let Err(error) = planner.help_predict(state) {
                 *mv_memory::lock(&helper_error) = Some(error);
             }
         },
