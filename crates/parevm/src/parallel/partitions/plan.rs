@@ -159,8 +159,6 @@ struct ChunkKeys {
     /// Each transaction's gas limit, for packing without reading the
     /// transactions again.
     gas_limits: Vec<u64>,
-    /// The sum of their gas limits.
-    gas: u64,
     /// The sum of their [`predicted_gas`].
     work: u64,
 }
@@ -371,7 +369,6 @@ impl<'b> Planner<'b> {
         };
         for tx in &self.block.transactions[range] {
             chunk.gas_limits.push(tx.gas_limit());
-            chunk.gas = chunk.gas.saturating_add(tx.gas_limit());
             chunk.work = chunk.work.saturating_add(predicted_gas(tx.inner()));
             if !self.push_digests(tx, state, &mut chunk.digests)? {
                 return Ok(None);
@@ -471,10 +468,9 @@ impl<'b> Planner<'b> {
         let digests = chunks.iter().map(|chunk| chunk.digests.len()).sum();
         let mut owners = Owners::with_capacity_and_hasher(digests, Default::default());
         let mut index = 0;
-        let (mut gas, mut work) = (0u64, 0u64);
+        let mut work = 0u64;
         let mut gas_limits = Vec::with_capacity(txs);
         for chunk in chunks {
-            gas = gas.saturating_add(chunk.gas);
             work = work.saturating_add(chunk.work);
             gas_limits.extend_from_slice(&chunk.gas_limits);
             let mut start = 0;
@@ -485,6 +481,9 @@ impl<'b> Planner<'b> {
             }
         }
         let (partitions, critical_gas) = pack(&gas_limits, &mut components, self.threads);
+        let gas = gas_limits
+            .iter()
+            .fold(0u64, |sum, g| sum.saturating_add(*g));
         let prediction = Prediction {
             transactions: txs,
             gas,
