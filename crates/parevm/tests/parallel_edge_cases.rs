@@ -910,7 +910,7 @@ fn funded_late() -> (BlockBuilder, Address, Address) {
 }
 
 /// The heaviest sender chain, ending the block, is started ahead of block
-/// order (`Chains::start_first`), but its sender can only pay once an
+/// order (`Chains::starts`), but its sender can only pay once an
 /// earlier transaction funds it: the chain's first run finds no funds, and
 /// validation must send it back to run after the funding.
 #[test]
@@ -929,7 +929,7 @@ fn a_chain_started_first_waits_for_the_funds_sent_before_it() {
 
 /// A single transaction holding most of the block's gas limits, ending
 /// the block, is started ahead of block order like a heavy chain
-/// (`Chains::start_first`), but its sender is funded just before it: its
+/// (`Chains::starts`), but its sender is funded just before it: its
 /// first run finds no funds, and validation must send it back to run after
 /// the funding.
 #[test]
@@ -945,6 +945,32 @@ fn a_heavy_transaction_started_first_waits_for_the_funds_sent_before_it() {
         U256::from_be_slice(&success_output(&result, 11)),
         U256::from(1)
     );
+}
+
+/// Two heavy transactions end the block, each of which would end it alone
+/// if taken in order, so both start ahead of block order, one per worker
+/// (`Chains::starts`); but each sender is funded just before them: their
+/// first runs find no funds, and validation must send each back to run
+/// after its funding.
+#[test]
+fn heavy_transactions_started_first_on_each_worker_wait_for_their_funds() {
+    let (mut b, broke, counter_address) = funded_late();
+    let (other_broke, other_counter) = (addr(0xb1), addr(0xc1));
+    b.fund(other_broke, 0).contract(other_counter, counter());
+    b.fund_all([u(12)]);
+    b.transfer(u(12), other_broke, 1_000_000_000_000_000_000);
+    let heavy_call = |from, to, gas_limit| TxSpec {
+        gas_limit,
+        ..TxSpec::call(from, to, 0, vec![])
+    };
+    b.tx(heavy_call(broke, counter_address, 5_000_000));
+    b.tx(heavy_call(other_broke, other_counter, 3_000_000));
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    for index in [12, 13] {
+        let counted = U256::from_be_slice(&success_output(&result, index));
+        assert_eq!(counted, U256::from(1), "transaction {index}");
+    }
 }
 
 /// Emits `CALLDATALOAD(0)` logs, each with one topic: the loop counter plus

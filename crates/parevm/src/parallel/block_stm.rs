@@ -55,7 +55,7 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             &vm,
             block.transactions.len(),
             successors,
-            chains.start_first(threads),
+            &chains.starts(threads),
             &prediction::call_links(block.transactions.iter().map(|tx| tx.inner())),
             config.max_waste(block.transactions.len()),
         );

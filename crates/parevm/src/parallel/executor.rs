@@ -84,20 +84,20 @@ impl Stats {
 
 impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// Workers for a block of `block_size` transactions, with its sender
-    /// chains' `successors`, the first of them starting at `first` (see
+    /// chains' `successors`, the first workers starting at `starts` (see
     /// [`Scheduler::new`]), and its `call_links` (see
     /// [`Scheduler::with_predecessors`]).
     pub(crate) fn new(
         vm: &'v VmContext<'a, S>,
         block_size: usize,
         successors: impl Iterator<Item = (TxIdx, TxIdx)>,
-        first: Option<TxIdx>,
+        starts: &[TxIdx],
         call_links: &[(TxIdx, TxIdx)],
         max_waste: f64,
     ) -> Self {
         Self {
             vm,
-            scheduler: Scheduler::new(block_size, successors, first).with_predecessors(call_links),
+            scheduler: Scheduler::new(block_size, successors, starts).with_predecessors(call_links),
             results: (0..block_size).map(|_| Mutex::default()).collect(),
             fatal: Mutex::default(),
             stats: Stats::default(),
@@ -166,7 +166,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     fn work(&self) {
         let mut vm = Vm::new(self.vm);
         vm.share_large_blooms();
-        let mut task = self.scheduler.claim_first().map(Task::Execution);
+        let mut task = self.scheduler.claim_start().map(Task::Execution);
         let mut idle = super::helpers::Idle::default();
         while !self.scheduler.done() {
             task = match task {

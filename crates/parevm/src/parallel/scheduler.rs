@@ -22,8 +22,8 @@
 //!   execution counter has yet to reach or was sent back to, or one waiting
 //!   in turn on a still lower one. So waits never form a cycle, and the
 //!   block is not declared done while anything waits.
-//! - A transaction run ahead of `execution_idx` (a chain's successor, or the
-//!   `first` transaction) is counted in `num_active_tasks` before it is
+//! - A transaction run ahead of `execution_idx` (a chain's successor, or
+//!   one of the `starts`) is counted in `num_active_tasks` before it is
 //!   claimed, and claimed only while `execution_idx` has not passed it.
 //!   Claiming takes the transaction's state lock (`ReadyToExecute ->
 //!   Executing`) like any execution, so it runs once even if the counter
@@ -35,6 +35,7 @@ use super::{
     mv_memory::lock,
     types::{Incarnation, TxIdx, Version},
 };
+use smallvec::SmallVec;
 use std::sync::{
     Mutex,
     atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
@@ -76,10 +77,10 @@ pub(crate) struct Scheduler {
     /// Each transaction's successor in its sender's chain ([`NO_TX`]
     /// if none); empty if the block has no chains.
     successors: Vec<u32>,
-    /// A transaction the first worker starts with, ahead of block order,
-    /// and whether a worker has claimed it.
-    first: Option<TxIdx>,
-    first_claimed: AtomicBool,
+    /// The transactions the first workers start with, ahead of block
+    /// order, one each; and how many of them workers have claimed.
+    starts: SmallVec<[TxIdx; 2]>,
+    starts_claimed: AtomicUsize,
     /// Each transaction's predicted predecessor (its sender's previous
     /// transaction, or the previous call alike,
     /// [`call_links`](super::prediction::call_links)), which its first
@@ -96,12 +97,12 @@ const NO_TX: u32 = u32::MAX;
 impl Scheduler {
     /// A scheduler of `block_size` transactions, where each `(tx, next)` of
     /// `chains` says that `next` is the next transaction of `tx`'s sender,
-    /// and the first worker starts with transaction `first`, if any (the
-    /// start of a chain that would otherwise finish last).
+    /// and the first workers start with the transactions of `starts`, one
+    /// each (the starts of chains that would otherwise finish last).
     pub(crate) fn new(
         block_size: usize,
         chains: impl Iterator<Item = (TxIdx, TxIdx)>,
-        first: Option<TxIdx>,
+        starts: &[TxIdx],
     ) -> Self {
         let chains: Vec<(TxIdx, TxIdx)> = chains.collect();
         let mut successors = Vec::new();
@@ -130,8 +131,8 @@ impl Scheduler {
                 .collect(),
             dependencies: (0..block_size).map(|_| Mutex::default()).collect(),
             successors,
-            first,
-            first_claimed: AtomicBool::new(false),
+            starts: SmallVec::from_slice(starts),
+            starts_claimed: AtomicUsize::new(0),
             predecessors: Vec::new(),
         };
         // A chain's next transaction would stop at its first read, of the
@@ -163,14 +164,17 @@ impl Scheduler {
         self
     }
 
-    /// The execution to start with, for the first worker to ask: the
-    /// scheduler's `first` transaction, claimed as by [`Self::next_in_chain`].
-    pub(crate) fn claim_first(&self) -> Option<Version> {
-        let first = self.first?;
-        if self.first_claimed.swap(true, Ordering::AcqRel) {
+    /// The execution a worker starts with: the next of the scheduler's
+    /// `starts` no worker has claimed yet, claimed as by
+    /// [`Self::next_in_chain`].
+    pub(crate) fn claim_start(&self) -> Option<Version> {
+        if self.starts.is_empty() {
             return None;
         }
-        self.claim_ahead(first)
+        let start = *self
+            .starts
+            .get(self.starts_claimed.fetch_add(1, Ordering::AcqRel))?;
+        self.claim_ahead(start)
     }
 
     /// Whether every transaction is executed and validated.
@@ -523,7 +527,7 @@ mod tests {
 
     #[test]
     fn a_chain_successor_ahead_of_the_counter_runs_once() {
-        let scheduler = Scheduler::new(6, [(0, 3)].into_iter(), None);
+        let scheduler = Scheduler::new(6, [(0, 3)].into_iter(), &[]);
         assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
         assert_eq!(scheduler.finish_execution(0, 0, false), None);
         assert_eq!(scheduler.next_in_chain(0), Some(version(3, 0)));
@@ -538,7 +542,7 @@ mod tests {
 
     #[test]
     fn a_successor_the_counter_passed_is_left_to_it() {
-        let scheduler = Scheduler::new(3, [(0, 2)].into_iter(), None);
+        let scheduler = Scheduler::new(3, [(0, 2)].into_iter(), &[]);
         assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
         let validation = scheduler.finish_execution(0, 0, false);
         assert_eq!(next_execution(&scheduler), Some(version(1, 0)));
@@ -555,7 +559,7 @@ mod tests {
 
     #[test]
     fn a_successor_waits_for_its_turn_then_is_followed() {
-        let scheduler = Scheduler::new(3, [(0, 1)].into_iter(), None);
+        let scheduler = Scheduler::new(3, [(0, 1)].into_iter(), &[]);
         assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
         // 1 waits for 0 instead of starting: the counter passes it.
         assert_eq!(next_execution(&scheduler), Some(version(2, 0)));
@@ -572,9 +576,9 @@ mod tests {
 
     #[test]
     fn the_first_transaction_is_claimed_once_then_its_chain_followed() {
-        let scheduler = Scheduler::new(5, [(2, 4)].into_iter(), Some(2));
-        assert_eq!(scheduler.claim_first(), Some(version(2, 0)));
-        assert_eq!(scheduler.claim_first(), None);
+        let scheduler = Scheduler::new(5, [(2, 4)].into_iter(), &[2]);
+        assert_eq!(scheduler.claim_start(), Some(version(2, 0)));
+        assert_eq!(scheduler.claim_start(), None);
         assert_eq!(scheduler.finish_execution(2, 0, false), None);
         assert_eq!(scheduler.next_in_chain(2), Some(version(4, 0)));
         assert_eq!(scheduler.finish_execution(4, 0, false), None);
@@ -584,7 +588,7 @@ mod tests {
 
     #[test]
     fn a_validation_aborted_on_an_estimate_waits_for_its_writer() {
-        let scheduler = Scheduler::new(2, std::iter::empty(), None);
+        let scheduler = Scheduler::new(2, std::iter::empty(), &[]);
         assert_eq!(scheduler.next_task(), Some(Task::Execution(version(0, 0))));
         assert_eq!(scheduler.finish_execution(0, 0, false), None);
         let validation_of_0 = scheduler.next_task();
@@ -610,7 +614,7 @@ mod tests {
 
     #[test]
     fn a_validation_waiting_on_an_executed_writer_reruns_at_once() {
-        let scheduler = Scheduler::new(2, std::iter::empty(), None);
+        let scheduler = Scheduler::new(2, std::iter::empty(), &[]);
         assert_eq!(drain(&scheduler), vec![0, 1]);
         scheduler.decrease_validation_idx(1);
         assert_eq!(scheduler.next_task(), Some(Task::Validation(version(1, 0))));
@@ -624,7 +628,7 @@ mod tests {
 
     #[test]
     fn a_call_waits_for_its_predecessor_once() {
-        let scheduler = Scheduler::new(3, std::iter::empty(), None).with_predecessors(&[(0, 2)]);
+        let scheduler = Scheduler::new(3, std::iter::empty(), &[]).with_predecessors(&[(0, 2)]);
         assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
         assert_eq!(next_execution(&scheduler), Some(version(1, 0)));
         // 2 waits for 0, which runs: nothing to execute meanwhile.
@@ -639,19 +643,19 @@ mod tests {
 
     #[test]
     fn a_call_whose_predecessor_executed_runs_at_once() {
-        let scheduler = Scheduler::new(2, std::iter::empty(), None).with_predecessors(&[(0, 1)]);
+        let scheduler = Scheduler::new(2, std::iter::empty(), &[]).with_predecessors(&[(0, 1)]);
         assert_eq!(drain(&scheduler), vec![0, 1]);
         assert!(scheduler.done());
     }
 
     #[test]
     fn transactions_without_successors_are_not_followed() {
-        let scheduler = Scheduler::new(4, [(1, 3)].into_iter(), None);
+        let scheduler = Scheduler::new(4, [(1, 3)].into_iter(), &[]);
         assert_eq!(next_execution(&scheduler), Some(version(0, 0)));
         assert_eq!(scheduler.finish_execution(0, 0, false), None);
         assert_eq!(scheduler.next_in_chain(0), None);
         assert_eq!(scheduler.next_in_chain(3), None);
-        let without_chains = Scheduler::new(4, std::iter::empty(), None);
+        let without_chains = Scheduler::new(4, std::iter::empty(), &[]);
         assert_eq!(without_chains.next_in_chain(0), None);
         drain(&scheduler);
         assert!(scheduler.done());
