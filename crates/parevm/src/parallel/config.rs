@@ -169,7 +169,7 @@ impl ParallelConfig {
 
 impl Default for ParallelConfig {
     /// Thresholds measured on the 49 mainnet fixture blocks at 2 threads
-    /// (see the README's "Fallback rule").
+    /// (see the README's "How a block runs").
     fn default() -> Self {
         Self {
             threads: available_cores(),
