@@ -60,7 +60,7 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             &vm,
             block.transactions.len(),
             successors,
-            &chains.starts(threads),
+            &chains.starts(block, threads),
             &prediction::call_links(block.transactions.iter().map(|tx| tx.inner())),
             config.max_waste(block.transactions.len()),
         );

@@ -108,7 +108,7 @@ pub(crate) fn predict(block: &BlockInput) -> (Prediction, Chains) {
     // The map is dropped here, before the block runs: kept alive through
     // the run (in a trial), it cost a block that then ran sequentially 2-3%.
     let chains = Chains {
-        heavy: chains.heaviest(block),
+        heavy: chains.heaviest(),
         links: chains.links,
         gas,
     };
@@ -244,9 +244,6 @@ struct HeavyChain {
     start: ChainStart,
     /// The gas limits of its transactions.
     gas: u64,
-    /// Whether it may run ahead of the transactions before it (see
-    /// [`target_called_before`]).
-    may_start: bool,
 }
 
 /// Where a chain starts: its first transaction and the gas limits of the
@@ -276,7 +273,20 @@ impl Chains {
     /// its 3.6 ms, while the heaviest limit (3M of 7.4M) is another's; each
     /// started first on its own worker, the block went from 1.11x to 1.61x
     /// (medians of 8 interleaved rounds on the 2-core VM).
-    pub(crate) fn starts(&self, threads: usize) -> SmallVec<[TxIdx; 2]> {
+    ///
+    /// A chain whose first transaction's target an earlier transaction
+    /// calls does not start ahead ([`target_called_before`]), which is
+    /// only looked up for the chains heavy enough to start.
+    pub(crate) fn starts(&self, block: &BlockInput, threads: usize) -> SmallVec<[TxIdx; 2]> {
+        self.starts_where(threads, |first| !target_called_before(block, first))
+    }
+
+    /// [`Self::starts`], with `may_start` telling which chain may start ahead.
+    fn starts_where(
+        &self,
+        threads: usize,
+        may_start: impl Fn(TxIdx) -> bool,
+    ) -> SmallVec<[TxIdx; 2]> {
         let threads = threads.max(1);
         let mut starts = SmallVec::new();
         for (rank, chain) in self.heavy.iter().enumerate() {
@@ -291,7 +301,7 @@ impl Chains {
             } else {
                 self.gas / OTHER_START_MARGIN
             };
-            if chain.may_start && in_order_end > self.gas.saturating_add(margin) {
+            if in_order_end > self.gas.saturating_add(margin) && may_start(chain.start.first) {
                 starts.push(chain.start.first);
                 if starts.len() == threads {
                     break;
@@ -371,9 +381,9 @@ impl SenderChains {
         self.critical_gas = self.critical_gas.max(chain.gas);
     }
 
-    /// The [`MAX_STARTS`] heaviest chains of `block`, heaviest first (the
-    /// earlier of two as heavy).
-    fn heaviest(&self, block: &BlockInput) -> SmallVec<[HeavyChain; MAX_STARTS]> {
+    /// The [`MAX_STARTS`] heaviest chains, heaviest first (the earlier of
+    /// two as heavy).
+    fn heaviest(&self) -> SmallVec<[HeavyChain; MAX_STARTS]> {
         let mut heavy = SmallVec::<[HeavyChain; MAX_STARTS]>::new();
         let heavier = |a: &HeavyChain, b: &Chain| (a.gas, b.start.first) > (b.gas, a.start.first);
         for chain in self.chains.values() {
@@ -382,20 +392,9 @@ impl SenderChains {
                 if heavy.len() == MAX_STARTS {
                     heavy.pop();
                 }
-                let may_start = false;
                 let (start, gas) = (chain.start, chain.gas);
-                heavy.insert(
-                    at,
-                    HeavyChain {
-                        start,
-                        gas,
-                        may_start,
-                    },
-                );
+                heavy.insert(at, HeavyChain { start, gas });
             }
-        }
-        for chain in &mut heavy {
-            chain.may_start = !target_called_before(block, chain.start.first);
         }
         heavy
     }
@@ -410,7 +409,6 @@ mod tests {
         let chain = |&(first, gas_before, gas)| HeavyChain {
             start: ChainStart { first, gas_before },
             gas,
-            may_start: true,
         };
         Chains {
             links: Vec::new(),
@@ -423,7 +421,7 @@ mod tests {
     fn a_chain_starts_first_only_if_it_would_finish_last() {
         let starts = |gas_before, gas, threads| {
             heavy_chains(&[(40, gas_before, gas)])
-                .starts(threads)
+                .starts_where(threads, |_| true)
                 .to_vec()
         };
         // Reached after 2M of gas per thread, then 6M more: past 6.5M.
@@ -434,7 +432,10 @@ mod tests {
         assert_eq!(starts(4_000_000, 6_000_000, 1), Vec::<TxIdx>::new());
         // Light enough to finish with the rest.
         assert_eq!(starts(4_000_000, 1_000_000, 2), Vec::<TxIdx>::new());
-        assert_eq!(heavy_chains(&[]).starts(2).to_vec(), Vec::<TxIdx>::new());
+        assert_eq!(
+            heavy_chains(&[]).starts_where(2, |_| true).to_vec(),
+            Vec::<TxIdx>::new()
+        );
     }
 
     #[test]
@@ -442,18 +443,27 @@ mod tests {
         // The heaviest, and one ending the block in order 0.8M (of 6.5M a
         // thread) after the rest: both start first, heaviest first.
         let heavy = [(20, 4_000_000, 5_000_000), (90, 11_000_000, 1_800_000)];
-        assert_eq!(heavy_chains(&heavy).starts(2).to_vec(), vec![20, 90]);
+        assert_eq!(
+            heavy_chains(&heavy).starts_where(2, |_| true).to_vec(),
+            vec![20, 90]
+        );
         // 0.5M after the rest: within the margin.
         let heavy = [(20, 4_000_000, 5_000_000), (90, 11_000_000, 1_500_000)];
-        assert_eq!(heavy_chains(&heavy).starts(2).to_vec(), vec![20]);
+        assert_eq!(
+            heavy_chains(&heavy).starts_where(2, |_| true).to_vec(),
+            vec![20]
+        );
         // No more starts than threads.
         let heavy = [(20, 4_000_000, 5_000_000), (90, 11_000_000, 1_800_000)];
-        assert_eq!(heavy_chains(&heavy).starts(1).to_vec(), Vec::<TxIdx>::new());
+        assert_eq!(
+            heavy_chains(&heavy).starts_where(1, |_| true).to_vec(),
+            Vec::<TxIdx>::new()
+        );
         // A chain that may not start ahead leaves the next its place, but
         // not its margin.
-        let mut chains = heavy_chains(&[(20, 4_000_000, 5_000_000), (90, 12_000_000, 510_000)]);
-        chains.heavy[0].may_start = false;
-        assert_eq!(chains.starts(2).to_vec(), Vec::<TxIdx>::new());
+        let chains = heavy_chains(&[(20, 4_000_000, 5_000_000), (90, 12_000_000, 510_000)]);
+        let starts = chains.starts_where(2, |first| first != 20);
+        assert_eq!(starts.to_vec(), Vec::<TxIdx>::new());
     }
 
     #[test]
