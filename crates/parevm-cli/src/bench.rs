@@ -2,7 +2,7 @@
 //! workloads, checking every run's result is identical.
 
 use crate::output::outln;
-use crate::timing::{ceiling_speedup, ms};
+use crate::timing::{ceiling_speedup, line_round_trip, ms};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parevm::{ExecutionStats, ParallelConfig, execute_parallel, execute_sequential};
@@ -55,7 +55,10 @@ pub struct BenchArgs {
     /// Also measure this machine's ceiling for each workload: its block's
     /// sequential execution by as many threads at once as can run at once
     /// (at most the cores), against one thread alone. Perfectly parallel
-    /// work, sharing only caches and memory: no executor can beat it.
+    /// work, sharing only caches and memory: no executor can beat it. Also
+    /// measured after each workload: what moving a cache line to another
+    /// core and back costs, which parallel execution pays on every line
+    /// another worker wrote, and the ceiling does not.
     #[arg(long)]
     ceiling: bool,
     /// Sleep this many milliseconds before every timed run, as a node at
@@ -115,6 +118,10 @@ struct Row {
     /// (`--ceiling`).
     #[serde(skip_serializing_if = "Option::is_none")]
     ceiling_speedup: Option<f64>,
+    /// With `--ceiling`: what moving a cache line to another core and back
+    /// cost, measured right after the workload's runs, in nanoseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line_round_trip_ns: Option<f64>,
     /// The first difference, when a parallel result was not identical.
     #[serde(skip_serializing_if = "Option::is_none")]
     difference: Option<String>,
@@ -244,6 +251,11 @@ impl Bench {
             true => Some(self.ceiling(name, &workload)?),
             false => None,
         };
+        let line_round_trip_ns = self
+            .ceiling
+            .then(line_round_trip)
+            .flatten()
+            .map(|t| t.as_secs_f64() * 1e9);
         Ok(Row {
             workload: name,
             hot_ratio: config.hot_ratio,
@@ -263,6 +275,7 @@ impl Bench {
             generate_ms: ms(generate_time),
             stats,
             ceiling_speedup,
+            line_round_trip_ns,
             difference,
         })
     }
@@ -405,7 +418,11 @@ fn print_table(rows: &[Row], threads: usize, repeat: usize) {
             if r.identical { "yes" } else { "NO" }
         );
         if let Some(ceiling) = r.ceiling_speedup {
-            outln!("{:<16} this machine's ceiling: {ceiling:.2}x", "");
+            let line = r
+                .line_round_trip_ns
+                .map(|ns| format!(", a cache line's round trip between cores {ns:.0} ns"))
+                .unwrap_or_default();
+            outln!("{:<16} this machine's ceiling: {ceiling:.2}x{line}", "");
         }
     }
 }

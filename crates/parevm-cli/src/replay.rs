@@ -1,7 +1,7 @@
 //! `parevm replay`: execute fixture blocks and verify them against their headers.
 
 use crate::output::outln;
-use crate::timing::{ceiling_speedup, interleaved_medians, median_of, ms};
+use crate::timing::{ceiling_speedup, interleaved_medians, line_round_trip, median_of, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
     BlockResult, ExecutionError, ExecutionStats, ParallelConfig, execute_parallel,
@@ -50,7 +50,9 @@ pub struct ReplayArgs {
     /// are threads (at most the cores), which share nothing but caches and
     /// memory. The summary then gives the speedup the machine allows with
     /// the blocks' own dependencies: per block, the lower of the ceiling
-    /// and the ideal bound.
+    /// and the ideal bound. Also measured after each block: what moving a
+    /// cache line to another core and back costs, which parallel execution
+    /// pays on every line another worker wrote, and the ceiling does not.
     #[arg(long)]
     ceiling: bool,
     /// Sleep this many milliseconds before every timed run, as a node at
@@ -86,6 +88,11 @@ struct BlockReport {
     /// sequential execution, as many copies at once as the threads that
     /// can run at once (`--ceiling`).
     ceiling_speedup: Option<f64>,
+    /// With `--ceiling`: what moving a cache line to another core and back
+    /// cost, measured right after the block's runs, in nanoseconds
+    /// (Block-STM pays it on every line another worker wrote; see
+    /// `line_round_trip`).
+    line_round_trip_ns: Option<f64>,
     /// What the parallel executor did in the run whose result was kept
     /// (executions, validations, aborts, partitions, ...).
     stats: Option<ExecutionStats>,
@@ -205,6 +212,13 @@ fn totals(blocks: &[BlockReport]) -> (f64, f64) {
         .fold((0.0, 0.0), |(s, p), (a, b)| (s + a, p + b))
 }
 
+/// The lowest, median and highest of the blocks' line round trips.
+fn round_trips(blocks: &[BlockReport]) -> Option<(f64, f64, f64)> {
+    let mut trips: Vec<f64> = blocks.iter().filter_map(|b| b.line_round_trip_ns).collect();
+    trips.sort_by(f64::total_cmp);
+    Some((*trips.first()?, trips[trips.len() / 2], *trips.last()?))
+}
+
 /// The summary lines after the blocks' own.
 fn print_summary(report: &Report) {
     if let Some(speedup) = report.aggregate_speedup {
@@ -224,6 +238,11 @@ fn print_summary(report: &Report) {
             outln!(
                 "this machine allows {achievable:.2}x with the blocks' dependencies: {:.0}% of it reached",
                 speedup / achievable * 100.0
+            );
+        }
+        if let Some((low, median, high)) = round_trips(&report.blocks) {
+            outln!(
+                "a cache line's round trip between cores: median {median:.0} ns, {low:.0}-{high:.0} ns"
             );
         }
     }
@@ -319,6 +338,7 @@ fn execute_and_check(
                 .min(5_000);
             let run = || execute_sequential(block, state);
             report.ceiling_speedup = Some(ceiling_speedup(runs, copies, run).map_err(err)?);
+            report.line_round_trip_ns = line_round_trip().map(|t| t.as_secs_f64() * 1e9);
         }
     }
     Ok(parallel)
@@ -378,7 +398,11 @@ fn print_line(report: &BlockReport, mode: Mode) {
             report
                 .ceiling_speedup
                 .map(|c| format!(", ceiling {c:.2}x"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &report
+                    .line_round_trip_ns
+                    .map(|ns| format!(", line {ns:.0} ns"))
+                    .unwrap_or_default(),
             path_of(report)
         ),
     };

@@ -136,6 +136,31 @@ fn replay_json_has_the_speedup_fields() {
     assert!(block["path"].is_string(), "{block}");
 }
 
+/// `replay --ceiling --json`: per block, what the machine allows (its
+/// ceiling, and with two cores what a cache line's round trip between them
+/// costs), and the aggregate it allows.
+#[test]
+fn replay_json_with_the_ceiling_has_what_the_machine_allows() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/mainnet");
+    if !dir.is_dir() {
+        eprintln!("SKIPPED: {} is absent", dir.display());
+        return;
+    }
+    let block = dir.join("4864590");
+    let path = block.to_str().expect("utf-8 path");
+    let args = ["replay", path, "--mode", "both", "--ceiling", "--json"];
+    let output = parevm(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("replay --json is JSON");
+    assert!(report["achievable_speedup"].is_number(), "{report}");
+    let block = &report["blocks"][0];
+    assert!(block["ceiling_speedup"].is_number(), "{block}");
+    let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    if two_cores {
+        assert!(block["line_round_trip_ns"].is_number(), "{block}");
+    }
+}
+
 /// A reader that stops reading (`parevm analyze … | head`) ends the
 /// command quietly, as Unix tools end on SIGPIPE: `println!` would panic on
 /// the closed pipe.
