@@ -148,8 +148,9 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 /// the other on another. Block-STM's workers pay this on every line the
 /// other worker wrote (its write sets, the scheduler's counters), while
 /// the ceiling, independent work, does not. On the 2-core VM the round
-/// trip read either 60-90 ns or 330-380 ns, switching within seconds (the
-/// host moving its vCPUs, most likely). Of 40 invocations on mainnet
+/// trip read 60-90 ns or 310-410 ns, switching within seconds (the host
+/// moving its vCPUs, most likely), or about 30 ns (two hyperthreads of
+/// one core, perhaps: the ceilings measured beside it read 0.9-1.2x). Of 40 invocations on mainnet
 /// fixture 3356896 (176 cheap transactions on Block-STM), 3 of the 26
 /// with the short round trip before and after ran below 0.8x of
 /// sequential, and 7 of the 14 with the long one on either side. `None`
