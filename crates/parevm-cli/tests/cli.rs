@@ -104,16 +104,24 @@ fn statetest_refuses_a_missing_path() {
     );
 }
 
+/// The shared mainnet fixture block `number`, or `None` (said on stderr)
+/// when the fixtures are absent.
+fn shared_block(number: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/mainnet");
+    if !dir.is_dir() {
+        eprintln!("SKIPPED: {} is absent", dir.display());
+        return None;
+    }
+    Some(dir.join(number))
+}
+
 /// `replay --mode both --json` on one shared mainnet block (after idle
 /// time): verified, with the fields the issue asks for.
 #[test]
 fn replay_json_has_the_speedup_fields() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/mainnet");
-    if !dir.is_dir() {
-        eprintln!("SKIPPED: {} is absent", dir.display());
+    let Some(block) = shared_block("4864590") else {
         return;
-    }
-    let block = dir.join("4864590");
+    };
     // Idle time before each run changes the timing, nothing else.
     let args = [
         "replay",
@@ -141,12 +149,9 @@ fn replay_json_has_the_speedup_fields() {
 /// costs), and the aggregate it allows.
 #[test]
 fn replay_json_with_the_ceiling_has_what_the_machine_allows() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/mainnet");
-    if !dir.is_dir() {
-        eprintln!("SKIPPED: {} is absent", dir.display());
+    let Some(block) = shared_block("4864590") else {
         return;
-    }
-    let block = dir.join("4864590");
+    };
     let path = block.to_str().expect("utf-8 path");
     let args = ["replay", path, "--mode", "both", "--ceiling", "--json"];
     let output = parevm(&args);
