@@ -129,7 +129,8 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// One cache line, alone on it.
+/// One cache line, alone on it and on the line the prefetcher pairs it
+/// with.
 #[repr(align(128))]
 struct Line(AtomicU64);
 
@@ -150,18 +151,19 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 /// the ceiling, independent work, does not. On the 2-core VM the round
 /// trip read 60-90 ns or 310-410 ns, switching within seconds (the host
 /// moving its vCPUs, most likely), or about 30 ns (two hyperthreads of
-/// one core, perhaps: the ceilings measured beside it read 0.9-1.2x). Of 40 invocations on mainnet
-/// fixture 3356896 (176 cheap transactions on Block-STM), 3 of the 26
-/// with the short round trip before and after ran below 0.8x of
-/// sequential, and 7 of the 14 with the long one on either side. `None`
-/// if the two threads could not be put on two cores.
+/// one core, perhaps: the ceilings measured beside it read 0.9-1.2x).
+/// Of 40 invocations on mainnet fixture 3356896 (176 cheap transactions
+/// on Block-STM), 3 of the 26 with the 60-90 ns round trip before and
+/// after ran below 0.8x of sequential, and 7 of the 14 with a 330-380 ns
+/// one on either side. `None` if the two threads could not be put on two
+/// cores.
 pub fn line_round_trip() -> Option<Duration> {
     let cores = two_cores()?;
     let line = Line(AtomicU64::new(0));
     let wait_for = |value: u64| {
         let mut spins = 0u32;
         while line.0.load(Ordering::Acquire) != value {
-            spins += 1;
+            spins = spins.wrapping_add(1);
             if spins.is_multiple_of(SPINS_BEFORE_YIELD) {
                 std::thread::yield_now();
             }
