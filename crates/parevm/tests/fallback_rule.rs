@@ -27,10 +27,12 @@ fn run(
 }
 
 /// The default rule at `threads`, on a core each whatever the machine,
-/// except for blocks' total gas: the test blocks are small.
+/// except for blocks' total gas and Block-STM's cost per block: the test
+/// blocks are small.
 fn any_gas(threads: usize) -> ParallelConfig {
     ParallelConfig {
         min_parallel_gas: 0,
+        block_overhead_gas: 0,
         cores: threads,
         ..ParallelConfig::with_threads(threads)
     }
@@ -258,6 +260,43 @@ fn cheap_transactions_run_sequentially_unless_partitioned() {
     b.transfer(addr(60), COINBASE, 1_000);
     let (block, state) = b.build();
     assert_too_cheap_at_two_threads_not_four(&block, &state);
+}
+
+/// The same block, with Block-STM's default cost per block, is too small
+/// to win it back: at 2 threads its 1.26M gas of work would gain that
+/// much against 1.08M for its transactions and twice 1.5M for the block.
+/// Calls as many, predicted at their limits of 100,000 gas, win it back.
+#[test]
+fn small_cheap_blocks_run_sequentially_unless_they_win_back_the_block_cost() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=120).map(addr));
+    for i in 1..=59 {
+        b.transfer(addr(i), addr(i + 60), 1_000);
+    }
+    b.transfer(addr(60), COINBASE, 1_000);
+    let (block, state) = b.build();
+    let with_block_cost = ParallelConfig {
+        block_overhead_gas: ParallelConfig::default().block_overhead_gas,
+        ..any_gas(2)
+    };
+    assert_eq!(
+        run(&block, &state, &with_block_cost),
+        ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
+    );
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=120).map(addr));
+    for i in 1..=60 {
+        let to = if i == 60 { COINBASE } else { addr(i + 60) };
+        b.tx(TxSpec {
+            gas_limit: 100_000,
+            ..TxSpec::call(addr(i), to, 1_000, vec![1])
+        });
+    }
+    let (block, state) = b.build();
+    assert_eq!(
+        run(&block, &state, &with_block_cost),
+        ExecutionPath::Parallel
+    );
 }
 
 /// The same for a block large enough to be planned on two threads: its

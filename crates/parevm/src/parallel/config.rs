@@ -55,6 +55,24 @@ pub struct ParallelConfig {
     /// averaging 25,600 and 31,000 gas, off Block-STM, where they now run
     /// at 1.15-1.25x and 1.02-1.10x.
     pub tx_overhead_gas: u64,
+    /// What Block-STM costs a block once, whatever its size, in gas of
+    /// execution that takes as long: before the first worker runs, the
+    /// caller wakes the helpers, takes and seeds the multi-version memory
+    /// and builds the scheduler (55-75 us on mainnet fixture 3356896 on the
+    /// 2-core VM, where its whole sequential run takes 0.45-0.6 ms), and
+    /// the helpers join late and meet again for the assembly. With it, a
+    /// block runs sequentially unless `threads` workers gain the per-block
+    /// cost back at each thread: [`Self::too_cheap_for_block_stm`] compares
+    /// the work's gain, (threads - 1) times the predicted gas, with
+    /// [`Self::tx_overhead_gas`] per transaction plus `threads` times this.
+    /// The default, 1,500,000, lies between the two smallest mainnet
+    /// fixtures that run on Block-STM: 3356896 (176 transactions, mostly
+    /// plain transfers, 5.5M predicted gas: the gain's margin over the
+    /// per-transaction cost, 2.3M, is under 3M), which ran at 0.90-0.93x
+    /// (medians of 90-300 runs on Block-STM; 0.97x sequentially), and
+    /// 19923400 (24 calls, 4M predicted gas, a margin of 3.6M), which runs
+    /// at 1.3-1.4x.
+    pub block_overhead_gas: u64,
     /// A block whose transactions split into partitions predicted to be
     /// independent runs as those partitions, without Block-STM, when they
     /// keep at least this share of the threads busy (the partitions' gas
@@ -98,6 +116,7 @@ impl ParallelConfig {
             min_predicted_speedup: 0.0,
             min_useful_speedup: 0.0,
             tx_overhead_gas: 0,
+            block_overhead_gas: 0,
             min_partition_balance: f64::INFINITY,
             partition_contract_calls: false,
         }
@@ -121,20 +140,32 @@ impl ParallelConfig {
         1.0 - self.min_useful_speedup / self.judged_threads(transactions) as f64
     }
 
-    /// Whether `prediction`'s transactions are too cheap for Block-STM
-    /// ([`Self::tx_overhead_gas`], at [`Self::judged_threads`]).
+    /// Whether `prediction`'s transactions are too cheap for Block-STM, at
+    /// [`Self::judged_threads`]: `threads` workers run the block's work and
+    /// Block-STM's cost per transaction ([`Self::tx_overhead_gas`]) in a
+    /// `threads`-th of the time, and then its cost per block
+    /// ([`Self::block_overhead_gas`]), so they gain only if (threads - 1)
+    /// times the work exceeds the transactions' cost plus `threads` times
+    /// the block's.
     ///
     /// Workers beyond the cores take turns on them, and one descheduled
-    /// while it holds a task holds up the others, so the overhead is taken
-    /// to grow with the workers per core: on the 2-core VM, fixture
-    /// 14396881 (mean 25,600 gas) ran at 0.81x with 3 workers and 0.72x
-    /// with 8, against 1.15-1.25x with 2.
+    /// while it holds a task holds up the others, so the cost per
+    /// transaction is taken to grow with the workers per core: on the
+    /// 2-core VM, fixture 14396881 (mean 25,600 gas) ran at 0.81x with 3
+    /// workers and 0.72x with 8, against 1.15-1.25x with 2. That growth
+    /// was measured on cheap transactions alone, so the block's cost is
+    /// weighed with a core per worker: with it added to the grown cost,
+    /// fixtures 4864590, 19923400, 19933122 and 19934116 ran sequentially
+    /// at 8 workers on the 2 cores, where Block-STM ran them at 1.5-1.8x.
     pub fn too_cheap_for_block_stm(&self, prediction: &Prediction) -> bool {
-        let threads = self.judged_threads(prediction.transactions);
-        let workers = self.threads.min(prediction.transactions).max(threads);
-        let overhead = self.tx_overhead_gas.saturating_mul(workers as u64) / threads as u64;
-        let mean = prediction.work / prediction.transactions.max(1) as u64;
-        mean.saturating_mul(threads.saturating_sub(1) as u64) < overhead
+        let threads = self.judged_threads(prediction.transactions) as u128;
+        let workers = (self.threads.min(prediction.transactions) as u128).max(threads);
+        let per_tx = |workers: u128| {
+            u128::from(self.tx_overhead_gas) * workers / threads * prediction.transactions as u128
+        };
+        let gain = u128::from(prediction.work) * (threads - 1);
+        gain < per_tx(workers)
+            || gain < per_tx(threads) + u128::from(self.block_overhead_gas) * threads
     }
 
     /// The part of [`Self::fallback_reason`] that the number of
@@ -179,6 +210,7 @@ impl Default for ParallelConfig {
             min_predicted_speedup: 1.45,
             min_useful_speedup: 1.0,
             tx_overhead_gas: 18_000,
+            block_overhead_gas: 1_500_000,
             min_partition_balance: 0.85,
             partition_contract_calls: false,
         }
@@ -225,6 +257,14 @@ mod tests {
         assert_eq!(ParallelConfig::never_fall_back(8).judged_threads(1_000), 8);
     }
 
+    /// The default rule at `threads`, without Block-STM's cost per block.
+    fn per_tx_rule(threads: usize) -> ParallelConfig {
+        ParallelConfig {
+            block_overhead_gas: 0,
+            ..rule(threads)
+        }
+    }
+
     #[test]
     fn cheap_transactions_pay_for_block_stm_only_with_more_threads() {
         let transfers = Prediction {
@@ -235,17 +275,17 @@ mod tests {
         };
         // By default no transaction is too cheap at 2 threads, but 3
         // workers on those 2 cores cost half as much again.
-        assert!(!rule(2).too_cheap_for_block_stm(&transfers));
+        assert!(!per_tx_rule(2).too_cheap_for_block_stm(&transfers));
         let three_on_two_cores = ParallelConfig {
             threads: 3,
-            ..rule(2)
+            ..per_tx_rule(2)
         };
         assert!(three_on_two_cores.too_cheap_for_block_stm(&transfers));
         // A slower machine's overhead: 21,000 < 40,000 at 2 threads, but
         // 3 * 21,000 > 40,000, so four threads gain more than it costs.
         let slower = |threads| ParallelConfig {
             tx_overhead_gas: 40_000,
-            ..rule(threads)
+            ..per_tx_rule(threads)
         };
         assert!(slower(2).too_cheap_for_block_stm(&transfers));
         assert!(!slower(4).too_cheap_for_block_stm(&transfers));
@@ -255,5 +295,41 @@ mod tests {
         };
         assert!(!slower(2).too_cheap_for_block_stm(&calls));
         assert!(!ParallelConfig::never_fall_back(2).too_cheap_for_block_stm(&transfers));
+    }
+
+    #[test]
+    fn small_blocks_pay_for_block_stm_only_once_the_block_cost_is_won_back() {
+        // Mainnet fixture 3356896 as predicted: 176 transactions, 5.46M gas.
+        let small = Prediction {
+            transactions: 176,
+            gas: 7_836_121,
+            critical_gas: 252_000,
+            work: 5_455_788,
+        };
+        // At 2 threads its gain (5.46M) is below the transactions' cost
+        // (3.17M) plus twice the block's (3M); at 4 it is not.
+        assert!(!per_tx_rule(2).too_cheap_for_block_stm(&small));
+        assert!(rule(2).too_cheap_for_block_stm(&small));
+        assert!(!rule(4).too_cheap_for_block_stm(&small));
+        // Twice the work at 2 threads pays.
+        let twice = Prediction {
+            work: 2 * small.work,
+            ..small
+        };
+        assert!(!rule(2).too_cheap_for_block_stm(&twice));
+        // The block's cost is weighed with a core per worker: 8 workers on
+        // 2 cores make expensive transactions no cheaper (mainnet fixture
+        // 4864590: 195 transactions, 16.3M gas).
+        let expensive = Prediction {
+            transactions: 195,
+            gas: 20_035_573,
+            critical_gas: 1_000_000,
+            work: 16_320_604,
+        };
+        let eight_on_two_cores = ParallelConfig {
+            threads: 8,
+            ..rule(2)
+        };
+        assert!(!eight_on_two_cores.too_cheap_for_block_stm(&expensive));
     }
 }
