@@ -248,17 +248,33 @@ fn assert_too_cheap_at_two_threads_not_four(
     );
 }
 
+/// 60 transactions from as many senders, the last paying the beneficiary,
+/// so that they do not partition: plain transfers, or with `call_limit`,
+/// calls with a byte of calldata and that gas limit.
+fn sixty_paying_the_beneficiary_last(
+    call_limit: Option<u64>,
+) -> (parevm::BlockInput, parevm::InMemoryState) {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=120).map(addr));
+    for i in 1..=60 {
+        let to = if i == 60 { COINBASE } else { addr(i + 60) };
+        let (gas_limit, input) = match call_limit {
+            None => (21_000, vec![]),
+            Some(limit) => (limit, vec![1]),
+        };
+        b.tx(TxSpec {
+            gas_limit,
+            ..TxSpec::call(addr(i), to, 1_000, input)
+        });
+    }
+    b.build()
+}
+
 /// Plain transfers that do not partition (one pays the beneficiary) are too
 /// cheap for a slow machine's Block-STM at 2 threads, not at 4.
 #[test]
 fn cheap_transactions_run_sequentially_unless_partitioned() {
-    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
-    b.fund_all((1..=120).map(addr));
-    for i in 1..=59 {
-        b.transfer(addr(i), addr(i + 60), 1_000);
-    }
-    b.transfer(addr(60), COINBASE, 1_000);
-    let (block, state) = b.build();
+    let (block, state) = sixty_paying_the_beneficiary_last(None);
     assert_too_cheap_at_two_threads_not_four(&block, &state);
 }
 
@@ -268,13 +284,7 @@ fn cheap_transactions_run_sequentially_unless_partitioned() {
 /// Calls as many, predicted at their limits of 100,000 gas, win it back.
 #[test]
 fn small_cheap_blocks_run_sequentially_unless_they_win_back_the_block_cost() {
-    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
-    b.fund_all((1..=120).map(addr));
-    for i in 1..=59 {
-        b.transfer(addr(i), addr(i + 60), 1_000);
-    }
-    b.transfer(addr(60), COINBASE, 1_000);
-    let (block, state) = b.build();
+    let (block, state) = sixty_paying_the_beneficiary_last(None);
     let with_block_cost = ParallelConfig {
         block_overhead_gas: ParallelConfig::default().block_overhead_gas,
         ..any_gas(2)
@@ -283,16 +293,7 @@ fn small_cheap_blocks_run_sequentially_unless_they_win_back_the_block_cost() {
         run(&block, &state, &with_block_cost),
         ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
     );
-    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
-    b.fund_all((1..=120).map(addr));
-    for i in 1..=60 {
-        let to = if i == 60 { COINBASE } else { addr(i + 60) };
-        b.tx(TxSpec {
-            gas_limit: 100_000,
-            ..TxSpec::call(addr(i), to, 1_000, vec![1])
-        });
-    }
-    let (block, state) = b.build();
+    let (block, state) = sixty_paying_the_beneficiary_last(Some(100_000));
     assert_eq!(
         run(&block, &state, &with_block_cost),
         ExecutionPath::Parallel
