@@ -52,8 +52,10 @@ pub struct ParallelConfig {
     /// slower ones, and for more workers than cores (see
     /// [`Self::too_cheap_for_block_stm`]). At 40,000, measured when
     /// Block-STM cost more, it kept mainnet fixtures 14396881 and 3356896,
-    /// averaging 25,600 and 31,000 gas, off Block-STM, where they now run
-    /// at 1.15-1.25x and 1.02-1.10x.
+    /// averaging 25,600 and 31,000 gas, off Block-STM; 14396881 now runs
+    /// on it at 0.8-1.2x (1.03-1.08x in the medians of 36-64 runs), and
+    /// 3356896 is kept off it by the cost per block
+    /// ([`Self::block_overhead_gas`]).
     pub tx_overhead_gas: u64,
     /// What Block-STM costs a block once, whatever its size, in gas of
     /// execution that takes as long: before the first worker runs, the
