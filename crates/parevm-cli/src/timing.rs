@@ -209,6 +209,10 @@ fn two_cores() -> Option<TwoCores> {
     use rustix::thread::{sched_getaffinity, sched_getcpu};
     let own = sched_getaffinity(None).ok()?;
     let caller = sched_getcpu();
+    // A core past the set's capacity would index out of it.
+    if caller >= rustix::thread::CpuSet::MAX_CPU {
+        return None;
+    }
     let mut others = own;
     others.unset(caller);
     (own.is_set(caller) && others.count() > 0).then_some(TwoCores {
