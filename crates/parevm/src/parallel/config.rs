@@ -60,7 +60,7 @@ pub struct ParallelConfig {
     /// What Block-STM costs a block once, whatever its size, in gas of
     /// execution that takes as long: before the first worker runs, the
     /// caller wakes the helpers, takes and seeds the multi-version memory
-    /// and builds the scheduler (55-75 us on mainnet fixture 3356896 on the
+    /// and builds the scheduler (about 75 us on mainnet fixture 3356896 on the
     /// 2-core VM, where its whole sequential run takes 0.45-0.6 ms), and
     /// the helpers join late and meet again for the assembly. With it, a
     /// block runs sequentially unless `threads` workers gain the per-block
