@@ -198,9 +198,15 @@ fn check_under_the_rule(fork: EthereumHardfork, ops: &[Op]) -> usize {
     partitioned
 }
 
+/// 32 blocks per property, or `PROPTEST_CASES` of them for a longer soak
+/// (`PROPTEST_CASES=1000 cargo test --release --test parallel_proptest`).
 fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(32);
     ProptestConfig {
-        cases: 32,
+        cases,
         // Generated blocks are cheap to regenerate; keep the tree clean.
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
         max_shrink_iters: 256,
