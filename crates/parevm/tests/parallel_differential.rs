@@ -11,9 +11,19 @@ use parevm::{
 };
 
 const THREADS: [usize; 5] = [1, 2, 3, 4, 8];
+/// Runs of each block per thread count.
 const REPEATS: usize = 20;
 /// Runs of each block forced to try partitions, per thread count.
 const PARTITIONED_REPEATS: usize = 5;
+
+/// `default` runs, or `PAREVM_SOAK` times as many for a longer hunt for
+/// races (`PAREVM_SOAK=10 cargo test --release --test parallel_differential`).
+fn runs(default: usize) -> usize {
+    let soak = std::env::var("PAREVM_SOAK")
+        .ok()
+        .and_then(|n| n.parse().ok());
+    default * soak.unwrap_or(1).max(1)
+}
 
 #[test]
 fn parallel_equals_sequential_on_mainnet_blocks() {
@@ -26,7 +36,7 @@ fn parallel_equals_sequential_on_mainnet_blocks() {
         let expected = execute_sequential(block, state).expect("sequential executes");
         for threads in THREADS {
             let config = ParallelConfig::never_fall_back(threads);
-            for run in 0..REPEATS {
+            for run in 0..runs(REPEATS) {
                 let actual = execute_parallel(block, state, &config).expect("parallel executes");
                 if let Some(difference) = expected.first_difference(&actual) {
                     failures.push(format!(
@@ -68,7 +78,7 @@ fn partitioned_equals_sequential_on_mainnet_blocks() {
         let expected = execute_sequential(block, state).expect("sequential executes");
         for threads in THREADS {
             let config = ParallelConfig::partitioned(threads);
-            for run in 0..PARTITIONED_REPEATS {
+            for run in 0..runs(PARTITIONED_REPEATS) {
                 let actual = execute_parallel(block, state, &config).expect("parallel executes");
                 partitioned += usize::from(actual.path == ExecutionPath::Partitioned);
                 if let Some(difference) = expected.first_difference(&actual) {
