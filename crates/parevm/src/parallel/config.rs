@@ -162,12 +162,14 @@ impl ParallelConfig {
     pub fn too_cheap_for_block_stm(&self, prediction: &Prediction) -> bool {
         let threads = self.judged_threads(prediction.transactions) as u128;
         let workers = (self.threads.min(prediction.transactions) as u128).max(threads);
+        // Saturating: the costs are the caller's settings, any u64.
         let per_tx = |workers: u128| {
-            u128::from(self.tx_overhead_gas) * workers / threads * prediction.transactions as u128
+            (u128::from(self.tx_overhead_gas).saturating_mul(workers) / threads)
+                .saturating_mul(prediction.transactions as u128)
         };
         let gain = u128::from(prediction.work) * (threads - 1);
-        gain < per_tx(workers)
-            || gain < per_tx(threads) + u128::from(self.block_overhead_gas) * threads
+        let per_block = u128::from(self.block_overhead_gas).saturating_mul(threads);
+        gain < per_tx(workers) || gain < per_tx(threads).saturating_add(per_block)
     }
 
     /// The part of [`Self::fallback_reason`] that the number of
@@ -333,5 +335,24 @@ mod tests {
             ..rule(2)
         };
         assert!(!eight_on_two_cores.too_cheap_for_block_stm(&expensive));
+    }
+
+    /// Costs at the top of their range make every block too cheap, without
+    /// overflowing, however many workers and transactions.
+    #[test]
+    fn extreme_costs_saturate() {
+        let huge = Prediction {
+            transactions: usize::MAX,
+            gas: u64::MAX,
+            critical_gas: 0,
+            work: u64::MAX,
+        };
+        let extreme = ParallelConfig {
+            threads: usize::MAX,
+            tx_overhead_gas: u64::MAX,
+            block_overhead_gas: u64::MAX,
+            ..rule(2)
+        };
+        assert!(extreme.too_cheap_for_block_stm(&huge));
     }
 }
