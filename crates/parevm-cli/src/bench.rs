@@ -2,7 +2,7 @@
 //! workloads, checking every run's result is identical.
 
 use crate::output::outln;
-use crate::timing::{ceiling_speedup, line_round_trip, ms};
+use crate::timing::{ceiling_speedup, line_round_trip, ms, timed};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parevm::{ExecutionStats, ParallelConfig, execute_parallel, execute_sequential};
@@ -351,15 +351,6 @@ impl Bench {
         let run = || execute_sequential(&workload.block, &workload.state);
         ceiling_speedup(self.repeat, copies, run).map_err(|e| format!("{name}: sequential: {e}"))
     }
-}
-
-/// Runs `f` after `idle` time asleep, recording how long it took.
-fn timed<T>(times: &mut Vec<Duration>, idle: Duration, f: impl FnOnce() -> T) -> T {
-    crate::timing::sleep(idle);
-    let start = Instant::now();
-    let value = f();
-    times.push(start.elapsed());
-    value
 }
 
 fn median(times: &mut [Duration]) -> Duration {

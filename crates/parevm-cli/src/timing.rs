@@ -16,11 +16,7 @@ pub fn median_of<T, E>(
     let mut times = Vec::with_capacity(repeat.max(1));
     let mut last = None;
     for _ in 0..repeat.max(1) {
-        sleep(idle);
-        let start = Instant::now();
-        let value = f()?;
-        times.push(start.elapsed());
-        last = Some(value);
+        last = Some(timed(&mut times, idle, &mut f)?);
     }
     times.sort();
     let median = times[times.len() / 2];
@@ -54,10 +50,11 @@ pub fn more_runs(repeat: usize, runs: usize, total: Duration) -> bool {
 /// Runs `a` and `b` alternately `repeat` times each, after one untimed
 /// warm-up of each, and returns their last results and median times.
 /// Alternating exposes both to the same machine noise (other tenants, CPU
-/// frequency), which matters when their ratio is the measurement. With
-/// `repeat` above 1, short runs are repeated more, until both together
-/// took [`MIN_TOTAL`]. Each timed run follows `idle` time asleep, which
-/// counts towards that total.
+/// frequency), which matters when their ratio is the measurement; which
+/// one goes first alternates too, so that neither always runs on caches
+/// the other warmed. With `repeat` above 1, short runs are repeated more,
+/// until both together took [`MIN_TOTAL`]. Each timed run follows `idle`
+/// time asleep, which counts towards that total.
 pub fn interleaved_medians<A, B, E>(
     repeat: usize,
     idle: Duration,
@@ -68,20 +65,31 @@ pub fn interleaved_medians<A, B, E>(
     let (mut times_a, mut times_b) = (Vec::new(), Vec::new());
     let mut total = Duration::ZERO;
     while more_runs(repeat, times_a.len(), total) {
-        sleep(idle);
-        let start = Instant::now();
-        last_a = a()?;
-        times_a.push(start.elapsed());
-        sleep(idle);
-        let start = Instant::now();
-        last_b = b()?;
-        times_b.push(start.elapsed());
+        // Each result replaces the last only once timed: dropping a block's
+        // result (its state changes and receipts) is not executing it.
+        let a_first = times_a.len() % 2 == 0;
+        if a_first {
+            last_a = timed(&mut times_a, idle, &mut a)?;
+        }
+        last_b = timed(&mut times_b, idle, &mut b)?;
+        if !a_first {
+            last_a = timed(&mut times_a, idle, &mut a)?;
+        }
         total += times_a[times_a.len() - 1] + times_b[times_b.len() - 1] + idle * 2;
     }
     times_a.sort();
     times_b.sort();
     let (median_a, median_b) = (times_a[times_a.len() / 2], times_b[times_b.len() / 2]);
     Ok(((last_a, median_a), (last_b, median_b)))
+}
+
+/// Runs `f` after `idle` time asleep, recording how long it took.
+pub fn timed<T>(times: &mut Vec<Duration>, idle: Duration, f: impl FnOnce() -> T) -> T {
+    sleep(idle);
+    let start = Instant::now();
+    let value = f();
+    times.push(start.elapsed());
+    value
 }
 
 /// This machine's speedup on `copies` threads for perfectly parallel work:
