@@ -110,6 +110,25 @@ struct Report {
     /// blocks' own dependencies (per block, the lower of `ceiling_speedup`
     /// and `ideal_bound`).
     achievable_speedup: Option<f64>,
+    /// With `--mode both`: the blocks grouped by the executor that ran
+    /// them, so that the aggregate can be read path by path.
+    by_path: Vec<PathSummary>,
+}
+
+/// The blocks one executor ran (`path`, as in each block's report), with
+/// `--mode both`.
+#[derive(Serialize, Debug, PartialEq)]
+struct PathSummary {
+    path: String,
+    blocks: usize,
+    sequential_ms: f64,
+    parallel_ms: f64,
+    /// Their share of the sequential time of every block timed both ways.
+    share_of_sequential: f64,
+    speedup: f64,
+    /// With `--ceiling`: what the machine allows these blocks (see
+    /// `Report::achievable_speedup`).
+    achievable_speedup: Option<f64>,
 }
 
 /// Runs `parevm replay`: every block, a line each (or one JSON object),
@@ -186,8 +205,16 @@ impl Report {
         let (seq_total, par_total) = totals(&blocks);
         let aggregate_speedup =
             (args.mode == Mode::Both && par_total > 0.0).then(|| seq_total / par_total);
+        let mut by_path = match aggregate_speedup {
+            Some(_) => by_path(&blocks),
+            None => Vec::new(),
+        };
+        if !args.ceiling {
+            by_path.iter_mut().for_each(|p| p.achievable_speedup = None);
+        }
         Self {
             achievable_speedup: achievable(&blocks).filter(|_| args.ceiling),
+            by_path,
             failed: blocks.len() - passed,
             blocks,
             passed,
@@ -205,11 +232,39 @@ impl Report {
 }
 
 /// The sequential and the parallel times summed over the blocks timed both ways.
-fn totals(blocks: &[BlockReport]) -> (f64, f64) {
+fn totals<'a>(blocks: impl IntoIterator<Item = &'a BlockReport>) -> (f64, f64) {
     blocks
-        .iter()
+        .into_iter()
         .filter_map(|b| Some((b.sequential_ms?, b.parallel_ms?)))
         .fold((0.0, 0.0), |(s, p), (a, b)| (s + a, p + b))
+}
+
+/// The blocks timed both ways, grouped by the executor that ran them,
+/// the one with the most sequential time first.
+fn by_path(blocks: &[BlockReport]) -> Vec<PathSummary> {
+    let timed = || blocks.iter().filter(|b| b.parallel_ms.is_some());
+    let (seq_total, _) = totals(timed());
+    let mut paths: Vec<&str> = timed().filter_map(|b| b.path.as_deref()).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    let mut summaries: Vec<PathSummary> = paths
+        .into_iter()
+        .filter_map(|path| {
+            let of_path = || timed().filter(move |b| b.path.as_deref() == Some(path));
+            let (sequential_ms, parallel_ms) = totals(of_path());
+            (parallel_ms > 0.0).then(|| PathSummary {
+                path: path.to_string(),
+                blocks: of_path().count(),
+                sequential_ms,
+                parallel_ms,
+                share_of_sequential: sequential_ms / seq_total.max(1e-12),
+                speedup: sequential_ms / parallel_ms,
+                achievable_speedup: achievable(of_path()),
+            })
+        })
+        .collect();
+    summaries.sort_by(|a, b| b.sequential_ms.total_cmp(&a.sequential_ms));
+    summaries
 }
 
 /// The lowest, median and highest of the blocks' line round trips.
@@ -239,6 +294,9 @@ fn print_summary(report: &Report) {
                 "this machine allows {achievable:.2}x with the blocks' dependencies: {:.0}% of it reached",
                 speedup / achievable * 100.0
             );
+        }
+        for path in &report.by_path {
+            print_path(path);
         }
         if let Some((low, median, high)) = round_trips(&report.blocks) {
             outln!(
@@ -347,7 +405,7 @@ fn execute_and_check(
 /// The aggregate speedup the machine allows the blocks measured with
 /// `--ceiling`: each block's sequential time over the lower of its
 /// ceiling and its ideal bound, summed.
-fn achievable(blocks: &[BlockReport]) -> Option<f64> {
+fn achievable<'a>(blocks: impl IntoIterator<Item = &'a BlockReport>) -> Option<f64> {
     let (mut sequential, mut best) = (0.0, 0.0);
     for block in blocks {
         let (Some(seq), Some(ceiling)) = (block.sequential_ms, block.ceiling_speedup) else {
@@ -360,6 +418,26 @@ fn achievable(blocks: &[BlockReport]) -> Option<f64> {
         best += seq / bound.max(1e-9);
     }
     (best > 0.0).then(|| sequential / best)
+}
+
+/// One line of the summary by path.
+fn print_path(path: &PathSummary) {
+    let allowed = path.achievable_speedup.map(|a| {
+        format!(
+            ", this machine allows {a:.2}x: {:.0}% of it reached",
+            path.speedup / a * 100.0
+        )
+    });
+    outln!(
+        "  {:<20} {:>4} blocks, {:>3.0}% of the sequential time: {:.2}x ({:.1} ms / {:.1} ms){}",
+        path.path,
+        path.blocks,
+        path.share_of_sequential * 100.0,
+        path.speedup,
+        path.sequential_ms,
+        path.parallel_ms,
+        allowed.unwrap_or_default()
+    );
 }
 
 /// The executor that ran, with the fallback reason if there was one.
@@ -439,5 +517,34 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(achievable(&[unmeasured]), None);
+    }
+
+    fn timed(path: &str, sequential_ms: f64, parallel_ms: f64) -> BlockReport {
+        BlockReport {
+            path: Some(path.into()),
+            parallel_ms: Some(parallel_ms),
+            ceiling_speedup: Some(2.0),
+            ..block(sequential_ms, 2.0, Some(1.5))
+        }
+    }
+
+    #[test]
+    fn the_summary_by_path_splits_the_aggregate() {
+        let blocks = [
+            timed("parallel", 6.0, 4.0),
+            timed("sequential-fallback", 2.0, 2.0),
+            timed("parallel", 3.0, 2.0),
+            // Not timed in parallel: left out.
+            block(5.0, 2.0, None),
+        ];
+        let paths = by_path(&blocks);
+        assert_eq!(paths.len(), 2);
+        let (parallel, sequential) = (&paths[0], &paths[1]);
+        assert_eq!((parallel.path.as_str(), parallel.blocks), ("parallel", 2));
+        assert!((parallel.speedup - 1.5).abs() < 1e-9);
+        assert!((parallel.share_of_sequential - 9.0 / 11.0).abs() < 1e-9);
+        assert_eq!(parallel.achievable_speedup, Some(1.5));
+        assert_eq!(sequential.path, "sequential-fallback");
+        assert!((sequential.speedup - 1.0).abs() < 1e-9);
     }
 }

@@ -158,6 +158,11 @@ fn replay_json_with_the_ceiling_has_what_the_machine_allows() {
     assert!(output.status.success(), "{}", stderr(&output));
     let report: Value = serde_json::from_slice(&output.stdout).expect("replay --json is JSON");
     assert!(report["achievable_speedup"].is_number(), "{report}");
+    // The aggregate by path: the one block's path, all of the time.
+    let path = &report["by_path"][0];
+    assert_eq!(path["path"], report["blocks"][0]["path"], "{report}");
+    assert_eq!(path["share_of_sequential"], 1.0, "{path}");
+    assert!(path["achievable_speedup"].is_number(), "{path}");
     let block = &report["blocks"][0];
     assert!(block["ceiling_speedup"].is_number(), "{block}");
     let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
