@@ -2,7 +2,7 @@
 //! workloads, checking every run's result is identical.
 
 use crate::output::outln;
-use crate::timing::{ceiling_speedup, line_round_trip, ms, timed};
+use crate::timing::{MeasureArgs, ceiling_speedup, line_round_trip, ms, timed};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parevm::{ExecutionStats, ParallelConfig, execute_parallel, execute_sequential};
@@ -49,25 +49,8 @@ pub struct BenchArgs {
     /// Seed of the generated blocks.
     #[arg(long, value_name = "S", default_value_t = WorkloadConfig::DEFAULT_SEED)]
     seed: u64,
-    /// Also predict contract calls whose code's reach is unbounded (and
-    /// creations) by their target, so that blocks with them may run as
-    /// partitions (see `ParallelConfig::partition_contract_calls`).
-    #[arg(long)]
-    partition_calls: bool,
-    /// Also measure this machine's ceiling for each workload: its block's
-    /// sequential execution by as many threads at once as can run at once
-    /// (at most the cores), against one thread alone. Perfectly parallel
-    /// work, sharing only caches and memory: no executor can beat it. Also
-    /// measured after each workload: what moving a cache line to another
-    /// core and back costs, which parallel execution pays on every line
-    /// another worker wrote, and the ceiling does not.
-    #[arg(long)]
-    ceiling: bool,
-    /// Sleep this many milliseconds before every timed run, as a node at
-    /// the tip of the chain meets each block after idle time (see `replay
-    /// --idle`).
-    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
-    idle: u64,
+    #[command(flatten)]
+    measure: MeasureArgs,
     /// Print one JSON object instead of a table (and no progress bar).
     #[arg(long)]
     json: bool,
@@ -142,12 +125,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let repeat = args.repeat as usize;
     let bench = Bench {
         config: ParallelConfig {
-            partition_contract_calls: args.partition_calls,
+            partition_contract_calls: args.measure.partition_calls,
             ..ParallelConfig::with_threads(threads)
         },
         repeat,
-        ceiling: args.ceiling,
-        idle: Duration::from_millis(args.idle),
+        ceiling: args.measure.ceiling,
+        idle: args.measure.idle(),
         bar: progress_bar(configs.len() * (1 + 2 * repeat), args.json),
     };
     crate::warn_if_oversubscribed(&bench.config);

@@ -1,7 +1,9 @@
 //! `parevm replay`: execute fixture blocks and verify them against their headers.
 
 use crate::output::outln;
-use crate::timing::{ceiling_speedup, interleaved_medians, line_round_trip, median_of, ms};
+use crate::timing::{
+    MeasureArgs, ceiling_speedup, interleaved_medians, line_round_trip, median_of, ms,
+};
 use clap::{Args, ValueEnum};
 use parevm::{
     BlockResult, ExecutionError, ExecutionStats, ParallelConfig, execute_parallel,
@@ -10,7 +12,7 @@ use parevm::{
     verify::verify_against_header,
 };
 use serde::Serialize;
-use std::{cmp::Ordering, path::PathBuf, process::ExitCode, time::Duration};
+use std::{cmp::Ordering, path::PathBuf, process::ExitCode};
 
 /// Which executors `replay` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -40,26 +42,8 @@ pub struct ReplayArgs {
     /// times) until both executors together ran 50 ms.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
-    /// Also predict contract calls whose code's reach is unbounded (and
-    /// creations) by their target, so that blocks with them may run as
-    /// partitions (see `ParallelConfig::partition_contract_calls`).
-    #[arg(long)]
-    partition_calls: bool,
-    /// Also measure this machine's ceiling for each block (with `--mode
-    /// both`): as many copies of its sequential execution at once as there
-    /// are threads (at most the cores), which share nothing but caches and
-    /// memory. The summary then gives the speedup the machine allows with
-    /// the blocks' own dependencies: per block, the lower of the ceiling
-    /// and the ideal bound. Also measured after each block: what moving a
-    /// cache line to another core and back costs, which parallel execution
-    /// pays on every line another worker wrote, and the ceiling does not.
-    #[arg(long)]
-    ceiling: bool,
-    /// Sleep this many milliseconds before every timed run, as a node at
-    /// the tip of the chain meets each block after idle time: cores asleep
-    /// (their wake-up is part of the parallel time) and caches cooled.
-    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
-    idle: u64,
+    #[command(flatten)]
+    measure: MeasureArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -160,14 +144,14 @@ fn check_args(args: &ReplayArgs) -> Result<ParallelConfig, String> {
     if args.repeat == 0 {
         return Err("--repeat must be at least 1".into());
     }
-    if args.ceiling && args.mode != Mode::Both {
+    if args.measure.ceiling && args.mode != Mode::Both {
         return Err("--ceiling needs --mode both".into());
     }
     let mut config = match args.threads {
         Some(n) => ParallelConfig::with_threads(n),
         None => ParallelConfig::default(),
     };
-    config.partition_contract_calls = args.partition_calls;
+    config.partition_contract_calls = args.measure.partition_calls;
     Ok(config)
 }
 
@@ -209,11 +193,11 @@ impl Report {
             Some(_) => by_path(&blocks),
             None => Vec::new(),
         };
-        if !args.ceiling {
+        if !args.measure.ceiling {
             by_path.iter_mut().for_each(|p| p.achievable_speedup = None);
         }
         Self {
-            achievable_speedup: achievable(&blocks).filter(|_| args.ceiling),
+            achievable_speedup: achievable(&blocks).filter(|_| args.measure.ceiling),
             by_path,
             failed: blocks.len() - passed,
             blocks,
@@ -347,7 +331,7 @@ fn execute_and_check(
 ) -> Result<BlockResult, String> {
     let (block, state) = (&fixture.block, &fixture.state);
     let err = |e: ExecutionError| e.to_string();
-    let idle = Duration::from_millis(args.idle);
+    let idle = args.measure.idle();
     if args.mode == Mode::Sequential {
         let (result, time) =
             median_of(args.repeat, idle, || execute_sequential(block, state)).map_err(err)?;
@@ -386,7 +370,7 @@ fn execute_and_check(
             report.ideal_bound = Some(bound);
             report.efficiency = report.speedup.map(|s| s / bound.max(1e-9));
         }
-        if args.ceiling {
+        if args.measure.ceiling {
             let seq_ms = report.sequential_ms.unwrap_or_default();
             let copies = config.judged_threads(usize::MAX);
             // As many runs as the sequential ones took, and 50 ms at least.

@@ -1,10 +1,45 @@
 //! Timing helpers: medians of repeated runs, and what this machine allows
 //! (its ceiling for independent work, and what sharing a line costs).
 
+use clap::Args;
 use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
+
+/// The options of a measurement that `replay` and `bench` share.
+#[derive(Args)]
+pub struct MeasureArgs {
+    /// Also predict contract calls whose code's reach is unbounded (and
+    /// creations) by their target, so that blocks with them may run as
+    /// partitions (see `ParallelConfig::partition_contract_calls`).
+    #[arg(long)]
+    pub partition_calls: bool,
+    /// Also measure this machine's ceiling for each block (with `replay`,
+    /// under `--mode both`) or workload: as many copies of its sequential
+    /// execution at once as can run at once (at most the cores), against
+    /// one alone. Perfectly parallel work, sharing only caches and memory:
+    /// no executor can beat it. `replay` then also gives the speedup the
+    /// machine allows with the blocks' own dependencies: per block, the
+    /// lower of the ceiling and the ideal bound. Also measured after each:
+    /// what moving a cache line to another core and back costs, which
+    /// parallel execution pays on every line another worker wrote, and the
+    /// ceiling does not.
+    #[arg(long)]
+    pub ceiling: bool,
+    /// Sleep this many milliseconds before every timed run, as a node at
+    /// the tip of the chain meets each block after idle time: cores asleep
+    /// (their wake-up is part of the parallel time) and caches cooled.
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub idle: u64,
+}
+
+impl MeasureArgs {
+    /// The idle time before every timed run.
+    pub fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle)
+    }
+}
 
 /// Runs `f` `repeat` times, each after `idle` time asleep, and returns the
 /// last result and the median time.
