@@ -189,16 +189,13 @@ impl Report {
         let (seq_total, par_total) = totals(&blocks);
         let aggregate_speedup =
             (args.mode == Mode::Both && par_total > 0.0).then(|| seq_total / par_total);
-        let mut by_path = match aggregate_speedup {
-            Some(_) => by_path(&blocks),
-            None => Vec::new(),
-        };
-        if !args.measure.ceiling {
-            by_path.iter_mut().for_each(|p| p.achievable_speedup = None);
-        }
+        let ceiling = args.measure.ceiling;
         Self {
-            achievable_speedup: achievable(&blocks).filter(|_| args.measure.ceiling),
-            by_path,
+            achievable_speedup: achievable(&blocks).filter(|_| ceiling),
+            by_path: match aggregate_speedup {
+                Some(_) => by_path(&blocks, ceiling),
+                None => Vec::new(),
+            },
             failed: blocks.len() - passed,
             blocks,
             passed,
@@ -224,8 +221,9 @@ fn totals<'a>(blocks: impl IntoIterator<Item = &'a BlockReport>) -> (f64, f64) {
 }
 
 /// The blocks timed both ways, grouped by the executor that ran them,
-/// the one with the most sequential time first.
-fn by_path(blocks: &[BlockReport]) -> Vec<PathSummary> {
+/// the one with the most sequential time first; with what the machine
+/// allows each group if its `ceiling` was measured.
+fn by_path(blocks: &[BlockReport], ceiling: bool) -> Vec<PathSummary> {
     let timed = || blocks.iter().filter(|b| b.parallel_ms.is_some());
     let (seq_total, _) = totals(timed());
     let mut paths: Vec<&str> = timed().filter_map(|b| b.path.as_deref()).collect();
@@ -243,7 +241,7 @@ fn by_path(blocks: &[BlockReport]) -> Vec<PathSummary> {
                 parallel_ms,
                 share_of_sequential: sequential_ms / seq_total.max(1e-12),
                 speedup: sequential_ms / parallel_ms,
-                achievable_speedup: achievable(of_path()),
+                achievable_speedup: achievable(of_path()).filter(|_| ceiling),
             })
         })
         .collect();
@@ -521,7 +519,8 @@ mod tests {
             // Not timed in parallel: left out.
             block(5.0, 2.0, None),
         ];
-        let paths = by_path(&blocks);
+        assert_eq!(by_path(&blocks, false)[0].achievable_speedup, None);
+        let paths = by_path(&blocks, true);
         assert_eq!(paths.len(), 2);
         let (parallel, sequential) = (&paths[0], &paths[1]);
         assert_eq!((parallel.path.as_str(), parallel.blocks), ("parallel", 2));
