@@ -131,3 +131,29 @@ fn the_header_check_compares_the_requests_hash() {
         Err(VerifyError::RequestsHash { actual: None, .. })
     ));
 }
+
+/// A pre-state without the system contracts, as the mainnet fixtures'
+/// (they list only the accounts the transactions touch): the system calls
+/// meet empty accounts, which return nothing, so a block from Cancun on
+/// runs on both executors alike, and from Prague on has no requests, whose
+/// hash is the one a header of a block without requests carries.
+#[test]
+fn a_pre_state_without_the_system_contracts_has_no_requests() {
+    for fork in [
+        EthereumHardfork::Cancun,
+        EthereumHardfork::Prague,
+        EthereumHardfork::Osaka,
+    ] {
+        let mut b = BlockBuilder::without_system_contracts(fork);
+        b.fund_all((1..=4).map(addr));
+        b.transfer(addr(1), addr(2), 5);
+        b.transfer(addr(3), addr(4), 5);
+        let (block, state) = b.build();
+        let result = assert_parallel_matches(&block, &state);
+        let hash = result.requests.as_ref().map(Requests::requests_hash);
+        match fork {
+            EthereumHardfork::Cancun => assert_eq!(hash, None),
+            _ => assert_eq!(hash, Some(EMPTY_REQUESTS_HASH), "{fork}"),
+        }
+    }
+}

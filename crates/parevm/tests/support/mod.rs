@@ -214,15 +214,7 @@ impl BlockBuilder {
     /// Cancun and later the EIP-4788 beacon roots contract is deployed, for
     /// Prague and later the EIP-2935, EIP-7002 and EIP-7251 system contracts.
     pub fn new(fork: EthereumHardfork) -> Self {
-        let mut builder = Self {
-            fork,
-            state: InMemoryState::new(),
-            txs: Vec::new(),
-            nonces: HashMap::default(),
-            coinbase: COINBASE,
-            blob_gas_used: 0,
-            block_gas_limit: None,
-        };
+        let mut builder = Self::without_system_contracts(fork);
         if fork >= EthereumHardfork::Cancun {
             builder.contract(
                 alloy_eips::eip4788::BEACON_ROOTS_ADDRESS,
@@ -244,6 +236,21 @@ impl BlockBuilder {
             );
         }
         builder
+    }
+
+    /// An empty block of `fork` whose pre-state lacks the system contracts,
+    /// as the mainnet fixtures' pre-state does (it lists the accounts the
+    /// transactions touch).
+    pub fn without_system_contracts(fork: EthereumHardfork) -> Self {
+        Self {
+            fork,
+            state: InMemoryState::new(),
+            txs: Vec::new(),
+            nonces: HashMap::default(),
+            coinbase: COINBASE,
+            blob_gas_used: 0,
+            block_gas_limit: None,
+        }
     }
 
     fn london(&self) -> bool {
