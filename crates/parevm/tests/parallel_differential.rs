@@ -18,10 +18,13 @@ const PARTITIONED_REPEATS: usize = 5;
 
 /// `default` runs, or `PAREVM_SOAK` times as many for a longer hunt for
 /// races (`PAREVM_SOAK=10 cargo test --release --test parallel_differential`).
+/// A value that is not a whole number stops the test rather than quietly
+/// running the default.
 fn runs(default: usize) -> usize {
-    let soak = std::env::var("PAREVM_SOAK")
-        .ok()
-        .and_then(|n| n.parse().ok());
+    let soak = std::env::var("PAREVM_SOAK").ok().map(|n| {
+        n.parse::<usize>()
+            .unwrap_or_else(|_| panic!("PAREVM_SOAK={n:?}: expected a whole number"))
+    });
     default * soak.unwrap_or(1).max(1)
 }
 

@@ -89,14 +89,19 @@ fn requests_start_at_prague() {
         (EthereumHardfork::Cancun, None),
         (EthereumHardfork::Prague, Some(Requests::default())),
     ] {
-        let mut b = BlockBuilder::new(fork);
-        b.fund_all((1..=4).map(addr));
-        b.transfer(addr(1), addr(2), 5);
-        b.transfer(addr(3), addr(4), 5);
-        let (block, state) = b.build();
-        let result = assert_parallel_matches(&block, &state);
+        let result = two_transfers(BlockBuilder::new(fork));
         assert_eq!(result.requests, expected, "{fork}");
     }
+}
+
+/// Two independent transfers in `b`'s block, run on both executors: the
+/// sequential result.
+fn two_transfers(mut b: BlockBuilder) -> BlockResult {
+    b.fund_all((1..=4).map(addr));
+    b.transfer(addr(1), addr(2), 5);
+    b.transfer(addr(3), addr(4), 5);
+    let (block, state) = b.build();
+    assert_parallel_matches(&block, &state)
 }
 
 /// The header check compares the requests hash: the block's own passes,
@@ -144,12 +149,7 @@ fn a_pre_state_without_the_system_contracts_has_no_requests() {
         EthereumHardfork::Prague,
         EthereumHardfork::Osaka,
     ] {
-        let mut b = BlockBuilder::without_system_contracts(fork);
-        b.fund_all((1..=4).map(addr));
-        b.transfer(addr(1), addr(2), 5);
-        b.transfer(addr(3), addr(4), 5);
-        let (block, state) = b.build();
-        let result = assert_parallel_matches(&block, &state);
+        let result = two_transfers(BlockBuilder::without_system_contracts(fork));
         let hash = result.requests.as_ref().map(Requests::requests_hash);
         match fork {
             EthereumHardfork::Cancun => assert_eq!(hash, None),
