@@ -555,6 +555,29 @@ fn transaction_over_remaining_block_gas() {
     );
 }
 
+/// A transaction that is invalid on its own (a replayed nonce) and also
+/// exceeds the block's remaining gas is reported for the gas, as sequential
+/// execution checks that first. (Found by `perturbed_mainnet.rs`: a mainnet
+/// transaction replayed in a block that had room for one.)
+#[test]
+fn invalid_transaction_over_remaining_block_gas_is_reported_for_the_gas() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all([u(1), u(2)]);
+    let transfer = |nonce| TxSpec {
+        gas_limit: 21_000,
+        nonce: Some(nonce),
+        ..TxSpec::call(u(1), u(2), 1, vec![])
+    };
+    b.tx(transfer(0)).tx(transfer(0));
+    b.block_gas_limit = Some(21_003);
+    let (block, state) = b.build();
+    let result = assert_parallel_matches_with(&block, &state, 5, true);
+    let TxOutcome::Invalid { reason } = &result.transactions[1].outcome else {
+        panic!("the replay is valid: {:?}", result.transactions[1].outcome);
+    };
+    assert!(reason.contains("available gas"), "{reason}");
+}
+
 /// Homestead (before EIP-161): a zero-value transaction or CALL to a missing
 /// account creates it, empty; later CALLs to it no longer pay the 25000 gas
 /// of a new account.

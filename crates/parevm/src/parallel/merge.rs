@@ -334,7 +334,9 @@ pub(super) fn fold_state<S: StateSource + ?Sized>(
 
 /// Each transaction's outcome and receipt, its receipt's cumulative gas
 /// filled in, with the block's gas; `None` if a transaction does not fit in
-/// the block's remaining gas.
+/// the block's remaining gas. Sequential execution checks the fit before
+/// anything else, so an invalid transaction that does not fit is invalid
+/// for that reason, not for its own: `None` then too.
 pub(super) fn collect_receipts(
     block: &BlockInput,
     results: impl IntoIterator<Item = FinishedTx>,
@@ -347,10 +349,10 @@ pub(super) fn collect_receipts(
             mut result,
             gas_used,
         } = finished;
+        if tx.gas_limit().min(tx_gas_cap) > block.header.gas_limit - cumulative_gas {
+            return Ok(None);
+        }
         if let Some(receipt) = &mut result.receipt {
-            if tx.gas_limit().min(tx_gas_cap) > block.header.gas_limit - cumulative_gas {
-                return Ok(None);
-            }
             cumulative_gas += gas_used;
             if let Some(receipt) = receipt.as_receipt_with_bloom_mut() {
                 receipt.receipt.cumulative_gas_used = cumulative_gas;
