@@ -6,7 +6,7 @@ mod support;
 use alloy_hardforks::EthereumHardfork;
 use alloy_primitives::Address;
 use parevm::{BlockInput, ExecutionPath, InMemoryState, ParallelConfig};
-use proptest::{prelude::*, test_runner::FileFailurePersistence};
+use proptest::prelude::*;
 use support::*;
 
 /// Senders and recipients are actors 1..=ACTORS.
@@ -198,22 +198,6 @@ fn check_under_the_rule(fork: EthereumHardfork, ops: &[Op]) -> usize {
     partitioned
 }
 
-/// 32 blocks per property, or `PROPTEST_CASES` of them for a longer soak
-/// (`PROPTEST_CASES=1000 cargo test --release --test parallel_proptest`).
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(32);
-    ProptestConfig {
-        cases,
-        // Generated blocks are cheap to regenerate; keep the tree clean.
-        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
-        max_shrink_iters: 256,
-        ..ProptestConfig::default()
-    }
-}
-
 fn any_actor() -> impl Strategy<Value = u8> {
     0..ACTORS
 }
@@ -269,7 +253,7 @@ fn fork() -> impl Strategy<Value = EthereumHardfork> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config(32))]
 
     /// One sender sends everything: a chain of nonces (transfers, hot and
     /// cold contract calls).

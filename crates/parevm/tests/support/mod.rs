@@ -16,6 +16,7 @@ use parevm::{
     BlockInput, BlockResult, ChainSpec, ExecutionPath, InMemoryAccount, InMemoryState,
     ParallelConfig, TxOutcome, execute_parallel, execute_sequential,
 };
+use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 use revm::{bytecode::Bytecode, state::AccountInfo};
 use std::sync::Arc;
 
@@ -34,6 +35,23 @@ pub const PRIORITY_FEE: u128 = 100;
 pub const TX_GAS: u64 = 300_000;
 /// Balance [`BlockBuilder::fund`] gives by default: 1000 ether.
 pub const RICH: u128 = 1_000_000_000_000_000_000_000;
+
+/// `default_cases` cases per property, or `PROPTEST_CASES` of them for a
+/// longer soak (`PROPTEST_CASES=1000 cargo test --release --test
+/// parallel_proptest`).
+pub fn proptest_config(default_cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default_cases);
+    ProptestConfig {
+        cases,
+        // Cases are cheap to regenerate; keep the tree clean.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        max_shrink_iters: 256,
+        ..ProptestConfig::default()
+    }
+}
 
 /// A deterministic address for test actor `n` (never a precompile or system address).
 pub fn addr(n: u64) -> Address {
