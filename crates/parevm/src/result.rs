@@ -141,7 +141,9 @@ pub struct TxResult {
 pub struct BlockResult {
     /// One entry per transaction, in block order.
     pub transactions: Vec<TxResult>,
-    /// Gas used by the block (the sum over its valid transactions).
+    /// Gas used by the block, as its header states it: the sum over its
+    /// valid transactions (from Amsterdam, EIP-8037, the larger of their
+    /// regular gas before refunds and their state gas).
     pub gas_used: u64,
     /// Every account the block changed, system calls, rewards and withdrawals
     /// included.

@@ -29,10 +29,10 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
             for (index, tx) in block.transactions.iter().enumerate() {
                 transactions.push(execute_one(&mut executor, index, tx)?);
             }
-            let gas_used = executor.cumulative_tx_gas_used;
             let (_, output) = executor.finish().map_err(block_error)?;
             attach_receipts(&mut transactions, output.receipts)?;
-            Ok((transactions, gas_used, requests_of(block, output.requests)))
+            let requests = requests_of(block, output.requests);
+            Ok((transactions, output.gas_used, requests))
         })?;
     Ok(BlockResult {
         transactions,

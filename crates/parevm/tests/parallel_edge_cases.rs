@@ -578,6 +578,81 @@ fn invalid_transaction_over_remaining_block_gas_is_reported_for_the_gas() {
     assert!(reason.contains("available gas"), "{reason}");
 }
 
+/// From Amsterdam (EIP-2780), a transfer to an empty account pays state
+/// gas for creating it, so whether the recipient is empty (its balance
+/// too) is observed: a plain transfer's credit can no longer be lazy.
+#[test]
+fn amsterdam_transfers_pay_for_the_accounts_they_create() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Amsterdam);
+    let funded_without_nonce = u(9);
+    b.fund_all([u(1), u(2), u(3), funded_without_nonce]);
+    let transfer = |from, to, gas_limit| TxSpec {
+        gas_limit,
+        ..TxSpec::call(from, to, 1, vec![])
+    };
+    b.tx(transfer(u(1), u(10), 21_000))
+        .tx(transfer(u(2), funded_without_nonce, 21_000))
+        .tx(transfer(u(3), u(11), 300_000))
+        .tx(transfer(u(1), u(11), 21_000));
+    let (block, state) = b.build();
+    let result = assert_parallel_matches_with(&block, &state, 5, false);
+    let outcome = |index: usize| &result.transactions[index].outcome;
+    assert!(
+        matches!(outcome(0), TxOutcome::Halt { .. }),
+        "{:?}",
+        outcome(0)
+    );
+    assert!(
+        matches!(outcome(1), TxOutcome::Success { .. }),
+        "{:?}",
+        outcome(1)
+    );
+    assert!(outcome(2).gas_used() > 21_000, "{:?}", outcome(2));
+    assert!(
+        matches!(outcome(3), TxOutcome::Success { .. }),
+        "{:?}",
+        outcome(3)
+    );
+}
+
+/// From Amsterdam (EIP-8037), the block's gas budget counts a transaction's
+/// regular gas before refunds, and its state gas on a budget of its own:
+/// a transfer that fits behind a refunded storage clear by the gas the
+/// receipts count does not fit by the regular gas.
+#[test]
+fn amsterdam_block_gas_counts_regular_gas_before_refunds() {
+    let clearer = addr(0xc1);
+    let build = |block_gas_limit| {
+        let mut b = BlockBuilder::new(EthereumHardfork::Amsterdam);
+        let clear_slot_zero = Asm::new().push(0).push(0).op(&[op::SSTORE]).build();
+        b.account(clearer, 0, 1, Some(clear_slot_zero), &[(0, 1)]);
+        b.fund_all([u(1), u(2)]);
+        b.tx(TxSpec {
+            gas_limit: 40_000,
+            ..TxSpec::call(u(1), clearer, 0, vec![])
+        });
+        b.tx(TxSpec {
+            gas_limit: 21_000,
+            ..TxSpec::call(u(2), u(1), 1, vec![])
+        });
+        b.block_gas_limit = block_gas_limit;
+        b.build()
+    };
+    let (block, state) = build(None);
+    let roomy = assert_parallel_matches_with(&block, &state, 2, false);
+    let gas = |index: usize| roomy.transactions[index].outcome.gas_used();
+    assert_eq!(gas(1), 21_000);
+    // The header counts the clear's regular gas before its refund.
+    let refund = roomy.gas_used - gas(1) - gas(0);
+    assert!(refund > 0, "the clear earned no refund");
+    for slack in [0, refund - 1, refund, refund + 1_000] {
+        let (block, state) = build(Some(gas(0) + gas(1) + slack));
+        let result = assert_parallel_matches_with(&block, &state, 5, true);
+        let transfer_fits = !result.transactions[1].outcome.is_invalid();
+        assert_eq!(transfer_fits, slack >= refund, "slack {slack} of {refund}");
+    }
+}
+
 /// Homestead (before EIP-161): a zero-value transaction or CALL to a missing
 /// account creates it, empty; later CALLs to it no longer pay the 25000 gas
 /// of a new account.

@@ -249,6 +249,8 @@ fn fork() -> impl Strategy<Value = EthereumHardfork> {
         Just(EthereumHardfork::Shanghai),
         Just(EthereumHardfork::Cancun),
         Just(EthereumHardfork::Prague),
+        Just(EthereumHardfork::Osaka),
+        Just(EthereumHardfork::Amsterdam),
     ]
 }
 

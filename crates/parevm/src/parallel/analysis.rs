@@ -56,7 +56,7 @@ pub fn trace_block<S: StateSource + ?Sized>(
         .map_err(ExecutionError::Internal)?;
     for (trace, result) in traces.iter_mut().zip(results) {
         trace.gas_used = match result {
-            Some(finished) => finished.gas_used,
+            Some(finished) => finished.gas.used,
             None => 0,
         };
     }

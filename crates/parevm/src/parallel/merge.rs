@@ -8,6 +8,7 @@
 //! their cumulative gas.
 
 use super::{
+    block_gas::BlockGas,
     digest,
     helpers::{Claims, Idle},
     mv_memory::{MvMemory, lock},
@@ -333,34 +334,30 @@ pub(super) fn fold_state<S: StateSource + ?Sized>(
 }
 
 /// Each transaction's outcome and receipt, its receipt's cumulative gas
-/// filled in, with the block's gas; `None` if a transaction does not fit in
-/// the block's remaining gas. Sequential execution checks the fit before
-/// anything else, so an invalid transaction that does not fit is invalid
-/// for that reason, not for its own: `None` then too.
+/// filled in, with the block's gas used; `None` if a transaction does not
+/// fit in the block's remaining gas ([`BlockGas`]). Sequential execution
+/// checks the fit before anything else, so an invalid transaction that does
+/// not fit is invalid for that reason, not for its own: `None` then too.
 pub(super) fn collect_receipts(
     block: &BlockInput,
     results: impl IntoIterator<Item = FinishedTx>,
 ) -> Result<Receipts, ExecutionError> {
-    let tx_gas_cap = revm::context_interface::Cfg::tx_gas_limit_cap(&block.evm_env().cfg_env);
+    let mut budget = BlockGas::new(block.header.gas_limit, &block.evm_env().cfg_env);
     let mut transactions = Vec::with_capacity(block.transactions.len());
-    let mut cumulative_gas = 0u64;
     for (tx, finished) in block.transactions.iter().zip(results) {
-        let FinishedTx {
-            mut result,
-            gas_used,
-        } = finished;
-        if tx.gas_limit().min(tx_gas_cap) > block.header.gas_limit - cumulative_gas {
+        let FinishedTx { mut result, gas } = finished;
+        if !budget.fits(tx.gas_limit()) {
             return Ok(None);
         }
         if let Some(receipt) = &mut result.receipt {
-            cumulative_gas += gas_used;
+            let cumulative_gas = budget.charge(gas);
             if let Some(receipt) = receipt.as_receipt_with_bloom_mut() {
                 receipt.receipt.cumulative_gas_used = cumulative_gas;
             }
         }
         transactions.push(result);
     }
-    Ok(Some((transactions, cumulative_gas)))
+    Ok(Some((transactions, budget.header_gas_used())))
 }
 
 /// One account's writes folded together.

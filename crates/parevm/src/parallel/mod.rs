@@ -13,7 +13,8 @@
 //! threads from a pool (`helpers.rs`), kept off the caller's core
 //! (`placement.rs`). Then every worker takes a share of assembling the
 //! block (`merge.rs`): the final write sets folded in order into the
-//! block's state changes, and the receipts.
+//! block's state changes, and the receipts, counted against the block's
+//! gas as the sequential executor counts it (`block_gas.rs`).
 //!
 //! Beneficiary fees, plain-transfer credits and every other balance change
 //! the EVM does not observe (`balance_watch.rs`) are commutative increments
@@ -34,6 +35,7 @@
 
 mod analysis;
 mod balance_watch;
+mod block_gas;
 mod block_stm;
 mod config;
 mod digest;

@@ -27,6 +27,7 @@
 
 use super::{
     balance_watch::{self, BalanceWatchDb, WatchedBalances},
+    block_gas::TxGas,
     fee_credit::{FeeCreditDb, LazyBeneficiary},
     mv_memory::{Blocked, MvMemory, StorageRead},
     shared_bloom::SHARED_FROM_LOGS,
@@ -118,14 +119,14 @@ pub(crate) struct FinishedTx {
     /// The outcome and receipt (none if invalid).
     pub result: TxResult,
     /// Gas charged (zero if invalid).
-    pub gas_used: u64,
+    pub gas: TxGas,
 }
 
 impl FinishedTx {
     /// The result of an executed transaction of type `ty`.
     pub(crate) fn executed(executed: Executed, ty: u8) -> Result<Self, String> {
         let tx_type = TxType::try_from(ty).map_err(|e| e.to_string())?;
-        let gas_used = executed.result.tx_gas_used();
+        let gas = TxGas::of(&executed.result);
         let outcome = outcome_of(&executed.result);
         let success = executed.result.is_success();
         let logs_bloom = executed.logs_bloom();
@@ -136,7 +137,7 @@ impl FinishedTx {
                 outcome,
                 receipt: Some(receipt),
             },
-            gas_used,
+            gas,
         })
     }
 
@@ -149,7 +150,7 @@ impl FinishedTx {
                 },
                 receipt: None,
             },
-            gas_used: 0,
+            gas: TxGas::default(),
         }
     }
 
@@ -235,12 +236,8 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
     pub(crate) fn execute(&mut self, tx: TxIdx) -> Result<VmOutcome, FatalError> {
         let transaction = &self.evm.ctx.journal_mut().db_mut().ctx.transactions[tx];
         let tx_env = TxEnv::from_recovered_tx(transaction.inner(), transaction.signer());
-        let watch = watch_balances(&tx_env, self.spec);
-        self.evm
-            .ctx
-            .journal_mut()
-            .db_mut()
-            .begin(tx, &tx_env, watch);
+        let spec = self.spec;
+        self.evm.ctx.journal_mut().db_mut().begin(tx, &tx_env, spec);
         // revm parks database errors in the context; one left by an earlier
         // incarnation on this reused EVM must not leak into this one.
         self.evm.ctx.error = Ok(());
@@ -284,9 +281,13 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
 
 /// Decides per transaction whether its recipient's credit can be lazy: a call
 /// with value to someone else, without a 7702 authorization list (which could
-/// give the recipient code first). Whether the recipient has code is only
-/// known when it is read.
-fn lazy_recipient(tx: &TxEnv) -> Option<Address> {
+/// give the recipient code first), before Amsterdam: from then on (EIP-2780)
+/// a transfer to an empty account pays for creating it, so its balance is
+/// observed. Whether the recipient has code is only known when it is read.
+fn lazy_recipient(tx: &TxEnv, spec: SpecId) -> Option<Address> {
+    if spec.is_enabled_in(SpecId::AMSTERDAM) {
+        return None;
+    }
     match tx.kind {
         TxKind::Call(to)
             if !tx.value.is_zero() && to != tx.caller && tx.authorization_list.is_empty() =>
@@ -357,17 +358,16 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         }
     }
 
-    /// Prepares for an incarnation of `tx`, which may watch balances instead
-    /// of reading them if `watch`.
-    fn begin(&mut self, tx: TxIdx, tx_env: &TxEnv, watch: bool) {
+    /// Prepares for an incarnation of `tx` under `spec`.
+    fn begin(&mut self, tx: TxIdx, tx_env: &TxEnv, spec: SpecId) {
         self.tx = tx;
         self.in_reward = false;
-        self.lazy_recipient = lazy_recipient(tx_env);
+        self.lazy_recipient = lazy_recipient(tx_env, spec);
         self.lazy_recipient_used = false;
         self.lazy_coinbase_used = false;
         self.caller = tx_env.caller;
         self.caller_max_spending = tx_env.max_balance_spending().ok();
-        self.watch = watch;
+        self.watch = watch_balances(tx_env, spec);
         self.balances.clear();
         self.reads.clear();
         // Without a recycled buffer, one allocation sized like the last

@@ -527,9 +527,23 @@ impl BlockBuilder {
             transactions: self.txs.clone(),
             ommers: Vec::new(),
             withdrawals: shanghai.then(Vec::new),
-            chain: Arc::new(ChainSpec::with_fork_from_genesis(1, self.fork)),
+            chain: Arc::new(self.chain()),
         };
         (block, self.state.clone())
+    }
+
+    /// The chain: [`Self::fork`] from genesis; BPO forks after BPO2 (whose
+    /// parameters mainnet has not set) keep BPO2's blob parameters.
+    fn chain(&self) -> ChainSpec {
+        let later_bpos = [
+            EthereumHardfork::Bpo3,
+            EthereumHardfork::Bpo4,
+            EthereumHardfork::Bpo5,
+        ];
+        later_bpos.into_iter().filter(|bpo| *bpo <= self.fork).fold(
+            ChainSpec::with_fork_from_genesis(1, self.fork),
+            |chain, bpo| chain.with_blob_params(bpo, alloy_eips::eip7840::BlobParams::bpo2()),
+        )
     }
 }
 
