@@ -142,10 +142,6 @@ fn perturbed(
 }
 
 fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemoryState) {
-    if let Perturbation::Rules { fork } = *perturbation {
-        block.chain = Arc::new(ChainSpec::with_fork_from_genesis(1, fork));
-        return;
-    }
     let txs = &mut block.transactions;
     if txs.is_empty() {
         return;
@@ -208,7 +204,9 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
             let tx = pick(tx);
             txs.remove(tx);
         }
-        Perturbation::Rules { .. } => unreachable!("applied above"),
+        Perturbation::Rules { fork } => {
+            block.chain = Arc::new(ChainSpec::with_fork_from_genesis(1, fork));
+        }
     }
 }
 
