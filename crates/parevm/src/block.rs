@@ -1,6 +1,7 @@
 //! The block input model: everything needed to execute a block, independent of
 //! where the block came from (an RPC node, a fixture, a test, a generator).
 
+use crate::error::ExecutionError;
 use alloy_consensus::{Header, TxEnvelope, transaction::Recovered};
 use alloy_eips::{eip4895::Withdrawal, eip7840::BlobParams};
 use alloy_evm::{
@@ -160,6 +161,41 @@ pub struct UnknownBlobParams {
     pub timestamp: u64,
 }
 
+/// A block has at most two ommers (Yellow Paper, section 11.1).
+const MAX_OMMERS: usize = 2;
+
+/// An ommer is at most six generations below the block that includes it.
+const MAX_OMMER_DEPTH: u64 = 6;
+
+/// A block's ommers cannot be rewarded (see [`BlockInput::check_ommers`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOmmers {
+    /// A proof-of-stake block has no ommers.
+    #[error("block {block} is after the merge, but has ommers")]
+    AfterMerge {
+        /// The block's number.
+        block: u64,
+    },
+    /// More than [`MAX_OMMERS`].
+    #[error("{count} ommers, but a block has at most {MAX_OMMERS}")]
+    TooMany {
+        /// How many the block has.
+        count: usize,
+    },
+    /// An ommer not 1 to [`MAX_OMMER_DEPTH`] blocks below the block.
+    #[error(
+        "ommer {index} is block {ommer}, not 1 to {MAX_OMMER_DEPTH} blocks below block {block}"
+    )]
+    OutOfRange {
+        /// The ommer's position in the block.
+        index: usize,
+        /// The ommer's number.
+        ommer: u64,
+        /// The block's number.
+        block: u64,
+    },
+}
+
 impl EthereumHardforks for ChainSpec {
     fn ethereum_fork_activation(&self, fork: EthereumHardfork) -> ForkCondition {
         self.hardforks.ethereum_fork_activation(fork)
@@ -204,9 +240,48 @@ impl BlockInput {
     }
 
     /// Refuses a block whose blob fee parameters are unknown (see
-    /// [`ChainSpec::check_blob_params_at`]); both executors ask first.
+    /// [`ChainSpec::check_blob_params_at`]).
     pub fn check_blob_params(&self) -> Result<(), UnknownBlobParams> {
         self.chain.check_blob_params_at(self.header.timestamp)
+    }
+
+    /// Refuses ommers whose rewards are undefined: more than two, any
+    /// after the merge, or one that is not 1 to 6 blocks below this block.
+    /// alloy-evm pays an ommer `(8 + ommer - block) / 8` of the block
+    /// reward, which underflows (a panic, or a wrapped and absurd reward)
+    /// for an ommer more than 8 blocks below.
+    pub fn check_ommers(&self) -> Result<(), InvalidOmmers> {
+        let block = self.header.number;
+        if self.ommers.is_empty() {
+            Ok(())
+        } else if self.chain.is_paris_active_at_block(block) {
+            Err(InvalidOmmers::AfterMerge { block })
+        } else if self.ommers.len() > MAX_OMMERS {
+            Err(InvalidOmmers::TooMany {
+                count: self.ommers.len(),
+            })
+        } else {
+            let out_of_range = self.ommers.iter().position(|ommer| {
+                !(1..=MAX_OMMER_DEPTH).contains(&block.wrapping_sub(ommer.number))
+            });
+            match out_of_range {
+                Some(index) => Err(InvalidOmmers::OutOfRange {
+                    index,
+                    ommer: self.ommers[index].number,
+                    block,
+                }),
+                None => Ok(()),
+            }
+        }
+    }
+
+    /// Refuses a block that cannot be executed as given (see
+    /// [`Self::check_blob_params`] and [`Self::check_ommers`]); both
+    /// executors ask first.
+    pub fn check(&self) -> Result<(), ExecutionError> {
+        self.check_blob_params()?;
+        self.check_ommers()?;
+        Ok(())
     }
 
     /// The EVM's configuration and block environment for this block.
@@ -233,6 +308,8 @@ impl BlockInput {
     /// Total gas limit of all transactions, a cheap measure of block size.
     pub fn gas_limit_sum(&self) -> u64 {
         use alloy_consensus::Transaction;
-        self.transactions.iter().map(|tx| tx.gas_limit()).sum()
+        self.transactions
+            .iter()
+            .fold(0u64, |sum, tx| sum.saturating_add(tx.gas_limit()))
     }
 }

@@ -1,6 +1,9 @@
 //! Errors of block execution.
 
-use crate::{block::UnknownBlobParams, state::StateError};
+use crate::{
+    block::{InvalidOmmers, UnknownBlobParams},
+    state::StateError,
+};
 
 /// Why a block could not be executed at all. (A transaction that is merely
 /// invalid is not an error: it is reported as [`crate::TxOutcome::Invalid`].)
@@ -12,6 +15,9 @@ pub enum ExecutionError {
     /// The chain's blob fee parameters at the block are unknown.
     #[error(transparent)]
     UnknownBlobParams(#[from] UnknownBlobParams),
+    /// The block's ommers cannot be rewarded.
+    #[error("ommers: {0}")]
+    InvalidOmmers(#[from] InvalidOmmers),
     /// Block-level processing (system calls, rewards, withdrawals) failed.
     #[error("block processing: {0}")]
     Block(String),

@@ -26,7 +26,7 @@ pub mod state;
 mod system;
 pub mod verify;
 
-pub use block::{BlockInput, ChainSpec, UnknownBlobParams};
+pub use block::{BlockInput, ChainSpec, InvalidOmmers, UnknownBlobParams};
 pub use changes::{AccountChange, AccountChanges, AccountState, StateChanges};
 pub use error::ExecutionError;
 pub use parallel::{ParallelConfig, execute_parallel};

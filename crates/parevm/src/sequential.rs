@@ -17,7 +17,7 @@ pub fn execute_sequential<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<BlockResult, ExecutionError> {
-    block.check_blob_params()?;
+    block.check()?;
     let txs = block.transactions.len();
     let ((transactions, gas_used, requests), changes) =
         with_state_cache_normalized(state, txs, |db| {

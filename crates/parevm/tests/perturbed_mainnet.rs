@@ -9,12 +9,15 @@
 //! (tokens, AMMs, routers, proxies) and bend what they run on: senders that
 //! can no longer pay, nonces out of step, a beneficiary that is also a
 //! sender or a contract, a block gas limit that runs out, contracts whose
-//! code or storage changed, transactions dropped, swapped or replayed.
+//! code or storage changed, transactions dropped, swapped or replayed,
+//! ommers and withdrawals that credit the block's own senders, recipients
+//! or beneficiary.
 
 mod common;
 mod support;
 
 use alloy_consensus::{Transaction, TxEnvelope, transaction::Recovered};
+use alloy_eips::eip4895::Withdrawal;
 use alloy_hardforks::EthereumHardfork;
 use alloy_primitives::{Address, U256};
 use parevm::{
@@ -77,6 +80,22 @@ enum Perturbation {
     Drop { tx: usize },
     /// The block runs under `fork`'s rules (the fork active from genesis).
     Rules { fork: EthereumHardfork },
+    /// An ommer `depth` blocks below the block (refused outside 1 to 6,
+    /// and after the merge), mined by `miner`.
+    Ommer { depth: u64, miner: Party },
+    /// A withdrawal of `gwei` (Shanghai and later) to `to`.
+    Withdrawal { gwei: u64, to: Party },
+}
+
+/// An account a block's post-transaction credit goes to.
+#[derive(Debug, Clone, Copy)]
+enum Party {
+    /// A transaction's sender.
+    Sender(usize),
+    /// A transaction's recipient.
+    Recipient(usize),
+    /// The block's beneficiary.
+    Beneficiary,
 }
 
 /// Replacement code for a recipient: each exercises a case that breaks
@@ -149,6 +168,12 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
     let pick = |i: usize| i % txs.len();
     let sender = |i: usize| txs[pick(i)].signer();
     let recipient = |i: usize| txs[pick(i)].to().unwrap_or_else(|| sender(i));
+    let beneficiary = block.header.beneficiary;
+    let party = |party: Party| match party {
+        Party::Sender(tx) => sender(tx),
+        Party::Recipient(tx) => recipient(tx),
+        Party::Beneficiary => beneficiary,
+    };
     match *perturbation {
         Perturbation::Underfund { tx, percent } => {
             underfund(state, &txs[pick(tx)], percent);
@@ -206,6 +231,21 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
         }
         Perturbation::Rules { fork } => {
             block.chain = Arc::new(ChainSpec::with_fork_from_genesis(1, fork));
+        }
+        Perturbation::Ommer { depth, miner } => {
+            let mut ommer = block.header.clone();
+            ommer.number = ommer.number.wrapping_sub(depth);
+            ommer.beneficiary = party(miner);
+            block.ommers.push(ommer);
+        }
+        Perturbation::Withdrawal { gwei, to } => {
+            let withdrawals = block.withdrawals.get_or_insert_default();
+            withdrawals.push(Withdrawal {
+                index: withdrawals.len() as u64,
+                validator_index: 0,
+                address: party(to),
+                amount: gwei,
+            });
         }
     }
 }
@@ -323,6 +363,14 @@ fn percent_of_cost() -> impl Strategy<Value = u32> {
     prop_oneof![Just(0), 50u32..100, 99u32..=101, 102u32..200]
 }
 
+fn party() -> impl Strategy<Value = Party> {
+    prop_oneof![
+        tx().prop_map(Party::Sender),
+        tx().prop_map(Party::Recipient),
+        Just(Party::Beneficiary),
+    ]
+}
+
 fn perturbation() -> impl Strategy<Value = Perturbation> {
     prop_oneof![
         3 => (tx(), percent_of_cost()).prop_map(|(tx, percent)| Perturbation::Underfund { tx, percent }),
@@ -341,6 +389,8 @@ fn perturbation() -> impl Strategy<Value = Perturbation> {
         1 => tx().prop_map(|tx| Perturbation::Drop { tx }),
         1 => prop::sample::select(EthereumHardfork::VARIANTS)
             .prop_map(|fork| Perturbation::Rules { fork }),
+        1 => (0u64..=8, party()).prop_map(|(depth, miner)| Perturbation::Ommer { depth, miner }),
+        1 => (0u64..=40_000_000_000, party()).prop_map(|(gwei, to)| Perturbation::Withdrawal { gwei, to }),
     ]
 }
 

@@ -21,7 +21,7 @@ pub fn trace_block<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
 ) -> Result<Vec<TxAccessTrace>, ExecutionError> {
-    block.check_blob_params()?;
+    block.check()?;
     let pre = pre_block_changes(block, state)?;
     let base = OverlayState::new(state, &pre);
     let payout = partitioned_payout_sender(block, &base)?;

@@ -93,7 +93,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     state: &S,
     config: &ParallelConfig,
 ) -> Result<BlockResult, ExecutionError> {
-    block.check_blob_params()?;
+    block.check()?;
     let (prediction, chains, plan) = match judge(block, state, config) {
         Ok(judged) => judged,
         Err(reason) => return fallback(block, state, reason),
