@@ -90,6 +90,10 @@ pub enum FallbackReason {
     /// A transaction did not fit in the block's remaining gas: it is invalid
     /// in sequence, which only sequential execution reports exactly.
     GasLimitExceeded,
+    /// A balance and the credits summed for it apart could exceed `2^256`,
+    /// where sequential execution drops a fee or halts a transfer (see
+    /// `parallel/credit.rs`): only in states no real chain holds.
+    BalanceOverflow,
 }
 
 impl FallbackReason {
@@ -103,6 +107,7 @@ impl FallbackReason {
             Self::CheapTransactions => "cheap-transactions",
             Self::Conflicts => "conflicts",
             Self::GasLimitExceeded => "gas-limit-exceeded",
+            Self::BalanceOverflow => "balance-overflow",
         }
     }
 }

@@ -11,7 +11,7 @@
 //! sender or a contract, a block gas limit that runs out, contracts whose
 //! code or storage changed, transactions dropped, swapped or replayed,
 //! ommers and withdrawals that credit the block's own senders, recipients
-//! or beneficiary.
+//! or beneficiary, and balances so near `2^256` that credits overflow.
 
 mod common;
 mod support;
@@ -85,6 +85,9 @@ enum Perturbation {
     Ommer { depth: u64, miner: Party },
     /// A withdrawal of `gwei` (Shanghai and later) to `to`.
     Withdrawal { gwei: u64, to: Party },
+    /// `who` holds `2^256 - 1 - 10^digits` wei: the block's credits may
+    /// overflow it.
+    NearMaxBalance { who: Party, digits: u32 },
 }
 
 /// An account a block's post-transaction credit goes to.
@@ -238,6 +241,9 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
             ommer.beneficiary = party(miner);
             block.ommers.push(ommer);
         }
+        Perturbation::NearMaxBalance { who, digits } => edit(state, party(who), |account| {
+            account.info.balance = U256::MAX - U256::from(10u64).pow(U256::from(digits));
+        }),
         Perturbation::Withdrawal { gwei, to } => {
             let withdrawals = block.withdrawals.get_or_insert_default();
             withdrawals.push(Withdrawal {
@@ -391,6 +397,7 @@ fn perturbation() -> impl Strategy<Value = Perturbation> {
             .prop_map(|fork| Perturbation::Rules { fork }),
         1 => (0u64..=8, party()).prop_map(|(depth, miner)| Perturbation::Ommer { depth, miner }),
         1 => (0u64..=40_000_000_000, party()).prop_map(|(gwei, to)| Perturbation::Withdrawal { gwei, to }),
+        1 => (party(), 0u32..=24).prop_map(|(who, digits)| Perturbation::NearMaxBalance { who, digits }),
     ]
 }
 

@@ -47,7 +47,9 @@ pub fn trace_block<S: StateSource + ?Sized>(
             }
             for (location, value) in writes {
                 match value {
-                    WriteValue::BalanceIncrement(_) => trace.increments.push(*location),
+                    WriteValue::BalanceIncrement(_) | WriteValue::BalanceDecrement(_) => {
+                        trace.increments.push(*location)
+                    }
                     _ => trace.writes.push(*location),
                 }
             }

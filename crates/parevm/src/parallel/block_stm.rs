@@ -1,8 +1,9 @@
 //! A block's run on Block-STM: the multi-version memory seeded with the
 //! predicted sender chains, the workers (`executor.rs`) until every
 //! transaction is executed and validated, then the block assembled by
-//! every worker (`merge.rs`). A block given up for conflicts, or with a
-//! transaction that does not fit in the block's gas, runs sequentially.
+//! every worker (`merge.rs`). A block given up for conflicts, with a
+//! transaction that does not fit in the block's gas, or with lazy credits
+//! that could overflow a balance (`credit.rs`), runs sequentially.
 
 use super::{
     ParallelConfig,
@@ -87,10 +88,12 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             drop(vm);
             return fallback_after(block, state, FallbackReason::Conflicts, stats);
         }
-        let Some((transactions, gas_used, mut changes)) = assembly.finish()? else {
-            // A transaction exceeded the block's remaining gas in sequence, so
-            // it is invalid and its speculative writes must not count.
-            return fallback_after(block, state, FallbackReason::GasLimitExceeded, stats);
+        let (transactions, gas_used, mut changes) = match assembly.finish()? {
+            Ok(assembled) => assembled,
+            // A transaction exceeded the block's remaining gas in sequence
+            // (it is invalid, and its speculative writes must not count), or
+            // a balance's lazy credits could overflow.
+            Err(reason) => return fallback_after(block, state, reason, stats),
         };
         let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
         Ok(BlockResult {

@@ -9,6 +9,7 @@
 
 use super::{
     block_gas::BlockGas,
+    credit::Deltas,
     digest,
     helpers::{Claims, Idle},
     mv_memory::{MvMemory, lock},
@@ -16,7 +17,7 @@ use super::{
     vm::FinishedTx,
 };
 use crate::{
-    BlockInput, ExecutionError, TxResult,
+    BlockInput, ExecutionError, FallbackReason, TxResult,
     changes::{AccountChange, AccountChanges, AccountState, StateChanges, codes_of},
     state::{OverlayState, StateError, StateSource},
 };
@@ -34,9 +35,14 @@ use std::{
     },
 };
 
-/// Each transaction's result and receipt, with the block's gas used; `None`
-/// if a transaction does not fit in the block's remaining gas.
-pub(super) type Receipts = Option<(Vec<TxResult>, u64)>;
+/// Each transaction's result and receipt, with the block's gas used; or why
+/// the block must run sequentially (a transaction does not fit in the
+/// block's remaining gas).
+pub(super) type Receipts = Result<(Vec<TxResult>, u64), FallbackReason>;
+
+/// An assembled block: its transactions' results, its gas used and its
+/// state changes.
+pub(super) type Assembled = (Vec<TxResult>, u64, StateChanges);
 
 /// What one task of an [`Assembly`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,22 +176,24 @@ impl Assembly {
     }
 
     /// The receipts and the block's state changes, once every task ran;
-    /// `None` if a transaction does not fit in the block's gas (then the
-    /// state changes are not needed).
-    pub(super) fn finish(
-        self,
-    ) -> Result<Option<(Vec<TxResult>, u64, StateChanges)>, ExecutionError> {
+    /// or why the block must run sequentially: a transaction does not fit
+    /// in the block's gas, or a balance's lazy deltas could overflow.
+    pub(super) fn finish(self) -> Result<Result<Assembled, FallbackReason>, ExecutionError> {
         let missing = |what: &str| ExecutionError::Internal(format!("{what} were not assembled"));
         let receipts = into_inner(self.receipts).ok_or_else(|| missing("receipts"))?;
-        let Some((transactions, gas_used)) = receipts? else {
-            return Ok(None);
+        let (transactions, gas_used) = match receipts? {
+            Ok(receipts) => receipts,
+            Err(reason) => return Ok(Err(reason)),
         };
         let parts = self
             .folded
             .into_iter()
             .map(|slot| into_inner(slot).ok_or_else(|| missing("state changes"))?)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some((
+        if parts.iter().any(|part| part.overflowed) {
+            return Ok(Err(FallbackReason::BalanceOverflow));
+        }
+        Ok(Ok((
             transactions,
             gas_used,
             StateChanges::from_parts(parts),
@@ -334,10 +342,11 @@ pub(super) fn fold_state<S: StateSource + ?Sized>(
 }
 
 /// Each transaction's outcome and receipt, its receipt's cumulative gas
-/// filled in, with the block's gas used; `None` if a transaction does not
-/// fit in the block's remaining gas ([`BlockGas`]). Sequential execution
-/// checks the fit before anything else, so an invalid transaction that does
-/// not fit is invalid for that reason, not for its own: `None` then too.
+/// filled in, with the block's gas used; a fallback if a transaction does
+/// not fit in the block's remaining gas ([`BlockGas`]). Sequential
+/// execution checks the fit before anything else, so an invalid
+/// transaction that does not fit is invalid for that reason, not for its
+/// own: a fallback then too.
 pub(super) fn collect_receipts(
     block: &BlockInput,
     results: impl IntoIterator<Item = FinishedTx>,
@@ -347,7 +356,7 @@ pub(super) fn collect_receipts(
     for (tx, finished) in block.transactions.iter().zip(results) {
         let FinishedTx { mut result, gas } = finished;
         if !budget.fits(tx.gas_limit()) {
-            return Ok(None);
+            return Ok(Err(FallbackReason::GasLimitExceeded));
         }
         if let Some(receipt) = &mut result.receipt {
             let cumulative_gas = budget.charge(gas);
@@ -357,14 +366,22 @@ pub(super) fn collect_receipts(
         }
         transactions.push(result);
     }
-    Ok(Some((transactions, budget.header_gas_used())))
+    Ok(Ok((transactions, budget.header_gas_used())))
 }
 
 /// One account's writes folded together.
 #[derive(Debug, Default, PartialEq)]
 struct AccountWrites {
+    /// The last full balance written.
     balance: Option<U256>,
-    increments: U256,
+    /// The balance deltas since then (or since the block began).
+    deltas: Deltas,
+    /// The deltas before the first full balance written, if one was: they
+    /// took the pre-block balance, which the fold checks them against.
+    leading: Option<Deltas>,
+    /// The deltas between two full balances could have overflowed the
+    /// first (see `credit.rs`).
+    overflowed: bool,
     nonce: Option<u64>,
     code: Option<(B256, Bytecode)>,
     lifecycle: Option<Lifecycle>,
@@ -378,6 +395,9 @@ struct AccountWrites {
 pub(crate) struct FoldedPart {
     pub accounts: Vec<(Address, AccountChange)>,
     pub codes: BTreeMap<B256, Bytecode>,
+    /// A balance's lazy deltas could overflow (see `credit.rs`): the block
+    /// must run sequentially.
+    pub overflowed: bool,
 }
 
 impl StateChanges {
@@ -457,6 +477,7 @@ impl StateAccumulator {
             }
         }
         let base = OverlayState::new(state, pre);
+        let mut overflowed = false;
         for (address, writes) in self.accounts {
             if let Some((hash, code)) = &writes.code
                 && *hash != KECCAK_EMPTY
@@ -464,7 +485,8 @@ impl StateAccumulator {
                 codes.insert(*hash, code.clone());
             }
             let original = state.account_fields(&address)?;
-            let change = writes.onto(&address, original.as_ref(), pre, &base)?;
+            let (change, overflows) = writes.onto(&address, original.as_ref(), pre, &base)?;
+            overflowed |= overflows;
             accounts.push((address, change, original));
         }
         let mut changes = Vec::with_capacity(accounts.len());
@@ -486,6 +508,7 @@ impl StateAccumulator {
         Ok(FoldedPart {
             accounts: changes,
             codes,
+            overflowed,
         })
     }
 }
@@ -494,12 +517,16 @@ impl AccountWrites {
     /// Applies `later`, this account's writes that came after these: as if
     /// its writes had been applied one by one.
     fn then(&mut self, later: AccountWrites) {
-        if later.balance.is_some() {
-            self.balance = later.balance;
-            self.increments = later.increments;
-        } else {
-            self.increments = self.increments.wrapping_add(later.increments);
+        match later.balance {
+            Some(balance) => {
+                // Later's leading deltas continue this account's last run.
+                self.deltas.then(later.leading.unwrap_or_default());
+                self.new_balance(balance);
+                self.deltas = later.deltas;
+            }
+            None => self.deltas.then(later.deltas),
         }
+        self.overflowed |= later.overflowed;
         self.nonce = later.nonce.or(self.nonce);
         if later.code.is_some() {
             self.code = later.code;
@@ -517,13 +544,9 @@ impl AccountWrites {
     /// Applies one write to this account, after the earlier ones.
     fn apply(&mut self, location: &Location, value: &WriteValue) {
         match (location, value) {
-            (_, WriteValue::Balance(b)) => {
-                self.balance = Some(*b);
-                self.increments = U256::ZERO;
-            }
-            (_, WriteValue::BalanceIncrement(d)) => {
-                self.increments = self.increments.wrapping_add(*d)
-            }
+            (_, WriteValue::Balance(b)) => self.new_balance(*b),
+            (_, WriteValue::BalanceIncrement(d)) => self.deltas.increase(*d),
+            (_, WriteValue::BalanceDecrement(d)) => self.deltas.decrease(*d),
             (_, WriteValue::Nonce(n)) => self.nonce = Some(*n),
             (_, WriteValue::Code(hash, code)) => self.code = Some((*hash, code.clone())),
             (_, WriteValue::Lifecycle(l)) => {
@@ -540,32 +563,47 @@ impl AccountWrites {
         }
     }
 
+    /// A full balance written after the deltas so far, which end their run:
+    /// checked against the balance before them (or, for the first run,
+    /// kept to check against the pre-block balance).
+    fn new_balance(&mut self, balance: U256) {
+        let run = std::mem::take(&mut self.deltas);
+        match self.balance {
+            Some(start) => self.overflowed |= run.onto(start).1,
+            None => self.leading = Some(run),
+        }
+        self.balance = Some(balance);
+    }
+
     /// The change of the account at `address` after these writes: on top
     /// of its pre-block fields (`original`), or, if a pre-block system call
     /// changed it, composed onto that change (`pre`; `base` is the
-    /// pre-block state with the calls' changes).
+    /// pre-block state with the calls' changes). Also whether its balance
+    /// deltas could overflow (see `credit.rs`).
     fn onto<S: StateSource + ?Sized>(
         self,
         address: &Address,
         original: Option<&AccountInfo>,
         pre: &StateChanges,
         base: &OverlayState<'_, S>,
-    ) -> Result<AccountChange, StateError> {
+    ) -> Result<(AccountChange, bool), StateError> {
         let Some(pre_change) = pre.accounts.get(address) else {
             return Ok(self.into_change(original));
         };
         let overlaid = base.account_fields(address)?;
         let mut composed = pre_change.clone();
-        composed.then(self.into_change(overlaid.as_ref()));
-        Ok(composed)
+        let (change, overflowed) = self.into_change(overlaid.as_ref());
+        composed.then(change);
+        Ok((composed, overflowed))
     }
 
-    /// The account after these writes, on top of `before`.
-    fn into_change(self, before: Option<&AccountInfo>) -> AccountChange {
-        let balance = self
-            .balance
-            .unwrap_or_else(|| before.map_or(U256::ZERO, |b| b.balance))
-            .wrapping_add(self.increments);
+    /// The account after these writes, on top of `before`, and whether its
+    /// balance deltas could overflow.
+    fn into_change(self, before: Option<&AccountInfo>) -> (AccountChange, bool) {
+        let pre_block = before.map_or(U256::ZERO, |b| b.balance);
+        let leading_overflowed = self.leading.is_some_and(|run| run.onto(pre_block).1);
+        let (balance, last_overflowed) = self.deltas.onto(self.balance.unwrap_or(pre_block));
+        let overflowed = self.overflowed || leading_overflowed || last_overflowed;
         let nonce = self.nonce.unwrap_or_else(|| before.map_or(0, |b| b.nonce));
         let code_hash = match &self.code {
             Some((hash, _)) => *hash,
@@ -583,11 +621,12 @@ impl AccountWrites {
             code_hash,
             code: self.code.map(|(_, code)| code),
         });
-        AccountChange {
+        let change = AccountChange {
             info,
             storage_wiped: self.destroyed,
             storage: self.storage,
-        }
+        };
+        (change, overflowed)
     }
 }
 
@@ -629,7 +668,7 @@ mod tests {
                 Location::Lifecycle(account),
                 WriteValue::Lifecycle(Lifecycle::CreatedEmpty),
             ),
-            (balance, WriteValue::BalanceIncrement(U256::MAX)),
+            (balance, WriteValue::BalanceDecrement(U256::from(1))),
         ];
         let applied = |writes: &[(Location, WriteValue)]| {
             let mut accumulator = StateAccumulator::default();
@@ -646,6 +685,63 @@ mod tests {
                     chained.accounts, whole.accounts,
                     "split at {first} and {second}"
                 );
+            }
+        }
+    }
+
+    /// Every run of deltas is checked against the full balance before it,
+    /// also where a later full balance replaced the run's result, and
+    /// wherever the writes are split.
+    #[test]
+    fn runs_of_deltas_that_could_overflow_are_caught() {
+        let account = address(1);
+        let balance = Location::Balance(account);
+        let near_max = U256::MAX - U256::from(5);
+        let cases = [
+            (U256::ZERO, vec![WriteValue::Balance(near_max)], false),
+            (
+                U256::ZERO,
+                vec![
+                    WriteValue::Balance(near_max),
+                    WriteValue::BalanceIncrement(U256::from(10)),
+                    WriteValue::BalanceDecrement(U256::from(20)),
+                    WriteValue::Balance(U256::from(7)),
+                ],
+                true,
+            ),
+            (
+                near_max,
+                vec![
+                    WriteValue::BalanceIncrement(U256::from(6)),
+                    WriteValue::Balance(U256::from(7)),
+                    WriteValue::BalanceIncrement(U256::from(1)),
+                ],
+                true,
+            ),
+            (
+                near_max,
+                vec![
+                    WriteValue::BalanceDecrement(U256::from(6)),
+                    WriteValue::BalanceIncrement(U256::from(5)),
+                ],
+                false,
+            ),
+        ];
+        for (pre_block, values, overflows) in cases {
+            let writes: Vec<_> = values.into_iter().map(|v| (balance, v)).collect();
+            let before = AccountInfo::from_balance(pre_block);
+            for split in 0..=writes.len() {
+                let mut first = AccountWrites::default();
+                let mut second = AccountWrites::default();
+                for (location, value) in &writes[..split] {
+                    first.apply(location, value);
+                }
+                for (location, value) in &writes[split..] {
+                    second.apply(location, value);
+                }
+                first.then(second);
+                let (_, overflowed) = first.into_change(Some(&before));
+                assert_eq!(overflowed, overflows, "{writes:?} split at {split}");
             }
         }
     }
@@ -715,6 +811,7 @@ mod tests {
                 FoldedPart {
                     accounts,
                     codes: BTreeMap::new(),
+                    overflowed: false,
                 }
             })
             .collect();

@@ -20,7 +20,9 @@
 //! the EVM does not observe (`balance_watch.rs`) are commutative increments
 //! (`vm.rs`, `fee_credit.rs`), which removes the conflict every Ethereum
 //! transaction would otherwise have on the block's beneficiary, and those
-//! of WETH deposits, forwarded ETH and tips.
+//! of WETH deposits, forwarded ETH and tips. A sum of such credits that
+//! would overflow a balance sends the block to the sequential executor
+//! (`credit.rs`).
 //!
 //! Before any of that, the block's dependencies are predicted and its
 //! partitions planned (`planning.rs`, `prediction.rs`), and the fallback
@@ -38,6 +40,7 @@ mod balance_watch;
 mod block_gas;
 mod block_stm;
 mod config;
+mod credit;
 mod digest;
 mod executor;
 mod fee_credit;

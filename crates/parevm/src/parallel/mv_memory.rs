@@ -11,6 +11,7 @@
 //!   running on to certain failure.
 
 use super::{
+    credit::Deltas,
     types::{
         Lifecycle, Location, LocationHasher, ReadEntry, ReadSet, ReadValue, TxIdx, Version,
         WriteSet, WriteValue,
@@ -53,8 +54,8 @@ enum Entry {
 pub(crate) struct BalanceRead {
     /// The latest full balance below the reader, or `None` for the pre-block one.
     pub full: Option<U256>,
-    /// Sum of the increments above that full balance.
-    pub increments: U256,
+    /// The increments and decrements above that full balance.
+    pub deltas: Deltas,
 }
 
 /// What a storage read resolves to.
@@ -303,7 +304,9 @@ impl MvMemory {
                     Some(full) => full,
                     None => base.balance(&address).ok_or(None)?,
                 };
-                let balance = start.wrapping_add(resolved.increments);
+                // Wrapping where it overflows: the block's committed writes
+                // are checked for that as they are folded (`credit.rs`).
+                let (balance, _) = resolved.deltas.onto(start);
                 if let ReadValue::BalanceAtLeast(bound) = read.value {
                     return Ok(balance >= bound);
                 }
@@ -387,17 +390,18 @@ impl MvMemory {
         location: &Location,
         tx: TxIdx,
     ) -> Result<BalanceRead, Blocked> {
-        let mut increments = U256::ZERO;
+        let mut deltas = Deltas::default();
         let Some(versions) = self.versions_below(location, tx) else {
-            return Ok(BalanceRead {
-                full: None,
-                increments,
-            });
+            return Ok(BalanceRead { full: None, deltas });
         };
         let full = versions.visit_below(tx, |idx, entry| match entry {
             Entry::Estimate => Some(Err(Blocked(idx))),
             Entry::Write(WriteValue::BalanceIncrement(d)) => {
-                increments = increments.wrapping_add(*d);
+                deltas.increase(*d);
+                None
+            }
+            Entry::Write(WriteValue::BalanceDecrement(d)) => {
+                deltas.decrease(*d);
                 None
             }
             Entry::Write(WriteValue::Balance(b)) => Some(Ok(*b)),
@@ -405,7 +409,7 @@ impl MvMemory {
         });
         Ok(BalanceRead {
             full: full.transpose()?,
-            increments,
+            deltas,
         })
     }
 

@@ -121,8 +121,12 @@ pub enum WriteValue {
     /// A new balance.
     Balance(U256),
     /// A commutative balance increment (fees to the beneficiary, value to a
-    /// plain recipient): it does not depend on the balance before it.
+    /// plain recipient, a watched balance that grew): it does not depend on
+    /// the balance before it.
     BalanceIncrement(U256),
+    /// A commutative balance decrement (a watched balance that shrank, from
+    /// a balance the transaction saw cover it).
+    BalanceDecrement(U256),
     /// A new nonce.
     Nonce(u64),
     /// New code.

@@ -483,7 +483,9 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
         {
             Ok(resolved) => {
                 let start = resolved.full.unwrap_or(base_balance);
-                let balance = start.wrapping_add(resolved.increments);
+                // Wrapping where it overflows: the block's committed writes
+                // are checked for that as they are folded (`credit.rs`).
+                let (balance, _) = resolved.deltas.onto(start);
                 (balance, resolved.full.is_none(), None)
             }
             Err(Blocked(dep)) if watchable && WatchedBalances::may_watch(base_balance) => {
@@ -593,9 +595,9 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
     }
 
     /// Pushes the change of `address`'s balance from `before` to `after`:
-    /// an increment if the balance was watched and never observed, which
-    /// commutes with other increments (wrapping, like their sum, so a
-    /// decrease is exact too); else the new balance.
+    /// an increment or decrement if the balance was watched and never
+    /// observed, which commutes with other such deltas; else the new
+    /// balance.
     fn push_balance_write(
         &self,
         writes: &mut WriteSet,
@@ -605,9 +607,11 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
     ) {
         let location = Location::Balance(address);
         match self.balances.unobserved(address) {
-            Some(served) if after != served => {
-                let change = after.wrapping_sub(served);
-                writes.push((location, WriteValue::BalanceIncrement(change)));
+            Some(served) if after > served => {
+                writes.push((location, WriteValue::BalanceIncrement(after - served)));
+            }
+            Some(served) if after < served => {
+                writes.push((location, WriteValue::BalanceDecrement(served - after)));
             }
             Some(_) => {}
             None if after != before => writes.push((location, WriteValue::Balance(after))),

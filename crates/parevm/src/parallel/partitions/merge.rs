@@ -9,6 +9,7 @@ use crate::{
     AccountChange, AccountChanges, AccountState, BlockInput, ExecutionError, StateChanges,
     StateSource,
     parallel::{
+        credit::Deltas,
         helpers::{Claims, run_with_helpers},
         mv_memory::lock,
         types::TxIdx,
@@ -18,6 +19,7 @@ use crate::{
 use alloy_primitives::{Address, B256, U256};
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY};
 use std::{
+    cell::Cell,
     collections::{BTreeMap, btree_map::Entry},
     sync::{
         Mutex,
@@ -29,7 +31,8 @@ use std::{
 /// `workers` threads (see [`Assembly`]): the state changes, with the
 /// credits and payouts of `settlement`, and `on_results` of the results in
 /// block order (`partition_of` each transaction). The partitions were
-/// validated as they ran.
+/// validated as they ran. `None` if a credit could overflow a balance (see
+/// `credit.rs`): the block must run another way.
 pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
     ctx: &PartitionContext<'a, S>,
     outputs: Vec<PartitionOutput>,
@@ -37,18 +40,18 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
     workers: usize,
     partition_of: &'a [u32],
     on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
-) -> Result<(T, StateChanges), ExecutionError> {
+) -> Result<Option<(T, StateChanges)>, ExecutionError> {
     let Settlement { credits, payout } = settlement;
     let mut results = Vec::with_capacity(outputs.len());
     let mut shares: Vec<Vec<_>> = (0..=ctx.bounds.len()).map(|_| Vec::new()).collect();
-    let (mut fees, mut paid) = (U256::ZERO, U256::ZERO);
+    let (mut fees, mut paid) = (Deltas::default(), Deltas::default());
     for output in outputs {
         results.push(output.results.into_iter());
         for (share, accounts) in shares.iter_mut().zip(output.accounts) {
             share.push(accounts);
         }
-        fees = fees.wrapping_add(output.fees);
-        paid = paid.wrapping_add(output.paid);
+        fees.then(output.fees);
+        paid.then(output.paid);
     }
     let assembly = Assembly {
         block: ctx.block,
@@ -83,7 +86,7 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
     let changes = built
         .unwrap_or_else(|e| e.into_inner())
         .ok_or_else(missing)??;
-    Ok((output, changes))
+    Ok(changes.map(|changes| (output, changes)))
 }
 
 /// One merge per share of the accounts. The first share's merge makes room
@@ -150,10 +153,10 @@ struct Assembly<'a, S: ?Sized, R, T> {
     pre: &'a StateChanges,
     credits: &'a [(Address, U256)],
     /// The fees the partitions owe the beneficiary.
-    fees: U256,
-    /// The payout sender, the change to its balance (a wrapping sum) and
-    /// its nonce after the block.
-    payout: Option<(Address, U256, u64)>,
+    fees: Deltas,
+    /// The payout sender, the change to its balance and its nonce after
+    /// the block.
+    payout: Option<(Address, Deltas, u64)>,
     hand_over_input: Mutex<Option<(InBlockOrder<'a>, R)>>,
     handed_over: Mutex<Option<T>>,
     /// The merges, then handing over.
@@ -161,7 +164,8 @@ struct Assembly<'a, S: ?Sized, R, T> {
     /// Each share's merge, in address order.
     merges: Vec<Merge>,
     build_claimed: AtomicBool,
-    built: Mutex<Option<Result<StateChanges, ExecutionError>>>,
+    /// The state changes; `None` if a balance's deltas could overflow.
+    built: Mutex<Option<Result<Option<StateChanges>, ExecutionError>>>,
 }
 
 impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, S, R, T> {
@@ -211,13 +215,17 @@ impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, 
                 accounts.extend(more);
                 code |= more_code;
             }
-            let beneficiary = [(self.block.header.beneficiary, self.fees)];
+            let beneficiary = (self.block.header.beneficiary, self.fees);
             let payout = self.payout.map(|(address, paid, _)| (address, paid));
-            let credits = beneficiary
-                .iter()
-                .chain(payout.as_slice())
-                .chain(self.credits)
-                .filter(|(_, v)| !v.is_zero());
+            let credits = self.credits.iter().map(|(address, amount)| {
+                let mut deltas = Deltas::default();
+                deltas.increase(*amount);
+                (*address, deltas)
+            });
+            let credits = std::iter::once(beneficiary)
+                .chain(payout)
+                .chain(credits)
+                .filter(|(_, deltas)| !deltas.is_zero());
             let nonce = self.payout.map(|(address, _, nonce)| (address, nonce));
             // The shares in turn: in address order.
             let accounts = (AccountChanges::from_sorted(accounts), code);
@@ -365,16 +373,17 @@ fn join_storage(
 
 /// The block's state changes: the partitions' `accounts` (with whether
 /// any carries code), the pre-block system calls' changes to accounts no
-/// partition touched, the balance `credits` (wrapping: a payout sender's
-/// is what it paid) and the payout sender's `nonce` after the block,
-/// normalized against the pre-block `state`.
-fn finish_changes<'c, S: StateSource + ?Sized>(
+/// partition touched, the balance `credits` (a payout sender's is what it
+/// paid) and the payout sender's `nonce` after the block, normalized
+/// against the pre-block `state`; `None` if a credit could overflow a
+/// balance (see `credit.rs`).
+fn finish_changes<S: StateSource + ?Sized>(
     state: &S,
     pre: &StateChanges,
     (mut accounts, any_code): (AccountChanges, bool),
-    credits: impl Iterator<Item = &'c (Address, U256)>,
+    credits: impl Iterator<Item = (Address, Deltas)>,
     nonce: Option<(Address, u64)>,
-) -> Result<StateChanges, ExecutionError> {
+) -> Result<Option<StateChanges>, ExecutionError> {
     // The few accounts no partition changed are gathered apart and added in
     // one pass: each insert would move every account above it.
     let mut added = BTreeMap::new();
@@ -397,8 +406,16 @@ fn finish_changes<'c, S: StateSource + ?Sized>(
         revisit.push(address);
         Ok::<_, ExecutionError>(())
     };
-    for (address, amount) in credits {
-        settle(*address, &|change| credited(change, *amount))?;
+    let overflowed = Cell::new(false);
+    for (address, deltas) in credits {
+        settle(address, &|change| {
+            let (change, overflows) = credited(change, deltas);
+            overflowed.set(overflowed.get() | overflows);
+            change
+        })?;
+    }
+    if overflowed.get() {
+        return Ok(None);
     }
     if let Some((address, nonce)) = nonce {
         settle(address, &|mut change| {
@@ -425,7 +442,7 @@ fn finish_changes<'c, S: StateSource + ?Sized>(
     let codes = codes_of(&accounts);
     normalize_revisited(state, &mut accounts, &revisit, &codes)?;
     let codes = codes_of(&accounts);
-    Ok(StateChanges { accounts, codes })
+    Ok(Some(StateChanges { accounts, codes }))
 }
 
 /// Normalizes the `revisit`ed accounts of `accounts` (in address order)
@@ -475,20 +492,18 @@ fn unchanged<S: StateSource + ?Sized>(
     })
 }
 
-/// `change` with `amount` more wei (creating the account if it is gone).
-fn credited(mut change: AccountChange, amount: U256) -> AccountChange {
-    match &mut change.info {
-        Some(info) => info.balance = info.balance.wrapping_add(amount),
-        None => {
-            change.info = Some(AccountState {
-                balance: amount,
-                nonce: 0,
-                code_hash: KECCAK_EMPTY,
-                code: None,
-            })
-        }
-    }
-    change
+/// `change` with `deltas` to its balance (creating the account if it is
+/// gone), and whether they could overflow it (see `credit.rs`).
+fn credited(mut change: AccountChange, deltas: Deltas) -> (AccountChange, bool) {
+    let info = change.info.get_or_insert(AccountState {
+        balance: U256::ZERO,
+        nonce: 0,
+        code_hash: KECCAK_EMPTY,
+        code: None,
+    });
+    let (balance, overflowed) = deltas.onto(info.balance);
+    info.balance = balance;
+    (change, overflowed)
 }
 
 #[cfg(test)]

@@ -41,7 +41,9 @@ pub(crate) use payout::PayoutSender;
 pub(crate) use plan::{Partitions, Planner};
 
 use super::{
-    ParallelConfig, fallback, fallback_after,
+    ParallelConfig,
+    credit::Deltas,
+    fallback, fallback_after,
     merge::collect_receipts,
     planning::{PartitionPlan, plan_partitions},
     post_block_calls,
@@ -60,9 +62,9 @@ struct PartitionOutput {
     /// Its transactions' results, in its order.
     results: Vec<FinishedTx>,
     /// The beneficiary's fees from its transactions.
-    fees: U256,
-    /// The change to the payout sender's balance (a wrapping sum: it pays).
-    paid: U256,
+    fees: Deltas,
+    /// The change to the payout sender's balance (it pays).
+    paid: Deltas,
     /// Its accounts' changes relative to the pre-block state, normalized,
     /// in address order, split into the context's shares of the accounts.
     accounts: Vec<Vec<(Address, AccountChange)>>,
@@ -181,7 +183,7 @@ fn run_block<S: StateSource + ?Sized>(
         tracing::debug!(
             transactions = block.transactions.len(),
             partitions = partitions.txs.len(),
-            "partitions were not independent; running Block-STM"
+            "partitions were not independent, or a credit could overflow; running Block-STM"
         );
         return Ok(PartitionAttempt::Discarded);
     };
@@ -190,8 +192,9 @@ fn run_block<S: StateSource + ?Sized>(
         partitions: partitions.txs.len(),
         ..Default::default()
     };
-    let Some((transactions, gas_used)) = receipts? else {
-        return fallback_after(block, state, FallbackReason::GasLimitExceeded, stats).map(ran);
+    let (transactions, gas_used) = match receipts? {
+        Ok(receipts) => receipts,
+        Err(reason) => return fallback_after(block, state, reason, stats).map(ran),
     };
     let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
     Ok(ran(BlockResult {
@@ -244,7 +247,8 @@ struct Threads {
 /// assembled ([`merge`]), the transactions' results are passed in block
 /// order to `on_results`. Returns what `on_results` returned and the state
 /// changes (not yet including post-block system calls), or `None` if the
-/// partitions turned out not to be independent.
+/// partitions turned out not to be independent, or their credits could
+/// overflow a balance (which Block-STM then checks for itself).
 fn execute<S: StateSource + ?Sized, T: Send>(
     block: &BlockInput,
     state: &S,
@@ -268,5 +272,5 @@ fn execute<S: StateSource + ?Sized, T: Send>(
     }
     let workers = threads.workers;
     let partition_of = &partitions.partition_of;
-    merge::assemble(&ctx, outputs, settlement, workers, partition_of, on_results).map(Some)
+    merge::assemble(&ctx, outputs, settlement, workers, partition_of, on_results)
 }

@@ -13,6 +13,7 @@ use super::{
 use crate::{
     AccountChange, ExecutionError, StateSource,
     parallel::{
+        credit::Deltas,
         fee_credit::LazyBeneficiary,
         helpers::{Claims, panic_message, run_with_helpers},
         mv_memory::lock,
@@ -132,9 +133,9 @@ struct PartitionRun<'b, B: StateSource + ?Sized> {
     /// What the transactions since the last check wrote.
     writes: Vec<Access>,
     /// The beneficiary's fees so far.
-    fees: U256,
+    fees: Deltas,
     /// The change to the payout sender's balance so far.
-    paid: U256,
+    paid: Deltas,
     blooms: BloomMemo,
 }
 
@@ -171,8 +172,8 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
             spec,
             results: Vec::with_capacity(txs),
             writes: Vec::with_capacity(CHECK_BATCH * 2),
-            fees: U256::ZERO,
-            paid: U256::ZERO,
+            fees: Deltas::default(),
+            paid: Deltas::default(),
             blooms: BloomMemo::new(),
         }
     }
@@ -228,8 +229,8 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
             return Ok(stop(ctx));
         }
         let (fees, paid) = take_summed(&mut state, db, payout_served);
-        self.fees = self.fees.wrapping_add(fees);
-        self.paid = self.paid.wrapping_add(paid);
+        self.fees.then(fees);
+        self.paid.then(paid);
         record_writes(&state, &db.loaded, self.spec, &mut self.writes);
         db.cache.commit(state);
         let executed = Executed::new(result, &mut self.blooms);
@@ -287,20 +288,20 @@ fn take_summed<S: ?Sized>(
     state: &mut EvmState,
     db: &PartitionDb<'_, S>,
     payout_served: Option<U256>,
-) -> (U256, U256) {
-    let mut fees = U256::ZERO;
+) -> (Deltas, Deltas) {
+    let mut fees = Deltas::default();
     if let Some(beneficiary) = state.remove(&db.beneficiary) {
         let served = match payout_served {
             Some(served) if db.payout == Some(db.beneficiary) => served,
             _ => U256::ZERO,
         };
-        fees = beneficiary.info.balance.wrapping_sub(served);
+        fees = Deltas::between(served, beneficiary.info.balance);
     }
-    let mut paid = U256::ZERO;
+    let mut paid = Deltas::default();
     if let (Some(served), Some(payout)) = (payout_served, db.payout)
         && let Some(sender) = state.remove(&payout)
     {
-        paid = sender.info.balance.wrapping_sub(served);
+        paid = Deltas::between(served, sender.info.balance);
     }
     (fees, paid)
 }
