@@ -11,12 +11,13 @@
 //! sender or a contract, a block gas limit that runs out, contracts whose
 //! code or storage changed, transactions dropped, swapped or replayed,
 //! ommers and withdrawals that credit the block's own senders, recipients
-//! or beneficiary, and balances so near `2^256` that credits overflow.
+//! or beneficiary, balances so near `2^256` that credits overflow, and
+//! nonces that run out.
 
 mod common;
 mod support;
 
-use alloy_consensus::{Transaction, TxEnvelope, transaction::Recovered};
+use alloy_consensus::{Transaction, TxEip4844, TxEnvelope, transaction::Recovered};
 use alloy_eips::eip4895::Withdrawal;
 use alloy_hardforks::EthereumHardfork;
 use alloy_primitives::{Address, U256};
@@ -88,6 +89,10 @@ enum Perturbation {
     /// `who` holds `2^256 - 1 - 10^digits` wei: the block's credits may
     /// overflow it.
     NearMaxBalance { who: Party, digits: u32 },
+    /// The transaction's sender starts at nonce `2^64 - 1 - below`, and its
+    /// transactions are renumbered from there: the one at `2^64 - 1` and
+    /// those after it are invalid (EIP-2681).
+    NonceNearMax { tx: usize, below: u64 },
 }
 
 /// An account a block's post-transaction credit goes to.
@@ -244,6 +249,16 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
         Perturbation::NearMaxBalance { who, digits } => edit(state, party(who), |account| {
             account.info.balance = U256::MAX - U256::from(10u64).pow(U256::from(digits));
         }),
+        Perturbation::NonceNearMax { tx, below } => {
+            let who = sender(tx);
+            let first = u64::MAX - below;
+            edit(state, who, |account| account.info.nonce = first);
+            let mut next = first;
+            for tx in txs.iter_mut().filter(|tx| tx.signer() == who) {
+                set_nonce(tx.inner_mut(), next);
+                next = next.saturating_add(1);
+            }
+        }
         Perturbation::Withdrawal { gwei, to } => {
             let withdrawals = block.withdrawals.get_or_insert_default();
             withdrawals.push(Withdrawal {
@@ -253,6 +268,20 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
                 amount: gwei,
             });
         }
+    }
+}
+
+/// Gives `tx` another nonce (its signature no longer matches, but the
+/// executors take the sender as recovered).
+fn set_nonce(tx: &mut TxEnvelope, nonce: u64) {
+    match tx {
+        TxEnvelope::Legacy(signed) => signed.tx_mut().nonce = nonce,
+        TxEnvelope::Eip2930(signed) => signed.tx_mut().nonce = nonce,
+        TxEnvelope::Eip1559(signed) => signed.tx_mut().nonce = nonce,
+        TxEnvelope::Eip4844(signed) => {
+            AsMut::<TxEip4844>::as_mut(signed.tx_mut()).nonce = nonce;
+        }
+        TxEnvelope::Eip7702(signed) => signed.tx_mut().nonce = nonce,
     }
 }
 
@@ -398,6 +427,7 @@ fn perturbation() -> impl Strategy<Value = Perturbation> {
         1 => (0u64..=8, party()).prop_map(|(depth, miner)| Perturbation::Ommer { depth, miner }),
         1 => (0u64..=40_000_000_000, party()).prop_map(|(gwei, to)| Perturbation::Withdrawal { gwei, to }),
         1 => (party(), 0u32..=24).prop_map(|(who, digits)| Perturbation::NearMaxBalance { who, digits }),
+        1 => (tx(), 0u64..=3).prop_map(|(tx, below)| Perturbation::NonceNearMax { tx, below }),
     ]
 }
 
