@@ -11,8 +11,9 @@
 //! sender or a contract, a block gas limit that runs out, contracts whose
 //! code or storage changed, transactions dropped, swapped or replayed,
 //! ommers and withdrawals that credit the block's own senders, recipients
-//! or beneficiary, balances so near `2^256` that credits overflow, and
-//! nonces that run out.
+//! or beneficiary, a beneficiary that is a system contract or a
+//! precompile, a blob gas price that senders cannot pay, balances so near
+//! `2^256` that credits overflow, and nonces that run out.
 
 mod common;
 mod support;
@@ -89,13 +90,17 @@ enum Perturbation {
     /// `who` holds `2^256 - 1 - 10^digits` wei: the block's credits may
     /// overflow it.
     NearMaxBalance { who: Party, digits: u32 },
+    /// The beneficiary is `who`.
+    Beneficiary { who: Party },
+    /// The blob gas price's excess (Cancun and later) is `excess`.
+    ExcessBlobGas { excess: u64 },
     /// The transaction's sender starts at nonce `2^64 - 1 - below`, and its
     /// transactions are renumbered from there: the one at `2^64 - 1` and
     /// those after it are invalid (EIP-2681).
     NonceNearMax { tx: usize, below: u64 },
 }
 
-/// An account a block's post-transaction credit goes to.
+/// An account a perturbation singles out.
 #[derive(Debug, Clone, Copy)]
 enum Party {
     /// A transaction's sender.
@@ -104,7 +109,21 @@ enum Party {
     Recipient(usize),
     /// The block's beneficiary.
     Beneficiary,
+    /// One of [`SPECIAL_ACCOUNTS`] (modulo their number).
+    Special(usize),
 }
+
+/// Accounts every block may touch outside its transactions: the system
+/// contracts that pre- and post-block calls write (EIP-4788, EIP-2935,
+/// EIP-7002), precompiles and the zero address.
+const SPECIAL_ACCOUNTS: [Address; 6] = [
+    alloy_eips::eip4788::BEACON_ROOTS_ADDRESS,
+    alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS,
+    alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+    Address::with_last_byte(1),
+    Address::with_last_byte(0x0a),
+    Address::ZERO,
+];
 
 /// Replacement code for a recipient: each exercises a case that breaks
 /// parallel executors.
@@ -181,6 +200,7 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
         Party::Sender(tx) => sender(tx),
         Party::Recipient(tx) => recipient(tx),
         Party::Beneficiary => beneficiary,
+        Party::Special(index) => SPECIAL_ACCOUNTS[index % SPECIAL_ACCOUNTS.len()],
     };
     match *perturbation {
         Perturbation::Underfund { tx, percent } => {
@@ -249,6 +269,12 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
         Perturbation::NearMaxBalance { who, digits } => edit(state, party(who), |account| {
             account.info.balance = U256::MAX - U256::from(10u64).pow(U256::from(digits));
         }),
+        Perturbation::Beneficiary { who } => block.header.beneficiary = party(who),
+        Perturbation::ExcessBlobGas { excess } => {
+            if let Some(header_excess) = block.header.excess_blob_gas.as_mut() {
+                *header_excess = excess;
+            }
+        }
         Perturbation::NonceNearMax { tx, below } => {
             let who = sender(tx);
             let first = u64::MAX - below;
@@ -403,6 +429,7 @@ fn party() -> impl Strategy<Value = Party> {
         tx().prop_map(Party::Sender),
         tx().prop_map(Party::Recipient),
         Just(Party::Beneficiary),
+        any::<usize>().prop_map(Party::Special),
     ]
 }
 
@@ -428,6 +455,8 @@ fn perturbation() -> impl Strategy<Value = Perturbation> {
         1 => (0u64..=40_000_000_000, party()).prop_map(|(gwei, to)| Perturbation::Withdrawal { gwei, to }),
         1 => (party(), 0u32..=24).prop_map(|(who, digits)| Perturbation::NearMaxBalance { who, digits }),
         1 => (tx(), 0u64..=3).prop_map(|(tx, below)| Perturbation::NonceNearMax { tx, below }),
+        2 => party().prop_map(|who| Perturbation::Beneficiary { who }),
+        1 => (0u64..=(1 << 28)).prop_map(|excess| Perturbation::ExcessBlobGas { excess }),
     ]
 }
 
