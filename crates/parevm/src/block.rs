@@ -176,13 +176,13 @@ pub enum InvalidOmmers {
         /// The block's number.
         block: u64,
     },
-    /// More than [`MAX_OMMERS`].
+    /// More than two.
     #[error("{count} ommers, but a block has at most {MAX_OMMERS}")]
     TooMany {
         /// How many the block has.
         count: usize,
     },
-    /// An ommer not 1 to [`MAX_OMMER_DEPTH`] blocks below the block.
+    /// An ommer not 1 to 6 blocks below the block.
     #[error(
         "ommer {index} is block {ommer}, not 1 to {MAX_OMMER_DEPTH} blocks below block {block}"
     )]
