@@ -934,6 +934,31 @@ fn pre_eip161_selfdestruct_then_touch() {
     assert!(victim_after.storage.is_empty());
 }
 
+/// Calls that make a precompile fail at the top level (bad input to the
+/// point evaluation and to bn254 addition): parallel reports the same halt
+/// as sequential, whose precompile provider (alloy-evm's) gives no message
+/// with it (revm's own does).
+#[test]
+fn top_level_precompile_failures_halt_alike() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let point_evaluation = Address::with_last_byte(0x0a);
+    let bn254_add = Address::with_last_byte(0x06);
+    b.fund_all((1..=4).map(u));
+    b.call(u(1), point_evaluation, 0, vec![1, 2, 3]);
+    b.call(u(2), bn254_add, 0, vec![0xff; 128]);
+    b.call(u(3), point_evaluation, 0, Vec::new());
+    b.transfer(u(4), addr(0xee), 1);
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    for tx in &result.transactions[..3] {
+        assert!(
+            matches!(&tx.outcome, TxOutcome::Halt { reason, .. } if reason == "PrecompileError"),
+            "{:?}",
+            tx.outcome
+        );
+    }
+}
+
 /// Shanghai: value transfers that fail (a precompile running out of gas
 /// above the 21000 intrinsic gas) to a precompile address that exists as an
 /// empty account, and to one that does not exist.

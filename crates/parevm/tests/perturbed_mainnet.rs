@@ -12,16 +12,19 @@
 //! code or storage changed, transactions dropped, swapped or replayed,
 //! ommers and withdrawals that credit the block's own senders, recipients
 //! or beneficiary, a beneficiary that is a system contract or a
-//! precompile, a blob gas price that senders cannot pay, balances so near
+//! precompile, payments injected to senders that could not pay before,
+//! a blob gas price that senders cannot pay, balances so near
 //! `2^256` that credits overflow, and nonces that run out.
 
 mod common;
 mod support;
 
-use alloy_consensus::{Transaction, TxEip4844, TxEnvelope, transaction::Recovered};
+use alloy_consensus::{
+    Header, Signed, Transaction, TxEip4844, TxEnvelope, TxLegacy, transaction::Recovered,
+};
 use alloy_eips::eip4895::Withdrawal;
 use alloy_hardforks::EthereumHardfork;
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, TxKind, U256};
 use parevm::{
     BlockInput, BlockResult, ChainSpec, ExecutionError, InMemoryAccount, InMemoryState,
     ParallelConfig, execute_parallel, execute_sequential, fixture::MainnetFixture,
@@ -92,6 +95,9 @@ enum Perturbation {
     NearMaxBalance { who: Party, digits: u32 },
     /// The beneficiary is `who`.
     Beneficiary { who: Party },
+    /// A fresh, rich account sends `ether` to `to` at position `at`: a
+    /// sender it pays may only then afford its own transactions.
+    Inject { at: usize, to: Party, ether: u64 },
     /// The blob gas price's excess (Cancun and later) is `excess`.
     ExcessBlobGas { excess: u64 },
     /// The transaction's sender starts at nonce `2^64 - 1 - below`, and its
@@ -270,6 +276,12 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
             account.info.balance = U256::MAX - U256::from(10u64).pow(U256::from(digits));
         }),
         Perturbation::Beneficiary { who } => block.header.beneficiary = party(who),
+        Perturbation::Inject { at, to, ether } => {
+            let to = party(to);
+            let payment = injected_payment(&block.header, txs.len(), state, to, ether);
+            let at = at % (txs.len() + 1);
+            txs.insert(at, payment);
+        }
         Perturbation::ExcessBlobGas { excess } => {
             if let Some(header_excess) = block.header.excess_blob_gas.as_mut() {
                 *header_excess = excess;
@@ -295,6 +307,36 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
             });
         }
     }
+}
+
+/// A payment of `ether` to `to` from a fresh account funded for it, at a
+/// gas price any base fee up to 3 times this block's admits (legacy, so
+/// valid under every fork).
+/// Its payer is the `nth` injected one.
+fn injected_payment(
+    header: &Header,
+    nth: usize,
+    state: &mut InMemoryState,
+    to: Address,
+    ether: u64,
+) -> Recovered<TxEnvelope> {
+    let payer = Address::with_last_byte(0xee).create(nth as u64);
+    let gas_price = u128::from(header.base_fee_per_gas.unwrap_or(1)) * 3 + 1;
+    let value = U256::from(ether) * U256::from(10u64).pow(U256::from(18));
+    let tx = TxLegacy {
+        chain_id: None,
+        nonce: 0,
+        gas_price,
+        gas_limit: 100_000,
+        to: TxKind::Call(to),
+        value,
+        input: Default::default(),
+    };
+    edit(state, payer, |account| {
+        account.info.balance = value + U256::from(gas_price * 100_000)
+    });
+    let signed = Signed::new_unchecked(tx, support::placeholder_signature(), Default::default());
+    Recovered::new_unchecked(TxEnvelope::Legacy(signed), payer)
 }
 
 /// Gives `tx` another nonce (its signature no longer matches, but the
@@ -456,6 +498,7 @@ fn perturbation() -> impl Strategy<Value = Perturbation> {
         1 => (party(), 0u32..=24).prop_map(|(who, digits)| Perturbation::NearMaxBalance { who, digits }),
         1 => (tx(), 0u64..=3).prop_map(|(tx, below)| Perturbation::NonceNearMax { tx, below }),
         2 => party().prop_map(|who| Perturbation::Beneficiary { who }),
+        2 => (tx(), party(), 0u64..=50).prop_map(|(at, to, ether)| Perturbation::Inject { at, to, ether }),
         1 => (0u64..=(1 << 28)).prop_map(|excess| Perturbation::ExcessBlobGas { excess }),
     ]
 }

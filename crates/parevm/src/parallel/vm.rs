@@ -28,7 +28,7 @@
 use super::{
     balance_watch::{self, BalanceWatchDb, WatchedBalances},
     block_gas::TxGas,
-    fee_credit::{FeeCreditDb, LazyBeneficiary},
+    fee_credit::{FeeCreditDb, LazyBeneficiary, ParallelEvm, parallel_evm},
     mv_memory::{Blocked, MvMemory, StorageRead},
     shared_bloom::SHARED_FROM_LOGS,
     types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
@@ -51,7 +51,7 @@ use revm::{
     },
     context_interface::{ContextSetters, ContextTr, JournalTr, Transaction as _},
     database_interface::DBErrorMarker,
-    handler::{Handler, MainBuilder, MainContext, MainnetContext, MainnetEvm},
+    handler::{Handler, MainContext},
     primitives::{KECCAK_EMPTY, TxKind, hardfork::SpecId},
     state::{Account, AccountInfo, EvmState},
 };
@@ -195,15 +195,16 @@ pub(crate) struct Vm<'c, 'a, S: StateSource + ?Sized> {
     share_large_blooms: bool,
 }
 
-type VmEvm<'c, 'a, S> = MainnetEvm<MainnetContext<VmDb<'c, 'a, S>>>;
+type VmEvm<'c, 'a, S> = ParallelEvm<VmDb<'c, 'a, S>>;
 
 impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
     pub(crate) fn new(ctx: &'c VmContext<'a, S>) -> Self {
-        let mut evm = Context::mainnet()
-            .with_db(VmDb::new(ctx))
-            .with_block(ctx.block_env.clone())
-            .with_cfg(ctx.cfg_env.clone())
-            .build_mainnet();
+        let mut evm = parallel_evm(
+            Context::mainnet()
+                .with_db(VmDb::new(ctx))
+                .with_block(ctx.block_env.clone())
+                .with_cfg(ctx.cfg_env.clone()),
+        );
         balance_watch::install(&mut evm.instruction);
         Self {
             evm,
@@ -314,7 +315,16 @@ struct Observed {
     info: AccountInfo,
 }
 
+impl<S: ?Sized> std::fmt::Debug for VmDb<'_, '_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmDb")
+            .field("tx", &self.tx)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The database one incarnation sees; reset by [`VmDb::begin`] for each.
+/// (Debug because alloy-evm's precompile provider asks for it.)
 struct VmDb<'c, 'a, S: ?Sized> {
     ctx: &'c VmContext<'a, S>,
     tx: TxIdx,

@@ -48,9 +48,18 @@ pub(super) struct Loaded {
     pub(super) code_hash: B256,
 }
 
+impl<S: ?Sized> std::fmt::Debug for PartitionDb<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionDb")
+            .field("beneficiary", &self.beneficiary)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The database of one partition's EVM: its cache, with the beneficiary
 /// served as a zero-balance placeholder while revm credits a fee, and the
-/// payout sender served to its own transfers at their nonces.
+/// payout sender served to its own transfers at their nonces. (Debug
+/// because alloy-evm's precompile provider asks for it.)
 pub(super) struct PartitionDb<'s, S: ?Sized> {
     pub(super) cache: State<Recording<'s, S>>,
     pub(super) beneficiary: Address,

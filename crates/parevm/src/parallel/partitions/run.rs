@@ -14,7 +14,7 @@ use crate::{
     AccountChange, ExecutionError, StateSource,
     parallel::{
         credit::Deltas,
-        fee_credit::LazyBeneficiary,
+        fee_credit::{LazyBeneficiary, ParallelEvm, parallel_evm},
         helpers::{Claims, panic_message, run_with_helpers},
         mv_memory::lock,
         types::TxIdx,
@@ -31,7 +31,7 @@ use revm::{
     context::{Context, TxEnv, result::EVMError},
     context_interface::{ContextSetters, ContextTr, JournalTr},
     database::TransitionState,
-    handler::{Handler, MainBuilder, MainContext, MainnetContext, MainnetEvm},
+    handler::{Handler, MainContext},
     primitives::{KECCAK_EMPTY, hardfork::SpecId},
     state::EvmState,
 };
@@ -126,7 +126,7 @@ enum Step {
 /// One partition's run: its EVM over its own cache of the pre-block state
 /// (`B`), and what its transactions produced so far.
 struct PartitionRun<'b, B: StateSource + ?Sized> {
-    evm: MainnetEvm<MainnetContext<PartitionDb<'b, B>>>,
+    evm: ParallelEvm<PartitionDb<'b, B>>,
     handler: LazyBeneficiary<PartitionDb<'b, B>>,
     spec: SpecId,
     results: Vec<FinishedTx>,
@@ -161,11 +161,12 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
         };
         let env = block.evm_env();
         let spec = env.cfg_env.spec;
-        let evm = Context::mainnet()
-            .with_db(db)
-            .with_block(env.block_env)
-            .with_cfg(env.cfg_env)
-            .build_mainnet();
+        let evm = parallel_evm(
+            Context::mainnet()
+                .with_db(db)
+                .with_block(env.block_env)
+                .with_cfg(env.cfg_env),
+        );
         Self {
             evm,
             handler: LazyBeneficiary::new(),
