@@ -47,6 +47,13 @@ impl Deltas {
         self.net.is_zero() && self.increases.is_zero()
     }
 
+    /// An increase of `amount` alone.
+    pub(crate) fn increase_of(amount: U256) -> Self {
+        let mut deltas = Self::default();
+        deltas.increase(amount);
+        deltas
+    }
+
     /// The change from `before` to `after`.
     pub(crate) fn between(before: U256, after: U256) -> Self {
         let mut deltas = Self::default();

@@ -217,11 +217,8 @@ impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, 
             }
             let beneficiary = (self.block.header.beneficiary, self.fees);
             let payout = self.payout.map(|(address, paid, _)| (address, paid));
-            let credits = self.credits.iter().map(|(address, amount)| {
-                let mut deltas = Deltas::default();
-                deltas.increase(*amount);
-                (*address, deltas)
-            });
+            let credits = (self.credits.iter())
+                .map(|(address, amount)| (*address, Deltas::increase_of(*amount)));
             let credits = std::iter::once(beneficiary)
                 .chain(payout)
                 .chain(credits)
