@@ -9,10 +9,12 @@
 //! (tokens, AMMs, routers, proxies) and bend what they run on: senders that
 //! can no longer pay, nonces out of step, a beneficiary that is also a
 //! sender or a contract, a block gas limit that runs out, contracts whose
-//! code or storage changed, transactions dropped, swapped or replayed,
+//! code or storage changed (to code that reads, probes or pays the
+//! beneficiary or a call's argument, creates accounts or self-destructs),
+//! transactions dropped, swapped or replayed,
 //! ommers and withdrawals that credit the block's own senders, recipients
-//! or beneficiary, a beneficiary that is a system contract or a
-//! precompile, payments injected to senders that could not pay before,
+//! or beneficiary, a beneficiary that is a system contract, a precompile
+//! or an account that does not exist yet, payments injected to senders that could not pay before,
 //! a blob gas price that senders cannot pay, balances so near
 //! `2^256` that credits overflow, and nonces that run out.
 
@@ -117,6 +119,9 @@ enum Party {
     Beneficiary,
     /// One of [`SPECIAL_ACCOUNTS`] (modulo their number).
     Special(usize),
+    /// One of four accounts no state holds: empty until the block
+    /// credits them.
+    Fresh(u64),
 }
 
 /// Accounts every block may touch outside its transactions: the system
@@ -149,6 +154,29 @@ enum Program {
     Revert,
     /// Loops until out of gas.
     Spin,
+    /// Stores `EXTCODEHASH(COINBASE)`: whether the lazily credited
+    /// beneficiary exists (empty or not) at that point.
+    StoreCoinbaseCodehash,
+    /// Sends 1 wei to the beneficiary: the call costs more if the
+    /// beneficiary is empty at that point.
+    PayCoinbaseOneWei,
+    /// Stores `BALANCE` of the call's first argument (an ERC-20
+    /// recipient, say): a balance other transactions credit.
+    StoreArgBalance,
+    /// Stores `EXTCODEHASH` of the call's first argument.
+    StoreArgCodehash,
+    /// Sends 1 wei to the call's first argument, perhaps creating it.
+    PayArgOneWei,
+    /// `CREATE`s an empty account with the call's value: a new address
+    /// (from the contract's nonce) every call.
+    CreateChild,
+    /// `CREATE2`s an empty account at one fixed address: every call after
+    /// the first collides.
+    Create2Fixed,
+    /// `SELFDESTRUCT(CALLER)`.
+    SelfdestructToCaller,
+    /// Stores `SELFBALANCE`.
+    StoreSelfBalance,
 }
 
 impl Program {
@@ -174,6 +202,50 @@ impl Program {
                 .store_top(0),
             Self::Revert => asm.push(0).push(0).op(&[op::REVERT]),
             Self::Spin => asm.op(&[op::JUMPDEST]).push(0).op(&[op::JUMP]),
+            Self::StoreCoinbaseCodehash => asm.op(&[op::COINBASE, op::EXTCODEHASH]).store_top(3),
+            // CALL(gas, coinbase, 1, 0, 0, 0, 0)
+            Self::PayCoinbaseOneWei => asm
+                .push(0)
+                .push(0)
+                .push(0)
+                .push(0)
+                .push(1)
+                .op(&[op::COINBASE, op::GAS, op::CALL])
+                .store_top(5),
+            Self::StoreArgBalance => asm
+                .push(4)
+                .op(&[op::CALLDATALOAD, op::BALANCE])
+                .store_top(7),
+            Self::StoreArgCodehash => asm
+                .push(4)
+                .op(&[op::CALLDATALOAD, op::EXTCODEHASH])
+                .store_top(8),
+            // CALL(gas, calldata[4..36], 1, 0, 0, 0, 0)
+            Self::PayArgOneWei => asm
+                .push(0)
+                .push(0)
+                .push(0)
+                .push(0)
+                .push(1)
+                .push(4)
+                .op(&[op::CALLDATALOAD, op::GAS, op::CALL])
+                .store_top(6),
+            // CREATE(callvalue, 0, 0)
+            Self::CreateChild => asm
+                .push(0)
+                .push(0)
+                .op(&[op::CALLVALUE, op::CREATE])
+                .store_top(4),
+            // CREATE2(0, 0, 0, salt 0)
+            Self::Create2Fixed => asm
+                .push(0)
+                .push(0)
+                .push(0)
+                .push(0)
+                .op(&[op::CREATE2])
+                .store_top(10),
+            Self::SelfdestructToCaller => asm.op(&[op::CALLER, op::SELFDESTRUCT]),
+            Self::StoreSelfBalance => asm.op(&[op::SELFBALANCE]).store_top(9),
         }
         .op(&[op::STOP])
         .build()
@@ -207,6 +279,7 @@ fn apply(perturbation: &Perturbation, block: &mut BlockInput, state: &mut InMemo
         Party::Recipient(tx) => recipient(tx),
         Party::Beneficiary => beneficiary,
         Party::Special(index) => SPECIAL_ACCOUNTS[index % SPECIAL_ACCOUNTS.len()],
+        Party::Fresh(n) => Address::with_last_byte(0xfd).create(n % 4),
     };
     match *perturbation {
         Perturbation::Underfund { tx, percent } => {
@@ -457,6 +530,15 @@ fn program() -> impl Strategy<Value = Program> {
         Just(Program::BumpSlotZero),
         Just(Program::Revert),
         Just(Program::Spin),
+        Just(Program::StoreCoinbaseCodehash),
+        Just(Program::PayCoinbaseOneWei),
+        Just(Program::StoreArgBalance),
+        Just(Program::StoreArgCodehash),
+        Just(Program::PayArgOneWei),
+        Just(Program::CreateChild),
+        Just(Program::Create2Fixed),
+        Just(Program::SelfdestructToCaller),
+        Just(Program::StoreSelfBalance),
     ]
 }
 
@@ -472,6 +554,7 @@ fn party() -> impl Strategy<Value = Party> {
         tx().prop_map(Party::Recipient),
         Just(Party::Beneficiary),
         any::<usize>().prop_map(Party::Special),
+        any::<u64>().prop_map(Party::Fresh),
     ]
 }
 
@@ -485,7 +568,7 @@ fn perturbation() -> impl Strategy<Value = Perturbation> {
         2 => tx().prop_map(|tx| Perturbation::BeneficiaryIsRecipient { tx }),
         1 => (25u64..=100).prop_map(|percent| Perturbation::GasLimit { percent }),
         1 => (0u64..=12).prop_map(|quarters| Perturbation::BaseFee { quarters }),
-        3 => (tx(), program()).prop_map(|(tx, program)| Perturbation::Code { tx, program }),
+        5 => (tx(), program()).prop_map(|(tx, program)| Perturbation::Code { tx, program }),
         2 => (tx(), any::<u64>()).prop_map(|(tx, seed)| Perturbation::Storage { tx, seed }),
         1 => tx().prop_map(|tx| Perturbation::Empty { tx }),
         2 => (tx(), tx()).prop_map(|(a, b)| Perturbation::Swap { a, b }),
