@@ -5,6 +5,9 @@
 //! `cargo bench -p parevm-workloads`; `PAREVM_BENCH_TXS` changes the size.
 //! Throughput is in gas: criterion's "elem/s" reads as gas per second.
 
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use parevm::{ParallelConfig, execute_parallel, execute_sequential};
 use parevm_workloads::{WorkloadConfig, WorkloadKind, generate};
