@@ -90,6 +90,14 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
                     .ok_or(FallbackReason::DependencyChain);
             }
             (Some(reason), _) => return Err(reason),
+            // A chain that holds more than a thread's share of the gas
+            // would also keep partitions from balancing, and on Block-STM
+            // it runs in order: a payout sender's transfers run apart.
+            (None, Some(sender)) if sums.bound(threads) < threads as f64 => {
+                if let Some(planned) = plan_payouts(block, state, threads, config, sender) {
+                    return Ok(planned);
+                }
+            }
             (None, _) => {}
         }
         let (prediction, chains) = prediction::predict(block);
@@ -201,7 +209,8 @@ fn sampled_chain<S: StateSource + ?Sized>(
 }
 
 /// The plan of a block whose chain of `sender`'s transactions would run it
-/// sequentially, with `sender` as its payout sender
+/// sequentially, or holds more than a thread's share of its gas, with
+/// `sender` as its payout sender
 /// ([`PayoutSender`]), if its transactions qualify and the block
 /// then splits into partitions. Planned first, on the calling thread: on
 /// the mainnet payout blocks, some transaction (a payout into a contract,
