@@ -50,7 +50,7 @@ enum Entry {
 }
 
 /// What a balance read resolves to, before the pre-block value is added.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct BalanceRead {
     /// The latest full balance below the reader, or `None` for the pre-block one.
     pub full: Option<U256>,
@@ -73,40 +73,177 @@ pub(crate) enum StorageRead {
 /// one writer, kept inline: a block's every new location would otherwise
 /// cost an allocation to publish and another to free.
 #[derive(Debug, Default)]
-struct Versions(SmallVec<[(TxIdx, Entry); 1]>);
+struct Versions {
+    entries: SmallVec<[(TxIdx, Entry); 1]>,
+    /// For a balance with at least [`RUNS_FROM`] writers, what a read just
+    /// above each entry resolves to ([`Run`]), so that it costs one binary
+    /// search instead of a walk down every delta to the last full balance:
+    /// a hot sender's every transaction reads its balance, and walked, its
+    /// 1,407 transactions of fixture 13287210 took Block-STM from 3.2 ms
+    /// to 5.6 ms on one thread. Maintained by the writer
+    /// ([`Self::reindex_runs`]), in O(1) for a write in block order.
+    /// Boxed: one word in every location's versions, not three.
+    #[allow(clippy::box_collection)]
+    runs: Option<Box<Vec<Run>>>,
+}
+
+/// Writers of a balance from which its [`Run`]s are kept.
+const RUNS_FROM: usize = 32;
+
+/// What a balance read just above an entry resolves to: how far below it
+/// is the last entry that is not a delta (a full balance or an ESTIMATE,
+/// at or below it), if there is one, and the deltas above that one. Kept
+/// as a distance, so that an entry inserted or removed below it changes
+/// nothing above the next such entry.
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    barrier: Option<u32>,
+    deltas: Deltas,
+}
+
+impl Run {
+    /// The run at an entry holding `entry`, above the run `below`.
+    fn after(below: Option<&Run>, entry: &Entry) -> Run {
+        if is_barrier(entry) {
+            return Run {
+                barrier: Some(0),
+                deltas: Deltas::default(),
+            };
+        }
+        let mut run = below.map_or_else(Run::default, |below| Run {
+            barrier: below.barrier.map(|distance| distance + 1),
+            deltas: below.deltas,
+        });
+        match entry {
+            Entry::Write(WriteValue::BalanceIncrement(d)) => run.deltas.increase(*d),
+            Entry::Write(WriteValue::BalanceDecrement(d)) => run.deltas.decrease(*d),
+            _ => {}
+        }
+        run
+    }
+}
+
+/// Whether a balance read walking down the entries stops at `entry`.
+fn is_barrier(entry: &Entry) -> bool {
+    matches!(
+        entry,
+        Entry::Estimate | Entry::Write(WriteValue::Balance(_))
+    )
+}
+
+/// A change to a location's entries, at an index.
+#[derive(Debug, Clone, Copy)]
+enum Edit {
+    Replaced(usize),
+    Inserted(usize),
+    Removed(usize),
+}
 
 impl Versions {
-    fn insert(&mut self, tx: TxIdx, entry: Entry) {
+    /// Sets `tx`'s entry.
+    fn insert(&mut self, tx: TxIdx, entry: Entry) -> Edit {
+        let entries = &mut self.entries;
         // Transactions are mostly recorded in block order, so a new entry
         // usually goes last: one look at the last entry instead of a
         // binary search whose every probe of a long list (a hot sender's
         // nonce, a hot slot) missed the cache.
-        if self.0.last().is_none_or(|(last, _)| *last < tx) {
-            self.0.push((tx, entry));
-            return;
+        if entries.last().is_none_or(|(last, _)| *last < tx) {
+            entries.push((tx, entry));
+            return Edit::Inserted(entries.len() - 1);
         }
-        match self.0.binary_search_by_key(&tx, |(i, _)| *i) {
-            Ok(at) => self.0[at].1 = entry,
-            Err(at) => self.0.insert(at, (tx, entry)),
+        match entries.binary_search_by_key(&tx, |(i, _)| *i) {
+            Ok(at) => {
+                entries[at].1 = entry;
+                Edit::Replaced(at)
+            }
+            Err(at) => {
+                entries.insert(at, (tx, entry));
+                Edit::Inserted(at)
+            }
         }
     }
 
-    fn remove(&mut self, tx: TxIdx) {
-        if let Ok(at) = self.0.binary_search_by_key(&tx, |(i, _)| *i) {
-            self.0.remove(at);
-        }
+    /// Removes `tx`'s entry, if it has one.
+    fn remove(&mut self, tx: TxIdx) -> Option<Edit> {
+        let at = self.entries.binary_search_by_key(&tx, |(i, _)| *i).ok()?;
+        self.entries.remove(at);
+        Some(Edit::Removed(at))
     }
 
-    fn get_mut(&mut self, tx: TxIdx) -> Option<&mut Entry> {
-        let at = self.0.binary_search_by_key(&tx, |(i, _)| *i).ok()?;
-        Some(&mut self.0[at].1)
+    /// Turns `tx`'s entry, if it has one, into an ESTIMATE.
+    fn set_estimate(&mut self, tx: TxIdx) -> Option<Edit> {
+        let at = self.entries.binary_search_by_key(&tx, |(i, _)| *i).ok()?;
+        self.entries[at].1 = Entry::Estimate;
+        Some(Edit::Replaced(at))
     }
 
     /// The entries of transactions below `tx`, highest first.
     fn below(&self, tx: TxIdx) -> impl Iterator<Item = &(TxIdx, Entry)> {
-        self.0[..self.0.partition_point(|(i, _)| *i < tx)]
+        self.entries[..self.entries.partition_point(|(i, _)| *i < tx)]
             .iter()
             .rev()
+    }
+
+    /// Brings the runs up to date after `edit` (of a balance's versions):
+    /// from the edited entry up to the next barrier, whose run depends on
+    /// nothing below it. A sender chain's transactions replace the
+    /// ESTIMATEs seeded for them in order, each just below the next one's.
+    fn reindex_runs(&mut self, edit: Edit) {
+        let entries = &self.entries;
+        if entries.len() < RUNS_FROM {
+            self.runs = None;
+            return;
+        }
+        let Some(runs) = self.runs.as_mut() else {
+            let mut runs = Vec::with_capacity(entries.len());
+            for (_, entry) in entries {
+                runs.push(Run::after(runs.last(), entry));
+            }
+            self.runs = Some(Box::new(runs));
+            return;
+        };
+        let from = match edit {
+            Edit::Replaced(at) => at,
+            Edit::Inserted(at) => {
+                runs.insert(at, Run::default());
+                at
+            }
+            Edit::Removed(at) => {
+                runs.remove(at);
+                at
+            }
+        };
+        for index in from..entries.len() {
+            let entry = &entries[index].1;
+            if index > from && is_barrier(entry) {
+                break;
+            }
+            runs[index] = Run::after(index.checked_sub(1).map(|below| &runs[below]), entry);
+        }
+    }
+
+    /// The balance below `tx` from the runs, if they are kept.
+    fn balance_below(&self, tx: TxIdx) -> Option<Result<BalanceRead, Blocked>> {
+        let runs = self.runs.as_ref()?;
+        let below = self.entries.partition_point(|(i, _)| *i < tx);
+        let Some(top) = below.checked_sub(1) else {
+            return Some(Ok(BalanceRead::default()));
+        };
+        let run = runs[top];
+        let barrier = run
+            .barrier
+            .map(|distance| &self.entries[top - distance as usize]);
+        let full = match barrier {
+            None => None,
+            Some((writer, Entry::Estimate)) => return Some(Err(Blocked(*writer))),
+            Some((_, Entry::Write(WriteValue::Balance(full)))) => Some(*full),
+            // Only the two above are barriers.
+            Some((_, Entry::Write(_))) => None,
+        };
+        Some(Ok(BalanceRead {
+            full,
+            deltas: run.deltas,
+        }))
     }
 }
 
@@ -243,9 +380,10 @@ impl MvMemory {
                     *entry = Entry::Estimate;
                 }
             } else if let Some(mut versions) = self.data.get_mut(location)
-                && let Some(entry) = versions.get_mut(tx)
+                && let Some(edit) = versions.set_estimate(tx)
+                && matches!(location, Location::Balance(_))
             {
-                *entry = Entry::Estimate;
+                versions.reindex_runs(edit);
             }
         }
     }
@@ -255,7 +393,11 @@ impl MvMemory {
         if *location == self.beneficiary {
             *lock(&self.beneficiary_column[tx]) = Some(entry);
         } else {
-            self.data.entry(*location).or_default().insert(tx, entry);
+            let mut versions = self.data.entry(*location).or_default();
+            let edit = versions.insert(tx, entry);
+            if matches!(location, Location::Balance(_)) {
+                versions.reindex_runs(edit);
+            }
         }
     }
 
@@ -263,8 +405,11 @@ impl MvMemory {
     fn remove(&self, location: &Location, tx: TxIdx) {
         if *location == self.beneficiary {
             *lock(&self.beneficiary_column[tx]) = None;
-        } else if let Some(mut versions) = self.data.get_mut(location) {
-            versions.remove(tx);
+        } else if let Some(mut versions) = self.data.get_mut(location)
+            && let Some(edit) = versions.remove(tx)
+            && matches!(location, Location::Balance(_))
+        {
+            versions.reindex_runs(edit);
         }
     }
 
@@ -394,6 +539,11 @@ impl MvMemory {
         let Some(versions) = self.versions_below(location, tx) else {
             return Ok(BalanceRead { full: None, deltas });
         };
+        if let VersionsRef::Map(versions) = &versions
+            && let Some(read) = versions.balance_below(tx)
+        {
+            return read;
+        }
         let full = versions.visit_below(tx, |idx, entry| match entry {
             Entry::Estimate => Some(Err(Blocked(idx))),
             Entry::Write(WriteValue::BalanceIncrement(d)) => {
@@ -584,7 +734,7 @@ mod tests {
             versions.insert(tx, nonce(n));
         }
         let seen: Vec<_> = versions
-            .0
+            .entries
             .iter()
             .map(|(tx, e)| match e {
                 Entry::Write(WriteValue::Nonce(n)) => (*tx, *n),
@@ -597,6 +747,78 @@ mod tests {
             versions.below(9).map(|(tx, _)| *tx).collect::<Vec<_>>(),
             [7, 3, 1]
         );
+    }
+
+    /// What a balance read below `tx` resolves to, walking every entry.
+    fn walked_balance(versions: &Versions, tx: TxIdx) -> Result<BalanceRead, Blocked> {
+        let mut read = BalanceRead::default();
+        for (writer, entry) in versions.below(tx) {
+            match entry {
+                Entry::Estimate => return Err(Blocked(*writer)),
+                Entry::Write(WriteValue::Balance(full)) => {
+                    read.full = Some(*full);
+                    break;
+                }
+                Entry::Write(WriteValue::BalanceIncrement(d)) => read.deltas.increase(*d),
+                Entry::Write(WriteValue::BalanceDecrement(d)) => read.deltas.decrease(*d),
+                Entry::Write(_) => {}
+            }
+        }
+        Ok(read)
+    }
+
+    /// One change to a balance's versions.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Write(TxIdx, u8, u64),
+        Estimate(TxIdx),
+        Remove(TxIdx),
+    }
+
+    fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => (0..80usize, 0..3u8, 0..1_000u64).prop_map(|(tx, kind, v)| Change::Write(tx, kind, v)),
+            1 => (0..80usize).prop_map(Change::Estimate),
+            1 => (0..80usize).prop_map(Change::Remove),
+        ]
+    }
+
+    proptest::proptest! {
+        /// A balance's runs resolve every read as walking its entries
+        /// does, whatever order its versions were written, turned into
+        /// ESTIMATEs or removed in.
+        #[test]
+        fn runs_resolve_balances_as_walking_does(
+            changes in proptest::collection::vec(change(), 1..300),
+        ) {
+            let mut versions = Versions::default();
+            for change in changes {
+                let edit = match change {
+                    Change::Write(tx, kind, v) => {
+                        let v = U256::from(v);
+                        let value = match kind {
+                            0 => WriteValue::Balance(v),
+                            1 => WriteValue::BalanceIncrement(v),
+                            _ => WriteValue::BalanceDecrement(v),
+                        };
+                        Some(versions.insert(tx, Entry::Write(value)))
+                    }
+                    Change::Estimate(tx) => versions.set_estimate(tx),
+                    Change::Remove(tx) => versions.remove(tx),
+                };
+                if let Some(edit) = edit {
+                    versions.reindex_runs(edit);
+                }
+                let kept = versions.runs.is_some();
+                proptest::prop_assert_eq!(kept, versions.entries.len() >= RUNS_FROM);
+                for tx in 0..=81 {
+                    if let Some(read) = versions.balance_below(tx) {
+                        proptest::prop_assert_eq!(read, walked_balance(&versions, tx), "tx {}", tx);
+                    }
+                }
+            }
+        }
     }
 
     /// A memory back from the pool remembers nothing of its last block.
