@@ -104,7 +104,7 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
         // through a key other than a sender: its plan would show it, but
         // only after the helpers woke (200 `bump()`s on one slot ran at
         // 0.83-0.87x, falling back after the plan); a sample shows it first.
-        if opener.is_none() && threads >= 2 && config.min_partition_balance <= 1.0 {
+        if opener.is_none() && may_partition(threads, config) {
             let planner = Planner::new(block, threads, config.partition_contract_calls);
             if let Some(reason) = sampled_chain(&planner, state, config) {
                 return Err(reason);
@@ -141,9 +141,12 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
 /// [`predict_and_plan`]): it is large, and may run as partitions on
 /// `threads`.
 fn plans_alongside(block: &BlockInput, threads: usize, config: &ParallelConfig) -> bool {
-    block.transactions.len() >= PLAN_ALONGSIDE_MIN_TXS
-        && threads >= 2
-        && config.min_partition_balance <= 1.0
+    block.transactions.len() >= PLAN_ALONGSIDE_MIN_TXS && may_partition(threads, config)
+}
+
+/// Whether a block judged at `threads` may run as partitions at all.
+fn may_partition(threads: usize, config: &ParallelConfig) -> bool {
+    threads >= 2 && config.min_partition_balance <= 1.0
 }
 
 /// Predicts every transaction's keys for `planner`: a probe of the first
@@ -235,7 +238,7 @@ pub(super) fn plan_payouts<S: StateSource + ?Sized>(
     config: &ParallelConfig,
     sender: alloy_primitives::Address,
 ) -> Option<(Prediction, Option<prediction::Chains>, PartitionPlan)> {
-    if threads < 2 || config.min_partition_balance > 1.0 {
+    if !may_partition(threads, config) {
         return None;
     }
     let planner =
