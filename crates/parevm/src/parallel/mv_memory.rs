@@ -785,6 +785,12 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Cases are cheap to regenerate; keep the tree clean.
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
         /// A balance's runs resolve every read as walking its entries
         /// does, whatever order its versions were written, turned into
         /// ESTIMATEs or removed in.
