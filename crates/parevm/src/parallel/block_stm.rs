@@ -77,9 +77,7 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             collect_receipts(block, results)
         };
         let fold = |part, writes| fold_state(state, pre, part, writes, increments);
-        workers.run(threads, || {
-            assembly.run(walk, receipts, fold, || mv.clear())
-        });
+        workers.run(threads, || assembly.run(walk, receipts, fold));
         let stats = ExecutionStats {
             partitions_discarded,
             ..workers.stats.snapshot()

@@ -95,6 +95,21 @@ pub(crate) fn wake_helpers(helpers: usize) {
     }
 }
 
+/// Runs `job` on a pool thread without waiting for it, if the pool runs;
+/// else on the calling thread. For work whose result the caller does not
+/// need, such as scrubbing a finished block's memory for the next block:
+/// a helper, idle once the block is done, does it while the caller goes
+/// on. A panic in it is dropped: rayon would abort the process on it.
+pub(crate) fn run_detached(job: impl FnOnce() + Send + 'static) {
+    let pool = POOL.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match pool {
+        Some(pool) => pool.threads.spawn(move || {
+            let _ = catch_unwind(AssertUnwindSafe(job));
+        }),
+        None => job(),
+    }
+}
+
 /// Runs `main` on the calling thread while up to `helpers` more threads run
 /// `helper(index)`; returns when `main` has, and every helper that started
 /// has finished. The caller takes part, so up to `helpers + 1` threads work.

@@ -57,16 +57,13 @@ pub(super) enum AssemblyTask {
     /// range's walk (which it waits for), or, without ranges, from its own
     /// walk of the whole block.
     Fold(Part),
-    /// Free the multi-version memory's versions and read sets, which the
-    /// folds do not read, so that the caller does not pay for it later.
-    FreeMemory,
 }
 
 /// Assembling a Block-STM block's results once its transactions are done,
 /// by every worker: the write sets walked in one range of transactions per
 /// thread that can run at once (where [`walks_in_ranges`]), the receipts,
-/// the state changes folded in one share of the accounts per such thread,
-/// and freeing memory. Tasks are claimed, not assigned ([`Claims`]), in
+/// and the state changes folded in one share of the accounts per such
+/// thread. Tasks are claimed, not assigned ([`Claims`]), in
 /// that order: a fold waits for every walk, which were all claimed before
 /// it.
 ///
@@ -103,7 +100,7 @@ impl Assembly {
             false => 0,
         };
         Self {
-            claims: Claims::new(ranges + parts + 2),
+            claims: Claims::new(ranges + 1 + parts),
             transactions,
             walked: (0..ranges).map(|_| Mutex::default()).collect(),
             walks_done: AtomicUsize::new(0),
@@ -115,13 +112,12 @@ impl Assembly {
     /// Runs the tasks this thread claims, until none is left: `walk` walks
     /// one range of transactions into one accumulator per share (or, given
     /// a share, into that share's alone), `receipts` builds the receipts,
-    /// `fold` folds one share's accumulated writes, `free` frees memory.
+    /// `fold` folds one share's accumulated writes.
     pub(super) fn run(
         &self,
         walk: impl Fn(TxRange, usize, Option<usize>) -> Vec<StateAccumulator>,
         receipts: impl Fn() -> Result<Receipts, ExecutionError>,
         fold: impl Fn(Part, StateAccumulator) -> Result<FoldedPart, ExecutionError>,
-        free: impl Fn(),
     ) {
         let parts = self.folded.len();
         self.claims.run(|index| match self.task(index) {
@@ -138,10 +134,11 @@ impl Assembly {
                 };
                 *lock(&self.folded[part.index]) = Some(writes.and_then(|w| fold(part, w)));
             }
-            AssemblyTask::FreeMemory => free(),
         });
     }
 
+    /// Task `index`, below the count of claims: the walks, the receipts,
+    /// then the folds.
     fn task(&self, index: usize) -> AssemblyTask {
         let (ranges, parts) = (self.walked.len(), self.folded.len());
         match index {
@@ -151,11 +148,10 @@ impl Assembly {
                 transactions: self.transactions,
             }),
             i if i == ranges => AssemblyTask::Receipts,
-            i if i <= ranges + parts => AssemblyTask::Fold(Part {
+            i => AssemblyTask::Fold(Part {
                 index: i - ranges - 1,
                 count: parts,
             }),
-            _ => AssemblyTask::FreeMemory,
         }
     }
 

@@ -42,14 +42,17 @@ impl WriteFilter {
         }
     }
 
-    /// Empties the filter for a block of `block_size` transactions, reusing
-    /// its buckets if they are the size that block needs.
-    pub(crate) fn reset(&mut self, block_size: usize) {
-        if self.buckets.len() == Self::buckets_for(block_size) {
-            for bucket in self.buckets.iter_mut() {
-                *bucket.get_mut() = u32::MAX;
-            }
-        } else {
+    /// Empties the filter, keeping its buckets.
+    pub(crate) fn clear(&mut self) {
+        for bucket in self.buckets.iter_mut() {
+            *bucket.get_mut() = u32::MAX;
+        }
+    }
+
+    /// Sizes an empty filter for a block of `block_size` transactions:
+    /// new buckets only if the block needs another count of them.
+    pub(crate) fn fit(&mut self, block_size: usize) {
+        if self.buckets.len() != Self::buckets_for(block_size) {
             *self = Self::new(block_size);
         }
     }
