@@ -345,12 +345,12 @@ pub(super) fn fold_state<S: StateSource + ?Sized>(
 /// own: a fallback then too.
 pub(super) fn collect_receipts(
     block: &BlockInput,
-    results: impl IntoIterator<Item = FinishedTx>,
+    results: impl IntoIterator<Item = Result<FinishedTx, String>>,
 ) -> Result<Receipts, ExecutionError> {
     let mut budget = BlockGas::new(block.header.gas_limit, &block.evm_env().cfg_env);
     let mut transactions = Vec::with_capacity(block.transactions.len());
     for (tx, finished) in block.transactions.iter().zip(results) {
-        let FinishedTx { mut result, gas } = finished;
+        let FinishedTx { mut result, gas } = finished.map_err(ExecutionError::Internal)?;
         if !budget.fits(tx.gas_limit()) {
             return Ok(Err(FallbackReason::GasLimitExceeded));
         }
@@ -361,6 +361,13 @@ pub(super) fn collect_receipts(
             }
         }
         transactions.push(result);
+    }
+    if transactions.len() != block.transactions.len() {
+        return Err(ExecutionError::Internal(format!(
+            "{} results for {} transactions",
+            transactions.len(),
+            block.transactions.len()
+        )));
     }
     Ok(Ok((transactions, budget.header_gas_used())))
 }

@@ -177,7 +177,7 @@ fn run_block<S: StateSource + ?Sized>(
         credits: increments.unwrap_or_default(),
         payout,
     };
-    let receipts = |results: InBlockOrder<'_>| collect_receipts(block, results);
+    let receipts = |results: InBlockOrder<'_>| collect_receipts(block, results.map(Ok));
     let executed = execute(block, state, pre, threads, partitions, settlement, receipts)?;
     let Some((receipts, mut changes)) = executed else {
         tracing::debug!(
