@@ -841,6 +841,72 @@ mod tests {
         }
     }
 
+    /// Scrubbing, then fitting to another block, leaves nothing of the
+    /// last block where any read, validation or walk could find it:
+    /// versions, ESTIMATEs, the beneficiary's column, deployed code, the
+    /// write filter, write sets and read sets.
+    #[test]
+    fn a_scrubbed_memory_holds_nothing_of_its_block() {
+        let (beneficiary, next_beneficiary) =
+            (Address::repeat_byte(0xcb), Address::repeat_byte(0xcc));
+        let account = Address::repeat_byte(1);
+        let (nonce, slot) = (Location::Nonce(account), U256::from(7));
+        let fee = Location::Balance(beneficiary);
+        let code = Bytecode::new_raw(alloy_primitives::Bytes::from_static(&[0x60, 0x00]));
+        let hash = code.hash_slow();
+        let version = |tx_idx| Version {
+            tx_idx,
+            incarnation: 0,
+        };
+        let mut memory = MvMemory::new(8, beneficiary);
+        let read = ReadEntry {
+            location: nonce,
+            value: ReadValue::Nonce(0),
+            from_base: true,
+        };
+        let writes = vec![
+            (nonce, WriteValue::Nonce(1)),
+            (
+                Location::Storage(account, slot),
+                WriteValue::Storage(U256::from(9)),
+            ),
+            (Location::Code(account), WriteValue::Code(hash, code)),
+            (fee, WriteValue::BalanceIncrement(U256::from(5))),
+        ];
+        memory.record(version(1), vec![read], writes);
+        memory.seed_estimates(3, &[Location::Balance(account)]);
+        memory.convert_writes_to_estimates(1);
+
+        memory.scrub();
+        memory.fit(5, next_beneficiary);
+
+        assert!(!memory.may_be_written_below(&nonce, 5));
+        assert!(matches!(memory.read(&nonce, 5), Ok(None)));
+        assert_eq!(memory.read_storage(account, slot, 5), Ok(StorageRead::Base));
+        assert_eq!(
+            memory.read_balance(&Location::Balance(account), 5),
+            Ok(BalanceRead::default())
+        );
+        assert_eq!(memory.read_balance(&fee, 5), Ok(BalanceRead::default()));
+        assert!(memory.code(&hash).is_none());
+        let mut sets = 0;
+        memory.for_each_write_set(0..usize::MAX, |writes| {
+            sets += 1;
+            assert!(writes.is_empty());
+        });
+        assert_eq!(sets, 5);
+        assert!(memory.last_reads.iter().all(|reads| lock(reads).is_empty()));
+        assert_eq!(memory.beneficiary, Location::Balance(next_beneficiary));
+        assert_eq!(memory.beneficiary_column.len(), 5);
+        assert!(
+            memory
+                .beneficiary_column
+                .iter()
+                .all(|fee| lock(fee).is_none())
+        );
+        assert!(memory.data.iter().next().is_none());
+    }
+
     /// A memory back from the pool remembers nothing of its last block.
     #[test]
     fn a_recycled_memory_starts_empty() {
