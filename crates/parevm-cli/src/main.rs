@@ -3,6 +3,7 @@
 mod analyze;
 mod bench;
 mod output;
+mod phases;
 mod replay;
 mod statetest;
 mod timing;

@@ -6,7 +6,7 @@ use crate::timing::{
 };
 use clap::{Args, ValueEnum};
 use parevm::{
-    BlockResult, ExecutionError, ExecutionStats, ParallelConfig, execute_parallel,
+    BlockResult, ExecutionError, ExecutionStats, ParallelConfig, PhaseTimes, execute_parallel,
     execute_sequential,
     fixture::{block_dirs, load_mainnet_block},
     verify::verify_against_header,
@@ -44,6 +44,13 @@ pub struct ReplayArgs {
     repeat: usize,
     #[command(flatten)]
     measure: MeasureArgs,
+    /// Also measure where the time of each block run on Block-STM goes
+    /// (with `--mode parallel` or `both`): before the workers start, the
+    /// workers executing, validating, waiting and assembling, and after
+    /// them; each the median of the runs. Reading the clock around every
+    /// task costs cheap transactions a few percent.
+    #[arg(long)]
+    phases: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -80,6 +87,9 @@ struct BlockReport {
     /// What the parallel executor did in the run whose result was kept
     /// (executions, validations, aborts, partitions, ...).
     stats: Option<ExecutionStats>,
+    /// With `--phases`, for a block run on Block-STM: where its time went,
+    /// each field the median of the timed runs (`stats` then has none).
+    phases: Option<PhaseTimes>,
     #[serde(skip)]
     source: String,
 }
@@ -147,11 +157,15 @@ fn check_args(args: &ReplayArgs) -> Result<ParallelConfig, String> {
     if args.measure.ceiling && args.mode != Mode::Both {
         return Err("--ceiling needs --mode both".into());
     }
+    if args.phases && args.mode == Mode::Sequential {
+        return Err("--phases needs --mode parallel or both".into());
+    }
     let mut config = match args.threads {
         Some(n) => ParallelConfig::with_threads(n),
         None => ParallelConfig::default(),
     };
     config.partition_contract_calls = args.measure.partition_calls;
+    config.phase_times = args.phases;
     Ok(config)
 }
 
@@ -286,6 +300,11 @@ fn print_summary(report: &Report) {
             );
         }
     }
+    if let Some(phases) =
+        crate::phases::summary(report.blocks.iter().filter_map(|b| b.phases.as_ref()))
+    {
+        outln!("{phases}");
+    }
     outln!("{} passed, {} failed", report.passed, report.failed);
 }
 
@@ -337,26 +356,37 @@ fn execute_and_check(
         report.path = Some(result.path.as_str().into());
         return Ok(result);
     }
+    let mut phases = Vec::new();
+    let run_parallel = || {
+        let result = execute_parallel(block, state, config)?;
+        phases.extend(result.stats.phases);
+        Ok(result)
+    };
     let (sequential, (parallel, time)) = if args.mode == Mode::Both {
         let ((sequential, seq_time), parallel) = interleaved_medians(
             args.repeat,
             idle,
             || execute_sequential(block, state),
-            || execute_parallel(block, state, config),
+            run_parallel,
         )
         .map_err(err)?;
         report.sequential_ms = Some(ms(seq_time));
         (Some(sequential), parallel)
     } else {
-        let parallel =
-            median_of(args.repeat, idle, || execute_parallel(block, state, config)).map_err(err)?;
-        (None, parallel)
+        (
+            None,
+            median_of(args.repeat, idle, run_parallel).map_err(err)?,
+        )
     };
     report.parallel_ms = Some(ms(time));
     report.threads = Some(config.threads);
     report.path = Some(parallel.path.as_str().into());
     report.fallback_reason = parallel.path.fallback_reason().map(|r| r.as_str().into());
-    report.stats = Some(parallel.stats);
+    report.phases = crate::phases::median(&phases);
+    report.stats = Some(ExecutionStats {
+        phases: None,
+        ..parallel.stats
+    });
     if let Some(sequential) = sequential {
         report.speedup = Some(report.sequential_ms.unwrap_or_default() / ms(time).max(1e-9));
         if let Some(difference) = sequential.first_difference(&parallel) {
@@ -472,6 +502,9 @@ fn print_line(report: &BlockReport, mode: Mode) {
         report.transactions,
         report.gas_used
     );
+    if let Some(phases) = &report.phases {
+        outln!("{}", crate::phases::line(phases));
+    }
 }
 
 #[cfg(test)]

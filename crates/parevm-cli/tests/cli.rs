@@ -94,6 +94,11 @@ fn replay_refuses_missing_and_malformed_blocks() {
         &["replay", "/nonexistent/parevm-blocks", "--idle", "99999"],
         "--idle",
     );
+    // Phases are the parallel executor's: not of a sequential replay.
+    refuses(
+        &["replay", "/nonexistent/parevm-blocks", "--phases"],
+        "--phases needs --mode parallel or both",
+    );
 }
 
 #[test]
@@ -169,6 +174,46 @@ fn replay_json_with_the_ceiling_has_what_the_machine_allows() {
     if two_cores {
         assert!(block["line_round_trip_ns"].is_number(), "{block}");
     }
+}
+
+/// `replay --phases --json` on a block that runs on Block-STM: where its
+/// time went, in microseconds, and the workers' time adds up.
+#[test]
+fn replay_json_with_phases_says_where_the_time_went() {
+    let Some(block) = shared_block("4864590") else {
+        return;
+    };
+    let path = block.to_str().expect("utf-8 path");
+    let args = ["replay", path, "--mode", "parallel", "--phases", "--json"];
+    let output = parevm(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("replay --json is JSON");
+    let block = &report["blocks"][0];
+    assert_eq!(block["path"], "parallel", "{block}");
+    let phases = &block["phases"];
+    let micros = |field: &str| {
+        phases[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field}: {phases}"))
+    };
+    let tasks: f64 = [
+        "executing_us",
+        "validating_us",
+        "waiting_us",
+        "assembling_us",
+    ]
+    .map(micros)
+    .iter()
+    .sum();
+    let threads = phases["threads"].as_f64().expect("threads");
+    assert!(micros("executing_us") > 0.0, "{phases}");
+    assert!(
+        micros("before_us") > 0.0 && micros("after_us") >= 0.0,
+        "{phases}"
+    );
+    assert!(tasks <= micros("running_us") * threads + 1.0, "{phases}");
+    // Once, in `phases`: the kept run's stats do not repeat them.
+    assert_eq!(block["stats"]["phases"], Value::Null, "{block}");
 }
 
 /// A reader that stops reading (`parevm analyze … | head`) ends the

@@ -30,6 +30,8 @@ pub use block::{BlockInput, ChainSpec, InvalidOmmers, UnknownBlobParams};
 pub use changes::{AccountChange, AccountChanges, AccountState, StateChanges};
 pub use error::ExecutionError;
 pub use parallel::{ParallelConfig, execute_parallel};
-pub use result::{BlockResult, ExecutionPath, ExecutionStats, FallbackReason, TxOutcome, TxResult};
+pub use result::{
+    BlockResult, ExecutionPath, ExecutionStats, FallbackReason, PhaseTimes, TxOutcome, TxResult,
+};
 pub use sequential::execute_sequential;
 pub use state::{CachedState, InMemoryAccount, InMemoryState, StateError, StateSource};

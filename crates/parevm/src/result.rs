@@ -4,6 +4,7 @@ use crate::changes::StateChanges;
 use alloy_consensus::ReceiptEnvelope;
 use alloy_eips::eip7685::Requests;
 use alloy_primitives::{Bloom, Bytes};
+use std::time::Duration;
 
 /// How one transaction ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +185,52 @@ pub struct ExecutionStats {
     /// A run as partitions was tried and discarded (the partitions were not
     /// independent) before the block ran another way.
     pub partitions_discarded: bool,
+    /// Where the time of a block run on Block-STM went, if
+    /// [`ParallelConfig::phase_times`](crate::ParallelConfig::phase_times)
+    /// asked for it.
+    pub phases: Option<PhaseTimes>,
+}
+
+/// Where the time of a block run on Block-STM went: the caller's time
+/// before the workers start and after they stop, the workers' wall time,
+/// and what the workers did meanwhile, summed over them. The workers' wall
+/// time times their number, less the four sums, is the time between tasks
+/// and before a helper joined. In JSON, each duration is in microseconds
+/// (`before_us`, ...).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PhaseTimes {
+    /// Worker threads, the caller included.
+    pub threads: usize,
+    /// From the call until the workers start: predicting and planning the
+    /// block, preparing the multi-version memory and the scheduler.
+    #[serde(rename = "before_us", serialize_with = "micros")]
+    pub before: Duration,
+    /// The workers' wall time, until the block is assembled.
+    #[serde(rename = "running_us", serialize_with = "micros")]
+    pub running: Duration,
+    /// After the workers, until the result is returned (post-block system
+    /// calls; dropping the block's working memory is not counted).
+    #[serde(rename = "after_us", serialize_with = "micros")]
+    pub after: Duration,
+    /// Summed over the workers: executing incarnations.
+    #[serde(rename = "executing_us", serialize_with = "micros")]
+    pub executing: Duration,
+    /// Summed over the workers: validating read sets.
+    #[serde(rename = "validating_us", serialize_with = "micros")]
+    pub validating: Duration,
+    /// Summed over the workers: without a task, waiting for a dependency or
+    /// for the last transactions (or hashing another's large receipt bloom
+    /// meanwhile).
+    #[serde(rename = "waiting_us", serialize_with = "micros")]
+    pub waiting: Duration,
+    /// Summed over the workers: assembling the block once every transaction
+    /// is done (write sets folded into state changes, receipts).
+    #[serde(rename = "assembling_us", serialize_with = "micros")]
+    pub assembling: Duration,
+}
+
+fn micros<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64() * 1e6)
 }
 
 impl BlockResult {

@@ -16,9 +16,10 @@ use super::{
 };
 use crate::{
     BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats, FallbackReason,
-    StateChanges, StateSource, state::OverlayState,
+    PhaseTimes, StateChanges, StateSource, state::OverlayState,
 };
 use alloy_primitives::{Address, U256};
+use std::time::Instant;
 
 /// A block's run on Block-STM: the block, the pre-block state and system
 /// calls' changes (`pre`), and the rewards and withdrawals after it
@@ -28,6 +29,8 @@ pub(super) struct BlockStmRun<'a, S: ?Sized> {
     pub state: &'a S,
     pub pre: &'a StateChanges,
     pub increments: Option<&'a [(Address, U256)]>,
+    /// When the caller asked for the block (for [`PhaseTimes::before`]).
+    pub started: Instant,
 }
 
 impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
@@ -46,6 +49,7 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             state,
             pre,
             increments,
+            started,
         } = *self;
         let base = OverlayState::new(state, pre);
         let mv = PooledMvMemory::take(block.transactions.len(), block.header.beneficiary);
@@ -64,7 +68,8 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             &chains.starts(block, threads),
             &prediction::call_links(block.transactions.iter().map(|tx| tx.inner())),
             config.max_waste(block.transactions.len()),
-        );
+        )
+        .with_phase_times(config.phase_times);
         // Once the block is done, every worker assembles it (`Assembly`),
         // with the write sets walked in one range of transactions, and the
         // state changes folded in one share of the accounts, per thread
@@ -77,8 +82,11 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             collect_receipts(block, results)
         };
         let fold = |part, writes| fold_state(state, pre, part, writes, increments);
+        let before = started.elapsed();
+        let running_since = Instant::now();
         workers.run(threads, || assembly.run(walk, receipts, fold));
-        let stats = ExecutionStats {
+        let stopped = Instant::now();
+        let mut stats = ExecutionStats {
             partitions_discarded,
             ..workers.stats.snapshot()
         };
@@ -94,6 +102,13 @@ impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
             Err(reason) => return fallback_after(block, state, reason, stats),
         };
         let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
+        stats.phases = workers.phase_times().map(|sums| PhaseTimes {
+            threads,
+            before,
+            running: stopped - running_since,
+            after: stopped.elapsed(),
+            ..sums
+        });
         Ok(BlockResult {
             transactions,
             gas_used,

@@ -9,7 +9,7 @@ use super::{
     types::{TxIdx, Version},
     vm::{Executed, FinishedTx, Vm, VmContext, VmOutcome},
 };
-use crate::state::StateSource;
+use crate::{PhaseTimes, state::StateSource};
 use alloy_consensus::Typed2718;
 use alloy_primitives::{Address, B256, U256};
 use revm::context::result::ExecutionResult;
@@ -19,6 +19,7 @@ use std::{
         Mutex,
         atomic::{AtomicBool, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 /// Shared by the workers of one block.
@@ -35,6 +36,9 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
     /// execution.
     max_waste: f64,
     gave_up: AtomicBool,
+    /// The workers' time per kind of task, summed, if measured
+    /// ([`Self::with_phase_times`]).
+    phases: Option<Mutex<PhaseTimes>>,
 }
 
 /// Executions before the conflict ratio is trusted: a block's first
@@ -104,7 +108,21 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
             blooms: SharedBloom::default(),
             max_waste,
             gave_up: AtomicBool::new(false),
+            phases: None,
         }
+    }
+
+    /// Workers that measure their time per kind of task, if `measure`
+    /// ([`ParallelConfig::phase_times`](super::ParallelConfig::phase_times)).
+    pub(crate) fn with_phase_times(mut self, measure: bool) -> Self {
+        self.phases = measure.then(Mutex::default);
+        self
+    }
+
+    /// The workers' time per kind of task, summed over them (the other
+    /// fields zero), if measured.
+    pub(crate) fn phase_times(&self) -> Option<PhaseTimes> {
+        self.phases.as_ref().map(|phases| *lock(phases))
     }
 
     /// Whether the block was given up for too many conflicts.
@@ -149,7 +167,11 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         let work = || {
             self.work_guarded();
             if !self.gave_up() {
+                let start = self.phases.as_ref().map(|_| Instant::now());
                 epilogue();
+                if let (Some(phases), Some(start)) = (&self.phases, start) {
+                    lock(phases).assembling += start.elapsed();
+                }
             }
         };
         super::helpers::run_with_helpers(threads.saturating_sub(1), |_| work(), work);
@@ -157,18 +179,27 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
 
     /// Works until done; a panic (a bug) fails the block instead of the process.
     fn work_guarded(&self) {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.work())) {
+        // Measuring or not is decided once, so that the loop that does not
+        // measure has no trace of the clock.
+        let work = || match self.phases.is_some() {
+            true => self.work::<true>(),
+            false => self.work::<false>(),
+        };
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(work)) {
             let message = super::helpers::panic_message(panic.as_ref());
             self.fail(format!("worker panicked: {message}"));
         }
     }
 
-    fn work(&self) {
+    /// Runs tasks until the block is done, timing them if `TIMED`.
+    fn work<const TIMED: bool>(&self) {
         let mut vm = Vm::new(self.vm);
         vm.share_large_blooms();
         let mut task = self.scheduler.claim_start().map(Task::Execution);
         let mut idle = super::helpers::Idle::default();
+        let mut clock = TaskClock::<TIMED>::default();
         while !self.scheduler.done() {
+            let timed = clock.start(&task);
             task = match task {
                 Some(Task::Execution(version)) => self.try_execute(&mut vm, version),
                 Some(Task::Validation(version)) => self.validate(version),
@@ -187,6 +218,10 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                     }
                 },
             };
+            clock.stop(timed);
+        }
+        if let Some(phases) = &self.phases {
+            clock.add_to(&mut lock(phases));
         }
     }
 
@@ -312,6 +347,53 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                 )
             })
         }))
+    }
+}
+
+/// A worker's time per kind of task, if `TIMED` (see [`PhaseTimes`]).
+#[derive(Default)]
+struct TaskClock<const TIMED: bool> {
+    executing: Duration,
+    validating: Duration,
+    waiting: Duration,
+}
+
+/// What a worker's loop did in one turn: its task, or looking for one.
+#[derive(Clone, Copy)]
+enum Turn {
+    Executing,
+    Validating,
+    Waiting,
+}
+
+impl<const TIMED: bool> TaskClock<TIMED> {
+    /// The start of a turn with `task`; `None` if not measuring.
+    fn start(&self, task: &Option<Task>) -> Option<(Turn, Instant)> {
+        if !TIMED {
+            return None;
+        }
+        let turn = match task {
+            Some(Task::Execution(_)) => Turn::Executing,
+            Some(Task::Validation(_)) => Turn::Validating,
+            None => Turn::Waiting,
+        };
+        Some((turn, Instant::now()))
+    }
+
+    fn stop(&mut self, started: Option<(Turn, Instant)>) {
+        let Some((turn, start)) = started else { return };
+        let elapsed = start.elapsed();
+        match turn {
+            Turn::Executing => self.executing += elapsed,
+            Turn::Validating => self.validating += elapsed,
+            Turn::Waiting => self.waiting += elapsed,
+        }
+    }
+
+    fn add_to(&self, phases: &mut PhaseTimes) {
+        phases.executing += self.executing;
+        phases.validating += self.validating;
+        phases.waiting += self.waiting;
     }
 }
 

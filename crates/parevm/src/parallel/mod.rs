@@ -96,6 +96,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     state: &S,
     config: &ParallelConfig,
 ) -> Result<BlockResult, ExecutionError> {
+    let started = std::time::Instant::now();
     block.check()?;
     let (prediction, chains, plan) = match judge(block, state, config) {
         Ok(judged) => judged,
@@ -149,6 +150,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         state,
         pre: &pre,
         increments: increments.as_deref(),
+        started,
     };
     run.execute(threads, config, &chains, partitions_discarded)
 }
