@@ -5,7 +5,7 @@ use crate::output::outln;
 use crate::timing::{MeasureArgs, ceiling_speedup, line_round_trip, ms, timed};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parevm::{ExecutionStats, ParallelConfig, execute_parallel, execute_sequential};
+use parevm::{ExecutionStats, ParallelConfig, PhaseTimes, execute_parallel, execute_sequential};
 use parevm_workloads::{Workload, WorkloadConfig, WorkloadKind, generate};
 use serde::Serialize;
 use std::{
@@ -99,6 +99,11 @@ struct Row {
     /// What the parallel executor did in the last run (executions,
     /// validations, aborts, partitions, ...).
     stats: ExecutionStats,
+    /// With `--phases`, if the block ran on Block-STM or as partitions:
+    /// where its time went, each field the median of the timed runs
+    /// (`stats` then has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phases: Option<PhaseTimes>,
     /// This machine's speedup on the block as perfectly parallel work
     /// (`--ceiling`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +131,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let bench = Bench {
         config: ParallelConfig {
             partition_contract_calls: args.measure.partition_calls,
+            phase_times: args.measure.phases,
             ..ParallelConfig::with_threads(threads)
         },
         repeat,
@@ -210,6 +216,8 @@ struct Runs {
     difference: Option<String>,
     path: &'static str,
     stats: ExecutionStats,
+    /// Each timed parallel run's phases, if measured.
+    phases: Vec<PhaseTimes>,
     gas: u64,
 }
 
@@ -228,6 +236,7 @@ impl Bench {
             difference,
             path,
             stats,
+            phases,
             gas,
         } = self.runs(name, &workload)?;
         let sequential = median(&mut sequential_times);
@@ -258,7 +267,11 @@ impl Bench {
             accounts: config.accounts,
             seed: config.seed,
             generate_ms: ms(generate_time),
-            stats,
+            stats: ExecutionStats {
+                phases: None,
+                ..stats
+            },
+            phases: crate::phases::median(&phases),
             ceiling_speedup,
             line_round_trip_ns,
             difference,
@@ -283,6 +296,7 @@ impl Bench {
             difference: None,
             path: "",
             stats: ExecutionStats::default(),
+            phases: Vec::new(),
             gas: 0,
         };
         let mut total = Duration::ZERO;
@@ -319,6 +333,7 @@ impl Bench {
             }
             runs.path = parallel.path.as_str();
             runs.stats = parallel.stats;
+            runs.phases.extend(parallel.stats.phases);
             runs.gas = sequential.gas_used;
             total += runs.sequential_times[round] + runs.parallel_times[round] + self.idle * 2;
             round += 1;
@@ -399,6 +414,9 @@ fn print_table(rows: &[Row], threads: usize, repeat: usize) {
                 .map(|ns| format!(", a cache line's round trip between cores {ns:.0} ns"))
                 .unwrap_or_default();
             outln!("{:<16} this machine's ceiling: {ceiling:.2}x{line}", "");
+        }
+        if let Some(phases) = &r.phases {
+            outln!("{}", crate::phases::line(phases));
         }
     }
 }

@@ -1,5 +1,5 @@
-//! `replay --phases`: where the time of blocks run on Block-STM went
-//! ([`PhaseTimes`]), per block and over all of them.
+//! `--phases` (`replay`, `bench`): where the time of blocks run on
+//! Block-STM or as partitions went ([`PhaseTimes`]), per block and summed.
 
 use parevm::PhaseTimes;
 use std::time::Duration;
@@ -50,10 +50,13 @@ pub fn line(p: &PhaseTimes) -> String {
     )
 }
 
-/// The phases of every block that has them, summed, as shares: of the
-/// blocks' time on the caller (before, workers, after), and of the
+/// The phases of `blocks` (run as `label` says), summed, as shares: of
+/// the blocks' time on the caller (before, workers, after), and of the
 /// workers' time (each worker's share of the workers' wall time).
-pub fn summary<'a>(blocks: impl IntoIterator<Item = &'a PhaseTimes>) -> Option<String> {
+pub fn summary<'a>(
+    label: &str,
+    blocks: impl IntoIterator<Item = &'a PhaseTimes>,
+) -> Option<String> {
     let mut sum = PhaseTimes::default();
     let (mut count, mut workers, mut between) = (0, Duration::ZERO, Duration::ZERO);
     for p in blocks {
@@ -74,7 +77,7 @@ pub fn summary<'a>(blocks: impl IntoIterator<Item = &'a PhaseTimes>) -> Option<S
     }
     let share = |d: Duration, of: Duration| d.as_secs_f64() / of.as_secs_f64() * 100.0;
     Some(format!(
-        "phases over {count} blocks on Block-STM ({:.1} ms): before the workers {:.1}%, \
+        "phases over {count} blocks {label} ({:.1} ms): before the workers {:.1}%, \
          workers {:.1}%, after {:.1}%; of the workers' time: executing {:.1}%, validating \
          {:.1}%, waiting {:.1}%, assembling {:.1}%, between tasks {:.1}%",
         caller.as_secs_f64() * 1e3,
@@ -128,13 +131,17 @@ mod tests {
     #[test]
     fn the_summary_gives_shares_of_the_callers_and_the_workers_time() {
         let blocks = [phases(10, 120), phases(10, 120)];
-        let line = summary(&blocks).expect("blocks");
+        let line = summary("on Block-STM", &blocks).expect("blocks");
         // Caller: 20 us before, 200 running, 20 after, of 240 us.
         assert!(line.contains("before the workers 8.3%"), "{line}");
         assert!(line.contains("workers 83.3%"), "{line}");
         // Workers: 400 us, of which 240 executing and 40 between tasks.
         assert!(line.contains("executing 60.0%"), "{line}");
         assert!(line.contains("between tasks 10.0%"), "{line}");
-        assert_eq!(summary(&[]), None);
+        assert!(
+            line.starts_with("phases over 2 blocks on Block-STM"),
+            "{line}"
+        );
+        assert_eq!(summary("on Block-STM", &[]), None);
     }
 }

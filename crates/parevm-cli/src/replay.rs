@@ -44,13 +44,6 @@ pub struct ReplayArgs {
     repeat: usize,
     #[command(flatten)]
     measure: MeasureArgs,
-    /// Also measure where the time of each block run on Block-STM goes
-    /// (with `--mode parallel` or `both`): before the workers start, the
-    /// workers executing, validating, waiting and assembling, and after
-    /// them; each the median of the runs. Reading the clock around every
-    /// task costs cheap transactions a few percent.
-    #[arg(long)]
-    phases: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -87,8 +80,9 @@ struct BlockReport {
     /// What the parallel executor did in the run whose result was kept
     /// (executions, validations, aborts, partitions, ...).
     stats: Option<ExecutionStats>,
-    /// With `--phases`, for a block run on Block-STM: where its time went,
-    /// each field the median of the timed runs (`stats` then has none).
+    /// With `--phases`, for a block run on Block-STM or as partitions:
+    /// where its time went, each field the median of the timed runs
+    /// (`stats` then has none).
     phases: Option<PhaseTimes>,
     #[serde(skip)]
     source: String,
@@ -157,7 +151,7 @@ fn check_args(args: &ReplayArgs) -> Result<ParallelConfig, String> {
     if args.measure.ceiling && args.mode != Mode::Both {
         return Err("--ceiling needs --mode both".into());
     }
-    if args.phases && args.mode == Mode::Sequential {
+    if args.measure.phases && args.mode == Mode::Sequential {
         return Err("--phases needs --mode parallel or both".into());
     }
     let mut config = match args.threads {
@@ -165,7 +159,7 @@ fn check_args(args: &ReplayArgs) -> Result<ParallelConfig, String> {
         None => ParallelConfig::default(),
     };
     config.partition_contract_calls = args.measure.partition_calls;
-    config.phase_times = args.phases;
+    config.phase_times = args.measure.phases;
     Ok(config)
 }
 
@@ -300,10 +294,19 @@ fn print_summary(report: &Report) {
             );
         }
     }
-    if let Some(phases) =
-        crate::phases::summary(report.blocks.iter().filter_map(|b| b.phases.as_ref()))
-    {
-        outln!("{phases}");
+    for (path, label) in [
+        ("parallel", "on Block-STM"),
+        ("partitioned", "as partitions"),
+    ] {
+        let of_path = report
+            .blocks
+            .iter()
+            .filter(|b| b.path.as_deref() == Some(path));
+        if let Some(phases) =
+            crate::phases::summary(label, of_path.filter_map(|b| b.phases.as_ref()))
+        {
+            outln!("{phases}");
+        }
     }
     outln!("{} passed, {} failed", report.passed, report.failed);
 }

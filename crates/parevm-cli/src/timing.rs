@@ -32,6 +32,14 @@ pub struct MeasureArgs {
     /// (their wake-up is part of the parallel time) and caches cooled.
     #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub idle: u64,
+    /// Also measure where the time of each block run on Block-STM or as
+    /// partitions goes (with `replay`, under `--mode parallel` or `both`):
+    /// before the workers start, the workers executing, validating,
+    /// waiting and assembling, and after them; each the median of the
+    /// runs. Reading the clock around every Block-STM task costs cheap
+    /// transactions a few percent.
+    #[arg(long)]
+    pub phases: bool,
 }
 
 impl MeasureArgs {

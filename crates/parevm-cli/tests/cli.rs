@@ -216,6 +216,37 @@ fn replay_json_with_phases_says_where_the_time_went() {
     assert_eq!(block["stats"]["phases"], Value::Null, "{block}");
 }
 
+/// `bench --phases --json`: a workload run in parallel says where its time
+/// went (partitions: no validating or waiting); one run sequentially has no
+/// phases.
+#[test]
+fn bench_json_with_phases_says_where_the_time_went() {
+    let args = [
+        "bench",
+        "--workload",
+        "raw-transfers",
+        "--txs",
+        "200",
+        "--repeat",
+        "1",
+        "--phases",
+        "--json",
+    ];
+    let output = parevm(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("bench --json is JSON");
+    let workload = &report["workloads"][0];
+    let phases = &workload["phases"];
+    match workload["path"].as_str() {
+        Some("partitioned") => {
+            assert!(phases["executing_us"].as_f64() > Some(0.0), "{workload}");
+            assert_eq!(phases["validating_us"], 0.0, "{workload}");
+        }
+        Some("parallel") => assert!(phases["executing_us"].as_f64() > Some(0.0), "{workload}"),
+        _ => assert_eq!(*phases, Value::Null, "{workload}"),
+    }
+}
+
 /// A reader that stops reading (`parevm analyze … | head`) ends the
 /// command quietly, as Unix tools end on SIGPIPE: `println!` would panic on
 /// the closed pipe.

@@ -185,18 +185,20 @@ pub struct ExecutionStats {
     /// A run as partitions was tried and discarded (the partitions were not
     /// independent) before the block ran another way.
     pub partitions_discarded: bool,
-    /// Where the time of a block run on Block-STM went, if
-    /// [`ParallelConfig::phase_times`](crate::ParallelConfig::phase_times)
+    /// Where the time of a block run on Block-STM or as partitions went,
+    /// if [`ParallelConfig::phase_times`](crate::ParallelConfig::phase_times)
     /// asked for it.
     pub phases: Option<PhaseTimes>,
 }
 
-/// Where the time of a block run on Block-STM went: the caller's time
-/// before the workers start and after they stop, the workers' wall time,
-/// and what the workers did meanwhile, summed over them. The workers' wall
-/// time times their number, less the four sums, is the time between tasks
-/// and before a helper joined. In JSON, each duration is in microseconds
-/// (`before_us`, ...).
+/// Where the time of a block run on Block-STM or as partitions went: the
+/// caller's time before the workers start and after they stop, the
+/// workers' wall time, and what the workers did meanwhile, summed over
+/// them. The workers' wall time times their number, less the four sums, is
+/// the time between tasks and before a helper joined. Partitions are
+/// checked as they run, so their validating and waiting are zero and
+/// their executing includes the checks. In JSON, each duration is in
+/// microseconds (`before_us`, ...).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PhaseTimes {
     /// Worker threads, the caller included.
@@ -212,7 +214,7 @@ pub struct PhaseTimes {
     /// calls; dropping the block's working memory is not counted).
     #[serde(rename = "after_us", serialize_with = "micros")]
     pub after: Duration,
-    /// Summed over the workers: executing incarnations.
+    /// Summed over the workers: executing incarnations (or partitions).
     #[serde(rename = "executing_us", serialize_with = "micros")]
     pub executing: Duration,
     /// Summed over the workers: validating read sets.
@@ -224,7 +226,8 @@ pub struct PhaseTimes {
     #[serde(rename = "waiting_us", serialize_with = "micros")]
     pub waiting: Duration,
     /// Summed over the workers: assembling the block once every transaction
-    /// is done (write sets folded into state changes, receipts).
+    /// is done (write sets or partitions' changes merged into the block's,
+    /// receipts).
     #[serde(rename = "assembling_us", serialize_with = "micros")]
     pub assembling: Duration,
 }

@@ -1,6 +1,6 @@
-//! `ParallelConfig::phase_times`: a block run on Block-STM reports where its
-//! time went, and its parts add up; nothing is measured unless asked, or
-//! for a block that does not run on Block-STM.
+//! `ParallelConfig::phase_times`: a block run on Block-STM or as
+//! partitions reports where its time went, and its parts add up; nothing
+//! is measured unless asked, or for a block that runs sequentially.
 
 mod support;
 
@@ -37,14 +37,18 @@ fn a_block_stm_run_reports_phases_that_add_up() {
     for threads in THREADS {
         let result = execute_parallel(&block, &state, &measured(threads)).expect("executes");
         assert_eq!(result.path, ExecutionPath::Parallel);
-        let phases = result.stats.phases.expect("measured");
-        assert_eq!(phases.threads, threads);
-        assert!(!phases.executing.is_zero(), "{phases:?}");
-        assert!(!phases.before.is_zero() && !phases.running.is_zero());
-        // Every task ran within the workers' wall time, on one of them.
-        let tasks = phases.executing + phases.validating + phases.waiting + phases.assembling;
-        assert!(tasks <= phases.running * threads as u32, "{phases:?}");
+        assert_adds_up(result.stats.phases.expect("measured"), threads);
     }
+}
+
+/// Fails unless `phases` are of `threads` workers that executed, and every
+/// task ran within the workers' wall time, on one of them.
+fn assert_adds_up(phases: parevm::PhaseTimes, threads: usize) {
+    assert_eq!(phases.threads, threads);
+    assert!(!phases.executing.is_zero(), "{phases:?}");
+    assert!(!phases.before.is_zero() && !phases.running.is_zero());
+    let tasks = phases.executing + phases.validating + phases.waiting + phases.assembling;
+    assert!(tasks <= phases.running * threads as u32, "{phases:?}");
 }
 
 #[test]
@@ -57,7 +61,30 @@ fn nothing_is_measured_unless_asked() {
 }
 
 #[test]
-fn blocks_off_block_stm_have_no_phases() {
+fn a_partitioned_run_reports_phases_without_validation() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    b.fund_all((1..=40).map(addr));
+    for i in 1..=40 {
+        b.transfer(addr(i), addr(500 + i), 7);
+    }
+    let (block, state) = b.build();
+    for threads in THREADS {
+        let config = ParallelConfig {
+            phase_times: true,
+            ..ParallelConfig::partitioned(threads)
+        };
+        let result = execute_parallel(&block, &state, &config).expect("executes");
+        assert_eq!(result.path, ExecutionPath::Partitioned);
+        let phases = result.stats.phases.expect("measured");
+        assert_adds_up(phases, threads);
+        // Checked as they run: no validation, nothing to wait for.
+        assert!(phases.validating.is_zero() && phases.waiting.is_zero());
+        assert!(!phases.assembling.is_zero(), "{phases:?}");
+    }
+}
+
+#[test]
+fn sequential_runs_have_no_phases() {
     // Too few transactions for the default rule: sequential.
     let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
     b.fund_all([addr(1)]);
@@ -69,19 +96,5 @@ fn blocks_off_block_stm_have_no_phases() {
     };
     let result = execute_parallel(&block, &state, &config).expect("executes");
     assert!(matches!(result.path, ExecutionPath::SequentialFallback(_)));
-    assert_eq!(result.stats.phases, None);
-    // Independent transfers: partitions.
-    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
-    b.fund_all((1..=40).map(addr));
-    for i in 1..=40 {
-        b.transfer(addr(i), addr(500 + i), 7);
-    }
-    let (block, state) = b.build();
-    let config = ParallelConfig {
-        phase_times: true,
-        ..ParallelConfig::partitioned(2)
-    };
-    let result = execute_parallel(&block, &state, &config).expect("executes");
-    assert_eq!(result.path, ExecutionPath::Partitioned);
     assert_eq!(result.stats.phases, None);
 }

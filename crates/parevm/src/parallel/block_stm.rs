@@ -6,7 +6,7 @@
 //! that could overflow a balance (`credit.rs`), runs sequentially.
 
 use super::{
-    ParallelConfig,
+    BlockRun, ParallelConfig,
     executor::Workers,
     fallback_after,
     merge::{Assembly, collect_receipts, fold_state, walk_writes},
@@ -16,28 +16,16 @@ use super::{
 };
 use crate::{
     BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats, FallbackReason,
-    PhaseTimes, StateChanges, StateSource, state::OverlayState,
+    PhaseTimes, StateSource, state::OverlayState,
 };
-use alloy_primitives::{Address, U256};
 use std::time::Instant;
 
-/// A block's run on Block-STM: the block, the pre-block state and system
-/// calls' changes (`pre`), and the rewards and withdrawals after it
-/// (`increments`; `None` if post-block system calls run instead).
-pub(super) struct BlockStmRun<'a, S: ?Sized> {
-    pub block: &'a BlockInput,
-    pub state: &'a S,
-    pub pre: &'a StateChanges,
-    pub increments: Option<&'a [(Address, U256)]>,
-    /// When the caller asked for the block (for [`PhaseTimes::before`]).
-    pub started: Instant,
-}
-
-impl<S: StateSource + ?Sized> BlockStmRun<'_, S> {
-    /// Runs the block on `threads` workers, with its sender `chains` seeded
-    /// as ESTIMATEs; falls back to the sequential executor if the block is
-    /// given up for conflicts or a transaction does not fit in its gas.
-    pub(super) fn execute(
+impl<S: StateSource + ?Sized> BlockRun<'_, S> {
+    /// Runs the block on Block-STM with `threads` workers, with its sender
+    /// `chains` seeded as ESTIMATEs; falls back to the sequential executor
+    /// if the block is given up for conflicts or a transaction does not fit
+    /// in its gas.
+    pub(super) fn on_block_stm(
         &self,
         threads: usize,
         config: &ParallelConfig,

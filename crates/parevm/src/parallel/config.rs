@@ -98,10 +98,10 @@ pub struct ParallelConfig {
     /// and the block paid for both runs. For blocks whose contracts keep to
     /// themselves.
     pub partition_contract_calls: bool,
-    /// Measure where a Block-STM run's time goes
-    /// ([`ExecutionStats::phases`](crate::ExecutionStats::phases)), for
-    /// diagnosis. Off by default: it reads the clock twice per task, about
-    /// 50 ns on a transaction of a few microseconds.
+    /// Measure where the time of a block run on Block-STM or as partitions
+    /// goes ([`ExecutionStats::phases`](crate::ExecutionStats::phases)), for
+    /// diagnosis. Off by default: on Block-STM it reads the clock twice per
+    /// task, about 50 ns on a transaction of a few microseconds.
     pub phase_times: bool,
 }
 

@@ -76,9 +76,9 @@ use crate::{
 };
 use alloy_eips::eip7685::Requests;
 use alloy_primitives::{Address, U256};
-use block_stm::BlockStmRun;
 use partitions::PartitionAttempt;
 use planning::{PartitionPlan, predict_and_plan};
+use std::time::Instant;
 
 /// Executes `block` on `state` in parallel, with exactly the sequential result.
 ///
@@ -96,7 +96,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     state: &S,
     config: &ParallelConfig,
 ) -> Result<BlockResult, ExecutionError> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     block.check()?;
     let (prediction, chains, plan) = match judge(block, state, config) {
         Ok(judged) => judged,
@@ -124,15 +124,14 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     };
     let increments = post_block_increments(block);
     let summed_payouts = plan.payout.is_some();
-    let partitions_discarded = match partitions::attempt(
+    let run = BlockRun {
         block,
         state,
-        &pre,
-        threads,
-        config,
-        increments.as_deref(),
-        plan,
-    )? {
+        pre: &pre,
+        increments: increments.as_deref(),
+        started,
+    };
+    let partitions_discarded = match partitions::attempt(&run, threads, config, plan)? {
         PartitionAttempt::Ran(result) => return Ok(*result),
         PartitionAttempt::NotTried => false,
         PartitionAttempt::Discarded => true,
@@ -145,14 +144,21 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         Ok(chains) => chains,
         Err(reason) => return fallback_after(block, state, reason, stats),
     };
-    let run = BlockStmRun {
-        block,
-        state,
-        pre: &pre,
-        increments: increments.as_deref(),
-        started,
-    };
-    run.execute(threads, config, &chains, partitions_discarded)
+    run.on_block_stm(threads, config, &chains, partitions_discarded)
+}
+
+/// A block being run in parallel, as partitions or on Block-STM: the
+/// block, the pre-block state and system calls' changes (`pre`), and the
+/// rewards and withdrawals after it (`increments`; `None` if post-block
+/// system calls run instead).
+pub(super) struct BlockRun<'a, S: ?Sized> {
+    pub block: &'a BlockInput,
+    pub state: &'a S,
+    pub pre: &'a StateChanges,
+    pub increments: Option<&'a [(Address, U256)]>,
+    /// When the caller asked for the block (for
+    /// [`PhaseTimes::before`](crate::PhaseTimes::before)).
+    pub started: Instant,
 }
 
 /// The block's predicted dependencies, its sender chains if they were

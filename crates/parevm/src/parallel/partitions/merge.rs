@@ -25,6 +25,7 @@ use std::{
         Mutex,
         atomic::{AtomicBool, Ordering},
     },
+    time::Instant,
 };
 
 /// Assembles a partitioned block from its partitions' `outputs`, on
@@ -74,7 +75,11 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
         build_claimed: AtomicBool::new(false),
         built: Mutex::new(None),
     };
-    let run = || assembly.run();
+    let run = || {
+        let start = ctx.phases.map(|_| Instant::now());
+        assembly.run();
+        super::add_phase_time(ctx.phases, start, |phases| &mut phases.assembling);
+    };
     let helpers = workers.min(assembly.merges.len() + 1).saturating_sub(1);
     run_with_helpers(helpers, |_| run(), run);
     let missing = || ExecutionError::Internal("partitioned run did not finish".into());

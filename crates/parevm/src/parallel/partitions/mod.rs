@@ -41,21 +41,28 @@ pub(crate) use payout::PayoutSender;
 pub(crate) use plan::{Partitions, Planner};
 
 use super::{
-    ParallelConfig,
+    BlockRun, ParallelConfig,
     credit::Deltas,
     fallback, fallback_after,
     merge::collect_receipts,
+    mv_memory::lock,
     planning::{PartitionPlan, plan_partitions},
     post_block_calls,
     vm::FinishedTx,
 };
 use crate::{
     AccountChange, BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats,
-    FallbackReason, StateChanges, StateSource, state::OverlayState,
+    FallbackReason, PhaseTimes, StateChanges, StateSource, state::OverlayState,
 };
 use alloy_primitives::{Address, U256};
 use revm::primitives::hardfork::SpecId;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 /// What a partition produced.
 struct PartitionOutput {
@@ -88,6 +95,9 @@ struct PartitionContext<'a, S: ?Sized> {
     bounds: Vec<Address>,
     /// The block's payout sender, if its payments are summed.
     payout: Option<Address>,
+    /// Where the workers' time went, if measured
+    /// ([`ParallelConfig::phase_times`]).
+    phases: Option<&'a Mutex<PhaseTimes>>,
 }
 
 impl<S: ?Sized> PartitionContext<'_, S> {
@@ -116,14 +126,12 @@ pub(crate) enum PartitionAttempt {
 /// transaction make one chain of most of the block; otherwise Block-STM
 /// should run it.
 pub(crate) fn attempt<S: StateSource + ?Sized>(
-    block: &BlockInput,
-    state: &S,
-    pre: &StateChanges,
+    run: &BlockRun<'_, S>,
     threads: usize,
     config: &ParallelConfig,
-    increments: Option<&[(Address, U256)]>,
     plan: PartitionPlan,
 ) -> Result<PartitionAttempt, ExecutionError> {
+    let (block, state, pre) = (run.block, run.state, run.pre);
     let ran = |result| PartitionAttempt::Ran(Box::new(result));
     if config.min_partition_balance > 1.0 {
         return Ok(PartitionAttempt::NotTried);
@@ -156,29 +164,36 @@ pub(crate) fn attempt<S: StateSource + ?Sized>(
         workers: threads,
         at_once: judged,
     };
-    run_block(block, state, pre, &partitions, threads, payout, increments)
+    let phases = config.phase_times.then(Mutex::default);
+    run_block(run, &partitions, threads, payout, phases.as_ref())
 }
 
-/// Runs `block` as `partitions`, then settles the payout sender's payments
-/// and the balance `increments` after the block (rewards, withdrawals; or,
-/// if `None`, runs the post-block system calls); discarded if the
-/// partitions were not independent.
+/// Runs the block as `partitions`, then settles the payout sender's
+/// payments and the balance increments after the block (rewards,
+/// withdrawals; or, without them, runs the post-block system calls);
+/// discarded if the partitions were not independent. Where the time went
+/// is summed into `phases`, if given.
 fn run_block<S: StateSource + ?Sized>(
-    block: &BlockInput,
-    state: &S,
-    pre: &StateChanges,
+    run: &BlockRun<'_, S>,
     partitions: &Partitions,
     threads: Threads,
     payout: Option<&PayoutSender>,
-    increments: Option<&[(Address, U256)]>,
+    phases: Option<&Mutex<PhaseTimes>>,
 ) -> Result<PartitionAttempt, ExecutionError> {
+    let BlockRun {
+        block,
+        state,
+        increments,
+        ..
+    } = *run;
     let ran = |result| PartitionAttempt::Ran(Box::new(result));
     let settlement = Settlement {
         credits: increments.unwrap_or_default(),
         payout,
     };
     let receipts = |results: InBlockOrder<'_>| collect_receipts(block, results.map(Ok));
-    let executed = execute(block, state, pre, threads, partitions, settlement, receipts)?;
+    let executed = execute(run, threads, partitions, settlement, receipts, phases)?;
+    let stopped = Instant::now();
     let Some((receipts, mut changes)) = executed else {
         tracing::debug!(
             transactions = block.transactions.len(),
@@ -187,7 +202,7 @@ fn run_block<S: StateSource + ?Sized>(
         );
         return Ok(PartitionAttempt::Discarded);
     };
-    let stats = ExecutionStats {
+    let mut stats = ExecutionStats {
         executions: block.transactions.len(),
         partitions: partitions.txs.len(),
         ..Default::default()
@@ -197,6 +212,10 @@ fn run_block<S: StateSource + ?Sized>(
         Err(reason) => return fallback_after(block, state, reason, stats).map(ran),
     };
     let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
+    stats.phases = phases.map(|phases| PhaseTimes {
+        after: stopped.elapsed(),
+        ..*lock(phases)
+    });
     Ok(ran(BlockResult {
         transactions,
         gas_used,
@@ -250,27 +269,47 @@ struct Threads {
 /// partitions turned out not to be independent, or their credits could
 /// overflow a balance (which Block-STM then checks for itself).
 fn execute<S: StateSource + ?Sized, T: Send>(
-    block: &BlockInput,
-    state: &S,
-    pre: &StateChanges,
+    run: &BlockRun<'_, S>,
     threads: Threads,
     partitions: &Partitions,
     settlement: Settlement<'_>,
     on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
+    phases: Option<&Mutex<PhaseTimes>>,
 ) -> Result<Option<(T, StateChanges)>, ExecutionError> {
     let ctx = PartitionContext {
-        block,
-        state,
-        pre,
+        block: run.block,
+        state: run.state,
+        pre: run.pre,
         failed: AtomicBool::new(false),
-        bounds: merge::share_bounds(block, threads.at_once),
+        bounds: merge::share_bounds(run.block, threads.at_once),
         payout: settlement.payout.map(|p| p.address),
+        phases,
     };
+    let running_since = Instant::now();
+    let before = running_since - run.started;
     let outputs = run::run_partitions(&ctx, threads.workers, &partitions.txs)?;
     if ctx.failed() {
         return Ok(None);
     }
     let workers = threads.workers;
     let partition_of = &partitions.partition_of;
-    merge::assemble(&ctx, outputs, settlement, workers, partition_of, on_results)
+    let assembled = merge::assemble(&ctx, outputs, settlement, workers, partition_of, on_results);
+    if let Some(phases) = phases {
+        let mut phases = lock(phases);
+        (phases.threads, phases.before) = (workers, before);
+        phases.running = running_since.elapsed();
+    }
+    assembled
+}
+
+/// Adds the time since `start`, if measured, to the field of `phases` that
+/// `field` picks: a worker's time in one of the partitioned run's tasks.
+fn add_phase_time(
+    phases: Option<&Mutex<PhaseTimes>>,
+    start: Option<Instant>,
+    field: impl FnOnce(&mut PhaseTimes) -> &mut Duration,
+) {
+    if let (Some(phases), Some(start)) = (phases, start) {
+        *field(&mut lock(phases)) += start.elapsed();
+    }
 }

@@ -38,6 +38,7 @@ use revm::{
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::Mutex,
+    time::Instant,
 };
 
 /// Runs every partition on `threads` threads; `Err` if any failed.
@@ -68,7 +69,11 @@ pub(super) fn run_partitions<S: StateSource + ?Sized>(
         *lock(&outputs[index]) = Some(output);
     };
     let claims = Claims::new(partitions.len());
-    let claim_and_run = || claims.run(&run);
+    let claim_and_run = || {
+        let start = ctx.phases.map(|_| Instant::now());
+        claims.run(&run);
+        super::add_phase_time(ctx.phases, start, |phases| &mut phases.executing);
+    };
     run_with_helpers(
         threads.min(partitions.len()).saturating_sub(1),
         |_| claim_and_run(),
