@@ -167,11 +167,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         let work = || {
             self.work_guarded();
             if !self.gave_up() {
-                let start = self.phases.as_ref().map(|_| Instant::now());
-                epilogue();
-                if let (Some(phases), Some(start)) = (&self.phases, start) {
-                    lock(phases).assembling += start.elapsed();
-                }
+                super::helpers::timed_phase(self.phases.as_ref(), |p| &mut p.assembling, &epilogue);
             }
         };
         super::helpers::run_with_helpers(threads.saturating_sub(1), |_| work(), work);

@@ -95,6 +95,23 @@ pub(crate) fn wake_helpers(helpers: usize) {
     }
 }
 
+/// Runs `job` on this worker and, if `phases` are measured
+/// ([`ParallelConfig::phase_times`](super::ParallelConfig::phase_times)),
+/// adds the time it took to the field of them that `field` picks.
+pub(crate) fn timed_phase<R>(
+    phases: Option<&Mutex<crate::PhaseTimes>>,
+    field: fn(&mut crate::PhaseTimes) -> &mut Duration,
+    job: impl FnOnce() -> R,
+) -> R {
+    let Some(phases) = phases else {
+        return job();
+    };
+    let start = Instant::now();
+    let result = job();
+    *field(&mut mv_memory::lock(phases)) += start.elapsed();
+    result
+}
+
 /// Runs `job` on a pool thread without waiting for it, if the pool runs;
 /// else on the calling thread. For work whose result the caller does not
 /// need, such as scrubbing a finished block's memory for the next block:

@@ -10,7 +10,7 @@ use crate::{
     StateSource,
     parallel::{
         credit::Deltas,
-        helpers::{Claims, run_with_helpers},
+        helpers::{Claims, run_with_helpers, timed_phase},
         mv_memory::lock,
         types::TxIdx,
         vm::FinishedTx,
@@ -25,7 +25,6 @@ use std::{
         Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Instant,
 };
 
 /// Assembles a partitioned block from its partitions' `outputs`, on
@@ -75,11 +74,7 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
         build_claimed: AtomicBool::new(false),
         built: Mutex::new(None),
     };
-    let run = || {
-        let start = ctx.phases.map(|_| Instant::now());
-        assembly.run();
-        super::add_phase_time(ctx.phases, start, |phases| &mut phases.assembling);
-    };
+    let run = || timed_phase(ctx.phases, |p| &mut p.assembling, || assembly.run());
     let helpers = workers.min(assembly.merges.len() + 1).saturating_sub(1);
     run_with_helpers(helpers, |_| run(), run);
     let missing = || ExecutionError::Internal("partitioned run did not finish".into());

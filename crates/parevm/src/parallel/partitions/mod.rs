@@ -61,7 +61,7 @@ use std::{
         Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 /// What a partition produced.
@@ -296,20 +296,10 @@ fn execute<S: StateSource + ?Sized, T: Send>(
     let assembled = merge::assemble(&ctx, outputs, settlement, workers, partition_of, on_results);
     if let Some(phases) = phases {
         let mut phases = lock(phases);
-        (phases.threads, phases.before) = (workers, before);
+        // The workers that ran partitions (the merge may take fewer).
+        phases.threads = workers.min(partitions.txs.len());
+        phases.before = before;
         phases.running = running_since.elapsed();
     }
     assembled
-}
-
-/// Adds the time since `start`, if measured, to the field of `phases` that
-/// `field` picks: a worker's time in one of the partitioned run's tasks.
-fn add_phase_time(
-    phases: Option<&Mutex<PhaseTimes>>,
-    start: Option<Instant>,
-    field: impl FnOnce(&mut PhaseTimes) -> &mut Duration,
-) {
-    if let (Some(phases), Some(start)) = (phases, start) {
-        *field(&mut lock(phases)) += start.elapsed();
-    }
 }

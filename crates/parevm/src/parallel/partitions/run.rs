@@ -15,7 +15,7 @@ use crate::{
     parallel::{
         credit::Deltas,
         fee_credit::{LazyBeneficiary, ParallelEvm, parallel_evm},
-        helpers::{Claims, panic_message, run_with_helpers},
+        helpers::{Claims, panic_message, run_with_helpers, timed_phase},
         mv_memory::lock,
         types::TxIdx,
         vm::{Executed, FinishedTx},
@@ -38,7 +38,6 @@ use revm::{
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::Mutex,
-    time::Instant,
 };
 
 /// Runs every partition on `threads` threads; `Err` if any failed.
@@ -69,11 +68,7 @@ pub(super) fn run_partitions<S: StateSource + ?Sized>(
         *lock(&outputs[index]) = Some(output);
     };
     let claims = Claims::new(partitions.len());
-    let claim_and_run = || {
-        let start = ctx.phases.map(|_| Instant::now());
-        claims.run(&run);
-        super::add_phase_time(ctx.phases, start, |phases| &mut phases.executing);
-    };
+    let claim_and_run = || timed_phase(ctx.phases, |p| &mut p.executing, || claims.run(&run));
     run_with_helpers(
         threads.min(partitions.len()).saturating_sub(1),
         |_| claim_and_run(),
