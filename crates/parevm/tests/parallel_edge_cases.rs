@@ -297,6 +297,48 @@ fn beneficiary_balance_reads() {
     assert_eq!(slot(6), slot(5) + fee(9) + fee(10) + fee(11));
 }
 
+/// A deposit address paid by most of the block, whose balance's versions
+/// are kept in a column of their own (as the beneficiary's are), read by a
+/// contract between the payments, one of which fails (it runs out of gas
+/// and pays nothing), and one of which is re-paid to the beneficiary.
+#[test]
+fn hot_recipient_read_between_payments() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let (deposit, probe) = (addr(0xd0), addr(0xb1));
+    b.contract(probe, balance_probe());
+    b.fund_all((1..=24).map(u));
+    b.fund(COINBASE, 1_000_000_000_000);
+    b.fund(deposit, 7);
+    let mut paid = vec![7u128];
+    for i in 0..80u64 {
+        let payer = u(1 + i % 24);
+        match i % 20 {
+            9 => {
+                b.call(payer, probe, 0, calldata(&[addr_word(deposit), word(i)]));
+            }
+            13 => {
+                b.transfer(COINBASE, deposit, 500);
+                paid.push(500);
+            }
+            _ => {
+                let value = 1_000 + u128::from(i);
+                b.transfer(payer, deposit, value);
+                paid.push(value);
+            }
+        }
+    }
+    let (block, state) = b.build();
+    let result = assert_parallel_matches(&block, &state);
+    // Transaction 49 reads the funding and every payment before it.
+    let read = |i: u64| storage_after(&result, &state, probe, U256::from(i));
+    let paid_before = |i: u64| -> u128 {
+        let probes_before = i / 20;
+        paid[..(i - probes_before) as usize + 1].iter().sum()
+    };
+    assert_eq!(read(9), U256::from(paid_before(9)));
+    assert_eq!(read(49), U256::from(paid_before(49)));
+}
+
 /// Calls to ecrecover, sha256 and identity through contracts and directly,
 /// and plain value transfers to precompile addresses.
 #[test]

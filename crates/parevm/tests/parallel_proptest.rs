@@ -283,11 +283,25 @@ proptest! {
         check_under_the_rule(fork, &ops);
     }
 
-    /// Many senders pay one recipient (and the recipient sometimes pays back).
+    /// Many senders pay one recipient (and the recipient sometimes pays
+    /// back, or a contract reads its balance).
     #[test]
     fn many_senders_one_recipient(ops in ops(prop_oneof![
-        4 => (any_actor(), value()).prop_map(|(from, value)| Op::Transfer { from, to: 0, value }),
-        1 => (any_actor(), value()).prop_map(|(to, value)| Op::Transfer { from: 0, to, value }),
+        8 => (any_actor(), value()).prop_map(|(from, value)| Op::Transfer { from, to: 0, value }),
+        2 => (any_actor(), value()).prop_map(|(to, value)| Op::Transfer { from: 0, to, value }),
+        1 => (any_actor(), 0u8..4).prop_map(|(from, slot)| Op::ReadActor { from, of: 0, slot }),
+    ])) {
+        check(EthereumHardfork::Shanghai, &ops);
+    }
+
+    /// Many senders pay one recipient that sends nothing (whose balance's
+    /// versions are kept in a column when enough of the block pays it),
+    /// among transfers between the others and reads of its balance.
+    #[test]
+    fn many_senders_one_silent_recipient(ops in ops(prop_oneof![
+        8 => (1..ACTORS, value()).prop_map(|(from, value)| Op::Transfer { from, to: 0, value }),
+        1 => (1..ACTORS, 1..ACTORS, value()).prop_map(|(from, to, value)| Op::Transfer { from, to, value }),
+        1 => (1..ACTORS, 0u8..4).prop_map(|(from, slot)| Op::ReadActor { from, of: 0, slot }),
     ])) {
         check(EthereumHardfork::Shanghai, &ops);
     }

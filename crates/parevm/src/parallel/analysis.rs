@@ -3,7 +3,7 @@
 //! them, which transactions the partition planner can predict, and the
 //! block's dependency prediction.
 
-use super::mv_memory::MvMemory;
+use super::mv_memory::{Credited, MvMemory};
 use super::{
     Location, Prediction, ReadValue, TxAccessTrace, WriteValue, block_stm::vm_context, executor,
     partitions, planning::payout_sender_of, prediction,
@@ -25,7 +25,11 @@ pub fn trace_block<S: StateSource + ?Sized>(
     let pre = pre_block_changes(block, state)?;
     let base = OverlayState::new(state, &pre);
     let payout = partitioned_payout_sender(block, &base)?;
-    let mv = MvMemory::new(block.transactions.len(), block.header.beneficiary);
+    let credited = Credited {
+        beneficiary: block.header.beneficiary,
+        hot: &[],
+    };
+    let mv = MvMemory::new(block.transactions.len(), credited);
     let vm = vm_context(block, &base, &mv);
     let mut traces = Vec::with_capacity(block.transactions.len());
     let results =

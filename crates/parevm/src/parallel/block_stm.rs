@@ -10,7 +10,7 @@ use super::{
     executor::Workers,
     fallback_after,
     merge::{Assembly, collect_receipts, fold_state, walk_writes},
-    mv_memory::{MvMemory, PooledMvMemory},
+    mv_memory::{Credited, MvMemory, PooledMvMemory},
     post_block_calls, prediction,
     vm::VmContext,
 };
@@ -18,6 +18,9 @@ use crate::{
     BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats, FallbackReason,
     PhaseTimes, StateSource, state::OverlayState,
 };
+use alloy_primitives::Address;
+use revm::primitives::KECCAK_EMPTY;
+use smallvec::SmallVec;
 use std::time::Instant;
 
 impl<S: StateSource + ?Sized> BlockRun<'_, S> {
@@ -40,7 +43,12 @@ impl<S: StateSource + ?Sized> BlockRun<'_, S> {
             started,
         } = *self;
         let base = OverlayState::new(state, pre);
-        let mv = PooledMvMemory::take(block.transactions.len(), block.header.beneficiary);
+        let hot = hot_columns(block, &base, &chains.hot_recipients);
+        let credited = Credited {
+            beneficiary: block.header.beneficiary,
+            hot: &hot,
+        };
+        let mv = PooledMvMemory::take(block.transactions.len(), credited);
         seed_sender_chains(&chains.links, &mv);
         let vm = vm_context(block, &base, &mv);
         let successors = chains.links.iter().map(|link| (link.tx, link.next));
@@ -132,4 +140,28 @@ pub(super) fn vm_context<'a, S: StateSource + ?Sized>(
         cfg_env: env.cfg_env,
         transactions: &block.transactions,
     }
+}
+
+/// The hot recipients of `block` whose balances get columns in the
+/// multi-version memory ([`Credited`]): those without code before the
+/// block, other than the beneficiary (which has one anyway). A column is
+/// read by walking it down to the last full balance, so code reading its
+/// own balance at every payment would read in quadratic time; an account
+/// without code that sends nothing in the block (as hot recipients do not)
+/// is read only by code asking for its balance. Where the pre-block state
+/// cannot tell, no column.
+fn hot_columns<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    base: &S,
+    hot_recipients: &[Address],
+) -> SmallVec<[Address; 4]> {
+    hot_recipients
+        .iter()
+        .filter(|address| **address != block.header.beneficiary)
+        .filter(|address| {
+            base.code_hash(address)
+                .is_ok_and(|hash| hash.is_none_or(|hash| hash == KECCAK_EMPTY))
+        })
+        .copied()
+        .collect()
 }

@@ -92,10 +92,16 @@ impl SenderLink {
 /// to about 0.4 ms on the 2-core VM.
 pub(crate) fn predict(block: &BlockInput) -> (Prediction, Chains) {
     let mut chains = SenderChains::new(block.transactions.len());
+    let mut recipients = HotRecipients::default();
     let mut gas = 0u64;
     let mut work = 0u64;
     for (index, tx) in block.transactions.iter().enumerate() {
         chains.add(block, index, tx.signer(), tx.gas_limit());
+        if let Some(to) = tx.to()
+            && !tx.value().is_zero()
+        {
+            recipients.add(to);
+        }
         gas = gas.saturating_add(tx.gas_limit());
         work = work.saturating_add(predicted_gas(tx.inner()));
     }
@@ -105,12 +111,17 @@ pub(crate) fn predict(block: &BlockInput) -> (Prediction, Chains) {
         critical_gas: chains.critical_gas,
         work,
     };
+    // A recipient that sends too reads its balance at each send, which a
+    // column would walk down to its last full balance (see `Credited`).
+    let mut hot_recipients = recipients.hot(block.transactions.len());
+    hot_recipients.retain(|address| !chains.sends(address));
     // The map is dropped here, before the block runs: kept alive through
     // the run (in a trial), it cost a block that then ran sequentially 2-3%.
     let chains = Chains {
         heavy: chains.heaviest(),
         links: chains.links,
         gas,
+        hot_recipients,
     };
     (prediction, chains)
 }
@@ -227,6 +238,61 @@ pub(crate) struct Chains {
     heavy: SmallVec<[HeavyChain; MAX_STARTS]>,
     /// The block's gas limits.
     gas: u64,
+    /// Accounts that many of the block's transactions send value to
+    /// ([`HotRecipients`]), and that send none of them, which may keep
+    /// their balances' versions in columns
+    /// ([`Credited`](super::mv_memory::Credited)).
+    pub hot_recipients: SmallVec<[Address; HOT_CANDIDATES]>,
+}
+
+/// Candidates for [`Chains::hot_recipients`].
+const HOT_CANDIDATES: usize = 4;
+
+/// Transactions that must send value to an account, at least, for it to be
+/// a hot recipient; and at least one in [`HOT_SHARE`] of the block's. Its
+/// column costs a slot per transaction to fit and scrub, a few nanoseconds
+/// each, and saves a contended publish (hundreds of nanoseconds on the
+/// 2-core VM) per credit.
+const HOT_MIN_CREDITS: u32 = 16;
+
+/// See [`HOT_MIN_CREDITS`].
+const HOT_SHARE: usize = 128;
+
+/// The accounts most paid by a block's transactions, counted in the
+/// prediction's pass as a Misra-Gries summary: [`HOT_CANDIDATES`] counters,
+/// each an account's count less what others' decrements took from it. Any
+/// account paid by more than `1 / (HOT_CANDIDATES + 1)` of the
+/// transactions keeps a counter, and no counter exceeds its account's count.
+#[derive(Default)]
+struct HotRecipients {
+    counters: [(Address, u32); HOT_CANDIDATES],
+}
+
+impl HotRecipients {
+    /// Counts a transaction sending value to `to`.
+    fn add(&mut self, to: Address) {
+        if let Some((_, count)) = self.counters.iter_mut().find(|(a, c)| *a == to && *c > 0) {
+            *count += 1;
+        } else if let Some(free) = self.counters.iter_mut().find(|(_, c)| *c == 0) {
+            *free = (to, 1);
+        } else {
+            self.counters.iter_mut().for_each(|(_, c)| *c -= 1);
+        }
+    }
+
+    /// The accounts paid by enough of a block of `transactions`, most
+    /// paid first.
+    fn hot(&self, transactions: usize) -> SmallVec<[Address; HOT_CANDIDATES]> {
+        let share = u32::try_from(transactions / HOT_SHARE).unwrap_or(u32::MAX);
+        let least = HOT_MIN_CREDITS.max(share);
+        let mut counters = self.counters;
+        counters.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        counters
+            .iter()
+            .filter(|(_, count)| *count >= least)
+            .map(|(address, _)| *address)
+            .collect()
+    }
 }
 
 /// The most chains Block-STM starts ahead of block order.
@@ -354,6 +420,12 @@ impl SenderChains {
         }
     }
 
+    /// Whether `address` (or an address sharing its digest) sends any
+    /// transaction added so far.
+    fn sends(&self, address: &Address) -> bool {
+        self.chains.contains_key(&address_digest(address))
+    }
+
     /// Adds transaction `index` of `block`, from `sender`.
     fn add(&mut self, block: &BlockInput, index: TxIdx, sender: Address, gas_limit: u64) {
         let chain = self.chains.entry(address_digest(&sender)).or_default();
@@ -414,7 +486,32 @@ mod tests {
             links: Vec::new(),
             heavy: heavy.iter().map(chain).collect(),
             gas: 13_000_000,
+            hot_recipients: SmallVec::new(),
         }
+    }
+
+    /// Accounts paid by many transactions are found, most paid first, and
+    /// those paid by few are not, however the payments interleave.
+    #[test]
+    fn hot_recipients_are_the_accounts_paid_most() {
+        let (deposit, exchange) = (Address::repeat_byte(0xd0), Address::repeat_byte(0xe0));
+        let mut recipients = HotRecipients::default();
+        for i in 0..200u8 {
+            match i % 4 {
+                0 | 1 => recipients.add(deposit),
+                2 => recipients.add(exchange),
+                _ => recipients.add(Address::repeat_byte(i)),
+            }
+        }
+        assert_eq!(recipients.hot(200).as_slice(), &[deposit, exchange]);
+        // At one in 128 of a larger block, 40 payments are too few.
+        let mut recipients = HotRecipients::default();
+        (0..40).for_each(|_| recipients.add(exchange));
+        assert_eq!(recipients.hot(40).as_slice(), &[exchange]);
+        assert!(recipients.hot(128 * 41).is_empty());
+        let mut recipients = HotRecipients::default();
+        (0..15).for_each(|_| recipients.add(exchange));
+        assert!(recipients.hot(15).is_empty());
     }
 
     #[test]
