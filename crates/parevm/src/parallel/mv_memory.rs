@@ -3,7 +3,8 @@
 //! transaction below `j` wrote, or the pre-block state if none did.
 //!
 //! Invariants:
-//! - `data[loc]` holds an entry for `tx` iff `loc` is in `last_writes[tx]`
+//! - `data[loc]` (or, for a balance kept in a column, the column's slot
+//!   `tx`) holds an entry for `tx` iff `loc` is in `last_writes[tx]`
 //!   (updated together under the same `record` call by the one thread that
 //!   owns `tx`'s current incarnation).
 //! - An entry is an ESTIMATE only between the abort of an incarnation and the
