@@ -311,7 +311,7 @@ const SHARDS: usize = 256;
 /// Publishing into one map entry, both workers took its shard's lock and
 /// its line of entries in turn: on mainnet fixture 14396881, whose 1,346
 /// transactions pay one deposit address 1,197 times, the workers executed
-/// for 5.0-5.2 ms, and for 4.3-4.6 ms with its column (sequential:
+/// for 5.0-5.5 ms, and for 4.3-4.6 ms with its column (sequential:
 /// 3.1-3.2 ms), on the 2-core VM.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Credited<'a> {
