@@ -1,5 +1,5 @@
-//! A block's run on Block-STM: the multi-version memory seeded with the
-//! predicted sender chains, the workers (`executor.rs`) until every
+//! A block's run on Block-STM: the multi-version memory, the workers
+//! (`executor.rs`) following the predicted sender chains until every
 //! transaction is executed and validated, then the block assembled by
 //! every worker (`merge.rs`). A block given up for conflicts, with a
 //! transaction that does not fit in the block's gas, or with lazy credits
@@ -24,8 +24,9 @@ use smallvec::SmallVec;
 use std::time::Instant;
 
 impl<S: StateSource + ?Sized> BlockRun<'_, S> {
-    /// Runs the block on Block-STM with `threads` workers, with its sender
-    /// `chains` seeded as ESTIMATEs; falls back to the sequential executor
+    /// Runs the block on Block-STM with `threads` workers, following its
+    /// sender `chains` (see [`Scheduler`](super::scheduler::Scheduler));
+    /// falls back to the sequential executor
     /// if the block is given up for conflicts or a transaction does not fit
     /// in its gas.
     pub(super) fn on_block_stm(
@@ -49,7 +50,6 @@ impl<S: StateSource + ?Sized> BlockRun<'_, S> {
             hot: &hot,
         };
         let mv = PooledMvMemory::take(block.transactions.len(), credited);
-        seed_sender_chains(&chains.links, &mv);
         let vm = vm_context(block, &base, &mv);
         let successors = chains.links.iter().map(|link| (link.tx, link.next));
         // Judged at the workers, not at the cores: workers beyond the cores
@@ -113,17 +113,6 @@ impl<S: StateSource + ?Sized> BlockRun<'_, S> {
             path: ExecutionPath::Parallel,
             stats,
         })
-    }
-}
-
-/// Dependency prediction: a transaction followed in the block by another
-/// from the same sender will write that sender's nonce and balance, which the
-/// follower reads. The follower's first incarnation waits for it anyway
-/// (the scheduler's predecessors); seeded as ESTIMATEs, those writes also
-/// stop any other transaction that reads them before it has executed.
-fn seed_sender_chains(links: &[prediction::SenderLink], mv: &MvMemory) {
-    for link in links {
-        mv.seed_estimates(link.tx, &link.locations());
     }
 }
 

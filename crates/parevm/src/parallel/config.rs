@@ -59,7 +59,7 @@ pub struct ParallelConfig {
     pub tx_overhead_gas: u64,
     /// What Block-STM costs a block once, whatever its size, in gas of
     /// execution that takes as long: before the first worker runs, the
-    /// caller wakes the helpers, takes and seeds the multi-version memory
+    /// caller wakes the helpers, takes the multi-version memory
     /// and builds the scheduler (about 75 us on mainnet fixture 3356896 on the
     /// 2-core VM, where its whole sequential run takes 0.45-0.6 ms), and
     /// the helpers join late and meet again for the assembly. With it, a

@@ -53,7 +53,7 @@ pub(crate) struct Stats {
     pub aborts: std::sync::atomic::AtomicUsize,
     pub blocked: std::sync::atomic::AtomicUsize,
     /// Of `blocked`, those that waited for the previous transaction of
-    /// their sender's chain: predicted, seeded, and not counted as waste.
+    /// their sender's chain: predicted, and not counted as waste.
     pub chain_waits: std::sync::atomic::AtomicUsize,
 }
 

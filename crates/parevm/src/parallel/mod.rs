@@ -179,7 +179,7 @@ fn judge<S: StateSource + ?Sized>(
     }
 }
 
-/// The sender chains Block-STM seeds, for a block that partitions did not
+/// The sender chains Block-STM follows, for a block that partitions did not
 /// run (judged by [`judge`] as `prediction`, with its `chains` if they were
 /// computed); or why it runs sequentially after all. Only partitions sum a
 /// payout sender's transfers (`summed_payouts`): for Block-STM its chain is

@@ -44,7 +44,7 @@ pub(crate) enum Validation {
 /// What one transaction's latest incarnation left at a location.
 #[derive(Debug, Clone)]
 enum Entry {
-    /// Its incarnation was aborted (or it is predicted to write here).
+    /// Its incarnation was aborted.
     Estimate,
     /// Its incarnation wrote this.
     Write(WriteValue),
@@ -187,8 +187,8 @@ impl Versions {
 
     /// Brings the runs up to date after `edit` (of a balance's versions):
     /// from the edited entry up to the next barrier, whose run depends on
-    /// nothing below it. A sender chain's transactions replace the
-    /// ESTIMATEs seeded for them in order, each just below the next one's.
+    /// nothing below it. A sender chain's transactions write in order, each
+    /// just below the next one's.
     fn reindex_runs(&mut self, edit: Edit) {
         let entries = &self.entries;
         if entries.len() < RUNS_FROM {
@@ -390,22 +390,6 @@ impl MvMemory {
         let mut previous = std::mem::replace(&mut *lock(&self.last_reads[tx]), reads);
         previous.clear();
         (wrote_new_location, previous)
-    }
-
-    /// Predicts that `tx` will write `locations`: they start as ESTIMATEs, so
-    /// higher transactions that read them wait for `tx` instead of running
-    /// on stale values. `tx`'s first `record` replaces or removes them.
-    pub(crate) fn seed_estimates(&self, tx: TxIdx, locations: &[Location]) {
-        let mut last = lock(&self.last_writes[tx]);
-        for location in locations {
-            if last.iter().any(|(l, _)| l == location) {
-                continue;
-            }
-            self.filter.note_write(location.fast_hash(), tx);
-            self.put(location, tx, Entry::Estimate);
-            // The value is a placeholder: only the location matters until `record`.
-            last.push((*location, WriteValue::Nonce(0)));
-        }
     }
 
     /// Marks an aborted incarnation's writes as ESTIMATEs.
@@ -1013,8 +997,10 @@ mod tests {
             ),
         ];
         memory.record(version(1), vec![read], writes);
-        memory.seed_estimates(3, &[Location::Balance(account)]);
+        let balance = (Location::Balance(account), WriteValue::Balance(U256::ONE));
+        memory.record(version(3), ReadSet::new(), vec![balance]);
         memory.convert_writes_to_estimates(1);
+        memory.convert_writes_to_estimates(3);
 
         memory.scrub();
         memory.fit(5, credited(next_beneficiary));
@@ -1060,7 +1046,9 @@ mod tests {
         {
             let memory = PooledMvMemory::take(8, credited(beneficiary));
             memory.record(version(2), ReadSet::new(), writes(5));
-            memory.seed_estimates(4, &[Location::Balance(other)]);
+            let balance = (Location::Balance(other), WriteValue::Balance(U256::ONE));
+            memory.record(version(4), ReadSet::new(), vec![balance]);
+            memory.convert_writes_to_estimates(4);
             assert!(matches!(
                 memory.read(&nonce, 3),
                 Ok(Some(WriteValue::Nonce(5)))

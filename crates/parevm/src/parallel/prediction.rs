@@ -11,7 +11,7 @@
 
 use super::{
     digest::{Digested, address_digest, fmix64},
-    types::{Location, TxIdx},
+    types::TxIdx,
 };
 use crate::BlockInput;
 use alloy_consensus::Transaction;
@@ -76,13 +76,6 @@ pub(crate) struct SenderLink {
     pub next: TxIdx,
     /// Their sender.
     pub sender: Address,
-}
-
-impl SenderLink {
-    /// The locations `tx` is predicted to write.
-    pub(crate) fn locations(&self) -> [Location; 2] {
-        [Location::Nonce(self.sender), Location::Balance(self.sender)]
-    }
 }
 
 /// Predicts `block`'s parallelism, with its sender links, in one pass.

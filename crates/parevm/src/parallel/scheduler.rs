@@ -135,10 +135,11 @@ impl Scheduler {
             starts_claimed: AtomicUsize::new(0),
             predecessors: Vec::new(),
         };
-        // A chain's next transaction would stop at its first read, of the
-        // nonce seeded as an ESTIMATE: waiting for its turn costs less than
-        // starting (mainnet fixture 8038679 opens with 34 payouts from one
-        // pool, and each but the first started once for nothing).
+        // A chain's next transaction would read its sender's nonce before
+        // the previous one wrote it, and run again: waiting for its turn
+        // costs less than starting (mainnet fixture 8038679 opens with 34
+        // payouts from one pool, and each but the first started once for
+        // nothing).
         scheduler.with_predecessors(&chains)
     }
 
@@ -253,7 +254,8 @@ impl Scheduler {
     }
 
     /// Whether `next` is the transaction after `tx` in its sender's chain: a
-    /// dependency the prediction saw coming, and seeded as an ESTIMATE.
+    /// dependency the prediction saw coming, which its first incarnation
+    /// waited for.
     pub(crate) fn is_chain_link(&self, tx: TxIdx, next: TxIdx) -> bool {
         self.successors.get(tx).is_some_and(|&s| s as TxIdx == next)
     }
