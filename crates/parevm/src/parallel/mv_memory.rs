@@ -306,7 +306,7 @@ const SHARDS: usize = 256;
 
 /// The balances a block keeps in columns ([`MvMemory::columns`]): its
 /// beneficiary's, which nearly every transaction credits, and those that
-/// many of its plain transfers pay
+/// many of its transactions send value to
 /// ([`Chains::hot_recipients`](super::prediction::Chains::hot_recipients)).
 /// Publishing into one map entry, both workers took its shard's lock and
 /// its line of entries in turn: on mainnet fixture 14396881, whose 1,346
@@ -319,6 +319,13 @@ pub(crate) struct Credited<'a> {
     pub beneficiary: Address,
     /// Accounts that many of its transactions pay.
     pub hot: &'a [Address],
+}
+
+impl Credited<'_> {
+    /// The accounts whose balances get columns, the beneficiary first.
+    fn addresses(&self) -> impl Iterator<Item = &Address> {
+        std::iter::once(&self.beneficiary).chain(self.hot)
+    }
 }
 
 /// The versions of one balance kept in a column: one slot per transaction.
@@ -338,8 +345,8 @@ impl Column {
 
 impl MvMemory {
     pub(crate) fn new(block_size: usize, credited: Credited<'_>) -> Self {
-        let columns = std::iter::once(&credited.beneficiary)
-            .chain(credited.hot)
+        let columns = credited
+            .addresses()
             .map(|address| Column::new(*address, block_size))
             .collect();
         Self {
@@ -663,9 +670,8 @@ impl MvMemory {
             slots.truncate(len);
             slots.resize_with(len, Mutex::default);
         }
-        let addresses = std::iter::once(&credited.beneficiary).chain(credited.hot);
         self.columns.truncate(1 + credited.hot.len());
-        for (index, address) in addresses.enumerate() {
+        for (index, address) in credited.addresses().enumerate() {
             match self.columns.get_mut(index) {
                 Some(column) => {
                     column.location = Location::Balance(*address);
