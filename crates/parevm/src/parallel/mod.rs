@@ -42,6 +42,7 @@ mod block_stm;
 mod config;
 mod credit;
 mod digest;
+mod empty_code;
 mod executor;
 mod fee_credit;
 mod helpers;

@@ -28,6 +28,7 @@
 use super::{
     balance_watch::{self, BalanceWatchDb, WatchedBalances},
     block_gas::TxGas,
+    empty_code::own_empty_code,
     fee_credit::{FeeCreditDb, LazyBeneficiary, ParallelEvm, parallel_evm},
     mv_memory::{Blocked, MvMemory, StorageRead},
     shared_bloom::SHARED_FROM_LOGS,
@@ -346,6 +347,8 @@ struct VmDb<'c, 'a, S: ?Sized> {
     /// The length of the last read set, to size the next buffer.
     reads_hint: usize,
     observed: Vec<Observed>,
+    /// This worker's own empty code (see [`own_empty_code`]).
+    empty_code: Bytecode,
 }
 
 impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
@@ -365,6 +368,7 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
             reads: Vec::new(),
             reads_hint: 0,
             observed: Vec::new(),
+            empty_code: own_empty_code(),
         }
     }
 
@@ -449,15 +453,23 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
                     // shared by every worker loading the same contract.
                     let code = match b.code.take() {
                         Some(code) => code,
-                        None => self.ctx.base.code_by_hash(&b.code_hash)?,
+                        None => self.pre_block_code(b.code_hash)?,
                     };
                     (b.code_hash, code, true)
                 }
-                None => (KECCAK_EMPTY, Bytecode::default(), true),
+                None => (KECCAK_EMPTY, self.empty_code.clone(), true),
             },
         };
         self.record(code_loc, ReadValue::Code(code_hash), from_base);
         Ok((code_hash, code))
+    }
+
+    /// The pre-block code with `hash`; the empty code is this worker's own.
+    fn pre_block_code(&self, hash: B256) -> Result<Bytecode, VmError> {
+        match hash {
+            KECCAK_EMPTY => Ok(self.empty_code.clone()),
+            _ => Ok(self.ctx.base.code_by_hash(&hash)?),
+        }
     }
 
     fn read_nonce(&mut self, address: Address, base: Option<&AccountInfo>) -> Result<u64, VmError> {
@@ -674,10 +686,12 @@ impl<S: StateSource + ?Sized> Database for VmDb<'_, '_, S> {
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, VmError> {
-        if let Some(code) = self.ctx.mv.code(&code_hash) {
+        if code_hash != KECCAK_EMPTY
+            && let Some(code) = self.ctx.mv.code(&code_hash)
+        {
             return Ok(code);
         }
-        Ok(self.ctx.base.code_by_hash(&code_hash)?)
+        self.pre_block_code(code_hash)
     }
 
     fn storage(&mut self, address: Address, slot: U256) -> Result<U256, VmError> {

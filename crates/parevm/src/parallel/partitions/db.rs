@@ -5,20 +5,35 @@
 
 use super::footprint::Access;
 use crate::{
-    parallel::fee_credit::FeeCreditDb,
+    parallel::{empty_code::own_empty_code, fee_credit::FeeCreditDb},
     state::{StateError, StateSource},
 };
 use alloy_primitives::{Address, B256, U256};
 use revm::{
     Database, bytecode::Bytecode, database::State, database_interface::bal::EvmDatabaseError,
-    state::AccountInfo,
+    primitives::KECCAK_EMPTY, state::AccountInfo,
 };
 
 /// The pre-block state as a partition's cache sees it, recording every
 /// location fetched.
 pub(super) struct Recording<'s, S: ?Sized> {
-    pub(super) source: &'s S,
+    source: &'s S,
     pub(super) reads: Vec<Access>,
+    /// This partition's own empty code, served to accounts without code
+    /// (see [`own_empty_code`]).
+    empty_code: Bytecode,
+}
+
+impl<'s, S: ?Sized> Recording<'s, S> {
+    /// A recording of what a partition fetches from `source`, sized for
+    /// `reads` locations.
+    pub(super) fn new(source: &'s S, reads: usize) -> Self {
+        Self {
+            source,
+            reads: Vec::with_capacity(reads),
+            empty_code: own_empty_code(),
+        }
+    }
 }
 
 impl<S: StateSource + ?Sized> Database for Recording<'_, S> {
@@ -26,10 +41,20 @@ impl<S: StateSource + ?Sized> Database for Recording<'_, S> {
 
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
         self.reads.push(Access::Account(address));
-        self.source.account(&address)
+        let mut info = self.source.account(&address)?;
+        if let Some(info) = &mut info
+            && info.code.is_none()
+            && info.code_hash == KECCAK_EMPTY
+        {
+            info.code = Some(self.empty_code.clone());
+        }
+        Ok(info)
     }
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
-        self.source.code_by_hash(&code_hash)
+        match code_hash {
+            KECCAK_EMPTY => Ok(self.empty_code.clone()),
+            _ => self.source.code_by_hash(&code_hash),
+        }
     }
     fn storage(&mut self, address: Address, slot: U256) -> Result<U256, StateError> {
         self.reads.push(Access::Slot(address, slot));

@@ -144,13 +144,7 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
     fn new<S: ?Sized>(ctx: &PartitionContext<'_, S>, base: &'b B, txs: usize) -> Self {
         let block = ctx.block;
         let db = PartitionDb {
-            cache: crate::evm::state_cache(
-                Recording {
-                    source: base,
-                    reads: Vec::with_capacity(CHECK_BATCH * 2),
-                },
-                txs,
-            ),
+            cache: crate::evm::state_cache(Recording::new(base, CHECK_BATCH * 2), txs),
             beneficiary: block.header.beneficiary,
             crediting_fee: false,
             payout: ctx.payout,
