@@ -28,9 +28,9 @@
 use super::{
     balance_watch::{self, BalanceWatchDb, WatchedBalances},
     block_gas::TxGas,
-    empty_code::own_empty_code,
     fee_credit::{FeeCreditDb, LazyBeneficiary, ParallelEvm, parallel_evm},
     mv_memory::{Blocked, MvMemory, StorageRead},
+    own_code::own_empty_code,
     shared_bloom::SHARED_FROM_LOGS,
     types::{Lifecycle, Location, ReadEntry, ReadSet, ReadValue, TxIdx, WriteSet, WriteValue},
 };

@@ -5,7 +5,10 @@
 
 use super::footprint::Access;
 use crate::{
-    parallel::{empty_code::own_empty_code, fee_credit::FeeCreditDb},
+    parallel::{
+        fee_credit::FeeCreditDb,
+        own_code::{own_copy, own_empty_code},
+    },
     state::{StateError, StateSource},
 };
 use alloy_primitives::{Address, B256, U256};
@@ -15,7 +18,8 @@ use revm::{
 };
 
 /// The pre-block state as a partition's cache sees it, recording every
-/// location fetched.
+/// location fetched, with codes of the partition's own (`own_code.rs`):
+/// its empty code, and a copy of each contract code.
 pub(super) struct Recording<'s, S: ?Sized> {
     source: &'s S,
     pub(super) reads: Vec<Access>,
@@ -42,18 +46,19 @@ impl<S: StateSource + ?Sized> Database for Recording<'_, S> {
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
         self.reads.push(Access::Account(address));
         let mut info = self.source.account(&address)?;
-        if let Some(info) = &mut info
-            && info.code.is_none()
-            && info.code_hash == KECCAK_EMPTY
-        {
-            info.code = Some(self.empty_code.clone());
+        if let Some(info) = &mut info {
+            info.code = match info.code.take() {
+                Some(code) => Some(own_copy(&code)),
+                None if info.code_hash == KECCAK_EMPTY => Some(self.empty_code.clone()),
+                None => None,
+            };
         }
         Ok(info)
     }
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
         match code_hash {
             KECCAK_EMPTY => Ok(self.empty_code.clone()),
-            _ => self.source.code_by_hash(&code_hash),
+            _ => Ok(own_copy(&self.source.code_by_hash(&code_hash)?)),
         }
     }
     fn storage(&mut self, address: Address, slot: U256) -> Result<U256, StateError> {
