@@ -36,14 +36,19 @@ pub(crate) fn own_empty_code() -> Bytecode {
 }
 
 /// A copy of `code` with a reference count of its own (its bytes and jump
-/// table still shared with `code`), equal to it.
+/// table still shared with `code`), equal to it. Anything but an analyzed
+/// legacy code whose parts meet `new_analyzed`'s checks is shared instead.
 pub(crate) fn own_copy(code: &Bytecode) -> Bytecode {
+    let bytes = code.bytecode();
     match code.legacy_jump_table() {
-        // SAFETY: the parts of an analyzed legacy code as revm made them,
-        // which meet `new_analyzed`'s contract.
-        Some(jump_table) if !code.bytecode().is_empty() => unsafe {
-            Bytecode::new_analyzed(code.bytecode().clone(), code.len(), jump_table.clone())
-        },
+        Some(jump_table)
+            if !bytes.is_empty() && code.len() <= bytes.len() && code.len() <= jump_table.len() =>
+        {
+            // SAFETY: the parts of an analyzed legacy code, checked above as
+            // `new_analyzed` checks them; the bytes are those `code` runs,
+            // padded as whoever made it had to pad them.
+            unsafe { Bytecode::new_analyzed(bytes.clone(), code.len(), jump_table.clone()) }
+        }
         _ => code.clone(),
     }
 }
