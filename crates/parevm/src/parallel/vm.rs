@@ -590,16 +590,20 @@ impl<'c, 'a, S: StateSource + ?Sized> VmDb<'c, 'a, S> {
                 WriteValue::Lifecycle(Lifecycle::CreatedEmpty),
             ));
         }
-        let zero = AccountInfo::default();
-        let before = before.unwrap_or(&zero);
-        self.push_balance_write(writes, address, account.info.balance, before.balance);
-        if account.info.nonce != before.nonce {
+        // Not `AccountInfo::default()`: its code is a clone of revm's one
+        // global empty code (see `own_code.rs`).
+        let (balance_before, nonce_before, code_hash_before) = before
+            .map_or((U256::ZERO, 0, KECCAK_EMPTY), |b| {
+                (b.balance, b.nonce, b.code_hash)
+            });
+        self.push_balance_write(writes, address, account.info.balance, balance_before);
+        if account.info.nonce != nonce_before {
             writes.push((
                 Location::Nonce(address),
                 WriteValue::Nonce(account.info.nonce),
             ));
         }
-        if account.info.code_hash != before.code_hash {
+        if account.info.code_hash != code_hash_before {
             let code = account.info.code.clone().unwrap_or_default();
             writes.push((
                 Location::Code(address),
