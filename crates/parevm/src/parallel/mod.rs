@@ -32,8 +32,10 @@
 //! memory, each checked as it runs (`partitions/`, whose files are listed
 //! in its `mod.rs`); if the prediction proves wrong, the block runs on
 //! Block-STM after all. `digest.rs` holds the address digests that both
-//! paths key their maps by. `analysis.rs` shows researchers what the
-//! executor sees of a block.
+//! paths key their maps by, and `own_code.rs` the codes whose reference
+//! counts are a worker's or a partition's own, so that threads running
+//! the same code do not write one count. `analysis.rs` shows researchers
+//! what the executor sees of a block.
 
 mod analysis;
 mod balance_watch;
