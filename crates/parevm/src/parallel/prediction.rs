@@ -74,8 +74,6 @@ pub(crate) struct SenderLink {
     pub tx: TxIdx,
     /// The sender's next transaction after it.
     pub next: TxIdx,
-    /// Their sender.
-    pub sender: Address,
 }
 
 /// Predicts `block`'s parallelism, with its sender links, in one pass.
@@ -432,7 +430,6 @@ impl SenderChains {
             self.links.push(SenderLink {
                 tx: previous,
                 next: index,
-                sender,
             });
         }
         if previous.is_none() {

@@ -690,6 +690,8 @@ impl<S: StateSource + ?Sized> Database for VmDb<'_, '_, S> {
     }
 
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, VmError> {
+        // The empty code is not looked up among the block's new codes (a
+        // shard lock): this worker's own serves it (`pre_block_code`).
         if code_hash != KECCAK_EMPTY
             && let Some(code) = self.ctx.mv.code(&code_hash)
         {
