@@ -619,8 +619,9 @@ fn keys(sender: Address, to: Option<Address>, input: &[u8], contract_calls: bool
 
 /// Packs the components of `components` into partitions for `threads`
 /// threads, heaviest component first into the partition least full for
-/// its [capacity](capacities) (by the transactions' `gas_limits`), the
-/// heaviest partitions first; with the heaviest component's gas limits.
+/// its [capacity](capacities) (by the transactions' `gas_limits`; the
+/// smallest in one pass, see [`Bins::load`]), the heaviest partitions
+/// first; with the heaviest component's gas limits.
 fn pack(gas_limits: &[u64], components: &mut UnionFind, threads: usize) -> (Partitions, u64) {
     let txs = gas_limits.len();
     // Each component's gas and transactions, at its root.
@@ -639,36 +640,25 @@ fn pack(gas_limits: &[u64], components: &mut UnionFind, threads: usize) -> (Part
     }
     roots.sort_unstable_by_key(|&root| Reverse(gas_of_root[root]));
     let heaviest_component = roots.first().map_or(0, |&root| gas_of_root[root]);
-    // The least full partition is loaded in place: one sift instead of a
-    // pop and a push.
-    let mut least_full: BinaryHeap<Reverse<Bin>> = capacities(total, threads, txs)
-        .into_iter()
-        .enumerate()
-        .map(|(index, capacity)| {
-            Reverse(Bin {
-                load: 0,
-                capacity,
-                index,
-            })
-        })
-        .collect();
-    let bins = least_full.len();
+    let capacities = capacities(total, threads, txs);
+    let crumb = capacities
+        .iter()
+        .min()
+        .map_or(0, |c| c / CRUMBS_PER_PARTITION);
+    let large = roots.partition_point(|&root| gas_of_root[root] > crumb);
     // Reuses the per-root gas vector for each root's partition.
-    let mut partition_of_root = gas_of_root;
-    let mut txs_of_bin = vec![0usize; bins];
-    for &root in &roots {
-        let Some(mut top) = least_full.peek_mut() else {
-            break;
-        };
-        let Reverse(bin) = &mut *top;
-        bin.load = bin.load.saturating_add(partition_of_root[root]);
-        partition_of_root[root] = bin.index as u64;
-        txs_of_bin[bin.index] += txs_of_root[root] as usize;
-    }
-    let mut loads = vec![0u64; bins];
-    for Reverse(bin) in least_full {
-        loads[bin.index] = bin.load;
-    }
+    let mut bins = Bins {
+        partition_of_root: gas_of_root,
+        txs_of_root: &txs_of_root,
+        txs_of_bin: vec![0usize; capacities.len()],
+    };
+    let loads = bins.load(&roots[..large], &roots[large..], capacities);
+    let Bins {
+        partition_of_root,
+        txs_of_bin,
+        ..
+    } = bins;
+    let bins = loads.len();
     // Threads claim partitions in order: the heaviest first (a heavy
     // component may have outgrown its partition's capacity), and among
     // equals as packed. Empty ones (fewer components than partitions) go.
@@ -699,6 +689,75 @@ fn pack(gas_limits: &[u64], components: &mut UnionFind, threads: usize) -> (Part
         },
     };
     (partitions, heaviest_component)
+}
+
+/// Components this many times smaller than the smallest partition are
+/// crumbs ([`Bins::load`]).
+const CRUMBS_PER_PARTITION: u64 = 32;
+
+/// Partitions being loaded with components, by their roots.
+struct Bins<'a> {
+    /// Each root's gas, until it is loaded; then its partition.
+    partition_of_root: Vec<u64>,
+    txs_of_root: &'a [u32],
+    txs_of_bin: Vec<usize>,
+}
+
+impl Bins<'_> {
+    /// Loads the `large` components, heaviest first, each into the
+    /// partition least full for its capacity, then the `crumbs` into the
+    /// partitions in order of how full they are, each filled to its
+    /// capacity before the next: much as the least full would take them,
+    /// in one pass. Keeping every partition ordered by how full it is cost
+    /// about 20 ns a component, 100 us of 5,000 transfers' 0.55 ms plan.
+    /// Returns each partition's load.
+    fn load(&mut self, large: &[TxIdx], crumbs: &[TxIdx], capacities: Vec<u64>) -> Vec<u64> {
+        // The least full partition is loaded in place: one sift instead of
+        // a pop and a push.
+        let mut least_full: BinaryHeap<Reverse<Bin>> = capacities
+            .into_iter()
+            .enumerate()
+            .map(|(index, capacity)| {
+                Reverse(Bin {
+                    load: 0,
+                    capacity,
+                    index,
+                })
+            })
+            .collect();
+        for &root in large {
+            let Some(mut top) = least_full.peek_mut() else {
+                break;
+            };
+            self.put(root, &mut top.0);
+        }
+        // Least full first.
+        let mut bins: Vec<Bin> = least_full
+            .into_sorted_vec()
+            .into_iter()
+            .map(|b| b.0)
+            .collect();
+        bins.reverse();
+        let mut bin = 0;
+        for &root in crumbs {
+            while bin + 1 < bins.len() && bins[bin].load >= bins[bin].capacity {
+                bin += 1;
+            }
+            self.put(root, &mut bins[bin]);
+        }
+        let mut loads = vec![0u64; bins.len()];
+        for bin in bins {
+            loads[bin.index] = bin.load;
+        }
+        loads
+    }
+
+    /// Loads the component at `root` into `bin`.
+    fn put(&mut self, root: TxIdx, bin: &mut Bin) {
+        bin.load = bin.load.saturating_add(self.partition_of_root[root]);
+        self.partition_of_root[root] = bin.index as u64;
+        self.txs_of_bin[bin.index] += self.txs_of_root[root] as usize;
+    }
 }
 
 /// The first transaction to have each key, by the key's digest.
