@@ -185,9 +185,9 @@ pub(crate) struct Partitions {
 /// chunks that any number of threads claim: for calls into contracts that
 /// step reads the state (the target's code and storage, the reached
 /// accounts' code), about a microsecond per transaction on a large block
-/// whose accounts are not in cache, so a large block shares it out. Then
-/// the thread that called [`Self::predict`] joins the keys into components
-/// and packs them, in block order.
+/// whose accounts are not in cache, so a large block shares it out. The
+/// thread that called [`Self::predict`] joins the keys into components in
+/// block order as their chunks come in ([`Joined`]), then packs them.
 pub(crate) struct Planner<'b> {
     block: &'b BlockInput,
     threads: usize,
@@ -199,8 +199,6 @@ pub(crate) struct Planner<'b> {
     /// transaction may name it.
     payout: Option<(Address, u64)>,
     next_chunk: AtomicUsize,
-    /// Chunks predicted so far: the packing thread waits for every chunk.
-    predicted: AtomicUsize,
     /// Set once some transaction turned out unpredictable, or the plan was
     /// abandoned: the block will not partition.
     stopped: AtomicBool,
@@ -236,7 +234,6 @@ impl<'b> Planner<'b> {
             beneficiary: Key::Account(block.header.beneficiary).digest(),
             payout: None,
             next_chunk: AtomicUsize::new(0),
-            predicted: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             chunks: (0..chunks).map(|_| Mutex::new(None)).collect(),
             planned: Mutex::new(None),
@@ -275,56 +272,73 @@ impl<'b> Planner<'b> {
     }
 
     /// Predicts chunks of transactions until none is left, with the other
-    /// threads that [help](Self::help_predict), then waits for the chunks
-    /// they are still predicting and packs the partitions, unless the plan
-    /// stopped. A state error stops the plan and is returned.
+    /// threads that [help](Self::help_predict), joining the keys of the
+    /// chunks predicted so far between its own; then waits for the chunks
+    /// still being predicted, joins them and packs the partitions, unless
+    /// the plan stopped. A state error stops the plan and is returned.
     ///
-    /// The thread that calls this packs, rather than whichever thread
-    /// predicted the last chunk: a helper that packed 5,000 transfers took
-    /// about twice as long as the caller did (250-500 us instead of 110-190
-    /// us to join the keys), and the caller, waiting for it, went back to
-    /// work 80-100 us after it finished.
+    /// The thread that calls this joins and packs, rather than whichever
+    /// thread predicted the last chunk: a helper that packed 5,000
+    /// transfers took about twice as long as the caller did (250-500 us
+    /// instead of 110-190 us to join the keys), and the caller, waiting
+    /// for it, went back to work 80-100 us after it finished. Joining
+    /// between its own chunks, it leaves more of them to the helpers: after
+    /// all were predicted, joining 5,000 transfers' keys took 140-230 us
+    /// more.
     pub(crate) fn predict<S: StateSource + ?Sized>(&self, state: &S) -> Result<(), StateError> {
-        self.help_predict(state)?;
+        let _abandon_on_panic = AbandonOnPanic(self);
+        let reaches = &mut Reaches::new(state, &self.analysis_budget);
+        let mut joined = Joined::new(self.block.transactions.len());
+        while !self.stopped() {
+            joined.join_ready(&self.chunks);
+            if !self.predict_next_chunk(reaches)? {
+                break;
+            }
+        }
         let mut idle = Idle::default();
-        while self.predicted.load(Ordering::Acquire) < self.chunks.len() && !self.stopped() {
+        while !joined.join_ready(&self.chunks) && !self.stopped() {
             idle.wait();
         }
         if !self.stopped() {
-            *lock(&self.planned) = self.pack();
+            *lock(&self.planned) = Some(joined.pack(self.threads));
         }
         Ok(())
     }
 
     /// Predicts chunks of transactions until none is left, asking `state`
     /// what calls reach and which accounts have code, for the thread that
-    /// packs them ([`Self::predict`]). A state error stops the plan and is
+    /// joins them ([`Self::predict`]). A state error stops the plan and is
     /// returned.
     pub(crate) fn help_predict<S: StateSource + ?Sized>(
         &self,
         state: &S,
     ) -> Result<(), StateError> {
         // A panic here (a bug) must not leave the packing thread waiting
-        // for a chunk that will never be counted.
+        // for a chunk that will never be predicted.
         let _abandon_on_panic = AbandonOnPanic(self);
-        let state = &mut Reaches::new(state, &self.analysis_budget);
-        while !self.stopped() {
-            let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
-            let Some(slot) = self.chunks.get(chunk) else {
-                break;
-            };
-            let start = chunk * CHUNK;
-            let end = (start + CHUNK).min(self.block.transactions.len());
-            // Unpredictable keys or an error stop the plan (see
-            // `predict_guarded`), so the packing thread stops waiting.
-            if let Some(keys) = self.predict_guarded(start..end, state)? {
-                *lock(slot) = Some(keys);
-            }
-            // Release: the packing thread sees every chunk's keys (they are
-            // behind locks too; this only orders the count).
-            self.predicted.fetch_add(1, Ordering::Release);
-        }
+        let reaches = &mut Reaches::new(state, &self.analysis_budget);
+        while !self.stopped() && self.predict_next_chunk(reaches)? {}
         Ok(())
+    }
+
+    /// Claims the next chunk of transactions and leaves its keys in its
+    /// slot; false if none was left. Unpredictable keys or an error stop
+    /// the plan instead (see [`Self::predict_guarded`]), so that the
+    /// joining thread stops waiting for them.
+    fn predict_next_chunk<S: StateSource + ?Sized>(
+        &self,
+        state: &mut Reaches<'_, S>,
+    ) -> Result<bool, StateError> {
+        let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = self.chunks.get(chunk) else {
+            return Ok(false);
+        };
+        let start = chunk * CHUNK;
+        let end = (start + CHUNK).min(self.block.transactions.len());
+        if let Some(keys) = self.predict_guarded(start..end, state)? {
+            *lock(slot) = Some(keys);
+        }
+        Ok(true)
     }
 
     /// Predicts the block's first `transactions` alone, before any helper
@@ -512,48 +526,6 @@ impl<'b> Planner<'b> {
             .collect()
     }
 
-    /// Joins the transactions sharing a key, in block order, and packs the
-    /// components; `None` if some chunk is missing (the plan stopped). With
-    /// them, the block's [`Prediction`], its critical path the heaviest
-    /// component (which holds every chain of one sender's transactions).
-    fn pack(&self) -> Option<(Partitions, Prediction)> {
-        let txs = self.block.transactions.len();
-        let chunks: Vec<ChunkKeys> = self
-            .chunks
-            .iter()
-            .map(|chunk| lock(chunk).take())
-            .collect::<Option<_>>()?;
-        let mut components = UnionFind::new(txs);
-        // The first transaction to touch each key, by the key's digest
-        // (sized for every digest: growing it rehashes).
-        let digests = chunks.iter().map(|chunk| chunk.digests.len()).sum();
-        let mut owners = Owners::with_capacity_and_hasher(digests, Default::default());
-        let mut index = 0;
-        let mut work = 0u64;
-        let mut gas_limits = Vec::with_capacity(txs);
-        for chunk in chunks {
-            work = work.saturating_add(chunk.work);
-            gas_limits.extend_from_slice(&chunk.gas_limits);
-            let mut start = 0;
-            for end in chunk.ends {
-                components.join_keys(&mut owners, index, &chunk.digests[start..end as usize]);
-                start = end as usize;
-                index += 1;
-            }
-        }
-        let (partitions, critical_gas) = pack(&gas_limits, &mut components, self.threads);
-        let gas = gas_limits
-            .iter()
-            .fold(0u64, |sum, g| sum.saturating_add(*g));
-        let prediction = Prediction {
-            transactions: txs,
-            gas,
-            critical_gas,
-            work,
-        };
-        Some((partitions, prediction))
-    }
-
     /// The partitions and the block's prediction, once [`Self::predict`]
     /// has returned on every thread that ran it; `None` if the block does
     /// not partition.
@@ -562,6 +534,85 @@ impl<'b> Planner<'b> {
             return None;
         }
         self.planned.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The keys of a plan's chunks joined so far, in block order, by the
+/// thread that packs them ([`Planner::predict`]).
+struct Joined {
+    components: UnionFind,
+    /// The first transaction to touch each key, by the key's digest.
+    owners: Owners,
+    /// How many chunks were joined.
+    chunks: usize,
+    /// The first transaction not joined yet.
+    next_tx: TxIdx,
+    /// The sum of the joined transactions' [`predicted_gas`].
+    work: u64,
+    gas_limits: Vec<u64>,
+}
+
+impl Joined {
+    fn new(txs: usize) -> Self {
+        Self {
+            components: UnionFind::new(txs),
+            owners: Owners::default(),
+            chunks: 0,
+            next_tx: 0,
+            work: 0,
+            gas_limits: Vec::with_capacity(txs),
+        }
+    }
+
+    /// Joins the chunks predicted since the last call, in order, up to the
+    /// first not predicted yet; whether every chunk is joined.
+    fn join_ready(&mut self, chunks: &[Mutex<Option<ChunkKeys>>]) -> bool {
+        while let Some(slot) = chunks.get(self.chunks) {
+            let Some(keys) = lock(slot).take() else {
+                return false;
+            };
+            if self.chunks == 0 {
+                // Sized for as many digests in every chunk as in the
+                // first: growing the map rehashes it.
+                self.owners.reserve(keys.digests.len() * chunks.len());
+            }
+            self.join(keys);
+            self.chunks += 1;
+        }
+        true
+    }
+
+    /// Joins each of the chunk's transactions with the first to share one
+    /// of its keys.
+    fn join(&mut self, keys: ChunkKeys) {
+        self.work = self.work.saturating_add(keys.work);
+        self.gas_limits.extend_from_slice(&keys.gas_limits);
+        let mut start = 0;
+        for end in keys.ends {
+            let digests = &keys.digests[start..end as usize];
+            self.components
+                .join_keys(&mut self.owners, self.next_tx, digests);
+            start = end as usize;
+            self.next_tx += 1;
+        }
+    }
+
+    /// Packs the components of every chunk, joined, for `threads`; with
+    /// them, the block's [`Prediction`], its critical path the heaviest
+    /// component (which holds every chain of one sender's transactions).
+    fn pack(mut self, threads: usize) -> (Partitions, Prediction) {
+        let (partitions, critical_gas) = pack(&self.gas_limits, &mut self.components, threads);
+        let gas = self
+            .gas_limits
+            .iter()
+            .fold(0u64, |sum, g| sum.saturating_add(*g));
+        let prediction = Prediction {
+            transactions: self.next_tx,
+            gas,
+            critical_gas,
+            work: self.work,
+        };
+        (partitions, prediction)
     }
 }
 
