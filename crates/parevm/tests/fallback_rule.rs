@@ -217,35 +217,28 @@ fn an_opening_chain_is_not_given_up_as_conflicts() {
     }
 }
 
-/// Asserts that `block` runs on Block-STM at 2 threads by default; and,
-/// with the overhead of a machine where Block-STM costs 40,000 gas per
-/// transaction, sequentially as too cheap for it at 2 threads, and on
-/// Block-STM at 4 unless they share 2 cores.
+/// Asserts that `block` runs sequentially at 2 threads by default, as too
+/// cheap for Block-STM (30,000 gas per transaction), and on it with the
+/// overhead of a machine where Block-STM costs 18,000; and on Block-STM at
+/// 4 threads unless they share 2 cores.
 fn assert_too_cheap_at_two_threads_not_four(
     block: &parevm::BlockInput,
     state: &parevm::InMemoryState,
 ) {
-    assert_eq!(run(block, state, &any_gas(2)), ExecutionPath::Parallel);
-    let config = ParallelConfig {
-        tx_overhead_gas: 40_000,
+    let too_cheap = ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions);
+    assert_eq!(run(block, state, &any_gas(2)), too_cheap);
+    let faster = ParallelConfig {
+        tx_overhead_gas: 18_000,
         ..any_gas(2)
     };
-    assert_eq!(
-        run(block, state, &config),
-        ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
-    );
-    let four = ParallelConfig {
-        threads: 4,
-        cores: 4,
-        ..config
-    };
-    assert_eq!(run(block, state, &four), ExecutionPath::Parallel);
+    assert_eq!(run(block, state, &faster), ExecutionPath::Parallel);
+    assert_eq!(run(block, state, &any_gas(4)), ExecutionPath::Parallel);
     // Four threads on two cores take turns: judged at two.
-    let four_on_two_cores = ParallelConfig { cores: 2, ..four };
-    assert_eq!(
-        run(block, state, &four_on_two_cores),
-        ExecutionPath::SequentialFallback(FallbackReason::CheapTransactions)
-    );
+    let four_on_two_cores = ParallelConfig {
+        cores: 2,
+        ..any_gas(4)
+    };
+    assert_eq!(run(block, state, &four_on_two_cores), too_cheap);
 }
 
 /// 60 transactions from as many senders, the last paying the beneficiary,
@@ -271,7 +264,7 @@ fn sixty_paying_the_beneficiary_last(
 }
 
 /// Plain transfers that do not partition (one pays the beneficiary) are too
-/// cheap for a slow machine's Block-STM at 2 threads, not at 4.
+/// cheap for Block-STM at 2 threads, not at 4.
 #[test]
 fn cheap_transactions_run_sequentially_unless_partitioned() {
     let (block, state) = sixty_paying_the_beneficiary_last(None);
@@ -280,7 +273,7 @@ fn cheap_transactions_run_sequentially_unless_partitioned() {
 
 /// The same block, with Block-STM's default cost per block, is too small
 /// to win it back: at 2 threads its 1.26M gas of work would gain that
-/// much against 1.08M for its transactions and twice 1.5M for the block.
+/// much against 1.8M for its transactions and twice 1.5M for the block.
 /// Calls as many, predicted at their limits of 100,000 gas, win it back.
 #[test]
 fn small_cheap_blocks_run_sequentially_unless_they_win_back_the_block_cost() {
@@ -301,9 +294,8 @@ fn small_cheap_blocks_run_sequentially_unless_they_win_back_the_block_cost() {
 }
 
 /// The same for a block large enough to be planned on two threads: its
-/// first transaction cannot be predicted, so it does not partition, and on
-/// a slow machine it runs sequentially as too cheap (without its
-/// sender-chain pass).
+/// first transaction cannot be predicted, so it does not partition, and it
+/// runs sequentially as too cheap (without its sender-chain pass).
 #[test]
 fn large_cheap_blocks_that_do_not_partition_run_sequentially() {
     let unbounded = addr(50_000);
