@@ -4,6 +4,7 @@
 
 use super::{
     mv_memory::{BaseReader, Validation, lock},
+    result_slots::ResultSlots,
     scheduler::{Scheduler, Task},
     shared_bloom::SharedBloom,
     types::{TxIdx, Version},
@@ -26,7 +27,8 @@ use std::{
 pub(crate) struct Workers<'v, 'a, S: ?Sized> {
     pub vm: &'v VmContext<'a, S>,
     pub scheduler: Scheduler,
-    pub results: Vec<Mutex<Option<FinishedTx>>>,
+    /// Each transaction's result, as its latest incarnation left it.
+    results: ResultSlots,
     pub fatal: Mutex<Option<String>>,
     pub stats: Stats,
     /// A large receipt's bloom, hashed by every worker without a task.
@@ -102,7 +104,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         Self {
             vm,
             scheduler: Scheduler::new(block_size, successors, starts).with_predecessors(call_links),
-            results: (0..block_size).map(|_| Mutex::default()).collect(),
+            results: ResultSlots::take(block_size),
             fatal: Mutex::default(),
             stats: Stats::default(),
             blooms: SharedBloom::default(),

@@ -54,6 +54,7 @@ mod partitions;
 mod placement;
 mod planning;
 mod prediction;
+mod result_slots;
 mod scheduler;
 mod shared_bloom;
 mod types;
