@@ -59,7 +59,9 @@ const PROBE_TXS: usize = 16;
 /// A block that is not planned alongside helpers (small, or opened by one
 /// sender) is first judged by one pass over its gas limits, before the map
 /// of its senders: on the 30 us fixture 930196 that map was most of the
-/// fallback's cost. A large block skips that pass: its plan sums the gas
+/// fallback's cost. If those sums show it too cheap for Block-STM, the map
+/// is skipped too: it runs as partitions, whose plan tells its chains, or
+/// sequentially. A large block skips that pass: its plan sums the gas
 /// limits as it predicts them, on every thread (the pass took 100 us of
 /// 5,000 transfers and 245 us of 10,000 on the caller alone, before the
 /// helpers joined).
