@@ -37,8 +37,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "R", default_value_t = WorkloadConfig::DEFAULT_HOT_RATIO)]
     hot_ratio: f64,
     /// Runs of each executor per workload (interleaved); times are medians.
-    /// Above 1, a short block runs more often (up to 500 times) until both
-    /// executors together ran 50 ms. The default, 11, takes about 8 s on
+    /// A short block runs more often (up to 500 times, to an odd count)
+    /// until both executors together ran 50 ms (5 ms at 1). The default,
+    /// 11, takes about 8 s on
     /// 2 cores; at 5, single invocations on the 2-core VM read the same
     /// workload anywhere from 1.3x to 2.1x.
     #[arg(long, value_name = "K", default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..=1000))]

@@ -38,8 +38,9 @@ pub struct ReplayArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Runs per block and executor; times are the median. With `--mode
-    /// both` and a repeat above 1, a short block runs more often (up to 500
-    /// times) until both executors together ran 50 ms.
+    /// both`, a short block runs more often (up to 500 times, to an odd
+    /// count) until both executors together ran 50 ms, or 5 ms at a repeat
+    /// of 1: one run of a 10 us block is noise.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
     #[command(flatten)]

@@ -72,6 +72,10 @@ pub type Timed<T> = (T, Duration);
 /// Below this much time in all, repeated measurements run on (up to
 /// [`MAX_RUNS`]): the median of a handful of 0.1 ms runs is mostly noise.
 const MIN_TOTAL: Duration = Duration::from_millis(50);
+/// Below this much time in all, a measurement asked for one run runs on:
+/// one run of a 10 us block read anywhere from 0.65x to 1.0x where both
+/// sides run the same sequential executor.
+const MIN_TOTAL_OF_ONE: Duration = Duration::from_millis(5);
 /// The most runs of each side when [`MIN_TOTAL`] extends a measurement.
 const MAX_RUNS: usize = 500;
 
@@ -84,10 +88,20 @@ pub fn sleep(idle: Duration) {
 }
 
 /// Whether a measurement asked for `repeat` runs goes on after `runs` of
-/// them took `total`: up to `repeat`, and then, when `repeat` is above 1,
-/// until they took [`MIN_TOTAL`] (at most [`MAX_RUNS`]).
+/// them took `total`: up to `repeat`, and then until they took
+/// [`MIN_TOTAL`] ([`MIN_TOTAL_OF_ONE`] when one run was asked for), at
+/// most [`MAX_RUNS`]. A measurement run on beyond `repeat` stops at an odd
+/// count, whose median is one of its runs rather than the slower of the
+/// middle two.
 pub fn more_runs(repeat: usize, runs: usize, total: Duration) -> bool {
-    runs < repeat.max(1) || (repeat > 1 && total < MIN_TOTAL && runs < MAX_RUNS)
+    let repeat = repeat.max(1);
+    let min_total = if repeat == 1 {
+        MIN_TOTAL_OF_ONE
+    } else {
+        MIN_TOTAL
+    };
+    runs < repeat
+        || (runs < MAX_RUNS && (total < min_total || (runs > repeat && runs.is_multiple_of(2))))
 }
 
 /// Runs `a` and `b` alternately `repeat` times each, after one untimed
@@ -95,9 +109,10 @@ pub fn more_runs(repeat: usize, runs: usize, total: Duration) -> bool {
 /// Alternating exposes both to the same machine noise (other tenants, CPU
 /// frequency), which matters when their ratio is the measurement; which
 /// one goes first alternates too, so that neither always runs on caches
-/// the other warmed. With `repeat` above 1, short runs are repeated more,
-/// until both together took [`MIN_TOTAL`]. Each timed run follows `idle`
-/// time asleep, which counts towards that total.
+/// the other warmed. Short runs are repeated more, until both together
+/// took [`MIN_TOTAL`] ([`MIN_TOTAL_OF_ONE`] at a `repeat` of 1; see
+/// [`more_runs`]). Each timed run follows `idle` time asleep, which counts
+/// towards that total.
 pub fn interleaved_medians<A, B, E>(
     repeat: usize,
     idle: Duration,
@@ -311,6 +326,31 @@ impl TwoCores {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How many runs each side of a measurement gets, each run taking
+    /// `each` (both sides together).
+    fn runs(repeat: usize, each: Duration) -> usize {
+        let mut runs = 0;
+        while more_runs(repeat, runs, each * runs as u32) {
+            runs += 1;
+        }
+        runs
+    }
+
+    #[test]
+    fn short_blocks_run_on_to_an_odd_count_and_long_ones_as_asked() {
+        let ms = Duration::from_millis;
+        // One run asked for: a short block runs on until 5 ms, to an odd count.
+        assert_eq!(runs(1, Duration::from_micros(20)), 251);
+        assert_eq!(runs(1, ms(2)), 3);
+        assert_eq!(runs(1, ms(5)), 1);
+        // More asked for: until 50 ms, to an odd count.
+        assert_eq!(runs(5, ms(9)), 7);
+        assert_eq!(runs(5, ms(20)), 5);
+        assert_eq!(runs(4, ms(20)), 4);
+        // Never more than the cap.
+        assert_eq!(runs(3, Duration::ZERO), MAX_RUNS);
+    }
 
     /// The measurement ends, and leaves the calling thread free to run
     /// wherever it could before.
