@@ -26,7 +26,8 @@ pub fn trace_block<S: StateSource + ?Sized>(
     let base = OverlayState::new(state, &pre);
     let payout = partitioned_payout_sender(block, &base)?;
     let credited = Credited {
-        beneficiary: block.header.beneficiary,
+        beneficiary: super::prediction::beneficiary_column(block)
+            .then_some(block.header.beneficiary),
         hot: &[],
     };
     let mv = MvMemory::new(block.transactions.len(), credited);

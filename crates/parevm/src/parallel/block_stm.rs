@@ -46,7 +46,9 @@ impl<S: StateSource + ?Sized> BlockRun<'_, S> {
         let base = OverlayState::new(state, pre);
         let hot = hot_columns(block, &base, &chains.hot_recipients);
         let credited = Credited {
-            beneficiary: block.header.beneficiary,
+            beneficiary: chains
+                .beneficiary_column()
+                .then_some(block.header.beneficiary),
             hot: &hot,
         };
         let mv = PooledMvMemory::take(block.transactions.len(), credited);
@@ -133,7 +135,7 @@ pub(super) fn vm_context<'a, S: StateSource + ?Sized>(
 
 /// The hot recipients of `block` whose balances get columns in the
 /// multi-version memory ([`Credited`]): those without code before the
-/// block, other than the beneficiary (which has one anyway). A column is
+/// block, other than the beneficiary (which has its own, if any). A column is
 /// read by walking it down to the last full balance, so code reading its
 /// own balance at every payment would read in quadratic time; an account
 /// without code that sends nothing in the block (as hot recipients do not)

@@ -305,7 +305,10 @@ pub(crate) struct MvMemory {
 const SHARDS: usize = 256;
 
 /// The balances a block keeps in columns ([`MvMemory::columns`]): its
-/// beneficiary's, which nearly every transaction credits, and those that
+/// beneficiary's, which nearly every transaction credits (unless its own
+/// transactions would walk the column too far,
+/// [`Chains::beneficiary_column`](super::prediction::Chains::beneficiary_column)),
+/// and those that
 /// many of its transactions send value to
 /// ([`Chains::hot_recipients`](super::prediction::Chains::hot_recipients)).
 /// Publishing into one map entry, both workers took its shard's lock and
@@ -315,8 +318,8 @@ const SHARDS: usize = 256;
 /// 3.1-3.2 ms), on the 2-core VM.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Credited<'a> {
-    /// The block's beneficiary.
-    pub beneficiary: Address,
+    /// The block's beneficiary, if its balance gets a column.
+    pub beneficiary: Option<Address>,
     /// Accounts that many of its transactions pay.
     pub hot: &'a [Address],
 }
@@ -324,7 +327,7 @@ pub(crate) struct Credited<'a> {
 impl Credited<'_> {
     /// The accounts whose balances get columns, the beneficiary first.
     fn addresses(&self) -> impl Iterator<Item = &Address> {
-        std::iter::once(&self.beneficiary).chain(self.hot)
+        self.beneficiary.iter().chain(self.hot)
     }
 }
 
@@ -670,7 +673,7 @@ impl MvMemory {
             slots.truncate(len);
             slots.resize_with(len, Mutex::default);
         }
-        self.columns.truncate(1 + credited.hot.len());
+        self.columns.truncate(credited.addresses().count());
         for (index, address) in credited.addresses().enumerate() {
             match self.columns.get_mut(index) {
                 Some(column) => {
@@ -787,7 +790,7 @@ mod tests {
     /// A block crediting only its `beneficiary` many times.
     fn credited(beneficiary: Address) -> Credited<'static> {
         Credited {
-            beneficiary,
+            beneficiary: Some(beneficiary),
             hot: &[],
         }
     }
@@ -804,7 +807,7 @@ mod tests {
         let mut memory = MvMemory::new(
             8,
             Credited {
-                beneficiary,
+                beneficiary: Some(beneficiary),
                 hot: &hot_list,
             },
         );
@@ -980,7 +983,7 @@ mod tests {
         let mut memory = MvMemory::new(
             8,
             Credited {
-                beneficiary,
+                beneficiary: Some(beneficiary),
                 hot: &[hot],
             },
         );
