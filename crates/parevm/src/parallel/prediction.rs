@@ -270,7 +270,8 @@ pub(crate) struct Chains {
     /// by walking the column down to the block's start, every credit on
     /// the way a delta. Fixture 12520364, whose beneficiary sends 650 of
     /// its 660 transactions, ran at 0.35x on Block-STM with the column and
-    /// at 1.07x without (its machinery on one thread: 0.58x against 0.83x).
+    /// at 1.07-1.09x without (its machinery on one thread: 0.58x against
+    /// 0.82-0.83x).
     beneficiary_column: bool,
 }
 
