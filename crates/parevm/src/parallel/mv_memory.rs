@@ -308,8 +308,7 @@ const SHARDS: usize = 256;
 /// beneficiary's, which nearly every transaction credits (unless its own
 /// transactions would walk the column too far,
 /// [`Chains::beneficiary_column`](super::prediction::Chains::beneficiary_column)),
-/// and those that
-/// many of its transactions send value to
+/// and those that many of its transactions send value to
 /// ([`Chains::hot_recipients`](super::prediction::Chains::hot_recipients)).
 /// Publishing into one map entry, both workers took its shard's lock and
 /// its line of entries in turn: on mainnet fixture 14396881, whose 1,346
