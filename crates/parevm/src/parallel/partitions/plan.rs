@@ -360,7 +360,7 @@ impl<'b> Planner<'b> {
 
     /// The share of the gas (by gas limit) that the heaviest component of
     /// `samples` transactions, spread evenly over the block, holds among
-    /// them: joined by the keys they share, as [`Self::pack`] joins the
+    /// them: joined by the keys they share, as [`pack`] joins the
     /// whole block. `None` if one of them cannot be predicted (the plan
     /// stops on it anyway) or predicting it panicked. A block whose samples
     /// all share one key (every transfer moves the same token holder's
