@@ -1,5 +1,6 @@
 //! Helper threads for one block, borrowed from a pool that outlives blocks,
-//! and how a thread without work waits for some ([`Idle`]).
+//! how a thread without work waits for some ([`Idle`]), and the per-block
+//! buffers kept from block to block ([`BufferPool`]).
 //!
 //! Starting an OS thread costs about 40 µs on the 2-core VM this was
 //! measured on, and its first allocations fault in a fresh allocator heap:
@@ -63,6 +64,44 @@ fn existing_or_new_pool(threads: usize) -> Option<Arc<Pool>> {
         placement,
     };
     Some(pool.insert(Arc::new(built)).clone())
+}
+
+/// Per-block buffers that finished blocks leave, emptied, for the next
+/// blocks: up to [`POOLED`], as many as ran at once. A block then starts
+/// with them allocated and mapped, instead of faulting in fresh pages
+/// (which the kernel zeroes a huge page at a time) on the thread that
+/// sets it up.
+///
+/// Invariant: every value in the pool is empty (as `empty` left it in
+/// [`Self::give_back`]), so that taking one costs only fitting it.
+pub(crate) struct BufferPool<T>(Mutex<Vec<T>>);
+
+/// The most values a [`BufferPool`] keeps.
+pub(crate) const POOLED: usize = 4;
+
+impl<T> BufferPool<T> {
+    /// An empty pool, for a `static`.
+    pub(crate) const fn new() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+
+    /// A value a finished block left, if one is free.
+    pub(crate) fn take(&self) -> Option<T> {
+        mv_memory::lock(&self.0).pop()
+    }
+
+    /// Empties `value` with `empty` and keeps it, unless the pool is full
+    /// (then it is dropped, not emptied).
+    pub(crate) fn give_back(&self, mut value: T, empty: impl FnOnce(&mut T)) {
+        if mv_memory::lock(&self.0).len() >= POOLED {
+            return;
+        }
+        empty(&mut value);
+        let mut pool = mv_memory::lock(&self.0);
+        if pool.len() < POOLED {
+            pool.push(value);
+        }
+    }
 }
 
 /// Counts the batches of work handed to the pool: a helper woken ahead of

@@ -13,6 +13,7 @@
 
 use super::{
     credit::Deltas,
+    helpers::BufferPool,
     types::{
         Lifecycle, Location, LocationHasher, ReadEntry, ReadSet, ReadValue, TxIdx, Version,
         WriteSet, WriteValue,
@@ -700,19 +701,13 @@ impl MvMemory {
     }
 }
 
-/// Finished blocks' multi-version memories, scrubbed, kept for the next
-/// blocks (as many as ran at once, up to [`POOLED`]): a block then starts
-/// with its map and per-transaction sets allocated and mapped, instead of
-/// faulting in fresh pages while its transactions publish their first
-/// writes. Each keeps its map's capacity for the process's life: about 128
-/// bytes per location of the largest block it ran.
-///
-/// Invariant: every memory in the pool is empty ([`MvMemory::scrub`]), so
-/// that taking one costs only fitting it to the block.
-static POOL: Mutex<Vec<MvMemory>> = Mutex::new(Vec::new());
-
-/// The most memories [`POOL`] keeps.
-const POOLED: usize = 4;
+/// Finished blocks' multi-version memories, scrubbed ([`MvMemory::scrub`]),
+/// kept for the next blocks: a block then starts with its map and
+/// per-transaction sets allocated and mapped, instead of faulting in fresh
+/// pages while its transactions publish their first writes. Each keeps its
+/// map's capacity for the process's life: about 128 bytes per location of
+/// the largest block it ran.
+static POOL: BufferPool<MvMemory> = BufferPool::new();
 
 /// A multi-version memory on loan from [`POOL`], scrubbed and returned when
 /// dropped.
@@ -722,26 +717,13 @@ impl PooledMvMemory {
     /// A memory for a block of `block_size` transactions crediting
     /// `credited`: a finished block's if one is free, else a new one.
     pub(crate) fn take(block_size: usize, credited: Credited<'_>) -> Self {
-        let recycled = lock(&POOL).pop();
-        Self(Some(match recycled {
+        Self(Some(match POOL.take() {
             Some(mut memory) => {
                 memory.fit(block_size, credited);
                 memory
             }
             None => MvMemory::new(block_size, credited),
         }))
-    }
-
-    /// Scrubs `memory` and returns it to the pool, unless the pool is full.
-    fn recycle(mut memory: MvMemory) {
-        if lock(&POOL).len() >= POOLED {
-            return;
-        }
-        memory.scrub();
-        let mut pool = lock(&POOL);
-        if pool.len() < POOLED {
-            pool.push(memory);
-        }
     }
 }
 
@@ -763,7 +745,7 @@ impl Drop for PooledMvMemory {
     /// pool runs.
     fn drop(&mut self) {
         if let Some(memory) = self.0.take() {
-            super::helpers::run_detached(move || Self::recycle(memory));
+            super::helpers::run_detached(move || POOL.give_back(memory, MvMemory::scrub));
         }
     }
 }
@@ -1063,7 +1045,7 @@ mod tests {
             ));
         }
         // Other tests may hold some of the pool's memories: take them all.
-        let memories: Vec<_> = (0..POOLED + 1)
+        let memories: Vec<_> = (0..crate::parallel::helpers::POOLED + 1)
             .map(|_| PooledMvMemory::take(3, credited(other)))
             .collect();
         for memory in &memories {

@@ -11,22 +11,15 @@
 //! allocator handed out fresh pages, and 13-15 us with pooled ones, on the
 //! 2-core VM.
 
-use super::{mv_memory::lock, vm::FinishedTx};
+use super::{helpers::BufferPool, vm::FinishedTx};
 use std::sync::Mutex;
 
 /// One slot per transaction; `None` until an incarnation of it finishes.
 type Slots = Vec<Mutex<Option<FinishedTx>>>;
 
-/// Finished blocks' slots, emptied, kept for the next blocks (as many as
-/// ran at once, up to [`POOLED`]). Each keeps the capacity of the largest
-/// block it served: about 400 bytes per transaction.
-///
-/// Invariant: every slot in the pool is `None`, so that taking slots costs
-/// only fitting them to the block.
-static POOL: Mutex<Vec<Slots>> = Mutex::new(Vec::new());
-
-/// The most sets of slots [`POOL`] keeps.
-const POOLED: usize = 4;
+/// Finished blocks' slots, every one emptied. Each keeps the capacity of
+/// the largest block it served: about 400 bytes per transaction.
+static POOL: BufferPool<Slots> = BufferPool::new();
 
 /// One empty slot per transaction of a block, on loan from [`POOL`], emptied
 /// and returned when dropped.
@@ -35,7 +28,7 @@ pub(crate) struct ResultSlots(Slots);
 impl ResultSlots {
     /// An empty slot for each of `block_size` transactions.
     pub(crate) fn take(block_size: usize) -> Self {
-        let mut slots = lock(&POOL).pop().unwrap_or_default();
+        let mut slots = POOL.take().unwrap_or_default();
         slots.truncate(block_size);
         slots.resize_with(block_size, Mutex::default);
         Self(slots)
@@ -55,17 +48,11 @@ impl Drop for ResultSlots {
     /// failed or was given up may not have) and returns them to the pool,
     /// unless it is full.
     fn drop(&mut self) {
-        if lock(&POOL).len() >= POOLED {
-            return;
-        }
-        let mut slots = std::mem::take(&mut self.0);
-        for slot in &mut slots {
-            *slot.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
-        }
-        let mut pool = lock(&POOL);
-        if pool.len() < POOLED {
-            pool.push(slots);
-        }
+        POOL.give_back(std::mem::take(&mut self.0), |slots| {
+            for slot in slots {
+                *slot.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+        });
     }
 }
 
@@ -73,6 +60,7 @@ impl Drop for ResultSlots {
 mod tests {
     use super::*;
     use crate::TxResult;
+    use crate::parallel::mv_memory::lock;
 
     fn finished() -> FinishedTx {
         FinishedTx {
