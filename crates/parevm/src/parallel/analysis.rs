@@ -26,7 +26,8 @@ pub fn trace_block<S: StateSource + ?Sized>(
     let base = OverlayState::new(state, &pre);
     let payout = partitioned_payout_sender(block, &base)?;
     let credited = Credited {
-        beneficiary: super::prediction::beneficiary_column(block)
+        beneficiary: (super::prediction::predict(block).1)
+            .beneficiary_column()
             .then_some(block.header.beneficiary),
         hot: &[],
     };

@@ -138,14 +138,6 @@ fn column_pays(walk: u64, transactions: usize) -> bool {
     walk <= BENEFICIARY_WALK_PER_TX.saturating_mul(transactions as u64)
 }
 
-/// [`Chains::beneficiary_column`] of `block`, without its prediction.
-pub(crate) fn beneficiary_column(block: &BlockInput) -> bool {
-    let walk = (block.transactions.iter().enumerate())
-        .filter(|(_, tx)| tx.signer() == block.header.beneficiary)
-        .fold(0u64, |walk, (index, _)| walk.saturating_add(index as u64));
-    column_pays(walk, block.transactions.len())
-}
-
 /// `block`'s gas limits and [`predicted_gas`] summed, without the pass over
 /// its sender chains: a [`Prediction`] whose `critical_gas` is not known
 /// (zero), for decisions that do not depend on it.
