@@ -4,9 +4,10 @@
 //! A developer's measuring tool: `--trace 1` times the parallel machinery
 //! on one thread, in order; `--plain 1|2` times plain revm instead of the
 //! parallel executor; `--block-stm 1` never falls back; `--stats 1` prints
-//! each parallel run's counters to stderr; `--idle MS` sleeps that long
-//! before every timed run, as a node at the tip of the chain meets a block
-//! after idle time (cores asleep, caches cooled).
+//! each parallel run's counters and phase times to stderr (reading the
+//! clock around every task slows cheap transactions a little); `--idle MS`
+//! sleeps that long before every timed run, as a node at the tip of the
+//! chain meets a block after idle time (cores asleep, caches cooled).
 
 use parevm::{BlockResult, ParallelConfig, execute_parallel, execute_sequential, fixture};
 use std::time::Instant;
@@ -87,10 +88,12 @@ fn options() -> Result<Options, String> {
         (false, 2) => Against::NodeRevm,
         (false, other) => return Err(format!("--plain {other}: expected 1 or 2")),
     };
-    let config = match block_stm {
+    let mut config = match block_stm {
         true => ParallelConfig::never_fall_back(threads),
         false => ParallelConfig::with_threads(threads),
     };
+    // Where a Block-STM run's time goes, printed with its counters.
+    config.phase_times = stats;
     if args.is_empty() {
         return Err("no block folders given".into());
     }
