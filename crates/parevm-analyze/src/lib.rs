@@ -30,6 +30,9 @@ pub const THREAD_COUNTS: [usize; 5] = [2, 4, 8, 16, 32];
 /// Hot locations reported by default.
 pub const DEFAULT_HOT_LOCATIONS: usize = 5;
 
+/// Transactions reported in [`BlockAnalysis::heaviest_transactions`].
+pub const HEAVIEST_TRANSACTIONS: usize = 3;
+
 /// Why a block could not be analysed or a chart not drawn.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
@@ -76,6 +79,22 @@ pub struct HotLocation {
     pub dependency_edges: usize,
     /// Distinct transactions that wrote or incremented it.
     pub writers: usize,
+}
+
+/// One of a block's heaviest transactions (see
+/// [`BlockAnalysis::heaviest_transactions`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeavyTransaction {
+    /// Its index in the block.
+    pub index: usize,
+    /// Its share of the block's work, on the [`BlockAnalysis::weight`]
+    /// basis: no schedule ends before its worker has done that much.
+    pub work_share: f64,
+    /// Gas it used.
+    pub gas_used: u64,
+    /// Its share of the gas the block used (0 for a block that used none):
+    /// well below its work share where gas underprices its time.
+    pub gas_share: f64,
 }
 
 impl HotLocation {
@@ -143,6 +162,14 @@ pub struct BlockAnalysis {
     /// Share of transactions that neither depend on an earlier transaction
     /// nor have a later one depend on them.
     pub isolated_share: f64,
+    /// The [`HEAVIEST_TRANSACTIONS`] transactions that take the most work,
+    /// heaviest first. One transaction's share bounds the speedup at its
+    /// inverse on any number of workers; measured in time, it shows where
+    /// gas misjudges the work (on mainnet block 18,988,207, a transaction
+    /// whose precompile pairings took about half of the block's time used
+    /// 11% of its gas).
+    #[serde(default)]
+    pub heaviest_transactions: Vec<HeavyTransaction>,
 }
 
 impl BlockAnalysis {
@@ -178,6 +205,7 @@ impl BlockAnalysis {
             dependency_edges: dag.edge_count(),
             critical_path_transactions: dag.critical_path().1.len(),
             isolated_share: share(dag.isolated_count()),
+            heaviest_transactions: heaviest_transactions(dag),
         }
     }
 
@@ -185,6 +213,30 @@ impl BlockAnalysis {
     pub fn from_traces(number: u64, traces: &[TxAccessTrace]) -> Self {
         Self::from_dag(number, &BlockDag::new(traces), DEFAULT_HOT_LOCATIONS)
     }
+}
+
+/// The [`HEAVIEST_TRANSACTIONS`] transactions of `dag` with the most work
+/// (their own and what others may share of it), heaviest first; the earlier
+/// of two as heavy.
+fn heaviest_transactions(dag: &BlockDag) -> Vec<HeavyTransaction> {
+    let work = |tx: usize| dag.weights[tx] + dag.shared[tx];
+    let (total_work, total_gas) = (dag.total_work(), dag.gas.iter().sum::<u64>());
+    let share = |part: u64, whole: u64| match whole {
+        0 => 0.0,
+        whole => part as f64 / whole as f64,
+    };
+    let mut order: Vec<usize> = (0..dag.len()).collect();
+    order.sort_by_key(|&tx| (std::cmp::Reverse(work(tx)), tx));
+    order
+        .into_iter()
+        .take(HEAVIEST_TRANSACTIONS)
+        .map(|index| HeavyTransaction {
+            index,
+            work_share: share(work(index), total_work),
+            gas_used: dag.gas[index],
+            gas_share: share(dag.gas[index], total_gas),
+        })
+        .collect()
 }
 
 /// Traces `block` on `state` once and analyses it.

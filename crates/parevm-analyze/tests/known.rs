@@ -319,6 +319,7 @@ fn json_shape() {
         "bounded_speedup",
         "independent_share",
         "hot_locations",
+        "heaviest_transactions",
     ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
@@ -329,4 +330,33 @@ fn json_shape() {
     }
     let back: BlockAnalysis = serde_json::from_value(v).unwrap();
     assert_eq!(back, a);
+}
+
+/// A transaction slow for its gas (precompile pairings, say) is reported
+/// with its share of the time beside its share of the gas, heaviest first.
+#[test]
+fn heaviest_transactions_by_time_beside_their_gas() {
+    let mut traces = independent(6);
+    traces[4].execution_nanos = 4_000;
+    traces[2].execution_nanos = 2_000;
+    let heaviest = BlockAnalysis::from_traces(1, &traces).heaviest_transactions;
+    let indices: Vec<usize> = heaviest.iter().map(|h| h.index).collect();
+    // Ties go to the earlier transaction.
+    assert_eq!(indices, [4, 2, 0]);
+    assert!(close(heaviest[0].work_share, 0.4));
+    assert!(close(heaviest[1].work_share, 0.2));
+    assert!(close(heaviest[0].gas_share, 1.0 / 6.0));
+    assert_eq!(heaviest[0].gas_used, 21_000);
+    // Fewer transactions than reported: all of them; none for an empty block.
+    assert_eq!(
+        BlockAnalysis::from_traces(1, &chain(2))
+            .heaviest_transactions
+            .len(),
+        2
+    );
+    assert!(
+        BlockAnalysis::from_traces(1, &[])
+            .heaviest_transactions
+            .is_empty()
+    );
 }

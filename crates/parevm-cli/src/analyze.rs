@@ -606,7 +606,7 @@ fn draw_speedup_chart(
 
 fn print_header() {
     outln!(
-        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}  hottest location (dependent txs)",
+        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>13}  hottest location (dependent txs)",
         "block",
         "txs",
         "gas",
@@ -619,7 +619,8 @@ fn print_header() {
         "x16",
         "x32",
         "indep",
-        "pred"
+        "pred",
+        "heaviest tx"
     );
 }
 
@@ -629,6 +630,12 @@ fn print_row(report: &BlockReport) {
         .hot_locations
         .first()
         .map(|h| format!("{} ({})", h.location, h.dependent_transactions))
+        .unwrap_or_else(|| "-".into());
+    // The heaviest transaction and its share of the work.
+    let heaviest = a
+        .heaviest_transactions
+        .first()
+        .map(|h| format!("{} {:.0}%", h.index, h.work_share * 100.0))
         .unwrap_or_else(|| "-".into());
     let cp_ms = if a.weight == WeightBasis::Time {
         format!("{:.3}", a.critical_path_ms)
@@ -646,7 +653,7 @@ fn print_row(report: &BlockReport) {
         format!(" [{} weights]", a.weight.as_str())
     };
     outln!(
-        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7.2} {} {:>5.1}% {:>5.1}%  {}{}",
+        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7.2} {} {:>5.1}% {:>5.1}% {:>13}  {}{}",
         block_name(report),
         a.transactions,
         a.gas_used,
@@ -656,6 +663,7 @@ fn print_row(report: &BlockReport) {
         bounded,
         a.independent_share * 100.0,
         report.predictable_share * 100.0,
+        heaviest,
         hottest,
         suffix
     );
