@@ -37,17 +37,34 @@ pub struct ReplayArgs {
     /// Worker threads for the parallel executor (default: available cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Runs per block and executor; times are the median. With `--mode
-    /// both`, a short block runs more often (up to 500 times, to an odd
-    /// count) until both executors together ran 50 ms, or 5 ms at a repeat
-    /// of 1: one run of a 10 us block is noise.
-    #[arg(long, default_value_t = 1)]
-    repeat: usize,
+    /// Runs per block and executor; times are the median. Default: 3 with
+    /// `--mode both`, whose speedups one run per block misreads (the
+    /// parallel side, on every core, meets more of the machine's noise),
+    /// else 1. With `--mode both`, a short block runs more often (up to 500
+    /// times, to an odd count) until both executors together ran 50 ms, or
+    /// 5 ms at a repeat of 1: one run of a 10 us block is noise.
+    #[arg(long)]
+    repeat: Option<usize>,
     #[command(flatten)]
     measure: MeasureArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Runs per block and executor at the default `--repeat`, by mode.
+const DEFAULT_REPEAT_OF_BOTH: usize = 3;
+
+impl ReplayArgs {
+    /// Runs per block and executor: `--repeat`, or its default for the
+    /// mode.
+    fn repeat(&self) -> usize {
+        match (self.repeat, self.mode) {
+            (Some(repeat), _) => repeat,
+            (None, Mode::Both) => DEFAULT_REPEAT_OF_BOTH,
+            (None, _) => 1,
+        }
+    }
 }
 
 #[derive(Serialize, Default)]
@@ -146,7 +163,7 @@ fn check_args(args: &ReplayArgs) -> Result<ParallelConfig, String> {
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
-    if args.repeat == 0 {
+    if args.repeat == Some(0) {
         return Err("--repeat must be at least 1".into());
     }
     if args.measure.ceiling && args.mode != Mode::Both {
@@ -355,7 +372,7 @@ fn execute_and_check(
     let idle = args.measure.idle();
     if args.mode == Mode::Sequential {
         let (result, time) =
-            median_of(args.repeat, idle, || execute_sequential(block, state)).map_err(err)?;
+            median_of(args.repeat(), idle, || execute_sequential(block, state)).map_err(err)?;
         report.sequential_ms = Some(ms(time));
         report.path = Some(result.path.as_str().into());
         return Ok(result);
@@ -368,7 +385,7 @@ fn execute_and_check(
     };
     let (sequential, (parallel, time)) = if args.mode == Mode::Both {
         let ((sequential, seq_time), parallel) = interleaved_medians(
-            args.repeat,
+            args.repeat(),
             idle,
             || execute_sequential(block, state),
             run_parallel,
@@ -379,7 +396,7 @@ fn execute_and_check(
     } else {
         (
             None,
-            median_of(args.repeat, idle, run_parallel).map_err(err)?,
+            median_of(args.repeat(), idle, run_parallel).map_err(err)?,
         )
     };
     report.parallel_ms = Some(ms(time));
@@ -410,7 +427,7 @@ fn execute_and_check(
             let copies = config.judged_threads(usize::MAX);
             // As many runs as the sequential ones took, and 50 ms at least.
             let runs = args
-                .repeat
+                .repeat()
                 .max((CEILING_MS / seq_ms.max(1e-3)) as usize)
                 .min(5_000);
             let run = || execute_sequential(block, state);
@@ -517,6 +534,32 @@ fn print_line(report: &BlockReport, mode: Mode) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ReplayArgs,
+    }
+
+    fn repeat_of(argv: &[&str]) -> usize {
+        let argv = ["replay", "blocks"].iter().chain(argv);
+        Cli::try_parse_from(argv)
+            .expect("valid arguments")
+            .args
+            .repeat()
+    }
+
+    /// Speedups are medians of 3 unless asked otherwise; verifying alone
+    /// runs each block once.
+    #[test]
+    fn repeat_defaults_by_mode() {
+        assert_eq!(repeat_of(&["--mode", "both"]), 3);
+        assert_eq!(repeat_of(&[]), 1);
+        assert_eq!(repeat_of(&["--mode", "parallel"]), 1);
+        assert_eq!(repeat_of(&["--mode", "both", "--repeat", "1"]), 1);
+        assert_eq!(repeat_of(&["--repeat", "7"]), 7);
+    }
 
     fn block(sequential_ms: f64, ceiling: f64, ideal: Option<f64>) -> BlockReport {
         BlockReport {
