@@ -39,9 +39,8 @@ pub struct BenchArgs {
     /// Runs of each executor per workload (interleaved); times are medians.
     /// A short block runs more often (up to 500 times, to an odd count)
     /// until both executors together ran 50 ms (5 ms at 1). The default,
-    /// 11, takes about 8 s on
-    /// 2 cores; at 5, single invocations on the 2-core VM read the same
-    /// workload anywhere from 1.3x to 2.1x.
+    /// 11, takes about 5 s in all on 2 cores; at 5, single invocations on
+    /// the 2-core VM read the same workload anywhere from 1.3x to 2.1x.
     #[arg(long, value_name = "K", default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..=1000))]
     repeat: u64,
     /// Sender and recipient pool size.
