@@ -237,6 +237,8 @@ fn post_block_calls<S: StateSource + ?Sized>(
     Ok(requests)
 }
 
+/// Runs `block`, which [`execute_parallel`] checked, on the sequential
+/// executor, reporting why.
 fn fallback<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
@@ -247,7 +249,7 @@ fn fallback<S: StateSource + ?Sized>(
         reason = reason.as_str(),
         "sequential fallback"
     );
-    let mut result = crate::execute_sequential(block, state)?;
+    let mut result = crate::sequential::execute_checked(block, state)?;
     result.path = ExecutionPath::SequentialFallback(reason);
     Ok(result)
 }
