@@ -2,7 +2,7 @@
 //! module's private parts, in `src/parallel/`.)
 //!
 //! On Block-STM (`block_stm.rs`), a block runs optimistically on N threads
-//! over a multi-version memory (`mv_memory.rs`): every incarnation of a transaction records its read
+//! over a multi-version memory (`mv_memory/`): every incarnation of a transaction records its read
 //! set and write set (`vm.rs`); validation re-checks the read set against
 //! lower transactions' latest writes and aborts the incarnation on a
 //! mismatch; an aborted incarnation's writes become ESTIMATE markers that
