@@ -61,6 +61,26 @@ fn malformed_pre_state_names_the_file() {
     assert!(error.contains("pre_state.json"), "{error}");
 }
 
+/// Code starting 0xef01 is an EIP-7702 delegation, 23 bytes long: any
+/// other length cannot be on chain, and revm's unchecked constructor
+/// panicked on it.
+#[test]
+fn malformed_delegation_code_names_the_account() {
+    let account = "0x5df9b87991262f6ba471f09758cde1c0fc1de734";
+    for code in ["0xef01", "0xef0100aabbccdd"] {
+        let dir = temp_block(
+            "delegation",
+            &format!("{{{HEADER},\"transactions\":[]}}"),
+            &format!(r#"{{"{account}": {{"balance": "0x0", "nonce": "0x0", "code": "{code}"}}}}"#),
+        );
+        let error = load_error(&dir).to_lowercase();
+        assert!(
+            error.contains("pre_state.json") && error.contains(account) && error.contains("code"),
+            "{error}"
+        );
+    }
+}
+
 #[test]
 fn undecodable_transaction_is_reported() {
     let tx = r#"{"hash":"0x00","type":"0x7f","from":"0x0000000000000000000000000000000000000001"}"#;
