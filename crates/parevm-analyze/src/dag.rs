@@ -346,7 +346,10 @@ impl BlockDag {
         let mut waiting: Vec<usize> = self.dependencies.iter().map(Vec::len).collect();
         let mut ready: BinaryHeap<Reverse<usize>> =
             (0..n).filter(|&j| waiting[j] == 0).map(Reverse).collect();
-        let mut free: BinaryHeap<Reverse<usize>> = (0..workers).map(Reverse).collect();
+        // At most one worker per transaction is ever busy: the pool beyond
+        // that would idle (and a huge count would not fit in memory).
+        let pool = workers.min(n.max(1));
+        let mut free: BinaryHeap<Reverse<usize>> = (0..pool).map(Reverse).collect();
         let mut running: BinaryHeap<Reverse<(u64, usize, usize)>> = BinaryHeap::new();
         let mut slots = vec![
             Slot {

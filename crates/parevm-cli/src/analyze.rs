@@ -71,7 +71,7 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Most threads measured with --measure (default: available cores).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::thread_count)]
     max_threads: Option<usize>,
     /// For a single block: write its greedy schedule on --workers workers as
     /// an SVG Gantt chart (critical path in red).
@@ -180,10 +180,15 @@ fn check_args(args: &AnalyzeArgs) -> Result<(), String> {
     if args.workers == 0 {
         return Err("--workers must be at least 1".into());
     }
-    if args.max_threads == Some(0) {
-        return Err("--max-threads must be at least 1".into());
-    }
     for (flag, path) in [("--chart", &args.chart), ("--schedule", &args.schedule)] {
+        if let Some(path) = path
+            && path.is_dir()
+        {
+            return Err(format!(
+                "{flag} {}: a folder; give a file name, such as chart.svg",
+                path.display()
+            ));
+        }
         if let Some(path) = path
             && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
@@ -318,7 +323,8 @@ fn print_summary(
     if let Some(path) = &args.chart {
         outln!("speedup chart written to {}", path.display());
     }
-    if let Some(path) = &args.schedule {
+    // A schedule is of one block: if that failed, nothing was written.
+    if let Some(path) = args.schedule.as_ref().filter(|_| errors.is_empty()) {
         outln!(
             "schedule on {} workers written to {}",
             args.workers,
@@ -746,5 +752,30 @@ mod tests {
         assert!(run_with(&["--workload", "all", "--schedule", "/tmp/x.svg"]).is_err());
         assert!(run_with(&["--workload", "mixed", "--chart", "/nonexistent/dir/c.svg"]).is_err());
         assert!(run_with(&["--workload", "mixed", "--workers", "0"]).is_err());
+        let folder = std::env::temp_dir();
+        let folder = folder.to_str().unwrap();
+        let refused = run_with(&["--workload", "mixed", "--schedule", folder]).unwrap_err();
+        assert!(refused.contains("a folder"), "{refused}");
+        assert!(run_with(&["--workload", "mixed", "--max-threads", "100000000"]).is_err());
+    }
+
+    /// A schedule on more workers than the block has transactions is the
+    /// schedule on one worker per transaction, not an allocation per worker.
+    #[test]
+    fn a_schedule_on_absurdly_many_workers_is_drawn() {
+        let schedule = tmp("many-workers.svg");
+        let many = usize::MAX.to_string();
+        let args = [
+            "--workload",
+            "raw-transfers",
+            "--txs",
+            "20",
+            "--schedule",
+            schedule.to_str().unwrap(),
+            "--workers",
+            &many,
+        ];
+        assert_eq!(run_with(&args), Ok(ExitCode::SUCCESS));
+        assert!(schedule.is_file());
     }
 }

@@ -31,8 +31,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "G")]
     gas: Option<u64>,
     /// Worker threads of the parallel executor (default: available cores).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
-    threads: Option<u64>,
+    #[arg(long, value_name = "N", value_parser = crate::thread_count)]
+    threads: Option<usize>,
     /// Share of hot (conflicting) transactions, in [0, 1].
     #[arg(long, value_name = "R", default_value_t = WorkloadConfig::DEFAULT_HOT_RATIO)]
     hot_ratio: f64,
@@ -126,7 +126,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let configs = workload_configs(&args)?;
     let threads = args
         .threads
-        .map_or_else(|| ParallelConfig::default().threads, |t| t as usize);
+        .unwrap_or_else(|| ParallelConfig::default().threads);
     let repeat = args.repeat as usize;
     let bench = Bench {
         config: ParallelConfig {

@@ -11,6 +11,18 @@ mod timing;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The most worker threads a command takes: far past any machine's cores,
+/// and short of spawning threads by the million on a slip of the keyboard.
+const MAX_THREADS: usize = 1024;
+
+/// Parses a thread count, 1 to [`MAX_THREADS`] (clap's `value_parser`).
+fn thread_count(arg: &str) -> Result<usize, String> {
+    match arg.parse::<usize>() {
+        Ok(n @ 1..=MAX_THREADS) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX_THREADS}")),
+    }
+}
+
 /// Worker threads allocate and free write sets, results and receipts at a
 /// high rate; glibc's allocator serialises them on arena locks, mimalloc
 /// keeps per-thread heaps (as reth does with jemalloc).

@@ -35,7 +35,7 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, default_value = "sequential")]
     mode: Mode,
     /// Worker threads for the parallel executor (default: available cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::thread_count)]
     threads: Option<usize>,
     /// Runs per block and executor; times are the median. Default: 3 with
     /// `--mode both`, whose speedups one run per block misreads (the
@@ -160,9 +160,6 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, String> {
 /// The parallel executor's configuration, or why the arguments do not go
 /// together.
 fn check_args(args: &ReplayArgs) -> Result<ParallelConfig, String> {
-    if args.threads == Some(0) {
-        return Err("--threads must be at least 1".into());
-    }
     if args.repeat == Some(0) {
         return Err("--repeat must be at least 1".into());
     }

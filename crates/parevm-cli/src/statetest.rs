@@ -14,7 +14,7 @@ pub struct StatetestArgs {
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Worker threads of the parallel executor (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::thread_count)]
     threads: Option<usize>,
     /// Print one JSON object (counts, failures, skip reasons) instead of text.
     #[arg(long)]
@@ -24,9 +24,6 @@ pub struct StatetestArgs {
 pub fn run(args: StatetestArgs) -> Result<ExitCode, String> {
     let mut config = RunConfig::default();
     if let Some(threads) = args.threads {
-        if threads == 0 {
-            return Err("--threads must be at least 1".into());
-        }
         config.threads = threads;
     }
     let start = Instant::now();

@@ -75,6 +75,7 @@ fn bench_refuses_bad_arguments() {
     refuses(&["bench", "--hot-ratio", "1.5"], "hot");
     refuses(&["bench", "--txs", "-3"], "-3");
     refuses(&["bench", "--threads", "0"], "--threads");
+    refuses(&["bench", "--threads", "5000"], "1 to 1024");
     refuses(&["bench", "--idle", "99999"], "--idle");
 }
 
