@@ -597,6 +597,33 @@ fn transaction_over_remaining_block_gas() {
     );
 }
 
+/// Memory past revm's limit (4 GiB) halts the transaction, which pays all
+/// its gas: only a gas limit no chain allows reaches the limit (4 GiB of
+/// memory costs about 3.5e13 gas), and without it, the process aborted
+/// out of memory on a 64 GiB `MSTORE` (found by a sweep of bad inputs).
+#[test]
+fn memory_past_the_limit_halts_the_transaction() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    let bomb = addr(0xb0);
+    // MSTORE(0x10_0000_0000, 0): a word at 64 GiB.
+    let code = vec![0x60, 0x00, 0x64, 0x10, 0x00, 0x00, 0x00, 0x00, 0x52, 0x00];
+    b.contract(bomb, code);
+    b.fund(u(1), u128::MAX / 4);
+    let gas_limit = 1 << 62;
+    b.tx(TxSpec {
+        gas_limit,
+        ..TxSpec::call(u(1), bomb, 0, vec![])
+    });
+    b.fund(u(2), RICH);
+    b.call(u(2), u(3), 1, vec![]);
+    let (block, state) = b.build();
+    let result = assert_parallel_matches_with(&block, &state, 5, true);
+    match &result.transactions[0].outcome {
+        parevm::TxOutcome::Halt { gas_used, .. } => assert_eq!(*gas_used, gas_limit),
+        other => panic!("expected a halt, got {other:?}"),
+    }
+}
+
 /// A transaction that is invalid on its own (a replayed nonce) and also
 /// exceeds the block's remaining gas is reported for the gas, as sequential
 /// execution checks that first. (Found by `perturbed_mainnet.rs`: a mainnet
