@@ -81,6 +81,23 @@ fn malformed_delegation_code_names_the_account() {
     }
 }
 
+/// A header whose fields do not hash to its hash (a field missing or
+/// altered: here every root is zero) is refused before any execution,
+/// which would read the altered fields.
+#[test]
+fn header_whose_fields_do_not_hash_to_its_hash_is_refused() {
+    let dir = temp_block(
+        "headerhash",
+        &format!("{{{HEADER},\"transactions\":[]}}"),
+        "{}",
+    );
+    let error = load_error(&dir);
+    assert!(
+        error.contains("block.json") && error.contains("hash to"),
+        "{error}"
+    );
+}
+
 #[test]
 fn undecodable_transaction_is_reported() {
     let tx = r#"{"hash":"0x00","type":"0x7f","from":"0x0000000000000000000000000000000000000001"}"#;
