@@ -155,17 +155,30 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Runs every test file under `paths`, files in parallel (rayon).
+/// Why a file found in a folder is skipped, or a file named on its own
+/// fails: it holds JSON, but no test.
+const NOT_A_TEST: &str = "file is neither a state nor a blockchain test";
+
+/// Runs every test file under `paths`, files in parallel (rayon). A file
+/// named in `paths` that holds no test fails, where one found in a folder
+/// (a fixture's index, say) is skipped.
 pub fn run_paths(paths: &[PathBuf], config: &RunConfig) -> Result<Report, String> {
     let files = collect_files(paths)?;
-    let mut report =
-        files
-            .par_iter()
-            .map(|file| run_file(file, config))
-            .reduce(Report::default, |mut a, b| {
-                a.merge(b);
-                a
-            });
+    let named = |file: &PathBuf| paths.contains(file);
+    let mut report = files
+        .par_iter()
+        .map(|file| {
+            let mut report = run_file(file, config);
+            if named(file) && report.skipped.remove(NOT_A_TEST).is_some() {
+                let file = file.display().to_string();
+                report.failure(&file, "-", "-", NOT_A_TEST.to_string());
+            }
+            report
+        })
+        .reduce(Report::default, |mut a, b| {
+            a.merge(b);
+            a
+        });
     report.failures.sort_by(|a, b| {
         (&a.file, &a.test, &a.fork, &a.case).cmp(&(&b.file, &b.test, &b.fork, &b.case))
     });
@@ -221,7 +234,29 @@ pub fn run_file(path: &Path, config: &RunConfig) -> Report {
                 format!("cannot parse the blockchain test: {e}"),
             ),
         },
-        None => report.skip("file is neither a state nor a blockchain test", 1),
+        None => report.skip(NOT_A_TEST, 1),
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// JSON that holds no test fails when named, and is skipped when found
+    /// in a folder.
+    #[test]
+    fn a_named_file_without_tests_fails_and_a_found_one_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("parevm-not-a-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("index.json");
+        std::fs::write(&file, r#"{"x": "y"}"#).unwrap();
+        let config = RunConfig::default();
+        let named = run_paths(std::slice::from_ref(&file), &config).unwrap();
+        assert_eq!((named.failed(), named.skipped_total()), (1, 0));
+        assert!(named.failures[0].message.contains(NOT_A_TEST));
+        let found = run_paths(std::slice::from_ref(&dir), &config).unwrap();
+        assert_eq!((found.failed(), found.skipped_total()), (0, 1));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
