@@ -107,7 +107,10 @@ fn undecodable_transaction_is_reported() {
         "{}",
     );
     let error = load_error(&dir);
-    assert!(error.contains("block.json"), "{error}");
+    assert!(
+        error.contains("block.json") && error.contains("transaction 0"),
+        "{error}"
+    );
 }
 
 #[test]
