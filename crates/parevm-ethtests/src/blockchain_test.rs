@@ -8,7 +8,7 @@ use alloy_primitives::{Address, B256, Bytes, U256, map::HashMap};
 use alloy_rlp::Decodable;
 use parevm::{
     BlockInput, ChainSpec, InMemoryState, ParallelConfig, execute_parallel, execute_sequential,
-    verify::verify_against_header,
+    verify::{verify_against_header, verify_body},
 };
 use serde::Deserialize;
 use std::{collections::BTreeMap, sync::Arc};
@@ -167,12 +167,23 @@ impl Import {
     /// parallel and sequentially, which must agree, and verified against
     /// its header, state root included.
     fn block(&mut self, index: usize, test_block: &TestBlock) -> Result<(), TestError> {
-        let block = Block::<TxEnvelope>::decode(&mut test_block.rlp.as_ref()).map_err(|e| {
-            (
-                Some(index as u64 + 1),
-                format!("cannot decode block rlp: {e}"),
-            )
-        })?;
+        let undecodable = |message: String| (Some(index as u64 + 1), message);
+        let mut rlp = test_block.rlp.as_ref();
+        let block = Block::<TxEnvelope>::decode(&mut rlp)
+            .map_err(|e| undecodable(format!("cannot decode block rlp: {e}")))?;
+        if !rlp.is_empty() {
+            return Err(undecodable(format!(
+                "block rlp has {} bytes after the block",
+                rlp.len()
+            )));
+        }
+        let ommers = alloy_consensus::proofs::calculate_ommers_root(&block.body.ommers);
+        if ommers != block.header.ommers_hash {
+            return Err(undecodable(format!(
+                "ommers root {ommers} != header {}",
+                block.header.ommers_hash
+            )));
+        }
         let hash = block.header.hash_slow();
         let number = block.header.number;
         let fail = |message: String| (Some(number), message);
@@ -182,6 +193,7 @@ impl Import {
             .cloned()
             .ok_or_else(|| fail(format!("unknown parent {}", block.header.parent_hash)))?;
         let input = self.input(block).map_err(fail)?;
+        verify_body(&input).map_err(|e| fail(e.to_string()))?;
         let result = execute_parallel(&input, &*parent, &self.parallel)
             .map_err(|e| fail(format!("parallel execution failed: {e}")))?;
         let sequential = execute_sequential(&input, &*parent)

@@ -41,12 +41,64 @@ pub enum VerifyError {
         /// From execution: `None` if it produced no requests.
         actual: Option<alloy_primitives::B256>,
     },
+    /// From Prague on a header commits to the block's requests (EIP-7685);
+    /// this one has no requests hash.
+    #[error("the header has no requests hash, which a block from Prague on has")]
+    MissingRequestsHash,
     /// The logs bloom differs.
     #[error("logs bloom differs from header (first differing receipt: {first_receipt:?})")]
     LogsBloom {
         /// The first transaction whose logs hit a bit the header lacks.
         first_receipt: Option<usize>,
     },
+    /// The transactions are not those the header commits to.
+    #[error("transactions root {actual} != header {expected}")]
+    TransactionsRoot {
+        /// From the header.
+        expected: alloy_primitives::B256,
+        /// Of the block's transactions.
+        actual: alloy_primitives::B256,
+    },
+    /// The withdrawals are not those the header commits to (`None`: no
+    /// withdrawals list, or no root in the header).
+    #[error("withdrawals root {} != header {}", show(actual), show(expected))]
+    WithdrawalsRoot {
+        /// From the header.
+        expected: Option<alloy_primitives::B256>,
+        /// Of the block's withdrawals.
+        actual: Option<alloy_primitives::B256>,
+    },
+}
+
+/// A root that may be absent, for an error message.
+fn show(root: &Option<alloy_primitives::B256>) -> String {
+    root.map_or_else(|| "(none)".to_string(), |root| root.to_string())
+}
+
+/// Checks that `block`'s transactions and withdrawals are those its header
+/// commits to (its transactions and withdrawals roots), before executing
+/// it: what a block body received apart from its header needs.
+pub fn verify_body(block: &BlockInput) -> Result<(), VerifyError> {
+    let envelopes: Vec<&alloy_consensus::TxEnvelope> =
+        block.transactions.iter().map(|tx| tx.inner()).collect();
+    let actual = alloy_consensus::proofs::calculate_transaction_root(&envelopes);
+    if actual != block.header.transactions_root {
+        return Err(VerifyError::TransactionsRoot {
+            expected: block.header.transactions_root,
+            actual,
+        });
+    }
+    let actual = block
+        .withdrawals
+        .as_deref()
+        .map(alloy_consensus::proofs::calculate_withdrawals_root);
+    if actual != block.header.withdrawals_root {
+        return Err(VerifyError::WithdrawalsRoot {
+            expected: block.header.withdrawals_root,
+            actual,
+        });
+    }
+    Ok(())
 }
 
 /// Checks gas used, logs bloom, (from Byzantium on, when receipts carry a
@@ -93,11 +145,17 @@ pub fn verify_against_header(block: &BlockInput, result: &BlockResult) -> Result
             });
         }
     }
-    if let Some(expected) = header.requests_hash {
-        let actual = result.requests.as_ref().map(|r| r.requests_hash());
-        if actual != Some(expected) {
-            return Err(VerifyError::RequestsHash { expected, actual });
+    match header.requests_hash {
+        Some(expected) => {
+            let actual = result.requests.as_ref().map(|r| r.requests_hash());
+            if actual != Some(expected) {
+                return Err(VerifyError::RequestsHash { expected, actual });
+            }
         }
+        None if block.chain.is_prague_active_at_timestamp(header.timestamp) => {
+            return Err(VerifyError::MissingRequestsHash);
+        }
+        None => {}
     }
     Ok(())
 }

@@ -135,6 +135,12 @@ fn the_header_check_compares_the_requests_hash() {
         verify_against_header(&block, &without),
         Err(VerifyError::RequestsHash { actual: None, .. })
     ));
+    // A Prague header must commit to the requests, even to none.
+    block.header.requests_hash = None;
+    assert_eq!(
+        verify_against_header(&block, &result),
+        Err(VerifyError::MissingRequestsHash)
+    );
 }
 
 /// A pre-state without the system contracts, as the mainnet fixtures'
