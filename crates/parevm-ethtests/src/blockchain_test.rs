@@ -167,19 +167,19 @@ impl Import {
     /// parallel and sequentially, which must agree, and verified against
     /// its header, state root included.
     fn block(&mut self, index: usize, test_block: &TestBlock) -> Result<(), TestError> {
-        let undecodable = |message: String| (Some(index as u64 + 1), message);
+        let invalid = |message: String| (Some(index as u64 + 1), message);
         let mut rlp = test_block.rlp.as_ref();
         let block = Block::<TxEnvelope>::decode(&mut rlp)
-            .map_err(|e| undecodable(format!("cannot decode block rlp: {e}")))?;
+            .map_err(|e| invalid(format!("cannot decode block rlp: {e}")))?;
         if !rlp.is_empty() {
-            return Err(undecodable(format!(
+            return Err(invalid(format!(
                 "block rlp has {} bytes after the block",
                 rlp.len()
             )));
         }
         let ommers = alloy_consensus::proofs::calculate_ommers_root(&block.body.ommers);
         if ommers != block.header.ommers_hash {
-            return Err(undecodable(format!(
+            return Err(invalid(format!(
                 "ommers root {ommers} != header {}",
                 block.header.ommers_hash
             )));
