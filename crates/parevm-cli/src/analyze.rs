@@ -181,16 +181,14 @@ fn check_args(args: &AnalyzeArgs) -> Result<(), String> {
         return Err("--workers must be at least 1".into());
     }
     for (flag, path) in [("--chart", &args.chart), ("--schedule", &args.schedule)] {
-        if let Some(path) = path
-            && path.is_dir()
-        {
+        let Some(path) = path else { continue };
+        if path.is_dir() {
             return Err(format!(
                 "{flag} {}: a folder; give a file name, such as chart.svg",
                 path.display()
             ));
         }
-        if let Some(path) = path
-            && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
         {
             return Err(format!(

@@ -126,9 +126,20 @@ fn transaction_hashes_only_are_rejected() {
     assert!(error.contains("full objects"), "{error}");
 }
 
+/// The first transaction on mainnet (block 46147), whose hash is
+/// [`FIRST_TX_HASH`] and sender 0xa1e4…63b4, as `block.json` would carry
+/// it, with its `hash` and `from` fields as given.
+fn first_mainnet_tx(hash: &str, from: &str) -> String {
+    format!(
+        r#"{{"hash":"{hash}","nonce":"0x0","blockHash":"0x4e3a3754410177e6937ef1f84bba68ea139e8d1a2258c5f85db9f1cd715a1bdd","blockNumber":"0x1","transactionIndex":"0x0","from":"{from}","to":"0x5df9b87991262f6ba471f09758cde1c0fc1de734","value":"0x7a69","gasPrice":"0x2d79883d2000","gas":"0x5208","input":"0x","r":"0x88ff6cf0fefd94db46111149ae4bfc179e9b94721fffd821d38d16464b3f71d0","s":"0x45e0aff800961cfce805daef7016b9b675c137a6a41a548f7b60a3484c06a33a","v":"0x1c","type":"0x0"}}"#
+    )
+}
+
+const FIRST_TX_HASH: &str = "0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060";
+
 #[test]
 fn forged_sender_is_rejected() {
-    let tx = r#"{"hash":"0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060","nonce":"0x0","blockHash":"0x4e3a3754410177e6937ef1f84bba68ea139e8d1a2258c5f85db9f1cd715a1bdd","blockNumber":"0x1","transactionIndex":"0x0","from":"0x0000000000000000000000000000000000000001","to":"0x5df9b87991262f6ba471f09758cde1c0fc1de734","value":"0x7a69","gasPrice":"0x2d79883d2000","gas":"0x5208","input":"0x","r":"0x88ff6cf0fefd94db46111149ae4bfc179e9b94721fffd821d38d16464b3f71d0","s":"0x45e0aff800961cfce805daef7016b9b675c137a6a41a548f7b60a3484c06a33a","v":"0x1c","type":"0x0"}"#;
+    let tx = first_mainnet_tx(FIRST_TX_HASH, "0x0000000000000000000000000000000000000001");
     let dir = temp_block(
         "forged",
         &format!("{{{HEADER},\"transactions\":[{tx}]}}"),
@@ -145,7 +156,8 @@ fn forged_sender_is_rejected() {
 /// transactions root covers the content, not the field reports name it by.
 #[test]
 fn wrong_transaction_hash_is_rejected() {
-    let tx = r#"{"hash":"0x0000000000000000000000000000000000000000000000000000000000000000","nonce":"0x0","blockHash":"0x4e3a3754410177e6937ef1f84bba68ea139e8d1a2258c5f85db9f1cd715a1bdd","blockNumber":"0x1","transactionIndex":"0x0","from":"0xa1e4380a3b1f749673e270229993ee55f35663b4","to":"0x5df9b87991262f6ba471f09758cde1c0fc1de734","value":"0x7a69","gasPrice":"0x2d79883d2000","gas":"0x5208","input":"0x","r":"0x88ff6cf0fefd94db46111149ae4bfc179e9b94721fffd821d38d16464b3f71d0","s":"0x45e0aff800961cfce805daef7016b9b675c137a6a41a548f7b60a3484c06a33a","v":"0x1c","type":"0x0"}"#;
+    let zero = "0x0000000000000000000000000000000000000000000000000000000000000000";
+    let tx = first_mainnet_tx(zero, "0xa1e4380a3b1f749673e270229993ee55f35663b4");
     let dir = temp_block(
         "txhash",
         &format!("{{{HEADER},\"transactions\":[{tx}]}}"),
@@ -153,8 +165,7 @@ fn wrong_transaction_hash_is_rejected() {
     );
     let error = load_error(&dir);
     assert!(
-        error.contains("transaction 0")
-            && error.contains("0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060"),
+        error.contains("transaction 0") && error.contains(FIRST_TX_HASH),
         "{error}"
     );
 }
