@@ -81,6 +81,52 @@ fn malformed_delegation_code_names_the_account() {
     }
 }
 
+/// A key given twice in `pre_state.json`, in spellings that parse alike,
+/// is refused: a plain map kept whichever came last, without a word.
+#[test]
+fn account_or_slot_given_twice_is_refused() {
+    let block = format!("{{{HEADER},\"transactions\":[]}}");
+    let lower = "0x5df9b87991262f6ba471f09758cde1c0fc1de734";
+    let checksummed = "0x5DF9B87991262F6BA471F09758CDE1C0FC1DE734";
+    let accounts = format!(
+        r#"{{"{lower}": {{"balance": "0x1", "nonce": "0x0"}}, "{checksummed}": {{"balance": "0x2", "nonce": "0x0"}}}}"#
+    );
+    let error = load_error(&temp_block("twiceaccount", &block, &accounts));
+    assert!(
+        error.contains("pre_state.json") && error.contains(lower) && error.contains("twice"),
+        "{error}"
+    );
+    let slots = format!(
+        r#"{{"{lower}": {{"balance": "0x1", "nonce": "0x0", "storage": {{"0x1": "0x2", "0x01": "0x3"}}}}}}"#
+    );
+    let error = load_error(&temp_block("twiceslot", &block, &slots));
+    assert!(
+        error.contains("pre_state.json") && error.contains("slot 0x1") && error.contains("twice"),
+        "{error}"
+    );
+}
+
+/// So is a block number given twice in `block_hashes.json`.
+#[test]
+fn block_hash_given_twice_is_refused() {
+    let dir = temp_block(
+        "twicehash",
+        &format!("{{{HEADER},\"transactions\":[]}}"),
+        "{}",
+    );
+    let (one, two) = (
+        "0x".to_string() + &"11".repeat(32),
+        "0x".to_string() + &"22".repeat(32),
+    );
+    let hashes = format!(r#"{{"7": "{one}", "07": "{two}"}}"#);
+    fs::write(dir.join("block_hashes.json"), hashes).unwrap();
+    let error = load_error(&dir);
+    assert!(
+        error.contains("block_hashes.json") && error.contains("block number 7 is given twice"),
+        "{error}"
+    );
+}
+
 /// A header whose fields do not hash to its hash (a field missing or
 /// altered: here every root is zero) is refused before any execution,
 /// which would read the altered fields.
