@@ -10,13 +10,13 @@ use alloy_consensus::{
     TxEnvelope, TxLegacy, transaction::Recovered,
 };
 use alloy_eips::eip2930::AccessList;
-use alloy_primitives::{Address, Bytes, Signature, TxKind, U256, keccak256};
+use alloy_primitives::{Address, Bytes, Signature, TxKind, U256, keccak256, map::AddressMap};
 use parevm::{
     AccountChange, AccountState, BlockInput, BlockResult, ChainSpec, InMemoryState, ParallelConfig,
     StateChanges, TxOutcome, execute_parallel, execute_sequential,
 };
 use revm::primitives::{KECCAK_EMPTY, hardfork::SpecId};
-use revm_statetest_types::{SpecName, Test, TestSuite, TestUnit, TransactionParts};
+use revm_statetest_types::{AccountInfo, SpecName, Test, TestSuite, TestUnit, TransactionParts};
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -192,18 +192,7 @@ fn run_unit(
 /// The pre-state, with the block hashes the reference runners use for
 /// `BLOCKHASH`: `keccak256` of the block number in decimal.
 fn pre_state(unit: &TestUnit) -> InMemoryState {
-    let mut state = InMemoryState::new();
-    for (address, account) in &unit.pre {
-        state.insert_account(
-            *address,
-            common::account(
-                account.balance,
-                account.nonce,
-                &account.code,
-                account.storage.iter().map(|(k, v)| (*k, *v)).collect(),
-            ),
-        );
-    }
+    let mut state = in_memory(&unit.pre);
     let number: u64 = unit.env.current_number.saturating_to();
     for n in number.saturating_sub(256)..number {
         state.insert_block_hash(n, keccak256(n.to_string().as_bytes()));
@@ -357,17 +346,16 @@ fn check_result(
 }
 
 fn expected_state(case: &Test) -> InMemoryState {
+    in_memory(&case.post_state)
+}
+
+/// A test's `pre` or `postState` accounts as a state.
+fn in_memory(accounts: &AddressMap<AccountInfo>) -> InMemoryState {
     let mut state = InMemoryState::new();
-    for (address, account) in &case.post_state {
-        state.insert_account(
-            *address,
-            common::account(
-                account.balance,
-                account.nonce,
-                &account.code,
-                account.storage.iter().map(|(k, v)| (*k, *v)).collect(),
-            ),
-        );
+    for (address, account) in accounts {
+        let storage = account.storage.iter().map(|(k, v)| (*k, *v)).collect();
+        let account = common::account(account.balance, account.nonce, &account.code, storage);
+        state.insert_account(*address, account);
     }
     state
 }
