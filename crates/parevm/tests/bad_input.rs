@@ -61,6 +61,30 @@ fn malformed_pre_state_names_the_file() {
     assert!(error.contains("pre_state.json"), "{error}");
 }
 
+/// A nonce is a number below 2^64, as a JSON number or in a string; the
+/// error says what was given and what was expected.
+#[test]
+fn bad_nonce_is_described() {
+    let header = format!("{{{HEADER},\"transactions\":[]}}");
+    let account = "0x5df9b87991262f6ba471f09758cde1c0fc1de734";
+    for (nonce, given) in [
+        ("-1", "integer `-1`"),
+        ("1.5", "floating point `1.5`"),
+        ("\"0x1ffffffffffffffff\"", "string \"0x1ffffffffffffffff\""),
+        ("\"12a\"", "string \"12a\""),
+        ("null", "null"),
+    ] {
+        let state = format!(r#"{{"{account}": {{"balance": "0x0", "nonce": {nonce}}}}}"#);
+        let error = load_error(&temp_block("nonce", &header, &state));
+        assert!(
+            error.contains("pre_state.json")
+                && error.contains(given)
+                && error.contains("expected a number below 2^64"),
+            "{nonce}: {error}"
+        );
+    }
+}
+
 /// Code starting 0xef01 is an EIP-7702 delegation, 23 bytes long: any
 /// other length cannot be on chain, and revm's unchecked constructor
 /// panicked on it.
