@@ -53,21 +53,7 @@ impl<S: StateSource + ?Sized> BlockRun<'_, S> {
         };
         let mv = PooledMvMemory::take(block.transactions.len(), credited);
         let vm = vm_context(block, &base, &mv);
-        let successors = chains.links.iter().map(|link| (link.tx, link.next));
-        // Judged at the workers, not at the cores: workers beyond the cores
-        // take turns, each at a share of one, so a chain reached late runs
-        // as much slower as everything around it. (Judged at 2 with 4
-        // workers on the 2-core VM, 7280000, 6137495 and 12244000 left
-        // their heaviest transaction in order and lost 10-20%.)
-        let workers = Workers::new(
-            &vm,
-            block.transactions.len(),
-            successors,
-            &chains.starts(block, threads),
-            &prediction::call_links(block.transactions.iter().map(|tx| tx.inner())),
-            config.max_waste(block.transactions.len()),
-        )
-        .with_phase_times(config.phase_times);
+        let workers = block_stm_workers(block, &vm, chains, threads, config);
         // Once the block is done, every worker assembles it (`Assembly`),
         // with the write sets walked in one range of transactions, and the
         // state changes folded in one share of the accounts, per thread
@@ -116,6 +102,32 @@ impl<S: StateSource + ?Sized> BlockRun<'_, S> {
             stats,
         })
     }
+}
+
+/// Block-STM's workers for `block`, their scheduler steered by the
+/// predicted sender `chains` and calls.
+fn block_stm_workers<'v, 'a, S: StateSource + ?Sized>(
+    block: &BlockInput,
+    vm: &'v VmContext<'a, S>,
+    chains: &prediction::Chains,
+    threads: usize,
+    config: &ParallelConfig,
+) -> Workers<'v, 'a, S> {
+    let successors = chains.links.iter().map(|link| (link.tx, link.next));
+    // Judged at the workers, not at the cores: workers beyond the cores
+    // take turns, each at a share of one, so a chain reached late runs
+    // as much slower as everything around it. (Judged at 2 with 4
+    // workers on the 2-core VM, 7280000, 6137495 and 12244000 left
+    // their heaviest transaction in order and lost 10-20%.)
+    Workers::new(
+        vm,
+        block.transactions.len(),
+        successors,
+        &chains.starts(block, threads),
+        &prediction::call_links(block.transactions.iter().map(|tx| tx.inner())),
+        config.max_waste(block.transactions.len()),
+    )
+    .with_phase_times(config.phase_times)
 }
 
 pub(super) fn vm_context<'a, S: StateSource + ?Sized>(

@@ -81,7 +81,7 @@ use crate::{
 use alloy_eips::eip7685::Requests;
 use alloy_primitives::{Address, U256};
 use partitions::PartitionAttempt;
-use planning::{PartitionPlan, predict_and_plan};
+use planning::{Planning, predict_and_plan};
 use std::time::Instant;
 
 /// Executes `block` on `state` in parallel, with exactly the sequential result.
@@ -165,14 +165,13 @@ pub(super) struct BlockRun<'a, S: ?Sized> {
     pub started: Instant,
 }
 
-/// The block's predicted dependencies, its sender chains if they were
-/// computed, and what is known of its partitions; or why it runs
-/// sequentially (see [`predict_and_plan`]).
+/// What the block runs as ([`predict_and_plan`], after the fallback rule's
+/// judgement of its size and prediction).
 fn judge<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
     config: &ParallelConfig,
-) -> Result<(Prediction, Option<prediction::Chains>, PartitionPlan), FallbackReason> {
+) -> Planning {
     if let Some(reason) = config.count_fallback_reason(block.transactions.len()) {
         return Err(reason);
     }

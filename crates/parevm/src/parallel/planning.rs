@@ -8,9 +8,16 @@ use super::{
     prediction,
 };
 use crate::{BlockInput, ExecutionError, FallbackReason, StateSource, state::StateError};
+use alloy_primitives::Address;
 
 /// What planning a block's partitions came to (see [`plan_partitions`]).
 pub(super) type Planned = Result<Option<Partitions>, ExecutionError>;
+
+/// The block's predicted dependencies, its sender chains if they were
+/// computed, and what is known of its partitions; or why it runs
+/// sequentially (see [`predict_and_plan`]).
+pub(super) type Planning =
+    Result<(Prediction, Option<prediction::Chains>, PartitionPlan), FallbackReason>;
 
 /// What is known of a block's partitions before it runs.
 #[derive(Default)]
@@ -73,7 +80,7 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
     config: &ParallelConfig,
-) -> Result<(Prediction, Option<prediction::Chains>, PartitionPlan), FallbackReason> {
+) -> Planning {
     let threads = config.judged_threads(block.transactions.len());
     let opener = opening_sender(block);
     let sums = match opener {
@@ -84,44 +91,70 @@ pub(super) fn predict_and_plan<S: StateSource + ?Sized>(
         None if plans_alongside(block, threads, config) => None,
         None => Some(prediction::sums(block)),
     };
-    if let Some(sums) = sums {
-        match (config.fallback_reason(&sums), opener) {
-            // If the hot wallet pays out, the block may partition.
-            (Some(FallbackReason::DependencyChain), Some(sender)) => {
-                return plan_payouts(block, state, threads, config, sender)
-                    .ok_or(FallbackReason::DependencyChain);
-            }
-            (Some(reason), _) => return Err(reason),
-            // A chain that holds more than a thread's share of the gas
-            // would also keep partitions from balancing, and on Block-STM
-            // it runs in order: a payout sender's transfers run apart.
-            (None, Some(sender)) if sums.bound(threads) < threads as f64 => {
-                if let Some(planned) = plan_payouts(block, state, threads, config, sender) {
-                    return Ok(planned);
-                }
-            }
-            (None, _) => {}
-        }
-        // A block whose every access is predicted may still be one chain
-        // through a key other than a sender: its plan would show it, but
-        // only after the helpers woke (200 `bump()`s on one slot ran at
-        // 0.83-0.87x, falling back after the plan); a sample shows it first.
-        if opener.is_none() && may_partition(threads, config) {
-            let planner = Planner::new(block, threads, config.partition_contract_calls);
-            if let Some(reason) = sampled_chain(&planner, state, config) {
-                return Err(reason);
-            }
-        }
-        // Too cheap for Block-STM, the block runs in parallel only as
-        // partitions, whose plan tells its chains: the pass over its
-        // senders took 6 of the 9.5 us before mainnet fixture 3356896
-        // (0.29 ms) ran sequentially, which read 0.94-0.97x.
-        if config.too_cheap_for_block_stm(&sums) {
-            return Ok((sums, None, PartitionPlan::default()));
-        }
-        let (prediction, chains) = prediction::predict(block);
-        return Ok((prediction, Some(chains), PartitionPlan::default()));
+    match sums {
+        Some(sums) => plan_from_sums(block, state, config, threads, opener, sums),
+        None => plan_alongside(block, state, config, threads),
     }
+}
+
+/// What a block runs as once its chains were summed on the caller: a
+/// fallback, a payout plan, partitions judged too cheap for Block-STM, or
+/// Block-STM steered by its predicted chains.
+fn plan_from_sums<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    config: &ParallelConfig,
+    threads: usize,
+    opener: Option<Address>,
+    sums: Prediction,
+) -> Planning {
+    match (config.fallback_reason(&sums), opener) {
+        // If the hot wallet pays out, the block may partition.
+        (Some(FallbackReason::DependencyChain), Some(sender)) => {
+            return plan_payouts(block, state, threads, config, sender)
+                .ok_or(FallbackReason::DependencyChain);
+        }
+        (Some(reason), _) => return Err(reason),
+        // A chain that holds more than a thread's share of the gas
+        // would also keep partitions from balancing, and on Block-STM
+        // it runs in order: a payout sender's transfers run apart.
+        (None, Some(sender)) if sums.bound(threads) < threads as f64 => {
+            if let Some(planned) = plan_payouts(block, state, threads, config, sender) {
+                return Ok(planned);
+            }
+        }
+        (None, _) => {}
+    }
+    // A block whose every access is predicted may still be one chain
+    // through a key other than a sender: its plan would show it, but
+    // only after the helpers woke (200 `bump()`s on one slot ran at
+    // 0.83-0.87x, falling back after the plan); a sample shows it first.
+    if opener.is_none() && may_partition(threads, config) {
+        let planner = Planner::new(block, threads, config.partition_contract_calls);
+        if let Some(reason) = sampled_chain(&planner, state, config) {
+            return Err(reason);
+        }
+    }
+    // Too cheap for Block-STM, the block runs in parallel only as
+    // partitions, whose plan tells its chains: the pass over its
+    // senders took 6 of the 9.5 us before mainnet fixture 3356896
+    // (0.29 ms) ran sequentially, which read 0.94-0.97x.
+    if config.too_cheap_for_block_stm(&sums) {
+        return Ok((sums, None, PartitionPlan::default()));
+    }
+    let (prediction, chains) = prediction::predict(block);
+    Ok((prediction, Some(chains), PartitionPlan::default()))
+}
+
+/// A large block planned as partitions on the caller and the helpers at
+/// once ([`plans_alongside`]); where it does not split, Block-STM's
+/// prediction, unless it is too cheap for Block-STM.
+fn plan_alongside<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    config: &ParallelConfig,
+    threads: usize,
+) -> Planning {
     let planner = Planner::new(block, threads, config.partition_contract_calls);
     if let Some(reason) = sampled_chain(&planner, state, config) {
         return Err(reason);
