@@ -413,26 +413,42 @@ fn execute_and_check(
         if let Some(difference) = sequential.first_difference(&parallel) {
             return Err(format!("parallel differs from sequential: {difference}"));
         }
-        let threads = config.judged_threads(block.transactions.len());
-        if let Ok(traces) = parevm::parallel::trace_block(block, state) {
-            let bound = parevm_analyze::bounded_speedup(&traces, threads);
-            report.ideal_bound = Some(bound);
-            report.efficiency = report.speedup.map(|s| s / bound.max(1e-9));
-        }
-        if args.measure.ceiling {
-            let seq_ms = report.sequential_ms.unwrap_or_default();
-            let copies = config.judged_threads(usize::MAX);
-            // As many runs as the sequential ones took, and 50 ms at least.
-            let runs = args
-                .repeat()
-                .max((CEILING_MS / seq_ms.max(1e-3)) as usize)
-                .min(5_000);
-            let run = || execute_sequential(block, state);
-            report.ceiling_speedup = Some(ceiling_speedup(runs, copies, run).map_err(err)?);
-            report.line_round_trip_ns = line_round_trip().map(|t| t.as_secs_f64() * 1e9);
-        }
+        measure_bounds(args, config, fixture, report)?;
     }
     Ok(parallel)
+}
+
+/// What the block's dependencies allow (its ideal bound, and the share of
+/// it reached) and, with `--ceiling`, what this machine allows: the
+/// speedup of as many copies of its sequential run at once as can run.
+fn measure_bounds(
+    args: &ReplayArgs,
+    config: &ParallelConfig,
+    fixture: &parevm::fixture::MainnetFixture,
+    report: &mut BlockReport,
+) -> Result<(), String> {
+    let (block, state) = (&fixture.block, &fixture.state);
+    let threads = config.judged_threads(block.transactions.len());
+    if let Ok(traces) = parevm::parallel::trace_block(block, state) {
+        let bound = parevm_analyze::bounded_speedup(&traces, threads);
+        report.ideal_bound = Some(bound);
+        report.efficiency = report.speedup.map(|s| s / bound.max(1e-9));
+    }
+    if !args.measure.ceiling {
+        return Ok(());
+    }
+    let seq_ms = report.sequential_ms.unwrap_or_default();
+    let copies = config.judged_threads(usize::MAX);
+    // As many runs as the sequential ones took, and 50 ms at least.
+    let runs = args
+        .repeat()
+        .max((CEILING_MS / seq_ms.max(1e-3)) as usize)
+        .min(5_000);
+    let run = || execute_sequential(block, state);
+    let ceiling = ceiling_speedup(runs, copies, run).map_err(|e| e.to_string())?;
+    report.ceiling_speedup = Some(ceiling);
+    report.line_round_trip_ns = line_round_trip().map(|t| t.as_secs_f64() * 1e9);
+    Ok(())
 }
 
 /// The aggregate speedup the machine allows the blocks measured with

@@ -534,51 +534,60 @@ fn envelope(
             },
             signature,
         )),
-        TransactionType::Eip4844 => {
-            let TxKind::Call(to) = f.kind else {
-                return Ok(None);
-            };
-            TxEnvelope::Eip4844(Signed::new_unhashed(
-                TxEip4844Variant::TxEip4844(TxEip4844 {
-                    chain_id: f.typed_chain_id,
-                    nonce: f.nonce,
-                    gas_limit: f.gas_limit,
-                    max_fee_per_gas: f.max_fee_per_gas,
-                    max_priority_fee_per_gas: f.max_priority_fee_per_gas,
-                    to,
-                    value: f.value,
-                    access_list: f.access_list,
-                    blob_versioned_hashes: parts.blob_versioned_hashes.clone(),
-                    max_fee_per_blob_gas: parts
-                        .max_fee_per_blob_gas
-                        .unwrap_or_default()
-                        .saturating_to(),
-                    input: f.input,
-                }),
-                signature,
-            ))
-        }
-        TransactionType::Eip7702 => {
-            let TxKind::Call(to) = f.kind else {
-                return Ok(None);
-            };
-            let authorization_list = parts.authorization_list.clone().unwrap_or_default();
-            TxEnvelope::Eip7702(Signed::new_unhashed(
-                TxEip7702 {
-                    chain_id: f.typed_chain_id,
-                    nonce: f.nonce,
-                    gas_limit: f.gas_limit,
-                    max_fee_per_gas: f.max_fee_per_gas,
-                    max_priority_fee_per_gas: f.max_priority_fee_per_gas,
-                    to,
-                    value: f.value,
-                    access_list: f.access_list,
-                    authorization_list: authorization_list.into_iter().map(Into::into).collect(),
-                    input: f.input,
-                },
-                signature,
-            ))
-        }
+        TransactionType::Eip4844 => return Ok(blob_envelope(f, parts, signature)),
+        TransactionType::Eip7702 => return Ok(delegation_envelope(f, parts, signature)),
         other => return Err(format!("transaction type {other:?} not supported")),
     }))
+}
+
+/// A blob transaction (EIP-4844), which cannot create a contract: `None`
+/// for a creation.
+fn blob_envelope(f: Fields, parts: &TransactionParts, signature: Signature) -> Option<TxEnvelope> {
+    let TxKind::Call(to) = f.kind else {
+        return None;
+    };
+    let tx = TxEip4844 {
+        chain_id: f.typed_chain_id,
+        nonce: f.nonce,
+        gas_limit: f.gas_limit,
+        max_fee_per_gas: f.max_fee_per_gas,
+        max_priority_fee_per_gas: f.max_priority_fee_per_gas,
+        to,
+        value: f.value,
+        access_list: f.access_list,
+        blob_versioned_hashes: parts.blob_versioned_hashes.clone(),
+        max_fee_per_blob_gas: parts
+            .max_fee_per_blob_gas
+            .unwrap_or_default()
+            .saturating_to(),
+        input: f.input,
+    };
+    let tx = TxEip4844Variant::TxEip4844(tx);
+    Some(TxEnvelope::Eip4844(Signed::new_unhashed(tx, signature)))
+}
+
+/// A transaction setting delegations (EIP-7702), which cannot create a
+/// contract: `None` for a creation.
+fn delegation_envelope(
+    f: Fields,
+    parts: &TransactionParts,
+    signature: Signature,
+) -> Option<TxEnvelope> {
+    let TxKind::Call(to) = f.kind else {
+        return None;
+    };
+    let authorization_list = parts.authorization_list.clone().unwrap_or_default();
+    let tx = TxEip7702 {
+        chain_id: f.typed_chain_id,
+        nonce: f.nonce,
+        gas_limit: f.gas_limit,
+        max_fee_per_gas: f.max_fee_per_gas,
+        max_priority_fee_per_gas: f.max_priority_fee_per_gas,
+        to,
+        value: f.value,
+        access_list: f.access_list,
+        authorization_list: authorization_list.into_iter().map(Into::into).collect(),
+        input: f.input,
+    };
+    Some(TxEnvelope::Eip7702(Signed::new_unhashed(tx, signature)))
 }
