@@ -8,7 +8,7 @@ use crate::{
     error::ExecutionError,
     receipt::EthReceiptBuilder,
     result::TxOutcome,
-    state::{StateDb, StateSource},
+    state::{StateDb, StateError, StateSource},
 };
 use alloy_evm::{
     Evm, EvmFactory,
@@ -17,7 +17,7 @@ use alloy_evm::{
 };
 use revm::{
     Database, DatabaseCommit,
-    context::result::ExecutionResult,
+    context::result::{EVMError, ExecutionResult},
     database::{State, TransitionState},
 };
 
@@ -146,10 +146,24 @@ pub(crate) fn classify_tx_error(
         ) => Ok(TxOutcome::Invalid {
             reason: e.to_string(),
         }),
-        other => Err(ExecutionError::Evm {
-            index,
-            message: other.to_string(),
-        }),
+        other => Err(state_error(&other).map_or_else(
+            || ExecutionError::Evm {
+                index,
+                message: other.to_string(),
+            },
+            ExecutionError::State,
+        )),
+    }
+}
+
+/// The state source's error that `error` wraps, if it does: the
+/// executor's database is a revm `State` over [`StateDb`], whose errors
+/// are [`StateError`]s.
+fn state_error(error: &BlockExecutionError) -> Option<StateError> {
+    let internal = error.as_internal()?;
+    match internal.downcast_evm::<EVMError<StateError>>()? {
+        EVMError::Database(error) => Some(error.clone()),
+        _ => None,
     }
 }
 
