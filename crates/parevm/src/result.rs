@@ -95,6 +95,13 @@ pub enum FallbackReason {
     /// where sequential execution drops a fee or halts a transfer (see
     /// `parallel/credit.rs`): only in states no real chain holds.
     BalanceOverflow,
+    /// A read of the pre-block state failed while the block ran in
+    /// parallel. Speculative executions and the prediction read more than
+    /// execution in order does (an account a stale value names, code a
+    /// call might reach), which a witness may not hold; the sequential
+    /// executor reads only what execution in order reads, and returns the
+    /// block's result, or the error if that read fails too.
+    StateReadFailed,
 }
 
 impl FallbackReason {
@@ -109,6 +116,7 @@ impl FallbackReason {
             Self::Conflicts => "conflicts",
             Self::GasLimitExceeded => "gas-limit-exceeded",
             Self::BalanceOverflow => "balance-overflow",
+            Self::StateReadFailed => "state-read-failed",
         }
     }
 }

@@ -6,9 +6,8 @@
 //! that could overflow a balance (`credit.rs`), runs sequentially.
 
 use super::{
-    BlockRun, ParallelConfig,
+    Attempt, BlockRun, ParallelConfig,
     executor::Workers,
-    fallback_after,
     merge::{Assembly, collect_receipts, fold_state, walk_writes},
     mv_memory::{Credited, MvMemory, PooledMvMemory},
     post_block_calls, prediction,
@@ -26,16 +25,15 @@ use std::time::Instant;
 impl<S: StateSource + ?Sized> BlockRun<'_, S> {
     /// Runs the block on Block-STM with `threads` workers, following its
     /// sender `chains` (see [`Scheduler`](super::scheduler::Scheduler));
-    /// falls back to the sequential executor
-    /// if the block is given up for conflicts or a transaction does not fit
-    /// in its gas.
+    /// sends it to the sequential executor if it is given up for conflicts,
+    /// a transaction does not fit in its gas or a credit could overflow.
     pub(super) fn on_block_stm(
         &self,
         threads: usize,
         config: &ParallelConfig,
         chains: &prediction::Chains,
         partitions_discarded: bool,
-    ) -> Result<BlockResult, ExecutionError> {
+    ) -> Result<Attempt, ExecutionError> {
         let Self {
             block,
             state,
@@ -62,7 +60,7 @@ impl<S: StateSource + ?Sized> BlockRun<'_, S> {
         let assembly = Assembly::new(block.transactions.len(), parts);
         let walk = |range, shares, only| walk_writes(&mv, range, shares, only);
         let receipts = || {
-            let results = workers.take_results().map_err(ExecutionError::Internal)?;
+            let results = workers.take_results()?;
             collect_receipts(block, results)
         };
         let fold = |part, writes| fold_state(state, pre, part, writes, increments);
@@ -75,15 +73,14 @@ impl<S: StateSource + ?Sized> BlockRun<'_, S> {
             ..workers.stats.snapshot()
         };
         if workers.gave_up() {
-            drop(vm);
-            return fallback_after(block, state, FallbackReason::Conflicts, stats);
+            return Ok(Attempt::Fallback(FallbackReason::Conflicts, stats));
         }
         let (transactions, gas_used, mut changes) = match assembly.finish()? {
             Ok(assembled) => assembled,
             // A transaction exceeded the block's remaining gas in sequence
             // (it is invalid, and its speculative writes must not count), or
             // a balance's lazy credits could overflow.
-            Err(reason) => return fallback_after(block, state, reason, stats),
+            Err(reason) => return Ok(Attempt::Fallback(reason, stats)),
         };
         let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
         stats.phases = workers.phase_times().map(|sums| PhaseTimes {
@@ -93,14 +90,14 @@ impl<S: StateSource + ?Sized> BlockRun<'_, S> {
             after: stopped.elapsed(),
             ..sums
         });
-        Ok(BlockResult {
+        Ok(Attempt::Ran(Box::new(BlockResult {
             transactions,
             gas_used,
             state: changes,
             requests,
             path: ExecutionPath::Parallel,
             stats,
-        })
+        })))
     }
 }
 

@@ -8,9 +8,9 @@ use super::{
     scheduler::{Scheduler, Task},
     shared_bloom::SharedBloom,
     types::{TxIdx, Version},
-    vm::{Executed, FinishedTx, Vm, VmContext, VmOutcome},
+    vm::{Executed, FatalError, FinishedTx, Vm, VmContext, VmOutcome},
 };
-use crate::{PhaseTimes, state::StateSource};
+use crate::{ExecutionError, PhaseTimes, state::StateSource};
 use alloy_consensus::Typed2718;
 use alloy_primitives::{Address, B256, U256};
 use revm::context::result::ExecutionResult;
@@ -29,7 +29,8 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
     pub scheduler: Scheduler,
     /// Each transaction's result, as its latest incarnation left it.
     results: ResultSlots,
-    pub fatal: Mutex<Option<String>>,
+    /// The first error that stops the block (see [`FatalError`]).
+    pub fatal: Mutex<Option<ExecutionError>>,
     pub stats: Stats,
     /// A large receipt's bloom, hashed by every worker without a task.
     blooms: SharedBloom,
@@ -185,7 +186,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(work)) {
             let message = super::helpers::panic_message(panic.as_ref());
-            self.fail(format!("worker panicked: {message}"));
+            self.fail_internal(format!("worker panicked: {message}"));
         }
     }
 
@@ -230,8 +231,12 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                 .executions
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match vm.execute(tx) {
-                Err(message) => {
-                    self.fail(format!("transaction {tx}: {message}"));
+                Err(FatalError::State(error)) => {
+                    self.fail(ExecutionError::State(error));
+                    return None;
+                }
+                Err(FatalError::Other(message)) => {
+                    self.fail_internal(format!("transaction {tx}: {message}"));
                     return None;
                 }
                 Ok(VmOutcome::Blocked(blocking)) => {
@@ -260,7 +265,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                     let finished = match FinishedTx::of(result, self.vm.transactions[tx].ty()) {
                         Ok(finished) => finished,
                         Err(message) => {
-                            self.fail(format!("transaction {tx}: {message}"));
+                            self.fail_internal(format!("transaction {tx}: {message}"));
                             return None;
                         }
                     };
@@ -321,9 +326,14 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         self.scheduler.finish_validation(tx, aborted)
     }
 
-    fn fail(&self, message: String) {
-        lock(&self.fatal).get_or_insert(message);
+    /// Stops the block with `error`, unless it was stopped already.
+    fn fail(&self, error: ExecutionError) {
+        lock(&self.fatal).get_or_insert(error);
         self.scheduler.halt();
+    }
+
+    fn fail_internal(&self, message: String) {
+        self.fail(ExecutionError::Internal(message));
     }
 
     /// Takes the results in block order, once the block is done: each as
@@ -332,10 +342,10 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// transaction without one is a bug, reported as an error in its place.
     pub(crate) fn take_results(
         &self,
-    ) -> Result<impl Iterator<Item = Result<FinishedTx, String>> + '_, String> {
+    ) -> Result<impl Iterator<Item = Result<FinishedTx, String>> + '_, ExecutionError> {
         self.stats.trace(self.results.len());
-        if let Some(message) = lock(&self.fatal).clone() {
-            return Err(message);
+        if let Some(error) = lock(&self.fatal).take() {
+            return Err(error);
         }
         Ok(self.results.iter().enumerate().map(|(tx, slot)| {
             lock(slot).take().ok_or_else(|| {
@@ -418,7 +428,10 @@ pub(crate) fn run_in_order<S: StateSource + ?Sized>(
     evm.share_large_blooms();
     for tx in 0..block_size {
         let start = std::time::Instant::now();
-        match evm.execute(tx)? {
+        match evm
+            .execute(tx)
+            .map_err(|error| format!("transaction {tx}: {error}"))?
+        {
             VmOutcome::Blocked(blocking) => {
                 return Err(format!(
                     "transaction {tx} blocked by {blocking} in sequential order"

@@ -81,7 +81,7 @@ use crate::{
 use alloy_eips::eip7685::Requests;
 use alloy_primitives::{Address, U256};
 use partitions::PartitionAttempt;
-use planning::{Planning, predict_and_plan};
+use planning::{PartitionPlan, Planning, predict_and_plan};
 use std::time::Instant;
 
 /// Executes `block` on `state` in parallel, with exactly the sequential result.
@@ -95,6 +95,13 @@ use std::time::Instant;
 /// split into them and the split holds as they run; otherwise Block-STM,
 /// unless the block is too cheap for it. [`BlockResult::path`] says which
 /// ran.
+///
+/// A read of `state` that fails while the block runs in parallel sends it
+/// to the sequential executor too ([`FallbackReason::StateReadFailed`]):
+/// speculative executions and the prediction read more than execution in
+/// order does (a witness for stateless validation holds only what the
+/// latter reads), so only the sequential executor can tell whether the
+/// block itself fails, and with which error.
 pub fn execute_parallel<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
@@ -102,10 +109,42 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
 ) -> Result<BlockResult, ExecutionError> {
     let started = Instant::now();
     block.check()?;
-    let (prediction, chains, plan) = match judge(block, state, config) {
-        Ok(judged) => judged,
-        Err(reason) => return fallback(block, state, reason),
+    let attempt = match judge(block, state, config) {
+        Ok(judged) => attempt(block, state, config, judged, started),
+        Err(reason) => Ok(Attempt::Fallback(reason, ExecutionStats::default())),
     };
+    let (reason, stats) = match attempt {
+        Ok(Attempt::Ran(result)) => return Ok(*result),
+        Ok(Attempt::Fallback(reason, stats)) => (reason, stats),
+        // Perhaps a read that execution in order never makes: the
+        // sequential executor tells (see `FallbackReason::StateReadFailed`).
+        Err(ExecutionError::State(error)) => {
+            tracing::debug!(%error, "a state read failed in parallel");
+            (FallbackReason::StateReadFailed, ExecutionStats::default())
+        }
+        Err(error) => return Err(error),
+    };
+    fallback(block, state, reason, stats)
+}
+
+/// How an attempt to run a block in parallel ended.
+pub(super) enum Attempt {
+    /// It ran in parallel: as partitions, or on Block-STM.
+    Ran(Box<BlockResult>),
+    /// It must run sequentially, for this reason; the counters of the
+    /// parallel run given up, if one started.
+    Fallback(FallbackReason, ExecutionStats),
+}
+
+/// Runs a block that [`judge`] let run in parallel: as partitions, if they
+/// run and hold; otherwise on Block-STM, unless it is too cheap for it.
+fn attempt<S: StateSource + ?Sized>(
+    block: &BlockInput,
+    state: &S,
+    config: &ParallelConfig,
+    (prediction, chains, plan): (Prediction, Option<prediction::Chains>, PartitionPlan),
+    started: Instant,
+) -> Result<Attempt, ExecutionError> {
     let threads = config.threads.min(block.transactions.len());
     // The block runs in parallel, as partitions or on Block-STM: where
     // Block-STM may run, the helpers wake while this thread plans the
@@ -136,7 +175,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         started,
     };
     let partitions_discarded = match partitions::attempt(&run, threads, config, plan)? {
-        PartitionAttempt::Ran(result) => return Ok(*result),
+        PartitionAttempt::Ran(attempt) => return Ok(attempt),
         PartitionAttempt::NotTried => false,
         PartitionAttempt::Discarded => true,
     };
@@ -146,7 +185,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     };
     let chains = match judge_for_block_stm(block, config, prediction, chains, summed_payouts) {
         Ok(chains) => chains,
-        Err(reason) => return fallback_after(block, state, reason, stats),
+        Err(reason) => return Ok(Attempt::Fallback(reason, stats)),
     };
     run.on_block_stm(threads, config, &chains, partitions_discarded)
 }
@@ -237,11 +276,13 @@ fn post_block_calls<S: StateSource + ?Sized>(
 }
 
 /// Runs `block`, which [`execute_parallel`] checked, on the sequential
-/// executor, reporting why.
+/// executor, reporting why, with the `stats` of the parallel run given up.
+/// The one place the parallel executor runs a block sequentially.
 fn fallback<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
     reason: FallbackReason,
+    stats: ExecutionStats,
 ) -> Result<BlockResult, ExecutionError> {
     tracing::debug!(
         transactions = block.transactions.len(),
@@ -250,17 +291,6 @@ fn fallback<S: StateSource + ?Sized>(
     );
     let mut result = crate::sequential::execute_checked(block, state)?;
     result.path = ExecutionPath::SequentialFallback(reason);
-    Ok(result)
-}
-
-/// [`fallback`] after a parallel attempt, whose `stats` the result keeps.
-fn fallback_after<S: StateSource + ?Sized>(
-    block: &BlockInput,
-    state: &S,
-    reason: FallbackReason,
-    stats: ExecutionStats,
-) -> Result<BlockResult, ExecutionError> {
-    let mut result = fallback(block, state, reason)?;
     result.stats = stats;
     Ok(result)
 }

@@ -180,7 +180,23 @@ pub(crate) enum VmOutcome {
 }
 
 /// Error of an incarnation that is not the transaction's fault.
-pub(crate) type FatalError = String;
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FatalError {
+    /// A read of the pre-block state failed: perhaps only because the
+    /// incarnation read a stale value, so the block is not failed for it
+    /// (see [`FallbackReason::StateReadFailed`](crate::FallbackReason)).
+    #[error("state: {0}")]
+    State(StateError),
+    /// Anything else (a bug in parevm or revm).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for FatalError {
+    fn from(message: String) -> Self {
+        Self::Other(message)
+    }
+}
 
 /// A worker's EVM, built once and reused for every incarnation it runs (as
 /// the sequential executor reuses one EVM for the whole block): building
@@ -260,10 +276,11 @@ impl<'c, 'a, S: StateSource + ?Sized> Vm<'c, 'a, S> {
                 return Ok(VmOutcome::Blocked(dep));
             }
             Err(EVMError::Database(VmError::Blocked(Blocked(dep)))) => {
-                return Err(format!("read blocked by transaction {dep}, not below it"));
+                let message = format!("read blocked by transaction {dep}, not below it");
+                return Err(message.into());
             }
-            Err(EVMError::Database(VmError::State(e))) => return Err(e.to_string()),
-            Err(other) => return Err(other.to_string()),
+            Err(EVMError::Database(VmError::State(e))) => return Err(FatalError::State(e)),
+            Err(other) => return Err(other.to_string().into()),
         };
         if let Err(Blocked(dep)) = db.balances.settle(&mut db.reads) {
             return Ok(VmOutcome::Blocked(dep));

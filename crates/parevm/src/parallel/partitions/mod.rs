@@ -41,9 +41,8 @@ pub(crate) use payout::PayoutSender;
 pub(crate) use plan::{Partitions, Planner};
 
 use super::{
-    BlockRun, ParallelConfig,
+    Attempt, BlockRun, ParallelConfig,
     credit::Deltas,
-    fallback, fallback_after,
     merge::collect_receipts,
     mv_memory::lock,
     planning::{PartitionPlan, plan_partitions},
@@ -112,8 +111,9 @@ impl<S: ?Sized> PartitionContext<'_, S> {
 
 /// What trying to run a block as partitions came to.
 pub(crate) enum PartitionAttempt {
-    /// The block ran: as partitions, or sequentially (a predicted chain).
-    Ran(Box<BlockResult>),
+    /// The block ran as partitions, or must run sequentially (a predicted
+    /// chain, or a transaction that does not fit in the block's gas).
+    Ran(Attempt),
     /// Not tried: the block does not split, or not evenly enough.
     NotTried,
     /// Tried and discarded: the partitions were not independent.
@@ -132,7 +132,6 @@ pub(crate) fn attempt<S: StateSource + ?Sized>(
     plan: PartitionPlan,
 ) -> Result<PartitionAttempt, ExecutionError> {
     let (block, state, pre) = (run.block, run.state, run.pre);
-    let ran = |result| PartitionAttempt::Ran(Box::new(result));
     if config.min_partition_balance > 1.0 {
         return Ok(PartitionAttempt::NotTried);
     }
@@ -154,7 +153,11 @@ pub(crate) fn attempt<S: StateSource + ?Sized>(
     if partitions.bound < config.min_predicted_speedup {
         // Every transaction's accesses are known, and they chain: Block-STM
         // would only find the same conflicts by aborting.
-        return fallback(block, state, FallbackReason::DependencyChain).map(ran);
+        let reason = FallbackReason::DependencyChain;
+        return Ok(PartitionAttempt::Ran(Attempt::Fallback(
+            reason,
+            Default::default(),
+        )));
     }
     let balanced = partitions.bound >= config.min_partition_balance * judged as f64;
     if partitions.txs.len() < 2 || !balanced || !supports(block, &base)? {
@@ -186,7 +189,6 @@ fn run_block<S: StateSource + ?Sized>(
         increments,
         ..
     } = *run;
-    let ran = |result| PartitionAttempt::Ran(Box::new(result));
     let settlement = Settlement {
         credits: increments.unwrap_or_default(),
         payout,
@@ -209,21 +211,22 @@ fn run_block<S: StateSource + ?Sized>(
     };
     let (transactions, gas_used) = match receipts? {
         Ok(receipts) => receipts,
-        Err(reason) => return fallback_after(block, state, reason, stats).map(ran),
+        Err(reason) => return Ok(PartitionAttempt::Ran(Attempt::Fallback(reason, stats))),
     };
     let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
     stats.phases = phases.map(|phases| PhaseTimes {
         after: stopped.elapsed(),
         ..*lock(phases)
     });
-    Ok(ran(BlockResult {
+    let result = BlockResult {
         transactions,
         gas_used,
         state: changes,
         requests,
         path: ExecutionPath::Partitioned,
         stats,
-    }))
+    };
+    Ok(PartitionAttempt::Ran(Attempt::Ran(Box::new(result))))
 }
 
 /// Whether `block` may run as partitions at all: after EIP-161 (so that a

@@ -1,0 +1,253 @@
+//! A state source that fails some reads, as a node's database can (an I/O
+//! error) and as a witness does for what it does not hold (stateless
+//! validation, a rollup's prover): the parallel executor must return
+//! exactly what the sequential executor returns, the result where
+//! execution in order never reads what fails, the same error where it
+//! does. Speculative executions and the partition planner read more than
+//! execution in order does; a failure there is not the block's.
+
+mod support;
+
+use alloy_primitives::{Address, B256, U256};
+use parevm::{
+    BlockInput, BlockResult, ExecutionPath, FallbackReason, InMemoryAccount, InMemoryState,
+    ParallelConfig, StateError, StateSource, execute_parallel, execute_sequential,
+};
+use revm::{bytecode::Bytecode, state::AccountInfo};
+use support::{Asm, BlockBuilder, TxSpec, addr, addr_word, calldata, op};
+
+/// `inner`, failing every read of the `missing` accounts (their fields,
+/// code and storage) and block hashes.
+#[derive(Debug)]
+struct Witness {
+    inner: InMemoryState,
+    missing: Vec<Address>,
+    missing_hashes: Vec<u64>,
+}
+
+impl Witness {
+    fn check(&self, address: &Address) -> Result<(), StateError> {
+        match self.missing.contains(address) {
+            true => Err(StateError::Other(format!(
+                "{address} is not in the witness"
+            ))),
+            false => Ok(()),
+        }
+    }
+}
+
+impl StateSource for Witness {
+    fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
+        self.check(address)?;
+        self.inner.account(address)
+    }
+    fn account_fields(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
+        self.check(address)?;
+        self.inner.account_fields(address)
+    }
+    fn code_hash(&self, address: &Address) -> Result<Option<B256>, StateError> {
+        self.check(address)?;
+        self.inner.code_hash(address)
+    }
+    fn code_by_hash(&self, code_hash: &B256) -> Result<Bytecode, StateError> {
+        self.inner.code_by_hash(code_hash)
+    }
+    fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
+        self.check(address)?;
+        self.inner.storage(address, slot)
+    }
+    fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        match self.missing_hashes.contains(&number) {
+            true => Err(StateError::MissingBlockHash(number)),
+            false => self.inner.block_hash(number),
+        }
+    }
+}
+
+/// With calldata: burns gas for a while, then stores its first word at
+/// slot 0 and 5 at slot 2. Without: stores `BALANCE(SLOAD(0))` at slot 1
+/// and `BLOCKHASH(SLOAD(2))` at slot 3. A reader run beside a writer reads
+/// the slots' pre-block values, which execution in order never reads.
+fn slow_writer_or_reader() -> Vec<u8> {
+    let mut reader = 0;
+    let code = Asm::new()
+        .op(&[op::CALLDATASIZE, op::ISZERO])
+        .push_label(&mut reader)
+        .op(&[op::JUMPI])
+        .push(20_000);
+    let top = code.pc();
+    let code = code
+        .op(&[op::JUMPDEST])
+        .push(1)
+        .op(&[op::SWAP1, op::SUB, op::DUP1])
+        .push(top as u64)
+        .op(&[op::JUMPI, op::POP])
+        .push(0)
+        .op(&[op::CALLDATALOAD])
+        .push(0)
+        .op(&[op::SSTORE])
+        .push(5)
+        .push(2)
+        .op(&[op::SSTORE, op::STOP]);
+    let at = code.pc();
+    code.patch(reader, at)
+        .op(&[op::JUMPDEST])
+        .push(0)
+        .op(&[op::SLOAD, op::BALANCE])
+        .push(1)
+        .op(&[op::SSTORE])
+        .push(2)
+        .op(&[op::SLOAD, BLOCKHASH])
+        .push(3)
+        .op(&[op::SSTORE, op::STOP])
+        .build()
+}
+
+const BLOCKHASH: u8 = 0x40;
+
+/// The contract of [`slow_writer_or_reader`], whose slot 0 names an
+/// account the witness lacks (and slot 2 a block whose hash it lacks), a
+/// writer that points it at one it holds, and readers after it.
+fn writer_then_readers(readers: u64) -> (BlockInput, Witness) {
+    let contract = addr(100);
+    let (missing, present) = (addr(200), addr(201));
+    let mut b = BlockBuilder::new(alloy_hardforks::EthereumHardfork::Cancun);
+    let code = Bytecode::new_raw(slow_writer_or_reader().into());
+    let info = AccountInfo {
+        nonce: 1,
+        code: Some(code),
+        ..Default::default()
+    };
+    let storage = [(U256::ZERO, U256::from_be_slice(missing.as_slice()))];
+    let storage = storage.into_iter().collect();
+    b.state
+        .insert_account(contract, InMemoryAccount { info, storage });
+    b.fund(present, 7);
+    b.fund(addr(1), support::RICH);
+    b.tx(TxSpec {
+        gas_limit: 1_000_000,
+        ..TxSpec::call(addr(1), contract, 0, calldata(&[addr_word(present)]))
+    });
+    for reader in 0..readers {
+        let sender = addr(10 + reader);
+        b.fund(sender, support::RICH);
+        b.call(sender, contract, 0, Vec::new());
+    }
+    let (block, state) = b.build();
+    let witness = Witness {
+        inner: state,
+        missing: vec![missing],
+        missing_hashes: vec![0],
+    };
+    (block, witness)
+}
+
+/// The paths a parallel run of a block whose speculative reads fail may
+/// take: Block-STM (if no read failed), or the sequential executor after.
+fn assert_matches_sequential(
+    block: &BlockInput,
+    state: &Witness,
+    config: &ParallelConfig,
+) -> BlockResult {
+    let expected = execute_sequential(block, state)
+        .expect("execution in order reads only what the witness holds");
+    let actual = execute_parallel(block, state, config)
+        .expect("a failed speculative read is not the block's");
+    if let Some(difference) = expected.first_difference(&actual) {
+        panic!("{} threads: parallel differs: {difference}", config.threads);
+    }
+    actual
+}
+
+/// A reader run beside the slow writer reads the slots' pre-block values
+/// and asks the witness for what it lacks; execution in order never does.
+#[test]
+fn a_failed_speculative_read_is_not_the_blocks() {
+    let (block, witness) = writer_then_readers(3);
+    let mut fell_back = 0;
+    for threads in [2, 3, 4, 8] {
+        for _ in 0..10 {
+            let config = ParallelConfig::never_fall_back(threads);
+            let result = assert_matches_sequential(&block, &witness, &config);
+            match result.path {
+                ExecutionPath::Parallel => {}
+                ExecutionPath::SequentialFallback(FallbackReason::StateReadFailed) => {
+                    fell_back += 1
+                }
+                other => panic!("{threads} threads: ran {other:?}"),
+            }
+        }
+    }
+    // The readers start beside the writer's 20,000-iteration loop.
+    assert!(
+        fell_back > 0,
+        "no speculative read failed: the test shows nothing"
+    );
+}
+
+/// Where execution in order reads what the witness lacks, the parallel
+/// executor returns the sequential executor's error.
+#[test]
+fn a_read_that_fails_in_order_fails_the_block_alike() {
+    let (block, mut witness) = writer_then_readers(3);
+    witness.missing.push(addr(201));
+    let expected = execute_sequential(&block, &witness).expect_err("the read in order fails");
+    for threads in [1, 2, 4] {
+        for config in [
+            ParallelConfig::with_threads(threads),
+            ParallelConfig::never_fall_back(threads),
+            ParallelConfig::partitioned(threads),
+        ] {
+            let actual =
+                execute_parallel(&block, &witness, &config).expect_err("the read in order fails");
+            assert_eq!(actual.to_string(), expected.to_string());
+        }
+    }
+}
+
+/// Calls `target` only when called without input.
+fn calls_without_input(target: Address) -> Vec<u8> {
+    let mut skip = 0;
+    let code = Asm::new()
+        .op(&[op::CALLDATASIZE])
+        .push_label(&mut skip)
+        .op(&[op::JUMPI]);
+    let mut push_target = vec![op::PUSH20];
+    push_target.extend_from_slice(target.as_slice());
+    let code = support::call_to(code, &push_target);
+    let at = code.pc();
+    code.patch(skip, at).op(&[op::JUMPDEST, op::STOP]).build()
+}
+
+/// The partition planner reads the code of every account a call may reach
+/// along any path: here one the witness lacks, named in code that
+/// execution with input skips.
+#[test]
+fn a_failed_read_while_planning_is_not_the_blocks() {
+    let missing = addr(300);
+    let mut b = BlockBuilder::new(alloy_hardforks::EthereumHardfork::Cancun);
+    for i in 0..40 {
+        let (sender, contract) = (addr(10 + i), addr(1_000 + i));
+        b.fund(sender, support::RICH);
+        b.contract(contract, calls_without_input(missing));
+        b.call(sender, contract, 0, calldata(&[addr_word(sender)]));
+    }
+    let (block, state) = b.build();
+    let witness = Witness {
+        inner: state,
+        missing: vec![missing],
+        missing_hashes: Vec::new(),
+    };
+    for threads in [2, 4] {
+        // Calls predicted by what their code reaches.
+        let config = ParallelConfig {
+            partition_contract_calls: false,
+            ..ParallelConfig::partitioned(threads)
+        };
+        let result = assert_matches_sequential(&block, &witness, &config);
+        assert_eq!(
+            result.path,
+            ExecutionPath::SequentialFallback(FallbackReason::StateReadFailed)
+        );
+    }
+}
