@@ -6,6 +6,7 @@
 //! does. Speculative executions and the partition planner read more than
 //! execution in order does; a failure there is not the block's.
 
+mod common;
 mod support;
 
 use alloy_primitives::{Address, B256, U256};
@@ -17,15 +18,16 @@ use revm::{bytecode::Bytecode, state::AccountInfo};
 use support::{Asm, BlockBuilder, TxSpec, addr, addr_word, calldata, op};
 
 /// `inner`, failing every read of the `missing` accounts (their fields,
-/// code and storage) and block hashes.
+/// code and storage), slots and block hashes.
 #[derive(Debug)]
-struct Witness {
-    inner: InMemoryState,
+struct Witness<S = InMemoryState> {
+    inner: S,
     missing: Vec<Address>,
+    missing_slots: Vec<(Address, U256)>,
     missing_hashes: Vec<u64>,
 }
 
-impl Witness {
+impl<S> Witness<S> {
     fn check(&self, address: &Address) -> Result<(), StateError> {
         match self.missing.contains(address) {
             true => Err(StateError::Other(format!(
@@ -36,7 +38,7 @@ impl Witness {
     }
 }
 
-impl StateSource for Witness {
+impl<S: StateSource> StateSource for Witness<S> {
     fn account(&self, address: &Address) -> Result<Option<AccountInfo>, StateError> {
         self.check(address)?;
         self.inner.account(address)
@@ -54,6 +56,10 @@ impl StateSource for Witness {
     }
     fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StateError> {
         self.check(address)?;
+        if self.missing_slots.contains(&(*address, *slot)) {
+            let message = format!("slot {slot} of {address} is not in the witness");
+            return Err(StateError::Other(message));
+        }
         self.inner.storage(address, slot)
     }
     fn block_hash(&self, number: u64) -> Result<B256, StateError> {
@@ -137,6 +143,7 @@ fn writer_then_readers(readers: u64) -> (BlockInput, Witness) {
     let witness = Witness {
         inner: state,
         missing: vec![missing],
+        missing_slots: Vec::new(),
         missing_hashes: vec![0],
     };
     (block, witness)
@@ -146,7 +153,7 @@ fn writer_then_readers(readers: u64) -> (BlockInput, Witness) {
 /// take: Block-STM (if no read failed), or the sequential executor after.
 fn assert_matches_sequential(
     block: &BlockInput,
-    state: &Witness,
+    state: &Witness<impl StateSource>,
     config: &ParallelConfig,
 ) -> BlockResult {
     let expected = execute_sequential(block, state)
@@ -236,6 +243,7 @@ fn a_failed_read_while_planning_is_not_the_blocks() {
     let witness = Witness {
         inner: state,
         missing: vec![missing],
+        missing_slots: Vec::new(),
         missing_hashes: Vec::new(),
     };
     for threads in [2, 4] {
@@ -249,5 +257,98 @@ fn a_failed_read_while_planning_is_not_the_blocks() {
             result.path,
             ExecutionPath::SequentialFallback(FallbackReason::StateReadFailed)
         );
+    }
+}
+
+/// Mainnet blocks whose witness lacks some of the accounts or slots of
+/// their pre-state: every executor returns what the sequential one does,
+/// the block's result or the same error.
+mod mainnet_witness {
+    use super::*;
+    use parevm::fixture::MainnetFixture;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn fixtures() -> Option<&'static [MainnetFixture]> {
+        static FIXTURES: OnceLock<Option<Vec<MainnetFixture>>> = OnceLock::new();
+        FIXTURES
+            .get_or_init(|| {
+                let blocks = common::mainnet_blocks()?;
+                Some(blocks.filter(|f| f.block.transactions.len() >= 2).collect())
+            })
+            .as_deref()
+    }
+
+    /// The `picks` (modulo their count) of the fixture's accounts, and of
+    /// its accounts' slots.
+    fn holes<'f>(
+        fixture: &'f MainnetFixture,
+        picks: &[usize],
+        slot_picks: &[usize],
+    ) -> Witness<&'f InMemoryState> {
+        let mut accounts: Vec<_> = fixture.state.accounts().collect();
+        accounts.sort_by_key(|(address, _)| **address);
+        let mut slots: Vec<_> = accounts
+            .iter()
+            .flat_map(|(address, account)| account.storage.keys().map(|slot| (**address, *slot)))
+            .collect();
+        slots.sort();
+        let missing = picks
+            .iter()
+            .map(|p| *accounts[p % accounts.len()].0)
+            .collect();
+        let missing_slots = match slots.is_empty() {
+            true => Vec::new(),
+            false => slot_picks.iter().map(|p| slots[p % slots.len()]).collect(),
+        };
+        Witness {
+            inner: &fixture.state,
+            missing,
+            missing_slots,
+            missing_hashes: Vec::new(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(support::proptest_config(24))]
+
+        #[test]
+        fn mainnet_blocks_with_holes_in_their_witness_run_alike(
+            which in any::<usize>(),
+            picks in prop::collection::vec(any::<usize>(), 0..=2),
+            slot_picks in prop::collection::vec(any::<usize>(), 0..=2),
+        ) {
+            let Some(fixtures) = fixtures() else {
+                return Ok(());
+            };
+            let fixture = &fixtures[which % fixtures.len()];
+            let witness = holes(fixture, &picks, &slot_picks);
+            let block = &fixture.block;
+            let expected = execute_sequential(block, &witness).map_err(|e| e.to_string());
+            for threads in [2, 4] {
+                for config in [
+                    ParallelConfig::with_threads(threads),
+                    ParallelConfig::never_fall_back(threads),
+                    ParallelConfig::partitioned(threads),
+                ] {
+                    let actual = execute_parallel(block, &witness, &config);
+                    let difference = match (&expected, &actual) {
+                        (Ok(expected), Ok(actual)) => expected.first_difference(actual),
+                        (Err(expected), Err(actual)) if *expected == actual.to_string() => None,
+                        (expected, actual) => Some(format!(
+                            "sequential {:?}, parallel {:?}",
+                            expected.as_ref().err(),
+                            actual.as_ref().err()
+                        )),
+                    };
+                    prop_assert!(
+                        difference.is_none(),
+                        "block {}, {threads} threads: {}",
+                        block.header.number,
+                        difference.unwrap_or_default()
+                    );
+                }
+            }
+        }
     }
 }
