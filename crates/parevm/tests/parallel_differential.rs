@@ -102,3 +102,62 @@ fn partitioned_equals_sequential_on_mainnet_blocks() {
         failures.join("\n")
     );
 }
+
+/// Blocks run from several threads at once, as a node validating one
+/// block while building another does: the callers share the helper pool
+/// and the pooled multi-version memories and result slots (kept for at
+/// most four blocks at once), which each block then takes at another
+/// block's size. Each caller runs every block in its own order, so blocks
+/// of every size follow one another on every pooled memory.
+#[test]
+fn concurrent_callers_run_mainnet_blocks_alike() {
+    let Some(blocks) = common::mainnet_blocks() else {
+        return;
+    };
+    let fixtures: Vec<_> = blocks
+        .filter(|f| f.block.transactions.len() >= 2)
+        .map(|f| {
+            let expected = execute_sequential(&f.block, &f.state).expect("sequential executes");
+            (f, expected)
+        })
+        .collect();
+    const CALLERS: usize = 6;
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for caller in 0..CALLERS {
+            let (fixtures, failures) = (&fixtures, &failures);
+            scope.spawn(move || {
+                for round in 0..runs(2) {
+                    for i in 0..fixtures.len() {
+                        let at = (i + caller * 7 + round) % fixtures.len();
+                        // Every block, in an order of the caller's own.
+                        let at = match caller % 2 {
+                            0 => at,
+                            _ => fixtures.len() - 1 - at,
+                        };
+                        let (fixture, expected) = &fixtures[at];
+                        let threads = 2 + (caller + i) % 3;
+                        let config = match i % 2 {
+                            0 => ParallelConfig::never_fall_back(threads),
+                            _ => ParallelConfig::partitioned(threads),
+                        };
+                        let block = &fixture.block;
+                        let actual = execute_parallel(block, &fixture.state, &config)
+                            .expect("parallel executes");
+                        if let Some(difference) = expected.first_difference(&actual) {
+                            let number = block.header.number;
+                            let failure = format!("caller {caller} block {number}: {difference}");
+                            failures.lock().unwrap().push(failure);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "concurrent runs diverged:\n{}",
+        failures.join("\n")
+    );
+}
