@@ -113,8 +113,10 @@ const BLOCKHASH: u8 = 0x40;
 
 /// The contract of [`slow_writer_or_reader`], whose slot 0 names an
 /// account the witness lacks (and slot 2 a block whose hash it lacks), a
-/// writer that points it at one it holds, and readers after it.
-fn writer_then_readers(readers: u64) -> (BlockInput, Witness) {
+/// writer that points it at one it holds, and readers after it: calling
+/// it, or (`nested`) calling a contract that calls it, so that the read
+/// fails in an inner frame.
+fn writer_then_readers(readers: u64, nested: bool) -> (BlockInput, Witness) {
     let contract = addr(100);
     let (missing, present) = (addr(200), addr(201));
     let mut b = BlockBuilder::new(alloy_hardforks::EthereumHardfork::Cancun);
@@ -134,10 +136,15 @@ fn writer_then_readers(readers: u64) -> (BlockInput, Witness) {
         gas_limit: 1_000_000,
         ..TxSpec::call(addr(1), contract, 0, calldata(&[addr_word(present)]))
     });
+    let proxy = addr(101);
+    let mut push_contract = vec![op::PUSH20];
+    push_contract.extend_from_slice(contract.as_slice());
+    let calls_contract = support::call_to(Asm::new(), &push_contract).op(&[op::STOP]);
+    b.contract(proxy, calls_contract.build());
     for reader in 0..readers {
         let sender = addr(10 + reader);
         b.fund(sender, support::RICH);
-        b.call(sender, contract, 0, Vec::new());
+        b.call(sender, if nested { proxy } else { contract }, 0, Vec::new());
     }
     let (block, state) = b.build();
     let witness = Witness {
@@ -168,14 +175,24 @@ fn assert_matches_sequential(
 
 /// A reader run beside the slow writer reads the slots' pre-block values
 /// and asks the witness for what it lacks; execution in order never does.
+/// In the outer frame, and in an inner one, whose failed read revm must
+/// hand back before it resumes the outer frame.
 #[test]
 fn a_failed_speculative_read_is_not_the_blocks() {
-    let (block, witness) = writer_then_readers(3);
+    for nested in [false, true] {
+        let (block, witness) = writer_then_readers(3, nested);
+        assert_fails_over_speculative_reads(&block, &witness);
+    }
+}
+
+/// Runs the block on Block-STM, where some runs' speculative reads fail,
+/// and at least one does.
+fn assert_fails_over_speculative_reads(block: &BlockInput, witness: &Witness) {
     let mut fell_back = 0;
     for threads in [2, 3, 4, 8] {
         for _ in 0..10 {
             let config = ParallelConfig::never_fall_back(threads);
-            let result = assert_matches_sequential(&block, &witness, &config);
+            let result = assert_matches_sequential(block, witness, &config);
             match result.path {
                 ExecutionPath::Parallel => {}
                 ExecutionPath::SequentialFallback(FallbackReason::StateReadFailed) => {
@@ -196,7 +213,7 @@ fn a_failed_speculative_read_is_not_the_blocks() {
 /// executor returns the sequential executor's error.
 #[test]
 fn a_read_that_fails_in_order_fails_the_block_alike() {
-    let (block, mut witness) = writer_then_readers(3);
+    let (block, mut witness) = writer_then_readers(3, true);
     witness.missing.push(addr(201));
     let expected = execute_sequential(&block, &witness).expect_err("the read in order fails");
     for threads in [1, 2, 4] {
