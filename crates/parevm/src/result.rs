@@ -96,11 +96,11 @@ pub enum FallbackReason {
     /// `parallel/credit.rs`): only in states no real chain holds.
     BalanceOverflow,
     /// A read of the pre-block state failed while the block ran in
-    /// parallel. Speculative executions and the prediction read more than
-    /// execution in order does (an account a stale value names, code a
-    /// call might reach), which a witness may not hold; the sequential
-    /// executor reads only what execution in order reads, and returns the
-    /// block's result, or the error if that read fails too.
+    /// parallel. Speculative executions read more than execution in order
+    /// does (an account or block hash that a stale value names), which a
+    /// witness need not hold; the sequential executor reads only what
+    /// execution in order reads, and returns the block's result, or the
+    /// error if that read fails too.
     StateReadFailed,
 }
 

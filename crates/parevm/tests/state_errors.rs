@@ -245,9 +245,11 @@ fn calls_without_input(target: Address) -> Vec<u8> {
 
 /// The partition planner reads the code of every account a call may reach
 /// along any path: here one the witness lacks, named in code that
-/// execution with input skips.
+/// execution with input skips. The call is then unpredicted, as a call
+/// whose reach is unbounded, and the block runs on Block-STM, which never
+/// reads the account.
 #[test]
-fn a_failed_read_while_planning_is_not_the_blocks() {
+fn a_failed_read_while_planning_leaves_the_call_unpredicted() {
     let missing = addr(300);
     let mut b = BlockBuilder::new(alloy_hardforks::EthereumHardfork::Cancun);
     for i in 0..40 {
@@ -270,10 +272,7 @@ fn a_failed_read_while_planning_is_not_the_blocks() {
             ..ParallelConfig::partitioned(threads)
         };
         let result = assert_matches_sequential(&block, &witness, &config);
-        assert_eq!(
-            result.path,
-            ExecutionPath::SequentialFallback(FallbackReason::StateReadFailed)
-        );
+        assert_eq!(result.path, ExecutionPath::Parallel);
     }
 }
 

@@ -83,7 +83,7 @@ fn partitioned_payout_sender<S: StateSource + ?Sized>(
         return Ok(None);
     };
     let planner = partitions::Planner::new(block, 2, false).with_payout_sender(payout.address);
-    planner.predict(state)?;
+    planner.predict(state);
     Ok(planner.finish().map(|_| payout.address))
 }
 
@@ -102,7 +102,7 @@ pub fn predictable_transactions<S: StateSource + ?Sized>(
     if let Some(payout) = payout_sender_of(block, state)? {
         planner = planner.with_payout_sender(payout.address);
     }
-    planner.predictable(state)
+    Ok(planner.predictable(state))
 }
 
 /// What is known of `block`'s parallelism before executing it (see

@@ -98,10 +98,11 @@ use std::time::Instant;
 ///
 /// A read of `state` that fails while the block runs in parallel sends it
 /// to the sequential executor too ([`FallbackReason::StateReadFailed`]):
-/// speculative executions and the prediction read more than execution in
-/// order does (a witness for stateless validation holds only what the
-/// latter reads), so only the sequential executor can tell whether the
-/// block itself fails, and with which error.
+/// speculative executions read more than execution in order does (a
+/// witness for stateless validation holds only what the latter reads), so
+/// only the sequential executor can tell whether the block itself fails,
+/// and with which error. (A read that fails while the partitions are
+/// planned only leaves a transaction unpredicted.)
 pub fn execute_parallel<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,

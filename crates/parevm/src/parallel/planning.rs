@@ -3,15 +3,12 @@
 //! for large blocks), and whether its opening sender is a payout sender.
 
 use super::{
-    ParallelConfig, Prediction, helpers, mv_memory,
+    ParallelConfig, Prediction, helpers,
     partitions::{Partitions, PayoutSender, Planner},
     prediction,
 };
-use crate::{BlockInput, ExecutionError, FallbackReason, StateSource, state::StateError};
+use crate::{BlockInput, FallbackReason, StateSource};
 use alloy_primitives::Address;
-
-/// What planning a block's partitions came to (see [`plan_partitions`]).
-pub(super) type Planned = Result<Option<Partitions>, ExecutionError>;
 
 /// The block's predicted dependencies, its sender chains if they were
 /// computed, and what is known of its partitions; or why it runs
@@ -22,8 +19,9 @@ pub(super) type Planning =
 /// What is known of a block's partitions before it runs.
 #[derive(Default)]
 pub(super) struct PartitionPlan {
-    /// The partitions, if planned already (`None`: not planned yet).
-    pub planned: Option<Planned>,
+    /// The partitions, if planned already (`None`: not planned yet;
+    /// `Some(None)`: the block does not partition).
+    pub planned: Option<Option<Partitions>>,
     /// The block's payout sender, if it has one; its partitions are then
     /// planned already, with its transfers keyed apart ([`plan_payouts`]).
     /// If they do not run, the block is judged again with the sender's
@@ -163,18 +161,15 @@ fn plan_alongside<S: StateSource + ?Sized>(
         planned: Some(planned),
         payout: None,
     };
-    if let Err(error) = predict_alongside(&planner, state, threads) {
-        let (prediction, chains) = prediction::predict(block);
-        return Ok((prediction, Some(chains), planned(Err(error.into()))));
-    }
+    predict_alongside(&planner, state, threads);
     match planner.finish() {
-        Some((partitions, prediction)) => Ok((prediction, None, planned(Ok(Some(partitions))))),
+        Some((partitions, prediction)) => Ok((prediction, None, planned(Some(partitions)))),
         None => {
             if config.too_cheap_for_block_stm(&prediction::sums(block)) {
                 return Err(FallbackReason::CheapTransactions);
             }
             let (prediction, chains) = prediction::predict(block);
-            Ok((prediction, Some(chains), planned(Ok(None))))
+            Ok((prediction, Some(chains), planned(None)))
         }
     }
 }
@@ -194,34 +189,18 @@ fn may_partition(threads: usize, config: &ParallelConfig) -> bool {
 /// Predicts every transaction's keys for `planner`: a probe of the first
 /// few on the calling thread, then, unless the plan stopped there, the
 /// rest on the caller and every other thread that can run at once (up to
-/// one per chunk of transactions), the caller packing them. The first
-/// state error met, if any.
-fn predict_alongside<S: StateSource + ?Sized>(
-    planner: &Planner<'_>,
-    state: &S,
-    threads: usize,
-) -> Result<(), StateError> {
-    planner.probe(state, PROBE_TXS)?;
+/// one per chunk of transactions), the caller packing them.
+fn predict_alongside<S: StateSource + ?Sized>(planner: &Planner<'_>, state: &S, threads: usize) {
+    planner.probe(state, PROBE_TXS);
     if planner.stopped() {
-        return Ok(());
+        return;
     }
     let helpers = (threads - 1).min(planner.chunk_count().saturating_sub(1));
-    let helper_error = std::sync::Mutex::new(None);
-    let mut main_result = Ok(());
     helpers::run_with_helpers(
         helpers,
-        |_| {
-            if let Err(error) = planner.help_predict(state) {
-                *mv_memory::lock(&helper_error) = Some(error);
-            }
-        },
-        || main_result = planner.predict(state),
+        |_| planner.help_predict(state),
+        || planner.predict(state),
     );
-    let helper_error = helper_error.into_inner().unwrap_or_else(|e| e.into_inner());
-    match helper_error {
-        Some(error) => main_result.and(Err(error)),
-        None => main_result,
-    }
 }
 
 /// Transactions sampled before a large block is planned, to tell a block
@@ -245,9 +224,7 @@ fn sampled_chain<S: StateSource + ?Sized>(
     state: &S,
     config: &ParallelConfig,
 ) -> Option<FallbackReason> {
-    let share = planner
-        .sampled_heaviest_share(state, CHAIN_SAMPLES)
-        .ok()??;
+    let share = planner.sampled_heaviest_share(state, CHAIN_SAMPLES)?;
     // The bound depends on the heaviest component's share of the gas
     // alone, so the block is estimated at a nominal gas (the plan sums the
     // real one); only a dependency chain is told here.
@@ -285,11 +262,11 @@ pub(super) fn plan_payouts<S: StateSource + ?Sized>(
     }
     let planner =
         Planner::new(block, threads, config.partition_contract_calls).with_payout_sender(sender);
-    planner.predict(state).ok()?;
+    planner.predict(state);
     let (partitions, prediction) = planner.finish()?;
     let payout = PayoutSender::find(block, state, sender).ok()??;
     let plan = PartitionPlan {
-        planned: Some(Ok(Some(partitions))),
+        planned: Some(Some(partitions)),
         payout: Some(payout),
     };
     Some((prediction, None, plan))
@@ -334,10 +311,10 @@ pub(super) fn plan_partitions<S: StateSource + ?Sized>(
     state: &S,
     threads: usize,
     config: &ParallelConfig,
-) -> Planned {
+) -> Option<Partitions> {
     let planner = Planner::new(block, threads, config.partition_contract_calls);
-    planner.predict(state)?;
-    Ok(planner.finish().map(|(partitions, _)| partitions))
+    planner.predict(state);
+    planner.finish().map(|(partitions, _)| partitions)
 }
 
 /// The sender opening `block`, if it is a payout sender (for analysis: the

@@ -147,7 +147,7 @@ pub(crate) fn attempt<S: StateSource + ?Sized>(
         Some(planned) => planned,
         None => plan_partitions(block, state, judged, config),
     };
-    let Some(partitions) = planned? else {
+    let Some(partitions) = planned else {
         return Ok(PartitionAttempt::NotTried);
     };
     if partitions.bound < config.min_predicted_speedup {

@@ -275,7 +275,8 @@ impl<'b> Planner<'b> {
     /// threads that [help](Self::help_predict), joining the keys of the
     /// chunks predicted so far between its own; then waits for the chunks
     /// still being predicted, joins them and packs the partitions, unless
-    /// the plan stopped. A state error stops the plan and is returned.
+    /// the plan stopped. A transaction that cannot be predicted stops the
+    /// plan, as does a read of `state` that fails ([`Self::push_digests`]).
     ///
     /// The thread that calls this joins and packs, rather than whichever
     /// thread predicted the last chunk: a helper that packed 5,000
@@ -285,13 +286,13 @@ impl<'b> Planner<'b> {
     /// between its own chunks, it leaves more of them to the helpers: after
     /// all were predicted, joining 5,000 transfers' keys took 140-230 us
     /// more.
-    pub(crate) fn predict<S: StateSource + ?Sized>(&self, state: &S) -> Result<(), StateError> {
+    pub(crate) fn predict<S: StateSource + ?Sized>(&self, state: &S) {
         let _abandon_on_panic = AbandonOnPanic(self);
         let reaches = &mut Reaches::new(state, &self.analysis_budget);
         let mut joined = Joined::new(self.block.transactions.len());
         while !self.stopped() {
             joined.join_ready(&self.chunks);
-            if !self.predict_next_chunk(reaches)? {
+            if !self.predict_next_chunk(reaches) {
                 break;
             }
         }
@@ -302,43 +303,34 @@ impl<'b> Planner<'b> {
         if !self.stopped() {
             *lock(&self.planned) = Some(joined.pack(self.threads));
         }
-        Ok(())
     }
 
     /// Predicts chunks of transactions until none is left, asking `state`
     /// what calls reach and which accounts have code, for the thread that
-    /// joins them ([`Self::predict`]). A state error stops the plan and is
-    /// returned.
-    pub(crate) fn help_predict<S: StateSource + ?Sized>(
-        &self,
-        state: &S,
-    ) -> Result<(), StateError> {
+    /// joins them ([`Self::predict`]).
+    pub(crate) fn help_predict<S: StateSource + ?Sized>(&self, state: &S) {
         // A panic here (a bug) must not leave the packing thread waiting
         // for a chunk that will never be predicted.
         let _abandon_on_panic = AbandonOnPanic(self);
         let reaches = &mut Reaches::new(state, &self.analysis_budget);
-        while !self.stopped() && self.predict_next_chunk(reaches)? {}
-        Ok(())
+        while !self.stopped() && self.predict_next_chunk(reaches) {}
     }
 
     /// Claims the next chunk of transactions and leaves its keys in its
-    /// slot; false if none was left. Unpredictable keys or an error stop
-    /// the plan instead (see [`Self::predict_guarded`]), so that the
-    /// joining thread stops waiting for them.
-    fn predict_next_chunk<S: StateSource + ?Sized>(
-        &self,
-        state: &mut Reaches<'_, S>,
-    ) -> Result<bool, StateError> {
+    /// slot; false if none was left. Unpredictable keys stop the plan
+    /// instead (see [`Self::predict_guarded`]), so that the joining thread
+    /// stops waiting for them.
+    fn predict_next_chunk<S: StateSource + ?Sized>(&self, state: &mut Reaches<'_, S>) -> bool {
         let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
         let Some(slot) = self.chunks.get(chunk) else {
-            return Ok(false);
+            return false;
         };
         let start = chunk * CHUNK;
         let end = (start + CHUNK).min(self.block.transactions.len());
-        if let Some(keys) = self.predict_guarded(start..end, state)? {
+        if let Some(keys) = self.predict_guarded(start..end, state) {
             *lock(slot) = Some(keys);
         }
-        Ok(true)
+        true
     }
 
     /// Predicts the block's first `transactions` alone, before any helper
@@ -348,14 +340,10 @@ impl<'b> Planner<'b> {
     /// unbounded. Fixture 14396881 (1,346 transactions) has one first; with
     /// a helper woken for the plan, it waited up to 70 us for the helper
     /// to find the plan given up, and ran sequentially at 0.92-0.95x.
-    pub(crate) fn probe<S: StateSource + ?Sized>(
-        &self,
-        state: &S,
-        transactions: usize,
-    ) -> Result<(), StateError> {
+    pub(crate) fn probe<S: StateSource + ?Sized>(&self, state: &S, transactions: usize) {
         let state = &mut Reaches::new(state, &self.analysis_budget);
         let end = transactions.min(self.block.transactions.len());
-        self.predict_guarded(0..end, state).map(drop)
+        self.predict_guarded(0..end, state);
     }
 
     /// The share of the gas (by gas limit) that the heaviest component of
@@ -373,7 +361,7 @@ impl<'b> Planner<'b> {
         &self,
         state: &S,
         samples: usize,
-    ) -> Result<Option<f64>, StateError> {
+    ) -> Option<f64> {
         let txs = &self.block.transactions;
         let samples = samples.min(txs.len());
         let sampled = |sample: usize| &txs[sample * txs.len() / samples.max(1)];
@@ -386,11 +374,9 @@ impl<'b> Planner<'b> {
             let predicted = catch_unwind(AssertUnwindSafe(|| {
                 self.push_digests(sampled(sample), state, &mut digests)
             }));
-            match predicted {
-                Ok(Ok(true)) => {}
-                Ok(Err(error)) => return Err(error),
-                // Unpredictable, or a panic (a bug): the plan decides.
-                Ok(Ok(false)) | Err(_) => return Ok(None),
+            // Unpredictable, or a panic (a bug): the plan decides.
+            if !matches!(predicted, Ok(true)) {
+                return None;
             }
             components.join_keys(&mut owners, sample, &digests);
         }
@@ -401,25 +387,25 @@ impl<'b> Planner<'b> {
         }
         let total: u64 = gas.iter().fold(0, |sum, g| sum.saturating_add(*g));
         let heaviest = gas.iter().copied().max().unwrap_or(0);
-        Ok((total > 0).then(|| heaviest as f64 / total as f64))
+        (total > 0).then(|| heaviest as f64 / total as f64)
     }
 
-    /// [`Self::predict_chunk`], giving the plan up if it returns no keys, an
-    /// error or panics. The prediction is optional: a panic in it (a bug,
-    /// say in reading some contract's code) gives the plan up, and the block
-    /// runs on Block-STM, rather than failing the block.
+    /// [`Self::predict_chunk`], giving the plan up if it returns no keys or
+    /// panics. The prediction is optional: a panic in it (a bug, say in
+    /// reading some contract's code) gives the plan up, and the block runs
+    /// on Block-STM, rather than failing the block.
     fn predict_guarded<S: StateSource + ?Sized>(
         &self,
         range: std::ops::Range<TxIdx>,
         state: &mut Reaches<'_, S>,
-    ) -> Result<Option<ChunkKeys>, StateError> {
+    ) -> Option<ChunkKeys> {
         let predicted = catch_unwind(AssertUnwindSafe(|| self.predict_chunk(range, state)))
             .unwrap_or_else(|panic| {
                 let message = panic_message(panic.as_ref());
                 tracing::warn!(message, "predicting partitions panicked");
-                Ok(None)
+                None
             });
-        if !matches!(predicted, Ok(Some(_))) {
+        if predicted.is_none() {
             self.abandon();
         }
         predicted
@@ -435,7 +421,7 @@ impl<'b> Planner<'b> {
         &self,
         range: std::ops::Range<TxIdx>,
         state: &mut Reaches<'_, S>,
-    ) -> Result<Option<ChunkKeys>, StateError> {
+    ) -> Option<ChunkKeys> {
         let mut chunk = ChunkKeys {
             digests: Vec::with_capacity(range.len() * 3),
             ends: Vec::with_capacity(range.len()),
@@ -445,18 +431,32 @@ impl<'b> Planner<'b> {
         for tx in &self.block.transactions[range] {
             chunk.gas_limits.push(tx.gas_limit());
             chunk.work = chunk.work.saturating_add(predicted_gas(tx.inner()));
-            if !self.push_digests(tx, state, &mut chunk.digests)? {
-                return Ok(None);
+            if !self.push_digests(tx, state, &mut chunk.digests) {
+                return None;
             }
             chunk.ends.push(chunk.digests.len() as u32);
         }
-        Ok(Some(chunk))
+        Some(chunk)
     }
 
     /// Pushes the digests of `tx`'s predicted keys onto `digests`; false if
     /// they cannot be predicted (see [`Self::predict_chunk`]), with some
-    /// digests perhaps pushed.
+    /// digests perhaps pushed. A read of the pre-block state that fails
+    /// leaves them unpredicted too: the prediction reads what execution in
+    /// order may never read (the code of every account a call could reach,
+    /// on paths not taken as well), which a witness for stateless
+    /// validation need not hold, and the block then runs on Block-STM.
     fn push_digests<S: StateSource + ?Sized>(
+        &self,
+        tx: &Recovered<TxEnvelope>,
+        state: &mut Reaches<'_, S>,
+        digests: &mut Vec<u64>,
+    ) -> bool {
+        self.try_push_digests(tx, state, digests).unwrap_or(false)
+    }
+
+    /// [`Self::push_digests`], with the state's errors.
+    fn try_push_digests<S: StateSource + ?Sized>(
         &self,
         tx: &Recovered<TxEnvelope>,
         state: &mut Reaches<'_, S>,
@@ -511,10 +511,7 @@ impl<'b> Planner<'b> {
 
     /// Which of the block's transactions have keys that can be predicted,
     /// each on its own (a diagnosis: the plan needs them all).
-    pub(crate) fn predictable<S: StateSource + ?Sized>(
-        &self,
-        state: &S,
-    ) -> Result<Vec<bool>, StateError> {
+    pub(crate) fn predictable<S: StateSource + ?Sized>(&self, state: &S) -> Vec<bool> {
         let state = &mut Reaches::new(state, &self.analysis_budget);
         let mut digests = Vec::new();
         let txs = &self.block.transactions;
