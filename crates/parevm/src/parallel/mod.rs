@@ -111,7 +111,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
     let started = Instant::now();
     block.check()?;
     let attempt = match judge(block, state, config) {
-        Ok(judged) => attempt(block, state, config, judged, started),
+        Ok(judged) => run_in_parallel(block, state, config, judged, started),
         Err(reason) => Ok(Attempt::Fallback(reason, ExecutionStats::default())),
     };
     let (reason, stats) = match attempt {
@@ -139,7 +139,7 @@ pub(super) enum Attempt {
 
 /// Runs a block that [`judge`] let run in parallel: as partitions, if they
 /// run and hold; otherwise on Block-STM, unless it is too cheap for it.
-fn attempt<S: StateSource + ?Sized>(
+fn run_in_parallel<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
     config: &ParallelConfig,
@@ -176,7 +176,7 @@ fn attempt<S: StateSource + ?Sized>(
         started,
     };
     let partitions_discarded = match partitions::attempt(&run, threads, config, plan)? {
-        PartitionAttempt::Ran(attempt) => return Ok(attempt),
+        PartitionAttempt::Decided(decided) => return Ok(decided),
         PartitionAttempt::NotTried => false,
         PartitionAttempt::Discarded => true,
     };

@@ -113,7 +113,7 @@ impl<S: ?Sized> PartitionContext<'_, S> {
 pub(crate) enum PartitionAttempt {
     /// The block ran as partitions, or must run sequentially (a predicted
     /// chain, or a transaction that does not fit in the block's gas).
-    Ran(Attempt),
+    Decided(Attempt),
     /// Not tried: the block does not split, or not evenly enough.
     NotTried,
     /// Tried and discarded: the partitions were not independent.
@@ -154,7 +154,7 @@ pub(crate) fn attempt<S: StateSource + ?Sized>(
         // Every transaction's accesses are known, and they chain: Block-STM
         // would only find the same conflicts by aborting.
         let reason = FallbackReason::DependencyChain;
-        return Ok(PartitionAttempt::Ran(Attempt::Fallback(
+        return Ok(PartitionAttempt::Decided(Attempt::Fallback(
             reason,
             Default::default(),
         )));
@@ -211,7 +211,7 @@ fn run_block<S: StateSource + ?Sized>(
     };
     let (transactions, gas_used) = match receipts? {
         Ok(receipts) => receipts,
-        Err(reason) => return Ok(PartitionAttempt::Ran(Attempt::Fallback(reason, stats))),
+        Err(reason) => return Ok(PartitionAttempt::Decided(Attempt::Fallback(reason, stats))),
     };
     let requests = post_block_calls(block, state, increments, &transactions, &mut changes)?;
     stats.phases = phases.map(|phases| PhaseTimes {
@@ -226,7 +226,7 @@ fn run_block<S: StateSource + ?Sized>(
         path: ExecutionPath::Partitioned,
         stats,
     };
-    Ok(PartitionAttempt::Ran(Attempt::Ran(Box::new(result))))
+    Ok(PartitionAttempt::Decided(Attempt::Ran(Box::new(result))))
 }
 
 /// Whether `block` may run as partitions at all: after EIP-161 (so that a
