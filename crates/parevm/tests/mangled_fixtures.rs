@@ -12,8 +12,8 @@
 mod common;
 
 use parevm::{
-    BlockResult, ExecutionError, ParallelConfig, execute_parallel, execute_sequential,
-    fixture::load_mainnet_block, verify::verify_against_header,
+    ParallelConfig, execute_parallel, execute_sequential, fixture::load_mainnet_block,
+    verify::verify_against_header,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -238,7 +238,7 @@ fn check(dir: &Path, file: &str) -> Result<(), TestCaseError> {
             ParallelConfig::partitioned(threads),
         ] {
             let actual = execute_parallel(&fixture.block, &fixture.state, &config);
-            if let Some(difference) = disagreement(&expected, &actual) {
+            if let Some(difference) = common::disagreement(&expected, &actual) {
                 return Err(TestCaseError::fail(format!(
                     "{threads} threads: {difference}"
                 )));
@@ -250,21 +250,6 @@ fn check(dir: &Path, file: &str) -> Result<(), TestCaseError> {
         let _ = verify_against_header(&fixture.block, result);
     }
     Ok(())
-}
-
-fn disagreement(
-    expected: &Result<BlockResult, ExecutionError>,
-    actual: &Result<BlockResult, ExecutionError>,
-) -> Option<String> {
-    match (expected, actual) {
-        (Ok(expected), Ok(actual)) => expected.first_difference(actual),
-        (Err(expected), Err(actual)) if expected.to_string() == actual.to_string() => None,
-        (expected, actual) => Some(format!(
-            "sequential {:?}, parallel {:?}",
-            expected.as_ref().err(),
-            actual.as_ref().err()
-        )),
-    }
 }
 
 proptest! {

@@ -470,7 +470,7 @@ fn check(fixture: &MainnetFixture, perturbations: &[Perturbation]) -> Result<(),
     }
     for config in configs() {
         let actual = execute_parallel(&block, &state, &config);
-        if let Some(difference) = disagreement(&expected, &actual) {
+        if let Some(difference) = common::disagreement(&expected, &actual) {
             return Err(TestCaseError::fail(format!(
                 "block {} ({} txs), {} threads, {:?}: {difference}",
                 block.header.number,
@@ -498,22 +498,6 @@ fn summary(result: &Result<BlockResult, ExecutionError>) -> String {
             )
         }
         Err(error) => format!("error: {error}"),
-    }
-}
-
-/// How a parallel run's outcome differs from the sequential one, if it does.
-fn disagreement(
-    expected: &Result<BlockResult, ExecutionError>,
-    actual: &Result<BlockResult, ExecutionError>,
-) -> Option<String> {
-    match (expected, actual) {
-        (Ok(expected), Ok(actual)) => expected.first_difference(actual),
-        (Err(expected), Err(actual)) if expected.to_string() == actual.to_string() => None,
-        (expected, actual) => Some(format!(
-            "sequential {:?}, parallel {:?}",
-            expected.as_ref().err(),
-            actual.as_ref().err()
-        )),
     }
 }
 

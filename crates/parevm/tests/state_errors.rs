@@ -340,7 +340,7 @@ mod mainnet_witness {
             let fixture = &fixtures[which % fixtures.len()];
             let witness = holes(fixture, &picks, &slot_picks);
             let block = &fixture.block;
-            let expected = execute_sequential(block, &witness).map_err(|e| e.to_string());
+            let expected = execute_sequential(block, &witness);
             for threads in [2, 4] {
                 for config in [
                     ParallelConfig::with_threads(threads),
@@ -348,15 +348,7 @@ mod mainnet_witness {
                     ParallelConfig::partitioned(threads),
                 ] {
                     let actual = execute_parallel(block, &witness, &config);
-                    let difference = match (&expected, &actual) {
-                        (Ok(expected), Ok(actual)) => expected.first_difference(actual),
-                        (Err(expected), Err(actual)) if *expected == actual.to_string() => None,
-                        (expected, actual) => Some(format!(
-                            "sequential {:?}, parallel {:?}",
-                            expected.as_ref().err(),
-                            actual.as_ref().err()
-                        )),
-                    };
+                    let difference = common::disagreement(&expected, &actual);
                     prop_assert!(
                         difference.is_none(),
                         "block {}, {threads} threads: {}",

@@ -27,3 +27,20 @@ pub fn mainnet_blocks() -> Option<impl Iterator<Item = parevm::fixture::MainnetF
             .map(|dir| parevm::fixture::load_mainnet_block(&dir).expect("fixture loads")),
     )
 }
+
+/// How a parallel run's outcome differs from the sequential one, if it
+/// does: both results alike, or both the same error.
+pub fn disagreement(
+    expected: &Result<parevm::BlockResult, parevm::ExecutionError>,
+    actual: &Result<parevm::BlockResult, parevm::ExecutionError>,
+) -> Option<String> {
+    match (expected, actual) {
+        (Ok(expected), Ok(actual)) => expected.first_difference(actual),
+        (Err(expected), Err(actual)) if expected.to_string() == actual.to_string() => None,
+        (expected, actual) => Some(format!(
+            "sequential {:?}, parallel {:?}",
+            expected.as_ref().err(),
+            actual.as_ref().err()
+        )),
+    }
+}
