@@ -156,8 +156,9 @@ fn writer_then_readers(readers: u64, nested: bool) -> (BlockInput, Witness) {
     (block, witness)
 }
 
-/// The paths a parallel run of a block whose speculative reads fail may
-/// take: Block-STM (if no read failed), or the sequential executor after.
+/// Runs `block` sequentially and in parallel with `config`, asserts that
+/// both succeed alike, and returns the parallel result, whose path tells
+/// whether a speculative read failed (the sequential executor ran it).
 fn assert_matches_sequential(
     block: &BlockInput,
     state: &Witness<impl StateSource>,
