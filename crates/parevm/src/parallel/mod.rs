@@ -81,7 +81,7 @@ use crate::{
 use alloy_eips::eip7685::Requests;
 use alloy_primitives::{Address, U256};
 use partitions::PartitionAttempt;
-use planning::{PartitionPlan, Planning, predict_and_plan};
+use planning::{Judged, Planning, predict_and_plan};
 use std::time::Instant;
 
 /// Executes `block` on `state` in parallel, with exactly the sequential result.
@@ -143,7 +143,7 @@ fn run_in_parallel<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
     config: &ParallelConfig,
-    (prediction, chains, plan): (Prediction, Option<prediction::Chains>, PartitionPlan),
+    (prediction, chains, plan): Judged,
     started: Instant,
 ) -> Result<Attempt, ExecutionError> {
     let threads = config.threads.min(block.transactions.len());

@@ -11,10 +11,12 @@ use crate::{BlockInput, FallbackReason, StateSource};
 use alloy_primitives::Address;
 
 /// The block's predicted dependencies, its sender chains if they were
-/// computed, and what is known of its partitions; or why it runs
-/// sequentially (see [`predict_and_plan`]).
-pub(super) type Planning =
-    Result<(Prediction, Option<prediction::Chains>, PartitionPlan), FallbackReason>;
+/// computed, and what is known of its partitions.
+pub(super) type Judged = (Prediction, Option<prediction::Chains>, PartitionPlan);
+
+/// What the block runs as in parallel, or why it runs sequentially (see
+/// [`predict_and_plan`]).
+pub(super) type Planning = Result<Judged, FallbackReason>;
 
 /// What is known of a block's partitions before it runs.
 #[derive(Default)]
@@ -256,7 +258,7 @@ pub(super) fn plan_payouts<S: StateSource + ?Sized>(
     threads: usize,
     config: &ParallelConfig,
     sender: alloy_primitives::Address,
-) -> Option<(Prediction, Option<prediction::Chains>, PartitionPlan)> {
+) -> Option<Judged> {
     if !may_partition(threads, config) {
         return None;
     }
