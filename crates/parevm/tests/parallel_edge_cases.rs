@@ -8,7 +8,7 @@ mod support;
 use alloy_consensus::Transaction;
 use alloy_hardforks::EthereumHardfork;
 use alloy_primitives::{Address, Bytes, U256};
-use parevm::TxOutcome;
+use parevm::{ExecutionPath, ParallelConfig, TxOutcome, execute_parallel, execute_sequential};
 use support::*;
 
 fn u(n: u64) -> Address {
@@ -1224,4 +1224,74 @@ fn large_receipts_hash_their_blooms_together() {
         None => usize::MAX,
     };
     assert_eq!([0, 6, 7, 8, 9].map(logged), [3000, 2500, 700, 0, 10]);
+}
+
+/// Counts in transient storage: `TSTORE(0, TLOAD(0) + 1)`, then stores
+/// the count at the caller's slot and returns it. A transaction that
+/// calls it once sees 1; a second call in the same transaction, 2.
+fn transient_counter() -> Vec<u8> {
+    const TLOAD: u8 = 0x5c;
+    const TSTORE: u8 = 0x5d;
+    Asm::new()
+        .push(0)
+        .op(&[TLOAD])
+        .push(1)
+        .op(&[op::ADD, op::DUP1])
+        .push(0)
+        .op(&[TSTORE, op::DUP1, op::CALLER, op::SSTORE])
+        .push(0)
+        .op(&[op::MSTORE])
+        .push(32)
+        .push(0)
+        .op(&[op::RETURN])
+        .build()
+}
+
+/// Transient storage (EIP-1153) lives for one transaction: transactions
+/// calling the same counters, run by Block-STM's incarnations and by
+/// partitions that execute many transactions on one revm cache, each
+/// start from zero, and one that calls a counter twice (through a
+/// forwarder) counts two within itself.
+#[test]
+fn transient_storage_is_cleared_between_transactions() {
+    let counters = [addr(0xc0), addr(0xc1), addr(0xc2)];
+    let twice = addr(0xc3);
+    let build = |with_forwarder: bool| {
+        let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+        for counter in counters {
+            b.contract(counter, transient_counter());
+        }
+        let push_first = [&[op::PUSH20][..], counters[0].as_slice()].concat();
+        let forwarder = call_to(call_to(Asm::new(), &push_first), &push_first);
+        b.contract(twice, forwarder.op(&[op::STOP]).build());
+        b.fund_all((1..=18).map(u));
+        for i in 1..=17 {
+            b.call(u(i), counters[i as usize % counters.len()], 0, Vec::new());
+        }
+        if with_forwarder {
+            b.call(u(18), twice, 0, Vec::new());
+        }
+        b.build()
+    };
+    // Without the forwarder, the counters' callers split into partitions.
+    let (block, state) = build(false);
+    let partitioned = execute_parallel(&block, &state, &ParallelConfig::partitioned(2));
+    assert_eq!(
+        partitioned.expect("executes").path,
+        ExecutionPath::Partitioned
+    );
+    for (block, state) in [build(false), build(true)] {
+        let result = assert_parallel_matches(&block, &state);
+        for index in 0..17 {
+            let counted = U256::from_be_slice(&success_output(&result, index));
+            assert_eq!(counted, U256::from(1), "transaction {index}");
+        }
+    }
+    let (block, state) = build(true);
+    let result = execute_sequential(&block, &state).expect("executes");
+    let slot = |of: Address| U256::from_be_slice(of.as_slice());
+    assert_eq!(
+        storage_after(&result, &state, counters[0], slot(twice)),
+        U256::from(2)
+    );
 }
