@@ -9,9 +9,24 @@ use crate::{
 /// invalid is not an error: it is reported as [`crate::TxOutcome::Invalid`].)
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ExecutionError {
-    /// The state source failed.
+    /// The state source failed outside any transaction: reading the
+    /// pre-block values that the block's changes are told against. (A
+    /// system call, reward or withdrawal whose read failed is reported by
+    /// alloy-evm as a message: [`Self::Block`], naming what the source
+    /// said.)
     #[error("state: {0}")]
     State(#[from] StateError),
+    /// The state source failed while transaction `index` ran (in order:
+    /// a read that parallel execution alone made sends the block to the
+    /// sequential executor, which reports only what execution in order
+    /// reads).
+    #[error("transaction {index}: state: {error}")]
+    TxState {
+        /// Index of the transaction in the block.
+        index: usize,
+        /// What the source said.
+        error: StateError,
+    },
     /// The chain's blob fee parameters at the block are unknown.
     #[error(transparent)]
     UnknownBlobParams(#[from] UnknownBlobParams),
@@ -32,4 +47,16 @@ pub enum ExecutionError {
     /// A worker thread panicked (a bug in parevm or revm).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ExecutionError {
+    /// The state source's error, if the state source failed, in a
+    /// transaction or outside one: a node may fetch what was missing and
+    /// run the block again, where every other error is final.
+    pub fn state_error(&self) -> Option<&StateError> {
+        match self {
+            Self::State(error) | Self::TxState { error, .. } => Some(error),
+            _ => None,
+        }
+    }
 }

@@ -19,6 +19,7 @@ use revm::{
     Database, DatabaseCommit,
     context::result::{EVMError, ExecutionResult},
     database::{State, TransitionState},
+    database_interface::bal::EvmDatabaseError,
 };
 
 /// alloy-evm's Ethereum block executor over database `DB`.
@@ -146,23 +147,25 @@ pub(crate) fn classify_tx_error(
         ) => Ok(TxOutcome::Invalid {
             reason: e.to_string(),
         }),
-        other => Err(state_error(&other).map_or_else(
-            || ExecutionError::Evm {
+        other => Err(match state_error(&other) {
+            Some(error) => ExecutionError::TxState { index, error },
+            None => ExecutionError::Evm {
                 index,
                 message: other.to_string(),
             },
-            ExecutionError::State,
-        )),
+        }),
     }
 }
 
-/// The state source's error that `error` wraps, if it does: the
-/// executor's database is a revm `State` over [`StateDb`], whose errors
-/// are [`StateError`]s.
+/// The state source's error that `error` wraps, if it does. The
+/// sequential executor's database is a revm `State` over [`StateDb`],
+/// whose errors are [`StateError`]s inside revm's `EvmDatabaseError`
+/// (which also carries block-access-list errors, never raised here: no
+/// list is set).
 fn state_error(error: &BlockExecutionError) -> Option<StateError> {
     let internal = error.as_internal()?;
-    match internal.downcast_evm::<EVMError<StateError>>()? {
-        EVMError::Database(error) => Some(error.clone()),
+    match internal.downcast_evm::<EVMError<EvmDatabaseError<StateError>>>()? {
+        EVMError::Database(EvmDatabaseError::Database(error)) => Some(error.clone()),
         _ => None,
     }
 }

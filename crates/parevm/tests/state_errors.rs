@@ -11,8 +11,8 @@ mod support;
 
 use alloy_primitives::{Address, B256, U256};
 use parevm::{
-    BlockInput, BlockResult, ExecutionPath, FallbackReason, InMemoryAccount, InMemoryState,
-    ParallelConfig, StateError, StateSource, execute_parallel, execute_sequential,
+    BlockInput, BlockResult, ExecutionError, ExecutionPath, FallbackReason, InMemoryAccount,
+    InMemoryState, ParallelConfig, StateError, StateSource, execute_parallel, execute_sequential,
 };
 use revm::{bytecode::Bytecode, state::AccountInfo};
 use support::{Asm, BlockBuilder, TxSpec, addr, addr_word, calldata, op};
@@ -211,12 +211,18 @@ fn assert_fails_over_speculative_reads(block: &BlockInput, witness: &Witness) {
 }
 
 /// Where execution in order reads what the witness lacks, the parallel
-/// executor returns the sequential executor's error.
+/// executor returns the sequential executor's error, which names the
+/// transaction that read it (the first reader, after the writer).
 #[test]
 fn a_read_that_fails_in_order_fails_the_block_alike() {
     let (block, mut witness) = writer_then_readers(3, true);
     witness.missing.push(addr(201));
     let expected = execute_sequential(&block, &witness).expect_err("the read in order fails");
+    assert!(
+        matches!(expected, ExecutionError::TxState { index: 1, .. }),
+        "{expected:?}"
+    );
+    assert!(expected.state_error().is_some());
     for threads in [1, 2, 4] {
         for config in [
             ParallelConfig::with_threads(threads),
@@ -225,6 +231,33 @@ fn a_read_that_fails_in_order_fails_the_block_alike() {
         ] {
             let actual =
                 execute_parallel(&block, &witness, &config).expect_err("the read in order fails");
+            assert_eq!(actual.to_string(), expected.to_string());
+        }
+    }
+}
+
+/// A read that the block's own processing makes and the witness lacks
+/// (here the EIP-4788 beacon roots contract, which a Cancun block's
+/// system call writes before any transaction) fails the block alike on
+/// every executor: alloy-evm reports a failed system call as a message,
+/// which names what the source said.
+#[test]
+fn a_failed_read_of_a_system_call_fails_the_block_alike() {
+    let (block, mut witness) = writer_then_readers(3, false);
+    witness
+        .missing
+        .push(alloy_eips::eip4788::BEACON_ROOTS_ADDRESS);
+    let expected = execute_sequential(&block, &witness).expect_err("the system call's read fails");
+    assert!(matches!(expected, ExecutionError::Block(_)), "{expected:?}");
+    assert!(expected.to_string().contains("is not in the witness"));
+    for threads in [1, 2, 4] {
+        for config in [
+            ParallelConfig::with_threads(threads),
+            ParallelConfig::never_fall_back(threads),
+            ParallelConfig::partitioned(threads),
+        ] {
+            let actual = execute_parallel(&block, &witness, &config)
+                .expect_err("the system call's read fails");
             assert_eq!(actual.to_string(), expected.to_string());
         }
     }

@@ -232,7 +232,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match vm.execute(tx) {
                 Err(FatalError::State(error)) => {
-                    self.fail(ExecutionError::State(error));
+                    self.fail(ExecutionError::TxState { index: tx, error });
                     return None;
                 }
                 Err(FatalError::Other(message)) => {

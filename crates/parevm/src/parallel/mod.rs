@@ -119,7 +119,7 @@ pub fn execute_parallel<S: StateSource + ?Sized>(
         Ok(Attempt::Fallback(reason, stats)) => (reason, stats),
         // Perhaps a read that execution in order never makes: the
         // sequential executor tells (see `FallbackReason::StateReadFailed`).
-        Err(ExecutionError::State(error)) => {
+        Err(error) if error.state_error().is_some() => {
             tracing::debug!(%error, "a state read failed in parallel");
             (FallbackReason::StateReadFailed, ExecutionStats::default())
         }

@@ -208,7 +208,9 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
                 self.results.push(FinishedTx::invalid(&invalid));
                 return Ok(Step::Next);
             }
-            Err(EVMError::Database(error)) => return Err(error.into()),
+            Err(EVMError::Database(error)) => {
+                return Err(ExecutionError::TxState { index, error });
+            }
             Err(other) => {
                 return Err(ExecutionError::Evm {
                     index,
