@@ -25,6 +25,9 @@ const VAULT: Address = Address::repeat_byte(0x0e);
 const TIPPER: Address = Address::repeat_byte(0x0f);
 /// Stores the BALANCE of the account in its input.
 const PROBE_ANY: Address = Address::repeat_byte(0x10);
+/// Accounts that delegate their code (EIP-7702): [`key_address`] 0 to
+/// `AUTHORITIES - 1`.
+const AUTHORITIES: u8 = 4;
 /// Repeats per thread count (each case already varies the block).
 const REPEATS: usize = 2;
 /// Largest generated block.
@@ -60,7 +63,25 @@ enum Op {
     Tip { from: u8, value: u16 },
     /// Reads an actor's balance into a probe's slot.
     ReadActor { from: u8, of: u8, slot: u8 },
+    /// An actor's type-4 transaction sets authority `who`'s delegation
+    /// ([`DELEGATES`]`[to]`: code, or none); with a `stale` nonce the
+    /// authorization is skipped.
+    Delegate {
+        from: u8,
+        who: u8,
+        to: u8,
+        stale: bool,
+    },
+    /// An actor calls authority `who` with value: its delegate's code runs
+    /// on the authority's storage and balance, if it has one.
+    CallAuthority { from: u8, who: u8, value: u16 },
+    /// Authority `who` sends value to an actor (a delegated sender).
+    FromAuthority { who: u8, to: u8, value: u16 },
 }
+
+/// What authorities delegate to: the counter, the vault, the balance
+/// probe, or nothing (a delegation cleared).
+const DELEGATES: [Address; 4] = [HOT, VAULT, PROBE_ANY, Address::ZERO];
 
 fn actor(index: u8) -> Address {
     addr(1 + u64::from(index % ACTORS))
@@ -73,6 +94,7 @@ fn cold(index: u8) -> Address {
 fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
     let mut b = BlockBuilder::new(fork);
     b.fund_all((0..ACTORS).map(actor));
+    b.fund_all((0..AUTHORITIES).map(key_address));
     // A nonce, as a builder's address has: its balance can be watched.
     b.account(COINBASE, RICH, 1, None, &[]);
     b.contract(HOT, counter());
@@ -140,6 +162,28 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
             Op::ReadActor { from, of, slot } => {
                 let input = calldata(&[addr_word(actor(of)), word(u64::from(slot))]);
                 b.call(actor(from), PROBE_ANY, 0, input);
+            }
+            Op::Delegate {
+                from,
+                who,
+                to,
+                stale,
+            } => {
+                let authority = key_address(who);
+                // A valid authorization takes the authority's next nonce.
+                let nonce = match stale {
+                    false => b.take_nonce(authority),
+                    true => b.next_nonce(authority) + 7,
+                };
+                let delegate = DELEGATES[usize::from(to) % DELEGATES.len()];
+                let authorization = signed_authorization(who, delegate, nonce);
+                b.set_code_tx(actor(from), actor(from), 0, vec![], vec![authorization]);
+            }
+            Op::CallAuthority { from, who, value } => {
+                b.call(actor(from), key_address(who), u128::from(value), vec![]);
+            }
+            Op::FromAuthority { who, to, value } => {
+                b.transfer(key_address(who), actor(to), u128::from(value));
             }
         }
     }
@@ -236,6 +280,18 @@ fn vault_op() -> impl Strategy<Value = Op> {
             .prop_map(|(from, value, slot)| Op::Withdraw { from, value, slot }),
         1 => (any_actor(), any::<u8>()).prop_map(|(from, slot)| Op::ReadVault { from, slot }),
         2 => (any_actor(), value()).prop_map(|(from, value)| Op::Tip { from, value }),
+    ]
+}
+
+fn delegation_op() -> impl Strategy<Value = Op> {
+    let who = || 0..AUTHORITIES;
+    prop_oneof![
+        2 => (any_actor(), who(), 0..DELEGATES.len() as u8, prop::bool::weighted(0.2))
+            .prop_map(|(from, who, to, stale)| Op::Delegate { from, who, to, stale }),
+        3 => (any_actor(), who(), value())
+            .prop_map(|(from, who, value)| Op::CallAuthority { from, who, value }),
+        2 => (who(), any_actor(), value())
+            .prop_map(|(who, to, value)| Op::FromAuthority { who, to, value }),
     ]
 }
 
@@ -369,12 +425,84 @@ proptest! {
         check(EthereumHardfork::Cancun, &ops);
     }
 
+    /// Delegations (EIP-7702) set, changed, cleared and skipped among the
+    /// calls to and transfers from their authorities and the rest of the
+    /// mix, on the forks that have them.
+    #[test]
+    fn delegations(
+        fork in prop_oneof![
+            Just(EthereumHardfork::Prague),
+            Just(EthereumHardfork::Osaka),
+            Just(EthereumHardfork::Amsterdam),
+        ],
+        ops in ops(prop_oneof![2 => delegation_op(), 1 => any_op()]),
+    ) {
+        check(fork, &ops);
+    }
+
     /// A random mix of all of the above, on several forks.
     #[test]
     fn random_mix(fork in fork(), ops in ops(any_op())) {
         check(fork, &ops);
     }
 }
+/// The delegation ops do what they say: a valid authorization sets the
+/// code a call to its authority runs, one with a stale nonce is skipped,
+/// one to nothing clears it, and the authority's nonce counts its valid
+/// authorizations and its own transactions.
+#[test]
+fn delegations_take_effect() {
+    let ops = [
+        Op::Delegate {
+            from: 0,
+            who: 0,
+            to: 0,
+            stale: false,
+        },
+        Op::CallAuthority {
+            from: 1,
+            who: 0,
+            value: 1,
+        },
+        Op::Delegate {
+            from: 2,
+            who: 0,
+            to: 3,
+            stale: true,
+        },
+        Op::CallAuthority {
+            from: 3,
+            who: 0,
+            value: 1,
+        },
+        Op::FromAuthority {
+            who: 0,
+            to: 4,
+            value: 1,
+        },
+        Op::Delegate {
+            from: 5,
+            who: 0,
+            to: 3,
+            stale: false,
+        },
+        Op::CallAuthority {
+            from: 6,
+            who: 0,
+            value: 1,
+        },
+    ];
+    let (block, state) = build(EthereumHardfork::Prague, &ops);
+    let result = parevm::execute_sequential(&block, &state).expect("executes");
+    let gas = |index: usize| result.transactions[index].outcome.gas_used();
+    assert!(gas(1) > 21_000, "the counter ran");
+    assert!(gas(3) > 21_000, "the stale authorization changed nothing");
+    assert_eq!(gas(6), 21_000, "the delegation was cleared");
+    let authority = account_after(&result, &state, key_address(0)).expect("changed");
+    assert_eq!(authority.info.nonce, 3);
+    check(EthereumHardfork::Prague, &ops);
+}
+
 /// A block `random_mix` generated on which the parallel executor ended with a
 /// transaction never executed (the scheduler declared the block done while a
 /// transaction had no finished incarnation); it reproduced within ~25 runs.

@@ -322,6 +322,15 @@ impl BlockBuilder {
         self
     }
 
+    /// The nonce [`Self::take_nonce`] would give `sender` next.
+    pub fn next_nonce(&self, sender: Address) -> u64 {
+        self.nonces.get(&sender).copied().unwrap_or_else(|| {
+            self.state
+                .get(&sender)
+                .map_or(0, |account| account.info.nonce)
+        })
+    }
+
     /// The nonce the next transaction of `sender` gets (and advances it).
     pub fn take_nonce(&mut self, sender: Address) -> u64 {
         let pre = self
@@ -569,6 +578,38 @@ pub fn authorization(delegate: Address, nonce: u64, seed: u64) -> (SignedAuthori
         .recover_authority()
         .expect("authorization signature recovers");
     (signed, authority)
+}
+
+/// The signing key numbered `key` (its secret is `key + 1`, big-endian).
+fn signing_key(key: u8) -> k256::ecdsa::SigningKey {
+    let mut secret = [0u8; 32];
+    secret[31] = key;
+    secret[30] = 1;
+    k256::ecdsa::SigningKey::from_slice(&secret).expect("a secret below the curve's order")
+}
+
+/// The account of [`signing_key`] `key`.
+pub fn key_address(key: u8) -> Address {
+    Address::from_private_key(&signing_key(key))
+}
+
+/// An EIP-7702 authorization by the account of [`signing_key`] `key`,
+/// delegating to `delegate` (none: `Address::ZERO`) at `nonce`, truly
+/// signed: unlike [`authorization`], its authority stays the same whatever
+/// it delegates to.
+pub fn signed_authorization(key: u8, delegate: Address, nonce: u64) -> SignedAuthorization {
+    let authorization = Authorization {
+        chain_id: U256::from(1),
+        address: delegate,
+        nonce,
+    };
+    let hash = authorization.signature_hash();
+    let (signature, recovery) = signing_key(key)
+        .sign_prehash_recoverable(hash.as_slice())
+        .expect("signs");
+    let signed = authorization.into_signed(Signature::from((signature, recovery)));
+    debug_assert_eq!(signed.recover_authority().ok(), Some(key_address(key)));
+    signed
 }
 
 // ---------------------------------------------------------------------------
