@@ -1226,27 +1226,6 @@ fn large_receipts_hash_their_blooms_together() {
     assert_eq!([0, 6, 7, 8, 9].map(logged), [3000, 2500, 700, 0, 10]);
 }
 
-/// Counts in transient storage: `TSTORE(0, TLOAD(0) + 1)`, then stores
-/// the count at the caller's slot and returns it. A transaction that
-/// calls it once sees 1; a second call in the same transaction, 2.
-fn transient_counter() -> Vec<u8> {
-    const TLOAD: u8 = 0x5c;
-    const TSTORE: u8 = 0x5d;
-    Asm::new()
-        .push(0)
-        .op(&[TLOAD])
-        .push(1)
-        .op(&[op::ADD, op::DUP1])
-        .push(0)
-        .op(&[TSTORE, op::DUP1, op::CALLER, op::SSTORE])
-        .push(0)
-        .op(&[op::MSTORE])
-        .push(32)
-        .push(0)
-        .op(&[op::RETURN])
-        .build()
-}
-
 /// Transient storage (EIP-1153) lives for one transaction: transactions
 /// calling the same counters, run by Block-STM's incarnations and by
 /// partitions that execute many transactions on one revm cache, each

@@ -28,6 +28,8 @@ const PROBE_ANY: Address = Address::repeat_byte(0x10);
 /// Accounts that delegate their code (EIP-7702): [`key_address`] 0 to
 /// `AUTHORITIES - 1`.
 const AUTHORITIES: u8 = 4;
+/// Contracts counting in transient storage (`Op::Transient`).
+const TRANSIENT_COUNTERS: u8 = 3;
 /// Repeats per thread count (each case already varies the block).
 const REPEATS: usize = 2;
 /// Largest generated block.
@@ -77,6 +79,9 @@ enum Op {
     CallAuthority { from: u8, who: u8, value: u16 },
     /// Authority `who` sends value to an actor (a delegated sender).
     FromAuthority { who: u8, to: u8, value: u16 },
+    /// Call transient counter `which` (`TSTORE(0, TLOAD(0) + 1)`, stored
+    /// at the caller's slot: 1 in every transaction).
+    Transient { from: u8, which: u8 },
 }
 
 /// What authorities delegate to: the counter, the vault, the balance
@@ -89,6 +94,11 @@ fn actor(index: u8) -> Address {
 
 fn cold(index: u8) -> Address {
     addr(COLD_BASE + u64::from(index % ACTORS))
+}
+
+/// Transient counter `which` (of [`TRANSIENT_COUNTERS`]).
+fn transient(which: u8) -> Address {
+    addr(0x7700 + u64::from(which % TRANSIENT_COUNTERS))
 }
 
 fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
@@ -104,6 +114,11 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
     b.contract(PROBE_ANY, balance_probe());
     for i in 0..ACTORS {
         b.contract(cold(i), counter());
+    }
+    if fork >= EthereumHardfork::Cancun {
+        for which in 0..TRANSIENT_COUNTERS {
+            b.contract(transient(which), transient_counter());
+        }
     }
     let mut deployed = Vec::new();
     for op in ops {
@@ -184,6 +199,9 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
             }
             Op::FromAuthority { who, to, value } => {
                 b.transfer(key_address(who), actor(to), u128::from(value));
+            }
+            Op::Transient { from, which } => {
+                b.call(actor(from), transient(which), 0, vec![]);
             }
         }
     }
@@ -270,6 +288,7 @@ fn any_op() -> impl Strategy<Value = Op> {
         1 => (any_actor(), value()).prop_map(|(to, value)| Op::FromCoinbase { to, value }),
         1 => (any_actor(), 0u8..4).prop_map(|(from, slot)| Op::ReadCoinbase { from, slot }),
         3 => vault_op(),
+        1 => (any_actor(), any::<u8>()).prop_map(|(from, which)| Op::Transient { from, which }),
     ]
 }
 

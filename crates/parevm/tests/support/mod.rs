@@ -980,6 +980,27 @@ pub fn call_to(code: Asm, target: &[u8]) -> Asm {
         .op(&[op::GAS, op::CALL, op::POP])
 }
 
+/// Counts in transient storage: `TSTORE(0, TLOAD(0) + 1)`, then stores
+/// the count at the caller's slot and returns it. A transaction that
+/// calls it once sees 1; a second call in the same transaction, 2.
+pub fn transient_counter() -> Vec<u8> {
+    const TLOAD: u8 = 0x5c;
+    const TSTORE: u8 = 0x5d;
+    Asm::new()
+        .push(0)
+        .op(&[TLOAD])
+        .push(1)
+        .op(&[op::ADD, op::DUP1])
+        .push(0)
+        .op(&[TSTORE, op::DUP1, op::CALLER, op::SSTORE])
+        .push(0)
+        .op(&[op::MSTORE])
+        .push(32)
+        .push(0)
+        .op(&[op::RETURN])
+        .build()
+}
+
 /// A WETH-like vault: accepts value without calldata; with calldata, sends
 /// word 0 wei to the caller (stipend only) and stores the success flag at
 /// the slot in word 1.
