@@ -697,6 +697,14 @@ impl Asm {
     pub fn store_top(self, slot: u64) -> Self {
         self.push(slot).op(&[op::SSTORE])
     }
+    /// Returns the top of the stack as one word.
+    pub fn return_top(self) -> Self {
+        self.push(0)
+            .op(&[op::MSTORE])
+            .push(32)
+            .push(0)
+            .op(&[op::RETURN])
+    }
     /// The current code offset.
     pub fn pc(&self) -> usize {
         self.0.len()
@@ -755,11 +763,7 @@ pub fn counter() -> Vec<u8> {
         .push(1)
         .op(&[op::ADD, op::DUP1])
         .store_top(0)
-        .push(0)
-        .op(&[op::MSTORE])
-        .push(32)
-        .push(0)
-        .op(&[op::RETURN])
+        .return_top()
         .build()
 }
 
@@ -886,11 +890,7 @@ fn factory(create2: bool) -> Vec<u8> {
         ])
         .op(&[op::DUP1])
         .store_top(0)
-        .push(0)
-        .op(&[op::MSTORE])
-        .push(32)
-        .push(0)
-        .op(&[op::RETURN])
+        .return_top()
         .build()
 }
 
@@ -993,11 +993,7 @@ pub fn transient_counter() -> Vec<u8> {
         .op(&[op::ADD, op::DUP1])
         .push(0)
         .op(&[TSTORE, op::DUP1, op::CALLER, op::SSTORE])
-        .push(0)
-        .op(&[op::MSTORE])
-        .push(32)
-        .push(0)
-        .op(&[op::RETURN])
+        .return_top()
         .build()
 }
 
