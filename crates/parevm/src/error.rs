@@ -7,7 +7,10 @@ use crate::{
 
 /// Why a block could not be executed at all. (A transaction that is merely
 /// invalid is not an error: it is reported as [`crate::TxOutcome::Invalid`].)
+/// New kinds of failure may be told apart later, so a match needs a
+/// wildcard arm; [`Self::state_error`] tells the ones a node may retry.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecutionError {
     /// The state source failed outside any transaction: reading the
     /// pre-block values that the block's changes are told against. (A

@@ -70,9 +70,11 @@ pub enum ExecutionPath {
     SequentialFallback(FallbackReason),
 }
 
-/// Why the parallel executor ran a block sequentially.
+/// Why the parallel executor ran a block sequentially. New reasons come
+/// with new rules, so a match needs a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum FallbackReason {
     /// Only one thread, core or transaction to run on.
     OneThread,
