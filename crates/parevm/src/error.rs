@@ -8,7 +8,7 @@ use crate::{
 /// Why a block could not be executed at all. (A transaction that is merely
 /// invalid is not an error: it is reported as [`crate::TxOutcome::Invalid`].)
 /// New kinds of failure may be told apart later, so a match needs a
-/// wildcard arm; [`Self::state_error`] tells the ones a node may retry.
+/// wildcard arm; [`Self::state_error`] tells the state source's failures.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecutionError {
@@ -55,7 +55,8 @@ pub enum ExecutionError {
 impl ExecutionError {
     /// The state source's error, if the state source failed, in a
     /// transaction or outside one: a node may fetch what was missing and
-    /// run the block again, where every other error is final.
+    /// run the block again. (A system call's failed read is not told
+    /// apart: alloy-evm reports it as [`Self::Block`], a message.)
     pub fn state_error(&self) -> Option<&StateError> {
         match self {
             Self::State(error) | Self::TxState { error, .. } => Some(error),
