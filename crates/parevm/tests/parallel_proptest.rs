@@ -41,6 +41,10 @@ enum Op {
     Transfer { from: u8, to: u8, value: u16 },
     /// Plain value transfer to a non-actor address (`PAYEE_BASE + to`).
     Pay { from: u8, to: u16, value: u16 },
+    /// Value without calldata into a contract ([`PAID_CONTRACTS`]): the
+    /// hot counter, the vault, the forwarder (to address zero) or the
+    /// balance probe (of address zero).
+    PayInto { from: u8, which: u8, value: u16 },
     /// Increment the one hot slot.
     Hot { from: u8 },
     /// Increment the counter of actor `which` (conflicts only on `which`).
@@ -83,6 +87,9 @@ enum Op {
     /// at the caller's slot: 1 in every transaction).
     Transient { from: u8, which: u8 },
 }
+
+/// What [`Op::PayInto`] pays into.
+const PAID_CONTRACTS: [Address; 4] = [HOT, VAULT, TIPPER, PROBE_ANY];
 
 /// What authorities delegate to: the counter, the vault, the balance
 /// probe, or nothing (a delegation cleared).
@@ -161,6 +168,13 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
             }
             Op::Deposit { from, value } => {
                 b.call(actor(from), VAULT, u128::from(value), vec![]);
+            }
+            Op::PayInto { from, which, value } => {
+                let to = PAID_CONTRACTS[usize::from(which) % PAID_CONTRACTS.len()];
+                b.tx(TxSpec {
+                    gas_limit: 100_000,
+                    ..TxSpec::call(actor(from), to, u128::from(value), Vec::new())
+                });
             }
             Op::Withdraw { from, value, slot } => {
                 let input = calldata(&[word(u64::from(value)), word(u64::from(slot))]);
@@ -292,6 +306,12 @@ fn any_op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// An index into [`PAID_CONTRACTS`] of code that reads no balance but
+/// its own (the counter, the forwarder), which partitions pay into.
+fn blind_paid_contract() -> impl Strategy<Value = u8> {
+    prop_oneof![Just(0u8), Just(2u8)]
+}
+
 fn vault_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (any_actor(), value()).prop_map(|(from, value)| Op::Deposit { from, value }),
@@ -345,8 +365,9 @@ proptest! {
 
     /// One sender pays out (partitions sum its transfers when its chain
     /// would otherwise run the block sequentially), among what breaks
-    /// that: payments to it, reads of its balance, and the beneficiary
-    /// paying out too.
+    /// that: payments to it, reads of its balance, the beneficiary paying
+    /// out too, payouts into code (some of which reads balances), and
+    /// calls whose reach the plan cannot tell (the vault's withdrawals).
     #[test]
     fn payouts(fork in fork(), ops in ops(prop_oneof![
         8 => (0u16..64, value()).prop_map(|(to, value)| Op::Pay { from: 0, to, value }),
@@ -354,7 +375,25 @@ proptest! {
         1 => (any_actor(), any_actor(), 0u8..4)
             .prop_map(|(from, of, slot)| Op::ReadActor { from, of, slot }),
         1 => (any_actor(), value()).prop_map(|(to, value)| Op::FromCoinbase { to, value }),
+        1 => (any::<u8>(), value()).prop_map(|(which, value)| Op::PayInto { from: 0, which, value }),
     ])) {
+        check_under_the_rule(fork, &ops);
+    }
+
+    /// A longer payout (a payout block may hold one call in 64 whose reach
+    /// the plan cannot tell), with such calls: the vault's deposits and
+    /// withdrawals, which pay their callers; and payouts into code that
+    /// reads no balance but its own, which partitions run apart too.
+    #[test]
+    fn payouts_among_unpredicted_calls(fork in fork(), ops in prop::collection::vec(prop_oneof![
+        60 => (0u16..256, value()).prop_map(|(to, value)| Op::Pay { from: 0, to, value }),
+        4 => transfer(),
+        2 => (blind_paid_contract(), value())
+            .prop_map(|(which, value)| Op::PayInto { from: 0, which, value }),
+        1 => (any_actor(), value()).prop_map(|(from, value)| Op::Deposit { from, value }),
+        1 => (any_actor(), value(), any::<u8>())
+            .prop_map(|(from, value, slot)| Op::Withdraw { from, value, slot }),
+    ], 128..=256)) {
         check_under_the_rule(fork, &ops);
     }
 

@@ -3,7 +3,9 @@
 //! served the sender at the nonce it carries, and its payments are summed.
 //! Every way the premise can break (a nonce out of line, a balance that
 //! does not cover every transfer, another transaction observing or paying
-//! the sender, a payout reaching code) must leave the sequential result.
+//! the sender, a payout reaching code that reads its balance, calls the
+//! plan could not predict meeting the other partitions) must leave the
+//! sequential result.
 
 mod support;
 
@@ -82,6 +84,15 @@ fn assert_path(
 ) {
     assert_runs(block, state, config, |actual, at| {
         assert_eq!(actual.path, path, "{at}");
+    });
+}
+
+/// [`assert_runs`], asserting that every run took the sender's chain to the
+/// sequential executor without running partitions: the plan refused.
+fn assert_not_planned(block: &BlockInput, state: &InMemoryState) {
+    assert_runs(block, state, rule, |actual, at| {
+        assert_eq!(actual.path, CHAIN, "{at}");
+        assert!(!actual.stats.partitions_discarded, "{at}");
     });
 }
 
@@ -216,12 +227,151 @@ fn a_transfer_to_the_payout_sender_keeps_the_block_sequential() {
 }
 
 #[test]
-fn a_payout_to_code_keeps_the_block_sequential() {
+fn payouts_into_code_that_reads_no_balance_run_as_partitions() {
+    // A deposit contract that records its sender and the value, and one
+    // that reads its own balance, both ways compilers write it.
+    let own_balance = Asm::new()
+        .op(&[op::ADDRESS, op::BALANCE])
+        .store_top(0)
+        .op(&[op::SELFBALANCE])
+        .store_top(1)
+        .op(&[op::STOP])
+        .build();
     let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 60);
     b.contract(u(PROBE), store_caller_value());
+    b.contract(u(PROBE + 1), own_balance);
+    for i in 0..3 {
+        b.transfer(u(PAYOUT), u(PROBE), 9 + i);
+        b.transfer(u(PAYOUT), u(PROBE + 1), 9 + i);
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+}
+
+#[test]
+fn a_payout_into_code_that_reads_a_balance_keeps_the_block_sequential() {
+    // Its caller's balance: the sender's, which a partition serves as it
+    // expects it, not as it is in sequence.
+    let caller_balance = Asm::new()
+        .op(&[op::CALLER, op::BALANCE])
+        .store_top(0)
+        .op(&[op::STOP])
+        .build();
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 60);
+    b.contract(u(PROBE), caller_balance);
     b.transfer(u(PAYOUT), u(PROBE), 9);
     let (block, state) = b.build();
-    assert_path(&block, &state, rule, CHAIN);
+    assert_not_planned(&block, &state);
+}
+
+#[test]
+fn a_payout_into_code_reached_through_proxies_is_caught_while_running() {
+    // A proxy delegating to a proxy delegating to code that reads the
+    // caller's balance: the plan reads the recipient's code and the first
+    // proxy's, which read none; the partition running the payout sees the
+    // code that does, and discards the run. With code at the end that
+    // stores the caller instead, the block runs as partitions.
+    let reads_caller_balance = Asm::new()
+        .op(&[op::CALLER, op::BALANCE])
+        .store_top(0)
+        .op(&[op::STOP])
+        .build();
+    let delegate_to = |target: Address| {
+        Asm::new()
+            .push(0)
+            .push(0)
+            .push(0)
+            .push(0)
+            .push_addr(target)
+            .op(&[op::GAS, op::DELEGATECALL, op::POP, op::STOP])
+            .build()
+    };
+    for (end, reads) in [(store_caller_value(), false), (reads_caller_balance, true)] {
+        let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 200);
+        b.contract(u(PROBE + 2), end);
+        b.contract(u(PROBE + 1), delegate_to(u(PROBE + 2)));
+        b.contract(u(PROBE), delegate_to(u(PROBE + 1)));
+        b.tx(TxSpec {
+            gas_limit: 100_000,
+            ..TxSpec::call(u(PAYOUT), u(PROBE), 9, Vec::new())
+        });
+        let (block, state) = b.build();
+        let path = if reads {
+            CHAIN
+        } else {
+            ExecutionPath::Partitioned
+        };
+        assert_runs(&block, &state, rule, |actual, at| {
+            assert_eq!(actual.stats.partitions_discarded, reads, "{at}");
+            assert_eq!(actual.path, path, "{at}");
+        });
+    }
+}
+
+/// A payout block of 200 payouts and 20 other transfers, with `calls`
+/// calls from other senders into `code`, which runs at `PROBE`.
+fn payouts_with_calls_into(code: Vec<u8>, calls: u64) -> (BlockInput, InMemoryState) {
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 200);
+    b.contract(u(PROBE), code);
+    for i in 0..calls {
+        b.tx(TxSpec {
+            gas_limit: 100_000,
+            ..TxSpec::call(u(OTHERS + 50 + i), u(PROBE), 0, Vec::new())
+        });
+    }
+    b.fund_all((0..calls).map(|i| u(OTHERS + 50 + i)));
+    b.build()
+}
+
+#[test]
+fn a_few_unpredicted_calls_in_a_payout_block_run_as_partitions() {
+    // Calls whose reach the plan cannot tell, one in 64 transactions at
+    // most: they run together, in one partition.
+    let (block, state) = payouts_with_calls_into(calls_an_unknown_account(), 3);
+    assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+}
+
+#[test]
+fn more_unpredicted_calls_keep_a_payout_block_sequential() {
+    let (block, state) = payouts_with_calls_into(calls_an_unknown_account(), 4);
+    assert_not_planned(&block, &state);
+}
+
+#[test]
+fn an_unpredicted_call_into_code_naming_the_beneficiary_keeps_a_payout_block_sequential() {
+    // It would load the beneficiary, whose fees the partitions sum apart.
+    let (block, state) = payouts_with_calls_into(coinbase_balance_probe(), 1);
+    assert_not_planned(&block, &state);
+}
+
+#[test]
+fn unpredicted_calls_meeting_another_partition_are_caught_while_running() {
+    // The unpredicted calls bump a counter that predicted calls bump too,
+    // in other partitions.
+    const COUNTER: u64 = 0x9c;
+    let bumps = call_to(Asm::new(), &[op::CALLER, op::PUSH1, 0, op::ADD]);
+    let bumps = call_to(bumps, &Asm::new().push_addr(u(COUNTER)).build())
+        .op(&[op::STOP])
+        .build();
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 200);
+    b.contract(u(PROBE), bumps);
+    b.contract(u(COUNTER), counter());
+    b.fund_all((0..6).map(|i| u(OTHERS + 50 + i)));
+    for i in 0..3 {
+        b.tx(TxSpec {
+            gas_limit: 100_000,
+            ..TxSpec::call(u(OTHERS + 50 + i), u(COUNTER), 0, Vec::new())
+        });
+        b.tx(TxSpec {
+            gas_limit: 100_000,
+            ..TxSpec::call(u(OTHERS + 53 + i), u(PROBE), 0, Vec::new())
+        });
+    }
+    let (block, state) = b.build();
+    assert_runs(&block, &state, rule, |actual, at| {
+        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
+        assert_eq!(actual.path, CHAIN, "{at}");
+    });
 }
 
 #[test]

@@ -266,6 +266,10 @@ pub(super) fn plan_payouts<S: StateSource + ?Sized>(
         Planner::new(block, threads, config.partition_contract_calls).with_payout_sender(sender);
     planner.predict(state);
     let (partitions, prediction) = planner.finish()?;
+    // Unpredicted transactions' weight in the plan is no known chain.
+    if partitions.unpredicted && config.fallback_reason(&prediction).is_some() {
+        return None;
+    }
     let payout = PayoutSender::find(block, state, sender).ok()??;
     let plan = PartitionPlan {
         planned: Some(Some(partitions)),

@@ -655,6 +655,7 @@ pub mod op {
     pub const CREATE: u8 = 0xf0;
     pub const CALL: u8 = 0xf1;
     pub const RETURN: u8 = 0xf3;
+    pub const DELEGATECALL: u8 = 0xf4;
     pub const CREATE2: u8 = 0xf5;
     pub const STATICCALL: u8 = 0xfa;
     pub const REVERT: u8 = 0xfd;

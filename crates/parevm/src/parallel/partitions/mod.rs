@@ -8,6 +8,9 @@
 //!   alone, and the partitions packed from them;
 //! - `reach.rs`: what a call into code can reach, read from the code;
 //! - `payout.rs`: a payout sender, whose transfers partitions run apart;
+//! - `observation.rs`: whether code can read another account's balance
+//!   (a payout into code that cannot runs apart too) or name the
+//!   beneficiary;
 //! - `db.rs`: where a partition reads state, recording what it fetched;
 //! - `run.rs`: running the partitions, each checked as it runs;
 //! - `footprint.rs`: the check that no partition read what another wrote;
@@ -26,11 +29,13 @@
 //! beneficiary any other way invalidates the run. So are a payout sender's
 //! payments ([`payout`]): each of its transfers is served the sender at the
 //! nonce it carries, and anything else observing the sender invalidates the
-//! run.
+//! run, as does a payout running code that could read the sender's balance
+//! ([`observation`]).
 
 mod db;
 mod footprint;
 mod merge;
+mod observation;
 mod payout;
 mod plan;
 mod reach;
@@ -150,7 +155,7 @@ pub(crate) fn attempt<S: StateSource + ?Sized>(
     let Some(partitions) = planned else {
         return Ok(PartitionAttempt::NotTried);
     };
-    if partitions.bound < config.min_predicted_speedup {
+    if partitions.bound < config.min_predicted_speedup && !partitions.unpredicted {
         // Every transaction's accesses are known, and they chain: Block-STM
         // would only find the same conflicts by aborting.
         let reason = FallbackReason::DependencyChain;

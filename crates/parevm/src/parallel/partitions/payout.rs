@@ -14,7 +14,10 @@
 //! partitioned executor ([`run`](super::run)) serves each
 //! such transaction its sender as it expects it, sums what the sender paid
 //! per partition, as it sums the beneficiary's fees, and fails the run if
-//! anything else observes the sender.
+//! anything else observes the sender, or a transfer into code runs code
+//! that could read the sender's balance
+//! ([`observation`](super::observation)): the one thing of the sender
+//! that code can observe.
 
 use crate::{
     BlockInput,

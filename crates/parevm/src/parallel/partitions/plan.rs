@@ -22,7 +22,9 @@
 //! ([`ParallelConfig::partition_contract_calls`](crate::parallel::ParallelConfig::partition_contract_calls)).
 //!
 //! A payout sender's transfers ([`payout`](super::payout)) are keyed by
-//! their recipients alone: the partitions sum what the sender pays.
+//! their recipients alone: the partitions sum what the sender pays. A
+//! recipient with code must not read a balance not its own
+//! ([`observation`](super::observation)), the sender's among them.
 //!
 //! Transactions sharing a predicted key are joined into components
 //! (union-find); whole components are then packed into partitions, heaviest
@@ -137,6 +139,35 @@ const CHUNK: usize = 256;
 /// The selector of ERC-20 `transfer(address,uint256)`.
 const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 
+/// At most one in this many of a payout block's transactions
+/// ([`Planner::with_payout_sender`]) may be unpredicted: calls whose reach
+/// is unbounded, into code that cannot name the beneficiary. They are
+/// keyed by their sender and target and one key they all share, so they
+/// run together, in one partition, in block order; only the partitions'
+/// own checks tell whether they kept off the others' state. Such a block
+/// runs sequentially otherwise, its sender's chain holding most of it:
+/// mainnet fixture 13287210 (1,414 transactions, three unpredicted: a
+/// trading bot's two calls around a router's swap) runs as partitions at
+/// 1.35-1.65x instead. Other blocks plan none: they run on Block-STM when
+/// they do not partition, and a partition run that is then discarded
+/// would only delay it.
+const MAX_UNPREDICTED_SHARE: usize = 64;
+
+/// How a transaction's keys were predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keyed {
+    /// From what it is (a transfer, a token `transfer`, a call of bounded
+    /// reach).
+    Predicted,
+    /// As its sender, its target and [`Key::Unpredicted`]: what else it
+    /// touches is not known ([`MAX_UNPREDICTED_SHARE`]).
+    Unpredicted,
+    /// Not at all: it delegates code, creates a contract, names the
+    /// beneficiary or the payout sender, or calls code that can name the
+    /// beneficiary. The block does not partition.
+    Never,
+}
+
 /// A unit of state a transaction is predicted to read and write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
@@ -145,6 +176,10 @@ enum Key {
     /// One holder's balance in an ERC-20 token: the token contract itself is
     /// only read by a `transfer`, so it joins nothing.
     Holder { token: Address, holder: Address },
+    /// Whatever the block's unpredicted transactions touch: one key for
+    /// them all, so that they run in one partition, in block order
+    /// ([`MAX_UNPREDICTED_SHARE`]).
+    Unpredicted,
 }
 
 impl Key {
@@ -164,6 +199,7 @@ impl Key {
             Self::Holder { token, holder } => {
                 fmix64(address_digest(token) ^ fold_address(holder) ^ K)
             }
+            Self::Unpredicted => fmix64(K),
         }
     }
 }
@@ -178,6 +214,10 @@ pub(crate) struct Partitions {
     /// The speedup the split allows at the threads asked for:
     /// `gas / max(heaviest partition's gas, gas / threads)`.
     pub bound: f64,
+    /// Whether some transactions were [unpredicted](MAX_UNPREDICTED_SHARE):
+    /// their partition's weight, and `bound`, are then no dependency the
+    /// block is known to have.
+    pub unpredicted: bool,
 }
 
 /// Plans a block's partitions in two steps. First every transaction's
@@ -206,6 +246,10 @@ pub(crate) struct Planner<'b> {
     planned: Mutex<Option<(Partitions, Prediction)>>,
     /// Instructions left for analysing codes ([`reach::BLOCK_STEPS`]).
     analysis_budget: AtomicUsize,
+    /// The most [`Keyed::Unpredicted`] transactions the block may hold
+    /// ([`MAX_UNPREDICTED_SHARE`]), and how many its chunks held so far.
+    max_unpredicted: usize,
+    unpredicted: AtomicUsize,
 }
 
 /// The predicted keys of one chunk's transactions, as digests, and their
@@ -220,6 +264,8 @@ struct ChunkKeys {
     gas_limits: Vec<u64>,
     /// The sum of their [`predicted_gas`].
     work: u64,
+    /// How many of them are [`Keyed::Unpredicted`].
+    unpredicted: usize,
 }
 
 impl<'b> Planner<'b> {
@@ -238,15 +284,19 @@ impl<'b> Planner<'b> {
             chunks: (0..chunks).map(|_| Mutex::new(None)).collect(),
             planned: Mutex::new(None),
             analysis_budget: AtomicUsize::new(reach::BLOCK_STEPS),
+            max_unpredicted: 0,
+            unpredicted: AtomicUsize::new(0),
         }
     }
 
     /// Plans with `payout` as the block's payout sender
     /// ([`PayoutSender`](super::payout::PayoutSender)): its transfers, which
-    /// must all be to accounts without code, are keyed by their
-    /// recipients only.
+    /// must all be to accounts without code or with code that reads no
+    /// balance but its own, are keyed by their recipients only; and a few
+    /// other transactions may be unpredicted ([`MAX_UNPREDICTED_SHARE`]).
     pub(crate) fn with_payout_sender(mut self, payout: Address) -> Self {
         self.payout = Some((payout, Key::Account(payout).digest()));
+        self.max_unpredicted = self.block.transactions.len() / MAX_UNPREDICTED_SHARE;
         self
     }
 
@@ -328,6 +378,12 @@ impl<'b> Planner<'b> {
         let start = chunk * CHUNK;
         let end = (start + CHUNK).min(self.block.transactions.len());
         if let Some(keys) = self.predict_guarded(start..end, state) {
+            let before = self
+                .unpredicted
+                .fetch_add(keys.unpredicted, Ordering::Relaxed);
+            if before + keys.unpredicted > self.max_unpredicted {
+                self.abandon();
+            }
             *lock(slot) = Some(keys);
         }
         true
@@ -374,8 +430,8 @@ impl<'b> Planner<'b> {
             let predicted = catch_unwind(AssertUnwindSafe(|| {
                 self.push_digests(sampled(sample), state, &mut digests)
             }));
-            // Unpredictable, or a panic (a bug): the plan decides.
-            if !matches!(predicted, Ok(true)) {
+            // Never predictable, or a panic (a bug): the plan decides.
+            if matches!(predicted, Ok(Keyed::Never) | Err(_)) {
                 return None;
             }
             components.join_keys(&mut owners, sample, &digests);
@@ -414,7 +470,8 @@ impl<'b> Planner<'b> {
     /// The keys of the transactions in `range`; `None` if one cannot be
     /// predicted: it is neither a plain transfer to an account without
     /// code, nor an ERC-20 `transfer`, nor a call into code whose reach is
-    /// bounded (with `contract_calls`, any call or creation), or it names
+    /// bounded (with `contract_calls`, any call or creation), and no more
+    /// may be [unpredicted](MAX_UNPREDICTED_SHARE); or it names
     /// the beneficiary, whose balance every transaction changes, or the
     /// payout sender (other than as the sender of its own transfers).
     fn predict_chunk<S: StateSource + ?Sized>(
@@ -431,18 +488,22 @@ impl<'b> Planner<'b> {
         for tx in &self.block.transactions[range] {
             chunk.gas_limits.push(tx.gas_limit());
             chunk.work = chunk.work.saturating_add(predicted_gas(tx.inner()));
-            if !self.push_digests(tx, state, &mut chunk.digests) {
-                return None;
+            match self.push_digests(tx, state, &mut chunk.digests) {
+                Keyed::Predicted => {}
+                Keyed::Unpredicted if chunk.unpredicted < self.max_unpredicted => {
+                    chunk.unpredicted += 1;
+                }
+                Keyed::Unpredicted | Keyed::Never => return None,
             }
             chunk.ends.push(chunk.digests.len() as u32);
         }
         Some(chunk)
     }
 
-    /// Pushes the digests of `tx`'s predicted keys onto `digests`; false if
-    /// they cannot be predicted (see [`Self::predict_chunk`]), with some
-    /// digests perhaps pushed. A read of the pre-block state that fails
-    /// leaves them unpredicted too: the prediction reads what execution in
+    /// Pushes the digests of `tx`'s predicted keys onto `digests`, and says
+    /// how they were predicted ([`Keyed::Never`] if they cannot be, see
+    /// [`Self::predict_chunk`], with some digests perhaps pushed). A read
+    /// of the pre-block state that fails leaves them unpredicted too: the prediction reads what execution in
     /// order may never read (the code of every account a call could reach,
     /// on paths not taken as well), which a witness for stateless
     /// validation need not hold, and the block then runs on Block-STM.
@@ -451,8 +512,9 @@ impl<'b> Planner<'b> {
         tx: &Recovered<TxEnvelope>,
         state: &mut Reaches<'_, S>,
         digests: &mut Vec<u64>,
-    ) -> bool {
-        self.try_push_digests(tx, state, digests).unwrap_or(false)
+    ) -> Keyed {
+        self.try_push_digests(tx, state, digests)
+            .unwrap_or(Keyed::Never)
     }
 
     /// [`Self::push_digests`], with the state's errors.
@@ -461,9 +523,9 @@ impl<'b> Planner<'b> {
         tx: &Recovered<TxEnvelope>,
         state: &mut Reaches<'_, S>,
         digests: &mut Vec<u64>,
-    ) -> Result<bool, StateError> {
+    ) -> Result<Keyed, StateError> {
         if tx.authorization_list().is_some_and(|list| !list.is_empty()) {
-            return Ok(false);
+            return Ok(Keyed::Never);
         }
         let (sender, input) = (tx.signer(), tx.input());
         let mut keyed: SmallVec<[Key; 6]> = SmallVec::new();
@@ -472,41 +534,56 @@ impl<'b> Planner<'b> {
             .map(|(address, digest)| (sender == address, digest));
         if let Some((true, payout_digest)) = payout {
             // A plain transfer (see `PayoutSender::find`), keyed by its
-            // recipient only, which must not run code: code could observe
-            // the sender.
+            // recipient only, whose code, if it has any, must not read a
+            // balance other than its own: the sender's would be the one
+            // this partition served, not the one in sequence.
             let Some(to) = tx.kind().to().copied() else {
-                return Ok(false);
+                return Ok(Keyed::Never);
             };
             let digest = Key::Account(to).digest();
-            if state.has_code(&to)? || digest == self.beneficiary || digest == payout_digest {
-                return Ok(false);
+            if state.payout_may_read_foreign_balance(&to)?
+                || digest == self.beneficiary
+                || digest == payout_digest
+            {
+                return Ok(Keyed::Never);
             }
             digests.push(digest);
-            return Ok(true);
+            return Ok(Keyed::Predicted);
         }
         let payout_digest = payout.map(|(_, digest)| digest);
-        match keys(sender, tx.kind().to().copied(), input, self.contract_calls) {
+        let to = tx.kind().to().copied();
+        let mut keyed_as = Keyed::Predicted;
+        match keys(sender, to, input, self.contract_calls) {
             Predicted::Keys(keys) => keyed.extend(keys.into_iter().flatten()),
             Predicted::Transfer(to) if !state.has_code(&to)? => {
                 keyed.extend([Key::Account(sender), Key::Account(to)]);
             }
-            Predicted::Transfer(to) | Predicted::Call(to) => {
-                let Some(reached) = state.of_call(&to, input)? else {
-                    return Ok(false);
-                };
-                let accounts = [sender, to].into_iter().chain(reached);
-                keyed.extend(accounts.map(Key::Account));
+            Predicted::Transfer(to) | Predicted::Call(to) => match state.of_call(&to, input)? {
+                Some(reached) => {
+                    let accounts = [sender, to].into_iter().chain(reached);
+                    keyed.extend(accounts.map(Key::Account));
+                }
+                None => keyed_as = Keyed::Unpredicted,
+            },
+            Predicted::Unknown => keyed_as = Keyed::Unpredicted,
+        }
+        if keyed_as == Keyed::Unpredicted {
+            let Some(to) = to.filter(|_| self.max_unpredicted > 0) else {
+                return Ok(Keyed::Never);
+            };
+            if state.names_beneficiary(&to)? {
+                return Ok(Keyed::Never);
             }
-            Predicted::Unknown => return Ok(false),
+            keyed.extend([Key::Account(sender), Key::Account(to), Key::Unpredicted]);
         }
         for key in keyed {
             let digest = key.digest();
             if digest == self.beneficiary || Some(digest) == payout_digest {
-                return Ok(false);
+                return Ok(Keyed::Never);
             }
             digests.push(digest);
         }
-        Ok(true)
+        Ok(keyed_as)
     }
 
     /// Which of the block's transactions have keys that can be predicted,
@@ -518,7 +595,7 @@ impl<'b> Planner<'b> {
         txs.iter()
             .map(|tx| {
                 digests.clear();
-                self.push_digests(tx, state, &mut digests)
+                self.push_digests(tx, state, &mut digests) == Keyed::Predicted
             })
             .collect()
     }
@@ -547,6 +624,8 @@ struct Joined {
     /// The sum of the joined transactions' [`predicted_gas`].
     work: u64,
     gas_limits: Vec<u64>,
+    /// Whether a joined transaction was [`Keyed::Unpredicted`].
+    unpredicted: bool,
 }
 
 impl Joined {
@@ -558,6 +637,7 @@ impl Joined {
             next_tx: 0,
             work: 0,
             gas_limits: Vec::with_capacity(txs),
+            unpredicted: false,
         }
     }
 
@@ -584,6 +664,7 @@ impl Joined {
     fn join(&mut self, keys: ChunkKeys) {
         self.work = self.work.saturating_add(keys.work);
         self.gas_limits.extend_from_slice(&keys.gas_limits);
+        self.unpredicted |= keys.unpredicted > 0;
         let mut start = 0;
         for end in keys.ends {
             let digests = &keys.digests[start..end as usize];
@@ -598,7 +679,8 @@ impl Joined {
     /// them, the block's [`Prediction`], its critical path the heaviest
     /// component (which holds every chain of one sender's transactions).
     fn pack(mut self, threads: usize) -> (Partitions, Prediction) {
-        let (partitions, critical_gas) = pack(&self.gas_limits, &mut self.components, threads);
+        let (mut partitions, critical_gas) = pack(&self.gas_limits, &mut self.components, threads);
+        partitions.unpredicted = self.unpredicted;
         let gas = self
             .gas_limits
             .iter()
@@ -735,6 +817,7 @@ fn pack(gas_limits: &[u64], components: &mut UnionFind, threads: usize) -> (Part
         } else {
             total as f64 / span
         },
+        unpredicted: false,
     };
     (partitions, heaviest_component)
 }

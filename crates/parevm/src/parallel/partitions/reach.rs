@@ -25,6 +25,7 @@
 //! every path is explored, so a bounded reach lists every account the code
 //! can name, given its storage as it was.
 
+use super::observation::{self, Observation};
 use crate::parallel::digest::Digested;
 use crate::state::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256, map::HashMap};
@@ -54,6 +55,8 @@ pub(crate) struct Reaches<'s, S: ?Sized> {
     /// [`BLOCK_STEPS`]).
     budget: &'s AtomicUsize,
     by_code: HashMap<B256, Rc<Reach>>,
+    /// What each code asked about can observe ([`Self::observes`]).
+    observed: HashMap<(B256, Observation), bool>,
     /// What an account without code reaches: nothing.
     no_code: Rc<Reach>,
     /// The last target asked about: a run of calls into one contract looks
@@ -69,6 +72,7 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
             state,
             budget,
             by_code: HashMap::default(),
+            observed: HashMap::default(),
             no_code: Rc::new(Reach::Alone),
             last: None,
         }
@@ -115,6 +119,77 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
             .state
             .code_hash(address)?
             .is_some_and(|hash| hash != KECCAK_EMPTY))
+    }
+
+    /// Whether a payout into `to` can read a balance other than that of
+    /// the code running ([`observation`](super::observation)): its own code
+    /// can, or the code of an account it names by a constant or a slot of
+    /// its storage (a proxy's implementation, a forwarder's destination),
+    /// or it names accounts that cannot be told before it runs. Codes
+    /// further on are checked as the payout runs.
+    pub(crate) fn payout_may_read_foreign_balance(
+        &mut self,
+        to: &Address,
+    ) -> Result<bool, StateError> {
+        let code_hash = match self.state.code_hash(to)? {
+            Some(hash) if hash != KECCAK_EMPTY => hash,
+            // Most payouts: into an account without code.
+            _ => return Ok(false),
+        };
+        if self.code_observes(code_hash, Observation::ForeignBalance)? {
+            return Ok(true);
+        }
+        let sources = match &*self.of_account(to)? {
+            Reach::Alone => return Ok(false),
+            Reach::Unbounded => return Ok(true),
+            Reach::Through(sources) => sources.clone(),
+        };
+        for source in &sources {
+            let address = source.resolve(&[], |slot| self.state.storage(to, slot))?;
+            if self.observes(&address, Observation::ForeignBalance)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether the code of `address` can name the beneficiary
+    /// ([`Observation::Beneficiary`]); false without code.
+    pub(crate) fn names_beneficiary(&mut self, address: &Address) -> Result<bool, StateError> {
+        self.observes(address, Observation::Beneficiary)
+    }
+
+    /// Whether the code of `address` can make `observation`, scanned once
+    /// per code (and remembered for the process: [`observation::scanned`]).
+    fn observes(
+        &mut self,
+        address: &Address,
+        observation: Observation,
+    ) -> Result<bool, StateError> {
+        match self.state.code_hash(address)? {
+            Some(hash) if hash != KECCAK_EMPTY => self.code_observes(hash, observation),
+            _ => Ok(false),
+        }
+    }
+
+    /// Whether the code with `code_hash` can make `observation`.
+    fn code_observes(
+        &mut self,
+        code_hash: B256,
+        observation: Observation,
+    ) -> Result<bool, StateError> {
+        if let Some(&known) = self.observed.get(&(code_hash, observation)) {
+            return Ok(known);
+        }
+        let known = match observation::scanned(&code_hash, observation) {
+            Some(known) => known,
+            None => {
+                let code = self.state.code_by_hash(&code_hash)?;
+                observation::scan(&code_hash, code.original_byte_slice(), observation)
+            }
+        };
+        self.observed.insert((code_hash, observation), known);
+        Ok(known)
     }
 
     /// Whether a call into `address` reaches nothing else. Not remembered

@@ -9,6 +9,7 @@ use super::{
     db::{Loaded, PartitionDb, Recording},
     footprint::{Access, Validation},
     merge::split_into_shares,
+    observation::{self, Observation},
 };
 use crate::{
     AccountChange, ExecutionError, StateSource,
@@ -25,7 +26,7 @@ use crate::{
 };
 use alloy_consensus::{Transaction as _, Typed2718};
 use alloy_evm::FromRecoveredTx;
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256, map::HashMap};
 use revm::{
     DatabaseCommit,
     context::{Context, TxEnv, result::EVMError},
@@ -137,6 +138,8 @@ struct PartitionRun<'b, B: StateSource + ?Sized> {
     /// The change to the payout sender's balance so far.
     paid: Deltas,
     blooms: BloomMemo,
+    /// What the codes the payout sender's transfers ran can read.
+    balance_blind: BalanceBlind,
 }
 
 impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
@@ -170,6 +173,7 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
             fees: Deltas::default(),
             paid: Deltas::default(),
             blooms: BloomMemo::new(),
+            balance_blind: BalanceBlind::default(),
         }
     }
 
@@ -220,9 +224,11 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
         };
         // What the summed accounts gained (or paid) over what they were served.
         let payout_served = db.payout_nonce.map(|_| db.payout_served);
-        if payout_served.is_some() && ran_code(&state, tx.kind().to()) {
-            // A payout to code (deployed in the block, before it in this
-            // partition): the code could have observed the sender.
+        if payout_served.is_some() && !self.balance_blind.of(&state) {
+            // A payout whose code could have read the sender's balance: the
+            // one this partition served, not the one in sequence. The plan
+            // saw the recipient's code only, not code deployed in the block
+            // or reached through the recipient's.
             return Ok(stop(ctx));
         }
         let (fees, paid) = take_summed(&mut state, db, payout_served);
@@ -328,11 +334,33 @@ fn check<S: ?Sized>(
     !conflict
 }
 
-/// Whether `to` holds code after a transaction (per revm's `state` of it),
-/// or cannot be told to hold none (it is missing from it).
-fn ran_code(state: &EvmState, to: Option<&Address>) -> bool {
-    to.and_then(|to| state.get(to))
-        .is_none_or(|account| account.info.code_hash != KECCAK_EMPTY)
+/// Whether the codes a transaction loaded can read no balance but their
+/// own ([`Observation::ForeignBalance`]), each code looked up once per
+/// partition.
+#[derive(Default)]
+struct BalanceBlind(HashMap<B256, bool>);
+
+impl BalanceBlind {
+    /// Whether no code in revm's `state` of a transaction can read a
+    /// foreign balance. An account whose code is not loaded counts as one
+    /// that can: revm loads the code of every account it runs.
+    fn of(&mut self, state: &EvmState) -> bool {
+        state.values().all(|account| {
+            let info = &account.info;
+            if info.code_hash == KECCAK_EMPTY {
+                return true;
+            }
+            let Some(code) = &info.code else {
+                return false;
+            };
+            !*self.0.entry(info.code_hash).or_insert_with(|| {
+                let balance = Observation::ForeignBalance;
+                observation::scanned(&info.code_hash, balance).unwrap_or_else(|| {
+                    observation::scan(&info.code_hash, code.original_byte_slice(), balance)
+                })
+            })
+        })
+    }
 }
 
 /// Adds what one transaction wrote (per revm's `state` of it; `loaded` as
