@@ -537,13 +537,13 @@ impl<'b> Planner<'b> {
             // recipient only, whose code, if it has any, must not read a
             // balance other than its own: the sender's would be the one
             // this partition served, not the one in sequence.
-            let Some(to) = tx.kind().to().copied() else {
+            let Some(to) = tx.kind().to().copied().filter(|_| input.is_empty()) else {
                 return Ok(Keyed::Never);
             };
             let digest = Key::Account(to).digest();
-            if state.payout_may_read_foreign_balance(&to)?
-                || digest == self.beneficiary
+            if digest == self.beneficiary
                 || digest == payout_digest
+                || state.payout_may_read_foreign_balance(&to)?
             {
                 return Ok(Keyed::Never);
             }
