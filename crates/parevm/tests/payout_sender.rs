@@ -308,6 +308,43 @@ fn a_payout_into_code_reached_through_proxies_is_caught_while_running() {
     }
 }
 
+#[test]
+fn a_payout_creating_code_that_reads_the_sender_is_caught_while_running() {
+    // Init code runs from memory, in no account's code: the plan cannot
+    // read it, but the partition sees its `BALANCE(ORIGIN)` run.
+    const ORIGIN: u8 = 0x32;
+    let init = [ORIGIN, op::BALANCE, op::PUSH1, 0, op::SSTORE, op::STOP];
+    let creates = Asm::new()
+        .push_u256(alloy_primitives::U256::from_be_slice(&init))
+        .push(0)
+        .op(&[op::MSTORE])
+        .push(init.len() as u64)
+        .push(32 - init.len() as u64)
+        .push(0)
+        .op(&[op::CREATE, op::POP, op::STOP])
+        .build();
+    let delegating = Asm::new()
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .push_addr(u(PROBE + 1))
+        .op(&[op::GAS, op::DELEGATECALL, op::POP, op::STOP])
+        .build();
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 200);
+    b.contract(u(PROBE + 1), creates);
+    b.contract(u(PROBE), delegating);
+    b.tx(TxSpec {
+        gas_limit: 200_000,
+        ..TxSpec::call(u(PAYOUT), u(PROBE), 9, Vec::new())
+    });
+    let (block, state) = b.build();
+    assert_runs(&block, &state, rule, |actual, at| {
+        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
+        assert_eq!(actual.path, CHAIN, "{at}");
+    });
+}
+
 /// A payout block of 200 payouts and 20 other transfers, with `calls`
 /// calls from other senders into `code`, which runs at `PROBE`.
 fn payouts_with_calls_into(code: Vec<u8>, calls: u64) -> (BlockInput, InMemoryState) {
@@ -417,7 +454,11 @@ fn a_payout_to_code_deployed_in_the_block_is_caught_while_running() {
     for i in 0..10 {
         b.transfer(u(PAYOUT), u(RECIPIENTS + 500 + i), 1);
     }
-    b.transfer(u(PAYOUT), created, 1);
+    // With gas for the code to run: it reads the sender's balance.
+    b.tx(TxSpec {
+        gas_limit: 100_000,
+        ..TxSpec::call(u(PAYOUT), created, 1, Vec::new())
+    });
     let (block, state) = b.build();
     assert_caught_while_running(&block, &state);
 }

@@ -3,7 +3,7 @@
 //! served as a placeholder while a fee is credited and the payout sender
 //! served to its own transfers at their nonces ([`PartitionDb`]).
 
-use super::footprint::Access;
+use super::{footprint::Access, observation::BalanceReads};
 use crate::{
     parallel::{
         fee_credit::FeeCreditDb,
@@ -101,7 +101,9 @@ pub(super) struct PartitionDb<'s, S: ?Sized> {
     /// The payout sender's balance as served to its transfer now running.
     pub(super) payout_served: U256,
     /// A transaction read the beneficiary other than to credit its fee, or
-    /// the payout sender other than as the sender of its own transfer.
+    /// the payout sender other than as the sender of its own transfer, or
+    /// the sender's transfer read its balance with `BALANCE` (which finds
+    /// the sender already loaded: [`BalanceReads`]).
     pub(super) observed: bool,
     /// The accounts the current transaction loaded, to tell which it changed.
     pub(super) loaded: Vec<Loaded>,
@@ -113,6 +115,13 @@ impl<S: StateSource + ?Sized> FeeCreditDb for PartitionDb<'_, S> {
         // an existing beneficiary with nothing changes nothing (the caller
         // rules out an existing empty one).
         self.crediting_fee = tip.is_some();
+    }
+}
+
+impl<S: StateSource + ?Sized> BalanceReads for PartitionDb<'_, S> {
+    fn balance_read(&mut self, address: Address) {
+        // Outside the sender's own transfers, loading it is observing it.
+        self.observed |= self.payout_nonce.is_some() && Some(address) == self.payout;
     }
 }
 

@@ -1,25 +1,29 @@
 //! What code can observe of the two accounts whose changes partitions
 //! sum apart instead of ordering: the payout sender ([`payout`](super::payout))
-//! and the beneficiary. Both are read from the code alone, before it runs
-//! and again on every code a payout ran.
+//! and the beneficiary. The plan reads it from the code before it runs, to
+//! predict; the partitions watch it as the code runs ([`install`]), to be
+//! sure.
 //!
-//! [`reads_foreign_balance`]: a payout sender has no code, so code running
-//! in its transfer learns nothing of it but its balance: its nonce is not
-//! readable, its code hash and size are those of any account without code
-//! whatever ran before, and a value sent to it is summed with its payments
-//! as they are. `BALANCE` is the one instruction that reads another
-//! account's balance (`SELFBALANCE` reads the running account's own, which
-//! is never the sender). So a payout into code that reads no balance but
-//! its own leaves every other partition's view of the sender true, and
-//! runs apart as a transfer into an account without code does. The scan
-//! reads every instruction in order, with each stack value tracked within
-//! a straight run of code as the running account's address, a constant,
-//! or unknown (everything below the run's start is unknown). A `BALANCE`
-//! whose operand is not the running account's address counts as a foreign
-//! read, whether or not any path reaches it: compilers read their own
-//! balance as `ADDRESS BALANCE`, older ones masking the address first
-//! (`ADDRESS PUSH20 0xff..ff AND BALANCE`, or a mask computed as
-//! `2^160 - 1`).
+//! A payout sender has no code, so code running in its transfer learns
+//! nothing of it but its balance: its nonce is not readable, its code hash
+//! and size are those of any account without code whatever ran before, it
+//! exists and is warm either way, and a value sent to it is summed with its
+//! payments as they are. `BALANCE` is the one instruction that reads
+//! another account's balance (`SELFBALANCE` reads the running account's
+//! own, which is never the sender). So a payout into code that reads no
+//! balance but its own leaves every other partition's view of the sender
+//! true, and runs apart as a transfer into an account without code does.
+//! The partitions' EVM runs `BALANCE` through a wrapper that tells the
+//! database which account it reads ([`install`]); a payout that reads the
+//! sender's fails the run. Before that, [`reads_foreign_balance`] predicts
+//! it from the code: it reads every instruction in order, with each stack
+//! value tracked within a straight run of code as the running account's
+//! address, a constant, or unknown (everything below the run's start is
+//! unknown). A `BALANCE` whose operand is not the running account's
+//! address counts as a foreign read, whether or not any path reaches it:
+//! compilers read their own balance as `ADDRESS BALANCE`, older ones
+//! masking the address first (`ADDRESS PUSH20 0xff..ff AND BALANCE`, or a
+//! mask computed as `2^160 - 1`).
 //!
 //! [`names_beneficiary`]: code with a `COINBASE` instruction that some
 //! jump can reach (trading bots paying the block's builder) would make a
@@ -27,8 +31,17 @@
 //! `db.rs`). A transaction into such code is not worth planning as
 //! partitions.
 
-use alloy_primitives::{B256, U256, map::HashMap};
-use revm::bytecode::opcode::{self, OPCODE_INFO};
+use alloy_primitives::{Address, B256, U256, map::HashMap};
+use revm::{
+    bytecode::opcode::{self, OPCODE_INFO},
+    context_interface::{ContextTr, JournalTr},
+    handler::{MainnetContext, instructions::EthInstructions},
+    interpreter::{
+        Instruction, InstructionContext, InstructionExecResult,
+        instructions::{host, utility::IntoAddress},
+        interpreter::EthInterpreter,
+    },
+};
 use std::sync::Mutex;
 
 /// What code may observe, as one of this module's scans tells it.
@@ -89,8 +102,8 @@ const ADDRESS_MASK: U256 = U256::from_limbs([u64::MAX, u64::MAX, u32::MAX as u64
 /// Whether `code` has a `BALANCE` instruction whose operand is not
 /// provably the running account's own address (see the module docs).
 /// Bytes that are not instructions (push data, metadata past the end) are
-/// read as the EVM reads them; a false answer is exact, a true one may be
-/// a `BALANCE` no path reaches.
+/// read as the EVM reads them. A false answer holds for this code only:
+/// the code it calls or creates is code of its own.
 pub(crate) fn reads_foreign_balance(code: &[u8]) -> bool {
     let mut stack = Stack::default();
     let mut pc = 0;
@@ -103,7 +116,12 @@ pub(crate) fn reads_foreign_balance(code: &[u8]) -> bool {
                 stack.push(push_value(code.get(pc..pc + len)));
                 pc += len;
             }
-            opcode::BALANCE if stack.pop() != Value::This => return true,
+            opcode::BALANCE => {
+                if stack.pop() != Value::This {
+                    return true;
+                }
+                stack.push(Value::Unknown);
+            }
             opcode::JUMPDEST => stack.clear(),
             _ => stack.apply(op),
         }
@@ -141,6 +159,38 @@ fn immediate_size(op: u8) -> usize {
 /// Whether the code after `op` runs only after a jump to it.
 fn ends_run(op: u8) -> bool {
     OPCODE_INFO[usize::from(op)].is_none_or(|info| info.is_terminating()) || op == opcode::JUMP
+}
+
+/// A database told which account each `BALANCE` reads ([`install`]).
+pub(super) trait BalanceReads: revm::Database {
+    /// `BALANCE` is about to read `address`'s balance.
+    fn balance_read(&mut self, address: Address);
+}
+
+type Context<'a, DB> = InstructionContext<'a, MainnetContext<DB>, EthInterpreter>;
+
+/// Replaces `BALANCE` in `instructions` with a wrapper that tells the
+/// database which account it reads, then runs revm's instruction (gas and
+/// behaviour unchanged). Within a payout sender's transfer the sender is
+/// already loaded, so the database would not see a read of its balance
+/// otherwise.
+pub(super) fn install<DB: BalanceReads>(
+    instructions: &mut EthInstructions<EthInterpreter, MainnetContext<DB>>,
+) {
+    let gas = instructions.gas_table()[usize::from(opcode::BALANCE)];
+    let wrapper: fn(Context<'_, DB>) -> InstructionExecResult = balance::<DB>;
+    instructions.insert_instruction(opcode::BALANCE, Instruction::new(wrapper), gas);
+}
+
+fn balance<DB: BalanceReads>(ctx: Context<'_, DB>) -> InstructionExecResult {
+    // An underflow is left to revm's instruction to report.
+    if let Ok(word) = ctx.interpreter.stack.peek(0) {
+        ctx.host
+            .journal_mut()
+            .db_mut()
+            .balance_read(word.into_address());
+    }
+    host::balance(ctx)
 }
 
 /// The value a push of `data` puts on the stack; unknown if the code ends
@@ -306,6 +356,18 @@ mod tests {
         narrowed.extend(push20(0x7f));
         narrowed.extend([AND, BALANCE]);
         assert!(reads_foreign_balance(&narrowed));
+    }
+
+    #[test]
+    fn the_own_balance_replaces_the_address_on_the_stack() {
+        // BALANCE(ADDRESS) leaves the balance where the address was, and
+        // A below it: A (unknown) is what the swap brings up.
+        assert!(reads_foreign_balance(&[
+            ADDRESS, CALLER, ADDRESS, BALANCE, SWAP1, BALANCE
+        ]));
+        assert!(!reads_foreign_balance(&[
+            ADDRESS, CALLER, ADDRESS, BALANCE, POP, POP, BALANCE
+        ]));
     }
 
     #[test]

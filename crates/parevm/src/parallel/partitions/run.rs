@@ -9,7 +9,7 @@ use super::{
     db::{Loaded, PartitionDb, Recording},
     footprint::{Access, Validation},
     merge::split_into_shares,
-    observation::{self, Observation},
+    observation,
 };
 use crate::{
     AccountChange, ExecutionError, StateSource,
@@ -26,14 +26,14 @@ use crate::{
 };
 use alloy_consensus::{Transaction as _, Typed2718};
 use alloy_evm::FromRecoveredTx;
-use alloy_primitives::{Address, B256, U256, map::HashMap};
+use alloy_primitives::{Address, U256};
 use revm::{
     DatabaseCommit,
     context::{Context, TxEnv, result::EVMError},
     context_interface::{ContextSetters, ContextTr, JournalTr},
     database::TransitionState,
     handler::{Handler, MainContext},
-    primitives::{KECCAK_EMPTY, hardfork::SpecId},
+    primitives::hardfork::SpecId,
     state::EvmState,
 };
 use std::{
@@ -138,8 +138,6 @@ struct PartitionRun<'b, B: StateSource + ?Sized> {
     /// The change to the payout sender's balance so far.
     paid: Deltas,
     blooms: BloomMemo,
-    /// What the codes the payout sender's transfers ran can read.
-    balance_blind: BalanceBlind,
 }
 
 impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
@@ -158,12 +156,13 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
         };
         let env = block.evm_env();
         let spec = env.cfg_env.spec;
-        let evm = parallel_evm(
+        let mut evm = parallel_evm(
             Context::mainnet()
                 .with_db(db)
                 .with_block(env.block_env)
                 .with_cfg(env.cfg_env),
         );
+        observation::install(&mut evm.instruction);
         Self {
             evm,
             handler: LazyBeneficiary::new(),
@@ -173,7 +172,6 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
             fees: Deltas::default(),
             paid: Deltas::default(),
             blooms: BloomMemo::new(),
-            balance_blind: BalanceBlind::default(),
         }
     }
 
@@ -197,7 +195,8 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
         let db = self.evm.ctx.journal_mut().db_mut();
         if db.observed {
             // This partition's view of the beneficiary lacks the others'
-            // fees: the run cannot stand, so stop every partition now.
+            // fees, or of the payout sender the others' payouts: the run
+            // cannot stand, so stop every partition now.
             return Ok(stop(ctx));
         }
         let result = match result {
@@ -224,13 +223,6 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
         };
         // What the summed accounts gained (or paid) over what they were served.
         let payout_served = db.payout_nonce.map(|_| db.payout_served);
-        if payout_served.is_some() && !self.balance_blind.of(&state) {
-            // A payout whose code could have read the sender's balance: the
-            // one this partition served, not the one in sequence. The plan
-            // saw the recipient's code only, not code deployed in the block
-            // or reached through the recipient's.
-            return Ok(stop(ctx));
-        }
         let (fees, paid) = take_summed(&mut state, db, payout_served);
         self.fees.then(fees);
         self.paid.then(paid);
@@ -332,35 +324,6 @@ fn check<S: ?Sized>(
         ctx.fail();
     }
     !conflict
-}
-
-/// Whether the codes a transaction loaded can read no balance but their
-/// own ([`Observation::ForeignBalance`]), each code looked up once per
-/// partition.
-#[derive(Default)]
-struct BalanceBlind(HashMap<B256, bool>);
-
-impl BalanceBlind {
-    /// Whether no code in revm's `state` of a transaction can read a
-    /// foreign balance. An account whose code is not loaded counts as one
-    /// that can: revm loads the code of every account it runs.
-    fn of(&mut self, state: &EvmState) -> bool {
-        state.values().all(|account| {
-            let info = &account.info;
-            if info.code_hash == KECCAK_EMPTY {
-                return true;
-            }
-            let Some(code) = &info.code else {
-                return false;
-            };
-            !*self.0.entry(info.code_hash).or_insert_with(|| {
-                let balance = Observation::ForeignBalance;
-                observation::scanned(&info.code_hash, balance).unwrap_or_else(|| {
-                    observation::scan(&info.code_hash, code.original_byte_slice(), balance)
-                })
-            })
-        })
-    }
 }
 
 /// Adds what one transaction wrote (per revm's `state` of it; `loaded` as
