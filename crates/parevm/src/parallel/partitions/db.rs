@@ -120,7 +120,9 @@ impl<S: StateSource + ?Sized> FeeCreditDb for PartitionDb<'_, S> {
 
 impl<S: StateSource + ?Sized> BalanceReads for PartitionDb<'_, S> {
     fn balance_read(&mut self, address: Address) {
-        // Outside the sender's own transfers, loading it is observing it.
+        // Within the sender's own transfer the sender is loaded already, so
+        // reading its balance loads nothing from here: flag it now. (In any
+        // other transaction, loading the sender at all is flagged.)
         self.observed |= self.payout_nonce.is_some() && Some(address) == self.payout;
     }
 }
