@@ -139,12 +139,13 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
         if self.code_observes(code_hash, Observation::ForeignBalance)? {
             return Ok(true);
         }
-        let sources = match &*self.of_account(to)? {
+        let reach = self.of_account(to)?;
+        let sources = match &*reach {
             Reach::Alone => return Ok(false),
             Reach::Unbounded => return Ok(true),
-            Reach::Through(sources) => sources.clone(),
+            Reach::Through(sources) => sources,
         };
-        for source in &sources {
+        for source in sources {
             let address = source.resolve(&[], |slot| self.state.storage(to, slot))?;
             if self.observes(&address, Observation::ForeignBalance)? {
                 return Ok(true);
