@@ -44,9 +44,16 @@ use revm::{
     primitives::{Address, U256},
 };
 
+/// A database told which account each `BALANCE` reads (the one wrapper
+/// the partitions install too: [`install_balance_reads`]).
+pub(crate) trait BalanceReads: revm::Database {
+    /// `BALANCE` is about to read `address`'s balance.
+    fn balance_read(&mut self, address: Address);
+}
+
 /// A database that keeps the incarnation's [`WatchedBalances`], which the
 /// wrappers tell what the EVM observes.
-pub(crate) trait BalanceWatchDb: revm::Database {
+pub(crate) trait BalanceWatchDb: BalanceReads {
     /// The running incarnation's watched balances.
     fn watched_balances(&mut self) -> &mut WatchedBalances;
 }
@@ -172,6 +179,18 @@ type Host<DB> = MainnetContext<DB>;
 type Ctx<'a, DB> = InstructionContext<'a, Host<DB>, EthInterpreter>;
 type Wrapper<DB> = fn(Ctx<'_, DB>) -> InstructionExecResult;
 
+/// Replaces `BALANCE` alone in `instructions` with the wrapper that tells
+/// the database which account it reads ([`BalanceReads`]): the partitions
+/// watch a payout sender's balance so, which its own transfer finds loaded
+/// already (see `partitions/observation.rs`).
+pub(crate) fn install_balance_reads<DB: BalanceReads>(
+    instructions: &mut EthInstructions<EthInterpreter, Host<DB>>,
+) {
+    let gas = instructions.gas_table()[usize::from(opcode::BALANCE)];
+    let wrapper: Wrapper<DB> = balance::<DB>;
+    instructions.insert_instruction(opcode::BALANCE, Instruction::new(wrapper), gas);
+}
+
 /// Replaces every balance-observing opcode of `instructions` with a wrapper
 /// that reports the account before running revm's instruction.
 pub(crate) fn install<DB: BalanceWatchDb>(
@@ -224,9 +243,11 @@ fn check_own_balance<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, value_at: usize)
     }
 }
 
-fn balance<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
+fn balance<DB: BalanceReads>(ctx: Ctx<'_, DB>) -> InstructionExecResult {
+    // An underflow is left to revm's instruction to report.
     if let Ok(word) = ctx.interpreter.stack.peek(0) {
-        observe(&mut ctx, word.into_address());
+        let address = word.into_address();
+        ctx.host.journal_mut().db_mut().balance_read(address);
     }
     host::balance(ctx)
 }

@@ -26,7 +26,7 @@
 //! and validation re-checks that full value.
 
 use super::{
-    balance_watch::{self, BalanceWatchDb, WatchedBalances},
+    balance_watch::{self, BalanceReads, BalanceWatchDb, WatchedBalances},
     block_gas::TxGas,
     fee_credit::{FeeCreditDb, LazyBeneficiary, ParallelEvm, parallel_evm},
     mv_memory::{Blocked, MvMemory, StorageRead},
@@ -683,6 +683,12 @@ impl<S: StateSource + ?Sized> FeeCreditDb for VmDb<'_, '_, S> {
         // EIP-161, deleting it if empty after), which only a real read gets
         // right; a non-zero fee is a pure commutative credit.
         self.in_reward = tip.is_some_and(|tip| tip != 0);
+    }
+}
+
+impl<S: StateSource + ?Sized> BalanceReads for VmDb<'_, '_, S> {
+    fn balance_read(&mut self, address: Address) {
+        self.watched_balances().observe(address);
     }
 }
 

@@ -3,9 +3,10 @@
 //! served as a placeholder while a fee is credited and the payout sender
 //! served to its own transfers at their nonces ([`PartitionDb`]).
 
-use super::{footprint::Access, observation::BalanceReads};
+use super::footprint::Access;
 use crate::{
     parallel::{
+        balance_watch::BalanceReads,
         fee_credit::FeeCreditDb,
         own_code::{own_copy, own_empty_code},
     },

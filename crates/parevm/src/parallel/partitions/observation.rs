@@ -1,8 +1,7 @@
 //! What code can observe of the two accounts whose changes partitions
 //! sum apart instead of ordering: the payout sender ([`payout`](super::payout))
 //! and the beneficiary. The plan reads it from the code before it runs, to
-//! predict; the partitions watch it as the code runs ([`install`]), to be
-//! sure.
+//! predict; the partitions watch it as the code runs, to be sure.
 //!
 //! A payout sender has no code, so code running in its transfer learns
 //! nothing of it but its balance: its nonce is not readable, its code hash
@@ -13,8 +12,9 @@
 //! own, which is never the sender). So a payout into code that reads no
 //! balance but its own leaves every other partition's view of the sender
 //! true, and runs apart as a transfer into an account without code does.
-//! The partitions' EVM runs `BALANCE` through a wrapper that tells the
-//! database which account it reads ([`install`]); a payout that reads the
+//! The partitions' EVM runs `BALANCE` through the wrapper Block-STM uses
+//! too, which tells the database which account it reads
+//! (`balance_watch::install_balance_reads`); a payout that reads the
 //! sender's fails the run. Before that, [`reads_foreign_balance`] predicts
 //! it from the code: it reads every instruction in order, with each stack
 //! value tracked within a straight run of code as the running account's
@@ -31,17 +31,8 @@
 //! `db.rs`). A transaction into such code is not worth planning as
 //! partitions.
 
-use alloy_primitives::{Address, B256, U256, map::HashMap};
-use revm::{
-    bytecode::opcode::{self, OPCODE_INFO},
-    context_interface::{ContextTr, JournalTr},
-    handler::{MainnetContext, instructions::EthInstructions},
-    interpreter::{
-        Instruction, InstructionContext, InstructionExecResult,
-        instructions::{host, utility::IntoAddress},
-        interpreter::EthInterpreter,
-    },
-};
+use alloy_primitives::{B256, U256, map::HashMap};
+use revm::bytecode::opcode::{self, OPCODE_INFO};
 use std::sync::Mutex;
 
 /// What code may observe, as one of this module's scans tells it.
@@ -159,38 +150,6 @@ fn immediate_size(op: u8) -> usize {
 /// Whether the code after `op` runs only after a jump to it.
 fn ends_run(op: u8) -> bool {
     OPCODE_INFO[usize::from(op)].is_none_or(|info| info.is_terminating()) || op == opcode::JUMP
-}
-
-/// A database told which account each `BALANCE` reads ([`install`]).
-pub(super) trait BalanceReads: revm::Database {
-    /// `BALANCE` is about to read `address`'s balance.
-    fn balance_read(&mut self, address: Address);
-}
-
-type Context<'a, DB> = InstructionContext<'a, MainnetContext<DB>, EthInterpreter>;
-
-/// Replaces `BALANCE` in `instructions` with a wrapper that tells the
-/// database which account it reads, then runs revm's instruction (gas and
-/// behaviour unchanged). Within a payout sender's transfer the sender is
-/// already loaded, so the database would not see a read of its balance
-/// otherwise.
-pub(super) fn install<DB: BalanceReads>(
-    instructions: &mut EthInstructions<EthInterpreter, MainnetContext<DB>>,
-) {
-    let gas = instructions.gas_table()[usize::from(opcode::BALANCE)];
-    let wrapper: fn(Context<'_, DB>) -> InstructionExecResult = balance::<DB>;
-    instructions.insert_instruction(opcode::BALANCE, Instruction::new(wrapper), gas);
-}
-
-fn balance<DB: BalanceReads>(ctx: Context<'_, DB>) -> InstructionExecResult {
-    // An underflow is left to revm's instruction to report.
-    if let Ok(word) = ctx.interpreter.stack.peek(0) {
-        ctx.host
-            .journal_mut()
-            .db_mut()
-            .balance_read(word.into_address());
-    }
-    host::balance(ctx)
 }
 
 /// The value a push of `data` puts on the stack; unknown if the code ends

@@ -9,11 +9,11 @@ use super::{
     db::{Loaded, PartitionDb, Recording},
     footprint::{Access, Validation},
     merge::split_into_shares,
-    observation,
 };
 use crate::{
     AccountChange, ExecutionError, StateSource,
     parallel::{
+        balance_watch,
         credit::Deltas,
         fee_credit::{LazyBeneficiary, ParallelEvm, parallel_evm},
         helpers::{Claims, panic_message, run_with_helpers, timed_phase},
@@ -162,7 +162,7 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
                 .with_block(env.block_env)
                 .with_cfg(env.cfg_env),
         );
-        observation::install(&mut evm.instruction);
+        balance_watch::install_balance_reads(&mut evm.instruction);
         Self {
             evm,
             handler: LazyBeneficiary::new(),
