@@ -148,7 +148,7 @@ const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 /// runs sequentially otherwise, its sender's chain holding most of it:
 /// mainnet fixture 13287210 (1,414 transactions, three unpredicted: a
 /// trading bot's two calls around a router's swap) runs as partitions at
-/// 1.35-1.65x instead. Other blocks plan none: they run on Block-STM when
+/// 1.3-1.75x instead. Other blocks plan none: they run on Block-STM when
 /// they do not partition, and a partition run that is then discarded
 /// would only delay it.
 const MAX_UNPREDICTED_SHARE: usize = 64;
