@@ -11,6 +11,7 @@
 //! - `observation.rs`: whether code can read another account's balance
 //!   (a payout into code that cannot runs apart too) or name the
 //!   beneficiary;
+//! - `code_cache.rs`: what the plan learnt of codes, kept for the process;
 //! - `db.rs`: where a partition reads state, recording what it fetched;
 //! - `run.rs`: running the partitions, each checked as it runs;
 //! - `footprint.rs`: the check that no partition read what another wrote;
@@ -32,6 +33,7 @@
 //! run, as does a payout running code that could read the sender's balance
 //! ([`observation`]).
 
+mod code_cache;
 mod db;
 mod footprint;
 mod merge;

@@ -31,9 +31,9 @@
 //! `db.rs`). A transaction into such code is not worth planning as
 //! partitions.
 
-use alloy_primitives::{B256, U256, map::HashMap};
+use super::code_cache::CodeCache;
+use alloy_primitives::{B256, U256};
 use revm::bytecode::opcode::{self, OPCODE_INFO};
-use std::sync::Mutex;
 
 /// What code may observe, as one of this module's scans tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,20 +44,15 @@ pub(crate) enum Observation {
     Beneficiary,
 }
 
-/// The scans of the codes scanned in this process, by code hash: the
-/// contracts a block's plan asks about recur block after block, and
-/// scanning a large one (24 KB) takes microseconds. Forgotten all at once
-/// when full.
-static SCANNED: Mutex<Option<HashMap<(B256, Observation), bool>>> = Mutex::new(None);
-
-/// The most scans [`SCANNED`] holds: about a megabyte.
-const MAX_SCANNED: usize = 16_384;
+/// The scans of the codes scanned in this process, by code hash: scanning
+/// a large contract (24 KB) takes microseconds. At most 16,384: about a
+/// megabyte.
+static SCANNED: CodeCache<(B256, Observation), bool> = CodeCache::new(16_384);
 
 /// Whether the code with `hash` makes `observation`, if scanned before in
 /// this process.
 pub(crate) fn scanned(hash: &B256, observation: Observation) -> Option<bool> {
-    let scanned = SCANNED.lock().unwrap_or_else(|e| e.into_inner());
-    scanned.as_ref()?.get(&(*hash, observation)).copied()
+    SCANNED.get(&(*hash, observation))
 }
 
 /// Scans `code` (whose hash is `hash`) for `observation`, and remembers
@@ -67,12 +62,7 @@ pub(crate) fn scan(hash: &B256, code: &[u8], observation: Observation) -> bool {
         Observation::ForeignBalance => reads_foreign_balance(code),
         Observation::Beneficiary => names_beneficiary(code),
     };
-    let mut scanned = SCANNED.lock().unwrap_or_else(|e| e.into_inner());
-    let scanned = scanned.get_or_insert_with(HashMap::default);
-    if scanned.len() >= MAX_SCANNED {
-        scanned.clear();
-    }
-    scanned.insert((*hash, observation), observes);
+    SCANNED.insert((*hash, observation), observes);
     observes
 }
 

@@ -25,7 +25,10 @@
 //! every path is explored, so a bounded reach lists every account the code
 //! can name, given its storage as it was.
 
-use super::observation::{self, Observation};
+use super::{
+    code_cache::CodeCache,
+    observation::{self, Observation},
+};
 use crate::parallel::digest::Digested;
 use crate::state::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256, map::HashMap};
@@ -39,7 +42,7 @@ use std::{
     hash::{BuildHasher, BuildHasherDefault},
     rc::Rc,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
 };
@@ -212,7 +215,7 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
         if let Some(known) = self.by_code.get(&code_hash) {
             return Ok(known.clone());
         }
-        let known = match analysed(&code_hash) {
+        let known = match ANALYSED.get(&code_hash) {
             // A copy of this thread's own: the shared one's reference count
             // would bounce between the threads predicting.
             Some(known) => Reach::clone(&known),
@@ -241,7 +244,7 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
                 Some(left.saturating_sub(steps))
             });
         if limit == MAX_STEPS || steps <= limit {
-            remember(*code_hash, Arc::new(known.clone()));
+            ANALYSED.insert(*code_hash, Arc::new(known.clone()));
         }
         Ok(known)
     }
@@ -293,29 +296,10 @@ impl Source {
     }
 }
 
-/// Reaches of the codes analysed in this process, by code hash: contracts
-/// recur block after block, and analysing a large one takes up to a few
-/// tenths of a millisecond. Forgotten all at once when full.
-static ANALYSED: Mutex<Option<HashMap<B256, Arc<Reach>>>> = Mutex::new(None);
-
-/// The most codes [`ANALYSED`] holds: about a megabyte.
-const MAX_ANALYSED: usize = 16_384;
-
-/// The reach of the code with `hash`, if analysed before.
-fn analysed(hash: &B256) -> Option<Arc<Reach>> {
-    let analysed = ANALYSED.lock().unwrap_or_else(|e| e.into_inner());
-    analysed.as_ref()?.get(hash).cloned()
-}
-
-/// Remembers the reach of the code with `hash`.
-fn remember(hash: B256, reach: Arc<Reach>) {
-    let mut analysed = ANALYSED.lock().unwrap_or_else(|e| e.into_inner());
-    let analysed = analysed.get_or_insert_with(HashMap::default);
-    if analysed.len() >= MAX_ANALYSED {
-        analysed.clear();
-    }
-    analysed.insert(hash, reach);
-}
+/// Reaches of the codes analysed in this process, by code hash: analysing
+/// a large one takes up to a few tenths of a millisecond. At most 16,384:
+/// about a megabyte.
+static ANALYSED: CodeCache<B256, Arc<Reach>> = CodeCache::new(16_384);
 
 /// The most distinct (position, stack) states explored in one code: a
 /// large contract's functions each take tens; past this the reach is
