@@ -479,3 +479,66 @@ fn a_sender_reaching_the_last_nonce_is_no_payout() {
     assert!(expected.transactions[60].outcome.is_invalid());
     assert_path(&block, &state, rule, CHAIN);
 }
+
+/// A forwarder: without calldata it sends the value on to the address in
+/// its slot 0; with calldata it delegates to an address read from memory,
+/// which the plan cannot tell.
+fn forwarder() -> Vec<u8> {
+    let with_calldata = Asm::new().push(0).push(0).push(0).push(0).push(0x40).op(&[
+        op::MLOAD,
+        op::GAS,
+        op::DELEGATECALL,
+        op::STOP,
+    ]);
+    let forward = Asm::new()
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .op(&[op::CALLVALUE])
+        .push(0)
+        .op(&[op::SLOAD, op::GAS, op::CALL, op::POP, op::STOP]);
+    // CALLDATASIZE ISZERO PUSH1 <forward> JUMPI, then the two paths.
+    let head = [0x36, 0x15, op::PUSH1, 0, 0x57];
+    let with_calldata = with_calldata.build();
+    let mut code = head.to_vec();
+    code[3] = (head.len() + with_calldata.len()) as u8;
+    code.extend(with_calldata);
+    code.push(0x5b);
+    code.extend(forward.build());
+    code
+}
+
+#[test]
+fn payouts_into_forwarders_run_as_partitions_with_their_destinations() {
+    // Two forwarders to one destination, which another transaction pays
+    // too: the plan keys each payout by the forwarder and the destination
+    // it reads from the forwarder's storage (the path without calldata),
+    // so the three run in one partition and the run stands.
+    const DESTINATION: u64 = 0x9d;
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 200);
+    for forwarder_at in [PROBE, PROBE + 1] {
+        b.account(
+            u(forwarder_at),
+            0,
+            1,
+            Some(forwarder()),
+            &[(0, DESTINATION)],
+        );
+    }
+    b.fund(u(OTHERS + 60), RICH);
+    for i in 0..3 {
+        for forwarder_at in [PROBE, PROBE + 1] {
+            b.tx(TxSpec {
+                gas_limit: 100_000,
+                ..TxSpec::call(u(PAYOUT), u(forwarder_at), 7 + i, Vec::new())
+            });
+        }
+        b.transfer(u(OTHERS + 60), u(DESTINATION), 3);
+    }
+    let (block, state) = b.build();
+    assert_runs(&block, &state, rule, |actual, at| {
+        assert_eq!(actual.path, ExecutionPath::Partitioned, "{at}");
+        assert!(!actual.stats.partitions_discarded, "{at}");
+    });
+}

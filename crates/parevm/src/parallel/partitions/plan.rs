@@ -22,9 +22,10 @@
 //! ([`ParallelConfig::partition_contract_calls`](crate::parallel::ParallelConfig::partition_contract_calls)).
 //!
 //! A payout sender's transfers ([`payout`](super::payout)) are keyed by
-//! their recipients alone: the partitions sum what the sender pays. A
-//! recipient with code must not read a balance not its own
-//! ([`observation`](super::observation)), the sender's among them.
+//! their recipients, and what a recipient's code reaches without calldata
+//! (a forwarder's destination), not by the sender: the partitions sum what
+//! the sender pays. A recipient with code must not read a balance not its
+//! own ([`observation`](super::observation)), the sender's among them.
 //!
 //! Transactions sharing a predicted key are joined into components
 //! (union-find); whole components are then packed into partitions, heaviest
@@ -235,8 +236,8 @@ pub(crate) struct Planner<'b> {
     /// The beneficiary's key digest: every transaction changes its balance.
     beneficiary: u64,
     /// The block's payout sender, if it has one, and its key digest: its
-    /// transfers are keyed by their recipients alone, and no other
-    /// transaction may name it.
+    /// transfers are keyed by their recipients (and what their code
+    /// reaches), not by it, and no other transaction may name it.
     payout: Option<(Address, u64)>,
     next_chunk: AtomicUsize,
     /// Set once some transaction turned out unpredictable, or the plan was
@@ -292,7 +293,8 @@ impl<'b> Planner<'b> {
     /// Plans with `payout` as the block's payout sender
     /// ([`PayoutSender`](super::payout::PayoutSender)): its transfers, which
     /// must all be to accounts without code or with code that reads no
-    /// balance but its own, are keyed by their recipients only; and a few
+    /// balance but its own, are keyed by their recipients (and what their
+    /// code reaches without calldata), not by the sender; and a few
     /// other transactions may be unpredicted ([`MAX_UNPREDICTED_SHARE`]).
     pub(crate) fn with_payout_sender(mut self, payout: Address) -> Self {
         self.payout = Some((payout, Key::Account(payout).digest()));
@@ -533,22 +535,7 @@ impl<'b> Planner<'b> {
             .payout
             .map(|(address, digest)| (sender == address, digest));
         if let Some((true, payout_digest)) = payout {
-            // A plain transfer (see `PayoutSender::find`), keyed by its
-            // recipient only, whose code, if it has any, must not read a
-            // balance other than its own: the sender's would be the one
-            // this partition served, not the one in sequence.
-            let Some(to) = tx.kind().to().copied().filter(|_| input.is_empty()) else {
-                return Ok(Keyed::Never);
-            };
-            let digest = Key::Account(to).digest();
-            if digest == self.beneficiary
-                || digest == payout_digest
-                || state.payout_may_read_foreign_balance(&to)?
-            {
-                return Ok(Keyed::Never);
-            }
-            digests.push(digest);
-            return Ok(Keyed::Predicted);
+            return self.push_payout_digests(tx, payout_digest, state, digests);
         }
         let payout_digest = payout.map(|(_, digest)| digest);
         let to = tx.kind().to().copied();
@@ -584,6 +571,36 @@ impl<'b> Planner<'b> {
             digests.push(digest);
         }
         Ok(keyed_as)
+    }
+
+    /// [`Self::try_push_digests`] for a transaction of the payout sender
+    /// (`payout_digest`): a plain transfer (see `PayoutSender::find`),
+    /// keyed by its recipient and what the recipient's code reaches
+    /// without calldata (a forwarder's destination); the sender is summed.
+    /// That code must not read a balance other than its own: the
+    /// sender's would be the one this partition served, not the one in
+    /// sequence.
+    fn push_payout_digests<S: StateSource + ?Sized>(
+        &self,
+        tx: &Recovered<TxEnvelope>,
+        payout_digest: u64,
+        state: &mut Reaches<'_, S>,
+        digests: &mut Vec<u64>,
+    ) -> Result<Keyed, StateError> {
+        let Some(to) = tx.kind().to().copied().filter(|_| tx.input().is_empty()) else {
+            return Ok(Keyed::Never);
+        };
+        let Some(reached) = state.of_payout(&to)? else {
+            return Ok(Keyed::Never);
+        };
+        for account in std::iter::once(to).chain(reached) {
+            let digest = Key::Account(account).digest();
+            if digest == self.beneficiary || digest == payout_digest {
+                return Ok(Keyed::Never);
+            }
+            digests.push(digest);
+        }
+        Ok(Keyed::Predicted)
     }
 
     /// Which of the block's transactions have keys that can be predicted,

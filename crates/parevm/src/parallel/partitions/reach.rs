@@ -17,7 +17,11 @@
 //!   target, a creation, `SELFDESTRUCT`, too many paths) leaves the reach
 //!   unbounded. A Uniswap-V2-style pair calling the tokens stored in its
 //!   slots, or one named in its input, has a bounded reach; a router that
-//!   computes pair addresses does not.
+//!   computes pair addresses does not. A call without input (a plain
+//!   transfer, a payout) is explored along its paths without input only
+//!   ([`Input::Empty`]): the branches that test the input's size or words
+//!   are decided, so a proxy or forwarder whose functions reach anything
+//!   is bounded by what its receive path reaches.
 //!
 //! The answer is a prediction, never trusted for correctness: the slots it
 //! resolves may change during the block, and partition validation checks
@@ -50,6 +54,28 @@ use std::{
 /// The accounts a call reaches besides its sender and target.
 type Reached = SmallVec<[Address; 4]>;
 
+/// What the exploration of a code knows of the call's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Input {
+    /// Any input: every path from the entry may be taken.
+    Any,
+    /// None, as in a plain transfer: `CALLDATASIZE` and every word of the
+    /// input are zero, so the branches that test them are decided (a
+    /// proxy that only accepts value without calldata never reaches its
+    /// `DELEGATECALL`).
+    Empty,
+}
+
+impl Input {
+    /// What an input of `bytes` is taken for.
+    fn of(bytes: &[u8]) -> Self {
+        match bytes.is_empty() {
+            true => Self::Empty,
+            false => Self::Any,
+        }
+    }
+}
+
 /// What calls reach in one block's pre-block state, each code analysed once.
 pub(crate) struct Reaches<'s, S: ?Sized> {
     state: &'s S,
@@ -57,14 +83,14 @@ pub(crate) struct Reaches<'s, S: ?Sized> {
     /// analysed before, shared by the threads predicting it (see
     /// [`BLOCK_STEPS`]).
     budget: &'s AtomicUsize,
-    by_code: HashMap<B256, Rc<Reach>>,
+    by_code: HashMap<(B256, Input), Rc<Reach>>,
     /// What each code asked about can observe ([`Self::observes`]).
     observed: HashMap<(B256, Observation), bool>,
     /// What an account without code reaches: nothing.
     no_code: Rc<Reach>,
     /// The last target asked about: a run of calls into one contract looks
     /// it up once.
-    last: Option<(Address, Rc<Reach>)>,
+    last: Option<(Address, Input, Rc<Reach>)>,
 }
 
 impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
@@ -89,11 +115,14 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
         to: &Address,
         input: &[u8],
     ) -> Result<Option<Reached>, StateError> {
+        let known_input = Input::of(input);
         let target = match &self.last {
-            Some((known, reach)) if known == to => reach.clone(),
+            Some((known, known_for, reach)) if known == to && *known_for == known_input => {
+                reach.clone()
+            }
             _ => {
-                let reach = self.of_account(to)?;
-                self.last = Some((*to, reach.clone()));
+                let reach = self.of_account(to, known_input)?;
+                self.last = Some((*to, known_input, reach.clone()));
                 reach
             }
         };
@@ -124,37 +153,40 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
             .is_some_and(|hash| hash != KECCAK_EMPTY))
     }
 
-    /// Whether a payout into `to` can read a balance other than that of
-    /// the code running ([`observation`](super::observation)): its own code
-    /// can, or the code of an account it names by a constant or a slot of
-    /// its storage (a proxy's implementation, a forwarder's destination),
-    /// or it names accounts that cannot be told before it runs. Codes
+    /// The accounts a payout into `to` reaches besides its sender and `to`,
+    /// or `None` if it can read a balance other than that of the code
+    /// running ([`observation`](super::observation)): its own code can, or
+    /// the code of an account it names by a constant or a slot of its
+    /// storage (a proxy's implementation, a forwarder's destination), or it
+    /// names accounts that cannot be told before it runs. A payout carries
+    /// no calldata, so only the code's paths without input count. Codes
     /// further on are checked as the payout runs.
-    pub(crate) fn payout_may_read_foreign_balance(
-        &mut self,
-        to: &Address,
-    ) -> Result<bool, StateError> {
+    pub(crate) fn of_payout(&mut self, to: &Address) -> Result<Option<Reached>, StateError> {
         let code_hash = match self.state.code_hash(to)? {
             Some(hash) if hash != KECCAK_EMPTY => hash,
             // Most payouts: into an account without code.
-            _ => return Ok(false),
+            _ => return Ok(Some(Reached::new())),
         };
         if self.code_observes(code_hash, Observation::ForeignBalance)? {
-            return Ok(true);
+            return Ok(None);
         }
-        let reach = self.of_account(to)?;
+        let reach = self.of_account(to, Input::Empty)?;
         let sources = match &*reach {
-            Reach::Alone => return Ok(false),
-            Reach::Unbounded => return Ok(true),
+            Reach::Alone => return Ok(Some(Reached::new())),
+            Reach::Unbounded => return Ok(None),
             Reach::Through(sources) => sources,
         };
+        let mut reached = Reached::new();
         for source in sources {
             let address = source.resolve(&[], |slot| self.state.storage(to, slot))?;
             if self.observes(&address, Observation::ForeignBalance)? {
-                return Ok(true);
+                return Ok(None);
+            }
+            if address != *to && !reached.contains(&address) {
+                reached.push(address);
             }
         }
-        Ok(false)
+        Ok(Some(reached))
     }
 
     /// Whether the code of `address` can name the beneficiary
@@ -202,41 +234,41 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
     /// map of the answers grew to 10,000 entries that no call asked again
     /// (the plan took 3.55-3.68 ms with it, 3.07-3.22 ms without).
     fn runs_alone(&mut self, address: &Address) -> Result<bool, StateError> {
-        Ok(*self.of_account(address)? == Reach::Alone)
+        Ok(*self.of_account(address, Input::Any)? == Reach::Alone)
     }
 
-    /// What a call into `address` reaches; an account without code runs
-    /// nothing.
-    fn of_account(&mut self, address: &Address) -> Result<Rc<Reach>, StateError> {
+    /// What a call into `address` with `input` reaches; an account
+    /// without code runs nothing.
+    fn of_account(&mut self, address: &Address, input: Input) -> Result<Rc<Reach>, StateError> {
         let code_hash = match self.state.code_hash(address)? {
             Some(hash) if hash != KECCAK_EMPTY => hash,
             _ => return Ok(self.no_code.clone()),
         };
-        if let Some(known) = self.by_code.get(&code_hash) {
+        if let Some(known) = self.by_code.get(&(code_hash, input)) {
             return Ok(known.clone());
         }
-        let known = match ANALYSED.get(&code_hash) {
+        let known = match ANALYSED.get(&(code_hash, input)) {
             // A copy of this thread's own: the shared one's reference count
             // would bounce between the threads predicting.
             Some(known) => Reach::clone(&known),
-            None => self.analyse(&code_hash)?,
+            None => self.analyse(&code_hash, input)?,
         };
         let known = Rc::new(known);
-        self.by_code.insert(code_hash, known.clone());
+        self.by_code.insert((code_hash, input), known.clone());
         Ok(known)
     }
 
-    /// Analyses the code with `code_hash` within what is left of the
-    /// block's budget, and remembers the answer for the process unless the
-    /// budget, not the code, cut it short.
-    fn analyse(&self, code_hash: &B256) -> Result<Reach, StateError> {
+    /// Analyses the code with `code_hash` for `input` within what is left
+    /// of the block's budget, and remembers the answer for the process
+    /// unless the budget, not the code, cut it short.
+    fn analyse(&self, code_hash: &B256, input: Input) -> Result<Reach, StateError> {
         let left = self.budget.load(Ordering::Relaxed);
         if left == 0 {
             return Ok(Reach::Unbounded);
         }
         let code = self.state.code_by_hash(code_hash)?;
         let limit = left.min(MAX_STEPS);
-        let (known, steps) = reach_within(code.original_byte_slice(), limit);
+        let (known, steps) = reach_within(code.original_byte_slice(), input, limit);
         // Another thread may have spent some meanwhile: saturate at zero.
         let _ = self
             .budget
@@ -244,7 +276,7 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
                 Some(left.saturating_sub(steps))
             });
         if limit == MAX_STEPS || steps <= limit {
-            ANALYSED.insert(*code_hash, Arc::new(known.clone()));
+            ANALYSED.insert((*code_hash, input), Arc::new(known.clone()));
         }
         Ok(known)
     }
@@ -296,10 +328,11 @@ impl Source {
     }
 }
 
-/// Reaches of the codes analysed in this process, by code hash: analysing
+/// Reaches of the codes analysed in this process, by code hash and what
+/// was known of the input: analysing
 /// a large one takes up to a few tenths of a millisecond. At most 16,384:
 /// about a megabyte.
-static ANALYSED: CodeCache<B256, Arc<Reach>> = CodeCache::new(16_384);
+static ANALYSED: CodeCache<(B256, Input), Arc<Reach>> = CodeCache::new(16_384);
 
 /// The most distinct (position, stack) states explored in one code: a
 /// large contract's functions each take tens; past this the reach is
@@ -334,22 +367,23 @@ const LAST_PRECOMPILE: u64 = 0x1ff;
 /// most of a second predicting. Codes past it are taken as unbounded.
 pub(crate) const BLOCK_STEPS: usize = 100_000;
 
-/// What `code` can reach when called (see the module docs).
+/// What `code` can reach when called with any input (see the module docs).
 #[cfg(test)]
 pub(crate) fn reach(code: &[u8]) -> Reach {
-    reach_within(code, MAX_STEPS).0
+    reach_within(code, Input::Any, MAX_STEPS).0
 }
 
-/// What `code` can reach, interpreting at most `max_steps` instructions
-/// (unbounded past them); with the instructions interpreted.
-fn reach_within(code: &[u8], max_steps: usize) -> (Reach, usize) {
+/// What `code` can reach when called with `input`, interpreting at most
+/// `max_steps` instructions (unbounded past them); with the instructions
+/// interpreted.
+fn reach_within(code: &[u8], input: Input, max_steps: usize) -> (Reach, usize) {
     if code.first() == Some(&0xef) {
         return (Reach::Unbounded, 0);
     }
     if runs_alone(code) {
         return (Reach::Alone, 0);
     }
-    let mut explorer = Explorer::new(code, max_steps);
+    let mut explorer = Explorer::new(code, input, max_steps);
     let reach = match explorer.run() {
         Err(Unbounded) => Reach::Unbounded,
         Ok(()) if explorer.sources.is_empty() => Reach::Alone,
@@ -442,6 +476,7 @@ const ADDRESS_MASK: U256 = U256::from_limbs([u64::MAX, u64::MAX, u32::MAX as u64
 /// A depth-first walk over every path of one code.
 struct Explorer<'c> {
     code: &'c [u8],
+    input: Input,
     jump_dests: Vec<bool>,
     /// Jump targets already queued, with the stack they were reached with,
     /// as 64-bit hashes (a collision, at most a few thousand states, is
@@ -458,7 +493,7 @@ struct Explorer<'c> {
 }
 
 impl<'c> Explorer<'c> {
-    fn new(code: &'c [u8], max_steps: usize) -> Self {
+    fn new(code: &'c [u8], input: Input, max_steps: usize) -> Self {
         let mut jump_dests = vec![false; code.len()];
         let mut pc = 0;
         while let Some(&op) = code.get(pc) {
@@ -467,6 +502,7 @@ impl<'c> Explorer<'c> {
         }
         Self {
             code,
+            input,
             jump_dests,
             seen: HashSet::default(),
             hasher: alloy_primitives::map::foldhash::fast::FixedState::default(),
@@ -507,10 +543,15 @@ impl<'c> Explorer<'c> {
                     return self.jump(target, stack);
                 }
                 opcode::JUMPI => {
-                    let (Some(target), Some(_)) = (stack.pop(), stack.pop()) else {
+                    let (Some(target), Some(condition)) = (stack.pop(), stack.pop()) else {
                         return Ok(());
                     };
-                    self.jump(target, stack.clone())?;
+                    // A condition the exploration knows takes one way only.
+                    match condition {
+                        Value::Constant(c) if c.is_zero() => {}
+                        Value::Constant(_) => return self.jump(target, stack),
+                        _ => self.jump(target, stack.clone())?,
+                    }
                 }
                 opcode::PUSH0..=opcode::PUSH32 => {
                     let size = push_size(op);
@@ -580,6 +621,9 @@ impl<'c> Explorer<'c> {
             self.name(named)?;
         }
         let result = match (op, inputs) {
+            (opcode::CALLDATALOAD | opcode::CALLDATASIZE, _) if self.input == Input::Empty => {
+                Value::Constant(U256::ZERO)
+            }
             (opcode::CALLDATALOAD, _) => match arg(0) {
                 Value::Constant(offset) => usize::try_from(*offset)
                     .map(Value::Input)
@@ -593,6 +637,9 @@ impl<'c> Explorer<'c> {
             (opcode::CALLER, _) => Value::Caller,
             (opcode::ADDRESS, _) => Value::Own,
             (opcode::AND, _) => and(arg(0), arg(1)),
+            // Solidity reads an address at offset 0 of a slot as
+            // `sload(slot) / 0x100 ** 0`.
+            (opcode::DIV, _) if *arg(1) == Value::Constant(U256::from(1)) => arg(0).clone(),
             (_, 1) | (_, 2) => fold(op, args).unwrap_or(Value::Unknown),
             _ => Value::Unknown,
         };
@@ -686,8 +733,10 @@ fn and(a: &Value, b: &Value) -> Value {
 }
 
 /// Folds the constant arithmetic Solidity builds masks and jump targets
-/// with (`SUB`, `EXP`, `SHL`, `SHR`, `OR`, `NOT`); `None` otherwise. `ADD` is
-/// left out on purpose: a loop counter would take a new value each turn.
+/// with (`SUB`, `EXP`, `SHL`, `SHR`, `OR`, `NOT`), and selects a function
+/// by (`DIV`, `ISZERO`, `EQ`, `LT`, `GT`: with no input, every selector
+/// test is decided); `None` otherwise. `ADD` is left out on purpose: a
+/// loop counter would take a new value each turn.
 fn fold(op: u8, args: &[Value]) -> Option<Value> {
     let constant = |i: usize| match args.get(args.len().checked_sub(1 + i)?) {
         Some(Value::Constant(c)) => Some(*c),
@@ -702,6 +751,11 @@ fn fold(op: u8, args: &[Value]) -> Option<Value> {
         opcode::OR => constant(0)? | constant(1)?,
         opcode::SHL => constant(1)? << shift(constant(0)?),
         opcode::SHR => constant(1)? >> shift(constant(0)?),
+        opcode::DIV => constant(0)?.checked_div(constant(1)?).unwrap_or_default(),
+        opcode::ISZERO => U256::from(constant(0)?.is_zero()),
+        opcode::EQ => U256::from(constant(0)? == constant(1)?),
+        opcode::LT => U256::from(constant(0)? < constant(1)?),
+        opcode::GT => U256::from(constant(0)? > constant(1)?),
         _ => return None,
     };
     Some(Value::Constant(value))
@@ -884,7 +938,10 @@ mod tests {
             Ok(Some(vec![Address::ZERO]))
         );
         assert!(budget.into_inner() < BLOCK_STEPS);
-        assert_eq!(reach_within(&call(&[0x33]), 3), (Reach::Unbounded, 4));
+        assert_eq!(
+            reach_within(&call(&[0x33]), Input::Any, 3),
+            (Reach::Unbounded, 4)
+        );
     }
 
     #[test]
@@ -901,6 +958,53 @@ mod tests {
         assert_eq!(
             Source::Slot(U256::ZERO).resolve(&input, slot),
             Ok(Address::with_last_byte(0x22))
+        );
+    }
+
+    /// A forwarder: without calldata it sends the value on to the address
+    /// in its slot 0; with calldata it delegates to an address it reads
+    /// from memory, which no analysis can tell.
+    fn forwarder() -> Vec<u8> {
+        let mut code = vec![0x36, 0x15, 0x60, 0x0f, 0x57]; // CALLDATASIZE ISZERO PUSH1 15 JUMPI
+        code.extend_from_slice(&[0x5f, 0x5f, 0x5f, 0x5f, 0x60, 0x40, 0x51]); // .., MLOAD(0x40)
+        code.extend_from_slice(&[0x5a, 0xf4, 0x00]); // GAS DELEGATECALL STOP
+        code.extend_from_slice(&[0x5b, 0x5f, 0x5f, 0x5f, 0x5f, 0x34]); // 15: JUMPDEST .. CALLVALUE
+        code.extend_from_slice(&[0x5f, 0x54, 0x5a, 0xf1, 0x50, 0x00]); // SLOAD(0) GAS CALL POP STOP
+        code
+    }
+
+    #[test]
+    fn without_input_only_the_paths_without_input_count() {
+        let code = forwarder();
+        assert_eq!(reach(&code), Reach::Unbounded);
+        let (without_input, _) = reach_within(&code, Input::Empty, MAX_STEPS);
+        assert_eq!(
+            without_input,
+            Reach::Through(vec![Source::Slot(U256::ZERO)])
+        );
+    }
+
+    #[test]
+    fn a_selector_test_without_input_is_decided() {
+        // PUSH1 0 CALLDATALOAD PUSH1 0xe0 SHR PUSH4 sel EQ PUSH1 dest JUMPI
+        // STOP; dest: JUMPDEST, a call to an address read from memory.
+        let mut code = vec![0x60, 0x00, 0x35, 0x60, 0xe0, 0x1c];
+        code.extend_from_slice(&[0x63, 0xa9, 0x05, 0x9c, 0xbb, 0x14, 0x60, 0x11, 0x57, 0x00]);
+        assert_eq!(code.len(), 0x10);
+        code.push(0x00);
+        code.push(0x5b);
+        code.extend(call(&[0x60, 0x40, 0x51]));
+        assert_eq!(reach(&code), Reach::Unbounded);
+        assert_eq!(reach_within(&code, Input::Empty, MAX_STEPS).0, Reach::Alone);
+    }
+
+    #[test]
+    fn an_address_at_offset_zero_of_a_slot_is_the_slot() {
+        // SLOAD(0) / 0x100 ** 0, as older Solidity reads it.
+        let target = [0x5f, 0x54, 0x60, 0x00, 0x61, 0x01, 0x00, 0x0a, 0x90, 0x04];
+        assert_eq!(
+            reach(&call(&target)),
+            Reach::Through(vec![Source::Slot(U256::ZERO)])
         );
     }
 }
