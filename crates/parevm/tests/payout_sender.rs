@@ -542,3 +542,37 @@ fn payouts_into_forwarders_run_as_partitions_with_their_destinations() {
         assert!(!actual.stats.partitions_discarded, "{at}");
     });
 }
+
+#[test]
+fn payouts_into_proxies_of_one_implementation_run_apart() {
+    // A hundred proxies delegating to the implementation in their slot 0:
+    // the payouts only run its code, so it joins none of them (keyed, it
+    // would make one component of them all, too heavy to partition).
+    const IMPLEMENTATION: u64 = 0x9e;
+    let delegates_to_slot_zero = Asm::new()
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .op(&[op::SLOAD, op::GAS, op::DELEGATECALL, op::POP, op::STOP])
+        .build();
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 200);
+    b.contract(u(IMPLEMENTATION), store_caller_value());
+    for i in 0..100 {
+        let proxy = u(PROBE + 0x100 + i);
+        b.account(
+            proxy,
+            0,
+            1,
+            Some(delegates_to_slot_zero.clone()),
+            &[(0, IMPLEMENTATION)],
+        );
+        b.tx(TxSpec {
+            gas_limit: 100_000,
+            ..TxSpec::call(u(PAYOUT), proxy, 5, Vec::new())
+        });
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+}

@@ -129,7 +129,7 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
         let sources = match &*target {
             Reach::Alone => return Ok(Some(Reached::new())),
             Reach::Unbounded => return Ok(None),
-            Reach::Through(sources) => sources,
+            Reach::Through { sources, .. } => sources,
         };
         let mut reached = Reached::new();
         for source in sources {
@@ -153,8 +153,9 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
             .is_some_and(|hash| hash != KECCAK_EMPTY))
     }
 
-    /// The accounts a payout into `to` reaches besides its sender and `to`,
-    /// or `None` if it can read a balance other than that of the code
+    /// The accounts a payout into `to` may pay or change besides its
+    /// sender and `to` (a forwarder's destination), or `None` if it can
+    /// read a balance other than that of the code
     /// running ([`observation`](super::observation)): its own code can, or
     /// the code of an account it names by a constant or a slot of its
     /// storage (a proxy's implementation, a forwarder's destination), or it
@@ -171,18 +172,22 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
             return Ok(None);
         }
         let reach = self.of_account(to, Input::Empty)?;
-        let sources = match &*reach {
+        let (sources, called) = match &*reach {
             Reach::Alone => return Ok(Some(Reached::new())),
             Reach::Unbounded => return Ok(None),
-            Reach::Through(sources) => sources,
+            Reach::Through { sources, called } => (sources, *called),
         };
         let mut reached = Reached::new();
-        for source in sources {
+        for (index, source) in sources.iter().enumerate() {
             let address = source.resolve(&[], |slot| self.state.storage(to, slot))?;
             if self.observes(&address, Observation::ForeignBalance)? {
                 return Ok(None);
             }
-            if address != *to && !reached.contains(&address) {
+            // Keyed only if the payout may change it: code it merely reads
+            // or runs as its own (a proxy's implementation, which every
+            // proxy of it shares) joins nothing.
+            let may_change = index >= 64 || called & (1 << index) != 0;
+            if may_change && address != *to && !reached.contains(&address) {
                 reached.push(address);
             }
         }
@@ -288,7 +293,16 @@ pub(crate) enum Reach {
     /// Nothing: it names no other account.
     Alone,
     /// The accounts these sources name, and nothing else.
-    Through(Vec<Source>),
+    Through {
+        /// Where each account named takes its address from.
+        sources: Vec<Source>,
+        /// Which of them a `CALL` names (bit `i`: `sources[i]`; every one
+        /// from the 64th on counts as called): the accounts the code can
+        /// pay or change. It only reads the others, or runs their code as
+        /// its own (`DELEGATECALL`, `CALLCODE`, `STATICCALL`, `BALANCE`,
+        /// `EXTCODE*`).
+        called: u64,
+    },
     /// Accounts that cannot be told before running it.
     Unbounded,
 }
@@ -387,7 +401,10 @@ fn reach_within(code: &[u8], input: Input, max_steps: usize) -> (Reach, usize) {
     let reach = match explorer.run() {
         Err(Unbounded) => Reach::Unbounded,
         Ok(()) if explorer.sources.is_empty() => Reach::Alone,
-        Ok(()) => Reach::Through(std::mem::take(&mut explorer.sources)),
+        Ok(()) => Reach::Through {
+            sources: std::mem::take(&mut explorer.sources),
+            called: explorer.called,
+        },
     };
     (reach, explorer.steps)
 }
@@ -488,6 +505,8 @@ struct Explorer<'c> {
     contexts: Vec<u8>,
     pending: Vec<(usize, Vec<Value>)>,
     sources: Vec<Source>,
+    /// Which of `sources` a `CALL` names ([`Reach::Through`]).
+    called: u64,
     steps: usize,
     max_steps: usize,
 }
@@ -509,6 +528,7 @@ impl<'c> Explorer<'c> {
             contexts: vec![0; code.len()],
             pending: vec![(0, Vec::new())],
             sources: Vec::new(),
+            called: 0,
             steps: 0,
             max_steps,
         }
@@ -618,7 +638,7 @@ impl<'c> Explorer<'c> {
             _ => None,
         };
         if let Some(named) = named {
-            self.name(named)?;
+            self.name(named, op == opcode::CALL)?;
         }
         let result = match (op, inputs) {
             (opcode::CALLDATALOAD | opcode::CALLDATASIZE, _) if self.input == Input::Empty => {
@@ -697,8 +717,9 @@ impl<'c> Explorer<'c> {
         }
     }
 
-    /// Notes that an instruction names the account `value`.
-    fn name(&mut self, value: &Value) -> Result<(), Unbounded> {
+    /// Notes that an instruction names the account `value` (a `CALL`, if
+    /// `called`).
+    fn name(&mut self, value: &Value, called: bool) -> Result<(), Unbounded> {
         let source = match value {
             Value::Constant(word) => {
                 let address = Address::from_word((*word).into());
@@ -712,8 +733,15 @@ impl<'c> Explorer<'c> {
             Value::Caller | Value::Own => return Ok(()),
             Value::Unknown => return Err(Unbounded),
         };
-        if !self.sources.contains(&source) {
-            self.sources.push(source);
+        let index = match self.sources.iter().position(|s| *s == source) {
+            Some(index) => index,
+            None => {
+                self.sources.push(source);
+                self.sources.len() - 1
+            }
+        };
+        if called && index < 64 {
+            self.called |= 1 << index;
         }
         Ok(())
     }
@@ -820,11 +848,14 @@ mod tests {
         code.push(0x00);
         assert_eq!(
             reach(&code),
-            Reach::Through(vec![
-                Source::Input(4),
-                Source::Slot(U256::from(1)),
-                Source::Constant(Address::repeat_byte(0x42)),
-            ])
+            Reach::Through {
+                sources: vec![
+                    Source::Input(4),
+                    Source::Slot(U256::from(1)),
+                    Source::Constant(Address::repeat_byte(0x42)),
+                ],
+                called: 0b111,
+            }
         );
     }
 
@@ -836,7 +867,10 @@ mod tests {
         code.push(0x00);
         assert_eq!(
             reach(&code),
-            Reach::Through(vec![Source::Slot(U256::from(7))])
+            Reach::Through {
+                sources: vec![Source::Slot(U256::from(7))],
+                called: 1,
+            }
         );
         // An unreachable call does not count.
         let mut unreachable = vec![0x00];
@@ -980,7 +1014,10 @@ mod tests {
         let (without_input, _) = reach_within(&code, Input::Empty, MAX_STEPS);
         assert_eq!(
             without_input,
-            Reach::Through(vec![Source::Slot(U256::ZERO)])
+            Reach::Through {
+                sources: vec![Source::Slot(U256::ZERO)],
+                called: 1,
+            }
         );
     }
 
@@ -1004,7 +1041,28 @@ mod tests {
         let target = [0x5f, 0x54, 0x60, 0x00, 0x61, 0x01, 0x00, 0x0a, 0x90, 0x04];
         assert_eq!(
             reach(&call(&target)),
-            Reach::Through(vec![Source::Slot(U256::ZERO)])
+            Reach::Through {
+                sources: vec![Source::Slot(U256::ZERO)],
+                called: 1,
+            }
+        );
+    }
+
+    #[test]
+    fn only_what_a_call_names_counts_as_called() {
+        // DELEGATECALL to slot 0, STATICCALL and BALANCE of slot 1, CALL
+        // to slot 1.
+        let mut code = vec![0x5f, 0x5f, 0x5f, 0x5f, 0x5f, 0x54, 0x5a, 0xf4, 0x50];
+        code.extend_from_slice(&[0x5f, 0x5f, 0x5f, 0x5f, 0x60, 0x01, 0x54, 0x5a, 0xfa, 0x50]);
+        code.extend_from_slice(&[0x60, 0x01, 0x54, 0x31, 0x50]);
+        code.extend(call(&[0x60, 0x01, 0x54]));
+        code.push(0x00);
+        assert_eq!(
+            reach(&code),
+            Reach::Through {
+                sources: vec![Source::Slot(U256::ZERO), Source::Slot(U256::from(1))],
+                called: 0b10,
+            }
         );
     }
 }
