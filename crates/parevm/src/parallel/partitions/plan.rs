@@ -22,10 +22,11 @@
 //! ([`ParallelConfig::partition_contract_calls`](crate::parallel::ParallelConfig::partition_contract_calls)).
 //!
 //! A payout sender's transfers ([`payout`](super::payout)) are keyed by
-//! their recipients, and what a recipient's code reaches without calldata
-//! (a forwarder's destination), not by the sender: the partitions sum what
-//! the sender pays. A recipient with code must not read a balance not its
-//! own ([`observation`](super::observation)), the sender's among them.
+//! their recipients, and the accounts a recipient's code calls without
+//! calldata (a forwarder's destination), not by the sender: the partitions
+//! sum what the sender pays. A recipient with code must not read a
+//! balance not its own ([`observation`](super::observation)), the
+//! sender's among them.
 //!
 //! Transactions sharing a predicted key are joined into components
 //! (union-find); whole components are then packed into partitions, heaviest
@@ -236,8 +237,8 @@ pub(crate) struct Planner<'b> {
     /// The beneficiary's key digest: every transaction changes its balance.
     beneficiary: u64,
     /// The block's payout sender, if it has one, and its key digest: its
-    /// transfers are keyed by their recipients (and what their code
-    /// reaches), not by it, and no other transaction may name it.
+    /// transfers are keyed by their recipients (and the accounts their
+    /// code calls), not by it, and no other transaction may name it.
     payout: Option<(Address, u64)>,
     next_chunk: AtomicUsize,
     /// Set once some transaction turned out unpredictable, or the plan was
@@ -293,9 +294,10 @@ impl<'b> Planner<'b> {
     /// Plans with `payout` as the block's payout sender
     /// ([`PayoutSender`](super::payout::PayoutSender)): its transfers, which
     /// must all be to accounts without code or with code that reads no
-    /// balance but its own, are keyed by their recipients (and what their
-    /// code reaches without calldata), not by the sender; and a few
-    /// other transactions may be unpredicted ([`MAX_UNPREDICTED_SHARE`]).
+    /// balance but its own, are keyed by their recipients (and the
+    /// accounts their code calls without calldata), not by the sender;
+    /// and a few other transactions may be unpredicted
+    /// ([`MAX_UNPREDICTED_SHARE`]).
     pub(crate) fn with_payout_sender(mut self, payout: Address) -> Self {
         self.payout = Some((payout, Key::Account(payout).digest()));
         self.max_unpredicted = self.block.transactions.len() / MAX_UNPREDICTED_SHARE;
@@ -575,7 +577,7 @@ impl<'b> Planner<'b> {
 
     /// [`Self::try_push_digests`] for a transaction of the payout sender
     /// (`payout_digest`): a plain transfer (see `PayoutSender::find`),
-    /// keyed by its recipient and what the recipient's code reaches
+    /// keyed by its recipient and the accounts the recipient's code calls
     /// without calldata (a forwarder's destination); the sender is summed.
     /// That code must not read a balance other than its own: the
     /// sender's would be the one this partition served, not the one in

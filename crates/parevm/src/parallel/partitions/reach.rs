@@ -155,13 +155,13 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
 
     /// The accounts a payout into `to` may pay or change besides its
     /// sender and `to` (a forwarder's destination), or `None` if it can
-    /// read a balance other than that of the code
-    /// running ([`observation`](super::observation)): its own code can, or
-    /// the code of an account it names by a constant or a slot of its
-    /// storage (a proxy's implementation, a forwarder's destination), or it
-    /// names accounts that cannot be told before it runs. A payout carries
-    /// no calldata, so only the code's paths without input count. Codes
-    /// further on are checked as the payout runs.
+    /// read a balance other than that of the code running
+    /// ([`observation`]): its own code can, or the code of an account it
+    /// names by a constant or a slot of its storage (a proxy's
+    /// implementation, a forwarder's destination), or it names accounts
+    /// that cannot be told before it runs. A payout carries no calldata,
+    /// so only the code's paths without input count. Codes further on are
+    /// checked as the payout runs.
     pub(crate) fn of_payout(&mut self, to: &Address) -> Result<Option<Reached>, StateError> {
         let code_hash = match self.state.code_hash(to)? {
             Some(hash) if hash != KECCAK_EMPTY => hash,
@@ -343,9 +343,8 @@ impl Source {
 }
 
 /// Reaches of the codes analysed in this process, by code hash and what
-/// was known of the input: analysing
-/// a large one takes up to a few tenths of a millisecond. At most 16,384:
-/// about a megabyte.
+/// was known of the input: analysing a large one takes up to a few tenths
+/// of a millisecond. At most 16,384: about a megabyte.
 static ANALYSED: CodeCache<(B256, Input), Arc<Reach>> = CodeCache::new(16_384);
 
 /// The most distinct (position, stack) states explored in one code: a
