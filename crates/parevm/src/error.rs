@@ -12,11 +12,10 @@ use crate::{
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecutionError {
-    /// The state source failed outside any transaction: reading the
-    /// pre-block values that the block's changes are told against. (A
-    /// system call, reward or withdrawal whose read failed is reported by
-    /// alloy-evm as a message: [`Self::Block`], naming what the source
-    /// said.)
+    /// The state source failed outside any transaction: in a system call,
+    /// reward or withdrawal (which alloy-evm reports as a message; the
+    /// executors hand on the source's own error instead), or reading the
+    /// pre-block values that the block's changes are told against.
     #[error("state: {0}")]
     State(#[from] StateError),
     /// The state source failed while transaction `index` ran (in order:
@@ -36,7 +35,8 @@ pub enum ExecutionError {
     /// The block's ommers cannot be rewarded.
     #[error("ommers: {0}")]
     InvalidOmmers(#[from] InvalidOmmers),
-    /// Block-level processing (system calls, rewards, withdrawals) failed.
+    /// Block-level processing (system calls, rewards, withdrawals) failed
+    /// for a reason other than the state source's.
     #[error("block processing: {0}")]
     Block(String),
     /// The EVM failed for a reason that is not the transaction's fault.
@@ -54,9 +54,8 @@ pub enum ExecutionError {
 
 impl ExecutionError {
     /// The state source's error, if the state source failed, in a
-    /// transaction or outside one: a node may fetch what was missing and
-    /// run the block again. (A system call's failed read is not told
-    /// apart: alloy-evm reports it as [`Self::Block`], a message.)
+    /// transaction or outside one (a system call's read included): a node
+    /// may fetch what was missing and run the block again.
     pub fn state_error(&self) -> Option<&StateError> {
         match self {
             Self::State(error) | Self::TxState { error, .. } => Some(error),

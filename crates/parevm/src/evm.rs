@@ -8,7 +8,7 @@ use crate::{
     error::ExecutionError,
     receipt::EthReceiptBuilder,
     result::TxOutcome,
-    state::{StateDb, StateError, StateSource},
+    state::{FirstFailure, StateDb, StateError, StateSource},
 };
 use alloy_evm::{
     Evm, EvmFactory,
@@ -51,7 +51,7 @@ pub(crate) fn eth_executor<'a, DB: Database + DatabaseCommit + core::fmt::Debug>
 /// state changes made through it (not yet normalized).
 pub(crate) fn with_state_cache<S: StateSource + ?Sized, T>(
     state: &S,
-    f: impl FnOnce(&mut State<StateDb<&S>>) -> Result<T, ExecutionError>,
+    f: impl FnOnce(&mut State<SourceDb<'_, S>>) -> Result<T, ExecutionError>,
 ) -> Result<(T, StateChanges), ExecutionError> {
     let (value, transitions) = on_state_cache(state, 0, f)?;
     Ok((value, StateChanges::from_transitions(&transitions)))
@@ -63,7 +63,7 @@ pub(crate) fn with_state_cache<S: StateSource + ?Sized, T>(
 pub(crate) fn with_state_cache_normalized<S: StateSource + ?Sized, T>(
     state: &S,
     transactions: usize,
-    f: impl FnOnce(&mut State<StateDb<&S>>) -> Result<T, ExecutionError>,
+    f: impl FnOnce(&mut State<SourceDb<'_, S>>) -> Result<T, ExecutionError>,
 ) -> Result<(T, StateChanges), ExecutionError> {
     let (value, transitions) = on_state_cache(state, transactions, f)?;
     Ok((
@@ -72,15 +72,28 @@ pub(crate) fn with_state_cache_normalized<S: StateSource + ?Sized, T>(
     ))
 }
 
+/// The database the executors' `State` caches read `S` through.
+pub(crate) type SourceDb<'s, S> = FirstFailure<StateDb<&'s S>>;
+
 /// Runs `f` on a revm `State` cache of `state` sized for `transactions`;
-/// returns what it returned and the cache's transitions.
+/// returns what it returned and the cache's transitions. If `f` failed
+/// with alloy-evm's message for a block-level failure (a system call,
+/// reward or withdrawal) and a read of `state` had failed, the error is
+/// that read's ([`FirstFailure`]).
 fn on_state_cache<S: StateSource + ?Sized, T>(
     state: &S,
     transactions: usize,
-    f: impl FnOnce(&mut State<StateDb<&S>>) -> Result<T, ExecutionError>,
+    f: impl FnOnce(&mut State<SourceDb<'_, S>>) -> Result<T, ExecutionError>,
 ) -> Result<(T, TransitionState), ExecutionError> {
-    let mut db = state_cache(StateDb(state), transactions);
-    let value = f(&mut db)?;
+    let mut db = state_cache(FirstFailure::new(StateDb(state)), transactions);
+    let value = match f(&mut db) {
+        Ok(value) => value,
+        Err(ExecutionError::Block(message)) => {
+            let failure = db.database.take_failure();
+            return Err(failure.map_or(ExecutionError::Block(message), ExecutionError::State));
+        }
+        Err(error) => return Err(error),
+    };
     Ok((value, db.transition_state.take().unwrap_or_default()))
 }
 
@@ -158,7 +171,7 @@ pub(crate) fn classify_tx_error(
 }
 
 /// The state source's error that `error` wraps, if it does. The
-/// sequential executor's database is a revm `State` over [`StateDb`],
+/// sequential executor's database is a revm `State` over [`SourceDb`],
 /// whose errors are [`StateError`]s inside revm's `EvmDatabaseError`
 /// (which also carries block-access-list errors, never raised here: no
 /// list is set).

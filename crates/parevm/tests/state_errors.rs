@@ -239,8 +239,8 @@ fn a_read_that_fails_in_order_fails_the_block_alike() {
 /// A read that the block's own processing makes and the witness lacks
 /// (here the EIP-4788 beacon roots contract, which a Cancun block's
 /// system call writes before any transaction) fails the block alike on
-/// every executor: alloy-evm reports a failed system call as a message,
-/// which names what the source said.
+/// every executor, with the source's own error (alloy-evm reports a failed
+/// system call as a message only).
 #[test]
 fn a_failed_read_of_a_system_call_fails_the_block_alike() {
     let (block, mut witness) = writer_then_readers(3, false);
@@ -248,7 +248,8 @@ fn a_failed_read_of_a_system_call_fails_the_block_alike() {
         .missing
         .push(alloy_eips::eip4788::BEACON_ROOTS_ADDRESS);
     let expected = execute_sequential(&block, &witness).expect_err("the system call's read fails");
-    assert!(matches!(expected, ExecutionError::Block(_)), "{expected:?}");
+    assert!(matches!(expected, ExecutionError::State(_)), "{expected:?}");
+    assert!(expected.state_error().is_some());
     assert!(expected.to_string().contains("is not in the witness"));
     for threads in [1, 2, 4] {
         for config in [
@@ -258,6 +259,37 @@ fn a_failed_read_of_a_system_call_fails_the_block_alike() {
         ] {
             let actual = execute_parallel(&block, &witness, &config)
                 .expect_err("the system call's read fails");
+            assert_eq!(actual.to_string(), expected.to_string());
+        }
+    }
+}
+
+/// A withdrawal to an account the witness lacks fails the block alike on
+/// every executor, with the source's own error: alloy-evm reports the
+/// failed balance increment as a message only, and the parallel executors
+/// fold withdrawals in without an EVM.
+#[test]
+fn a_failed_read_of_a_withdrawal_fails_the_block_alike() {
+    let (mut block, mut witness) = writer_then_readers(3, false);
+    let recipient = addr(300);
+    block.withdrawals = Some(vec![alloy_eips::eip4895::Withdrawal {
+        index: 0,
+        validator_index: 0,
+        address: recipient,
+        amount: 5,
+    }]);
+    witness.missing.push(recipient);
+    let expected = execute_sequential(&block, &witness).expect_err("the withdrawal's read fails");
+    assert!(expected.state_error().is_some(), "{expected:?}");
+    assert!(expected.to_string().contains("is not in the witness"));
+    for threads in [1, 2, 4] {
+        for config in [
+            ParallelConfig::with_threads(threads),
+            ParallelConfig::never_fall_back(threads),
+            ParallelConfig::partitioned(threads),
+        ] {
+            let actual = execute_parallel(&block, &witness, &config)
+                .expect_err("the withdrawal's read fails");
             assert_eq!(actual.to_string(), expected.to_string());
         }
     }

@@ -11,6 +11,7 @@ mod memory;
 mod overlay;
 
 pub use cached::CachedState;
+pub(crate) use db::FirstFailure;
 pub use db::StateDb;
 pub use memory::{InMemoryAccount, InMemoryState};
 pub use overlay::OverlayState;
