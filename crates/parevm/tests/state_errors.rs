@@ -223,17 +223,7 @@ fn a_read_that_fails_in_order_fails_the_block_alike() {
         "{expected:?}"
     );
     assert!(expected.state_error().is_some());
-    for threads in [1, 2, 4] {
-        for config in [
-            ParallelConfig::with_threads(threads),
-            ParallelConfig::never_fall_back(threads),
-            ParallelConfig::partitioned(threads),
-        ] {
-            let actual =
-                execute_parallel(&block, &witness, &config).expect_err("the read in order fails");
-            assert_eq!(actual.to_string(), expected.to_string());
-        }
-    }
+    assert_every_executor_fails_alike(&block, &witness, &expected);
 }
 
 /// A read that the block's own processing makes and the witness lacks
@@ -251,17 +241,7 @@ fn a_failed_read_of_a_system_call_fails_the_block_alike() {
     assert!(matches!(expected, ExecutionError::State(_)), "{expected:?}");
     assert!(expected.state_error().is_some());
     assert!(expected.to_string().contains("is not in the witness"));
-    for threads in [1, 2, 4] {
-        for config in [
-            ParallelConfig::with_threads(threads),
-            ParallelConfig::never_fall_back(threads),
-            ParallelConfig::partitioned(threads),
-        ] {
-            let actual = execute_parallel(&block, &witness, &config)
-                .expect_err("the system call's read fails");
-            assert_eq!(actual.to_string(), expected.to_string());
-        }
-    }
+    assert_every_executor_fails_alike(&block, &witness, &expected);
 }
 
 /// A withdrawal to an account the witness lacks fails the block alike on
@@ -282,15 +262,29 @@ fn a_failed_read_of_a_withdrawal_fails_the_block_alike() {
     let expected = execute_sequential(&block, &witness).expect_err("the withdrawal's read fails");
     assert!(expected.state_error().is_some(), "{expected:?}");
     assert!(expected.to_string().contains("is not in the witness"));
+    assert_every_executor_fails_alike(&block, &witness, &expected);
+}
+
+/// Asserts that the parallel executor, as Block-STM, as partitions and
+/// with its fallback rule, at 1, 2 and 4 threads, fails `block` on
+/// `witness` with the sequential executor's error, `expected`.
+fn assert_every_executor_fails_alike(
+    block: &BlockInput,
+    witness: &Witness,
+    expected: &ExecutionError,
+) {
     for threads in [1, 2, 4] {
         for config in [
             ParallelConfig::with_threads(threads),
             ParallelConfig::never_fall_back(threads),
             ParallelConfig::partitioned(threads),
         ] {
-            let actual = execute_parallel(&block, &witness, &config)
-                .expect_err("the withdrawal's read fails");
-            assert_eq!(actual.to_string(), expected.to_string());
+            let actual = execute_parallel(block, witness, &config).expect_err("the read fails");
+            assert_eq!(
+                actual.to_string(),
+                expected.to_string(),
+                "{threads} threads"
+            );
         }
     }
 }
