@@ -33,7 +33,7 @@
 
 use super::{
     mv_memory::lock,
-    types::{Incarnation, TxIdx, Version},
+    types::{Incarnation, Padded, TxIdx, Version},
 };
 use smallvec::SmallVec;
 use std::sync::{
@@ -72,8 +72,8 @@ pub(crate) struct Scheduler {
     decrease_cnt: AtomicUsize,
     num_active_tasks: AtomicUsize,
     done_marker: AtomicBool,
-    states: Vec<Mutex<TxState>>,
-    dependencies: Vec<Mutex<Vec<TxIdx>>>,
+    states: Vec<Padded<Mutex<TxState>>>,
+    dependencies: Vec<Padded<Mutex<Vec<TxIdx>>>>,
     /// Each transaction's successor in its sender's chain ([`NO_TX`]
     /// if none); empty if the block has no chains.
     successors: Vec<u32>,
@@ -123,13 +123,13 @@ impl Scheduler {
             done_marker: AtomicBool::new(block_size == 0),
             states: (0..block_size)
                 .map(|_| {
-                    Mutex::new(TxState {
+                    Padded(Mutex::new(TxState {
                         incarnation: 0,
                         status: Status::ReadyToExecute,
-                    })
+                    }))
                 })
                 .collect(),
-            dependencies: (0..block_size).map(|_| Mutex::default()).collect(),
+            dependencies: (0..block_size).map(|_| Padded::default()).collect(),
             successors,
             starts: SmallVec::from_slice(starts),
             starts_claimed: AtomicUsize::new(0),

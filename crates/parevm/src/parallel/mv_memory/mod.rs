@@ -17,7 +17,7 @@ use super::{
     credit::Deltas,
     helpers::BufferPool,
     types::{
-        Lifecycle, Location, LocationHasher, ReadEntry, ReadSet, ReadValue, TxIdx, Version,
+        Lifecycle, Location, LocationHasher, Padded, ReadEntry, ReadSet, ReadValue, TxIdx, Version,
         WriteSet, WriteValue,
     },
     write_filter::WriteFilter,
@@ -80,8 +80,8 @@ pub(crate) struct MvMemory {
     filter: WriteFilter,
     /// Code deployed in the block, by hash; content-addressed, so unversioned.
     new_code: DashMap<B256, Bytecode, DefaultHashBuilder>,
-    last_writes: Vec<Mutex<WriteSet>>,
-    last_reads: Vec<Mutex<ReadSet>>,
+    last_writes: Vec<Padded<Mutex<WriteSet>>>,
+    last_reads: Vec<Padded<Mutex<ReadSet>>>,
 }
 
 /// Shards of the map: many, so two writers rarely share a lock.
@@ -116,14 +116,14 @@ impl Credited<'_> {
 /// The versions of one balance kept in a column: one slot per transaction.
 struct Column {
     location: Location,
-    slots: Vec<Mutex<Option<Entry>>>,
+    slots: Vec<Padded<Mutex<Option<Entry>>>>,
 }
 
 impl Column {
     fn new(address: Address, block_size: usize) -> Self {
         Self {
             location: Location::Balance(address),
-            slots: (0..block_size).map(|_| Mutex::default()).collect(),
+            slots: (0..block_size).map(|_| Padded::default()).collect(),
         }
     }
 }
@@ -143,8 +143,8 @@ impl MvMemory {
             columns,
             filter: WriteFilter::new(block_size),
             new_code: DashMap::default(),
-            last_writes: (0..block_size).map(|_| Mutex::default()).collect(),
-            last_reads: (0..block_size).map(|_| Mutex::default()).collect(),
+            last_writes: (0..block_size).map(|_| Padded::default()).collect(),
+            last_reads: (0..block_size).map(|_| Padded::default()).collect(),
         }
     }
 
@@ -201,7 +201,7 @@ impl MvMemory {
     }
 
     /// The column of slots at `location`, if its versions are kept in one.
-    fn column(&self, location: &Location) -> Option<&[Mutex<Option<Entry>>]> {
+    fn column(&self, location: &Location) -> Option<&[Padded<Mutex<Option<Entry>>>]> {
         if !matches!(location, Location::Balance(_)) {
             return None;
         }
@@ -433,7 +433,7 @@ impl MvMemory {
     /// Exclusive access, so no locks: on 5,000 transactions the locking
     /// `clear` was ~140 us of a ~340 us reset.
     fn scrub(&mut self) {
-        fn clear_all<T>(slots: &mut [Mutex<T>], clear: impl Fn(&mut T)) {
+        fn clear_all<T>(slots: &mut [Padded<Mutex<T>>], clear: impl Fn(&mut T)) {
             for slot in slots {
                 clear(slot.get_mut().unwrap_or_else(|e| e.into_inner()));
             }
@@ -451,9 +451,9 @@ impl MvMemory {
     /// Sizes this empty memory for a block of `block_size` transactions
     /// crediting `credited`.
     fn fit(&mut self, block_size: usize, credited: Credited<'_>) {
-        fn resize<T: Default>(slots: &mut Vec<Mutex<T>>, len: usize) {
+        fn resize<T: Default>(slots: &mut Vec<T>, len: usize) {
             slots.truncate(len);
-            slots.resize_with(len, Mutex::default);
+            slots.resize_with(len, T::default);
         }
         self.columns.truncate(credited.addresses().count());
         for (index, address) in credited.addresses().enumerate() {

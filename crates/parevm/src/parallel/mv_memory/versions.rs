@@ -6,7 +6,7 @@
 use super::{BalanceRead, Blocked, lock};
 use crate::parallel::{
     credit::Deltas,
-    types::{Location, TxIdx, WriteValue},
+    types::{Location, Padded, TxIdx, WriteValue},
 };
 use dashmap::mapref::one::Ref;
 use smallvec::SmallVec;
@@ -202,7 +202,7 @@ impl Versions {
 /// Versions of one location below a reader, wherever they are kept.
 pub(super) enum VersionsRef<'a> {
     Map(Ref<'a, Location, Versions>),
-    Column(&'a [Mutex<Option<Entry>>]),
+    Column(&'a [Padded<Mutex<Option<Entry>>>]),
 }
 
 impl VersionsRef<'_> {
