@@ -2,8 +2,8 @@
 //! transaction, holding what its latest incarnation produced, in slots kept
 //! from block to block.
 //!
-//! A result is about 400 bytes, so a block's slots are one large
-//! allocation (190 KB for 473 transactions), which the allocator may serve
+//! A slot is 448 bytes, so a block's slots are one large allocation
+//! (212 KB for 473 transactions), which the allocator may serve
 //! from fresh pages that the calling thread then faults in (the kernel
 //! zeroing a whole huge page) before any worker starts. Setting up the
 //! workers of five mainnet fixture blocks of 178-473 transactions took
@@ -11,14 +11,16 @@
 //! allocator handed out fresh pages, and 13-15 us with pooled ones, on the
 //! 2-core VM.
 
-use super::{helpers::BufferPool, vm::FinishedTx};
+use super::{helpers::BufferPool, types::Padded, vm::FinishedTx};
 use std::sync::Mutex;
 
 /// One slot per transaction; `None` until an incarnation of it finishes.
-type Slots = Vec<Mutex<Option<FinishedTx>>>;
+/// Padded like the other per-transaction locks (see [`Padded`]): unpadded,
+/// a slot took 416 bytes, and every other pair of neighbours shared a line.
+type Slots = Vec<Padded<Mutex<Option<FinishedTx>>>>;
 
 /// Finished blocks' slots, every one emptied. Each keeps the capacity of
-/// the largest block it served: about 400 bytes per transaction.
+/// the largest block it served: 448 bytes per transaction.
 static POOL: BufferPool<Slots> = BufferPool::new();
 
 /// One empty slot per transaction of a block, on loan from [`POOL`], emptied
@@ -30,13 +32,13 @@ impl ResultSlots {
     pub(crate) fn take(block_size: usize) -> Self {
         let mut slots = POOL.take().unwrap_or_default();
         slots.truncate(block_size);
-        slots.resize_with(block_size, Mutex::default);
+        slots.resize_with(block_size, Padded::default);
         Self(slots)
     }
 }
 
 impl std::ops::Deref for ResultSlots {
-    type Target = [Mutex<Option<FinishedTx>>];
+    type Target = [Padded<Mutex<Option<FinishedTx>>>];
 
     fn deref(&self) -> &Self::Target {
         &self.0
