@@ -213,7 +213,7 @@ pub struct TxAccessTrace {
 /// the locks packed (2 to 5 of them to a line) each took its neighbour's
 /// line from the other core at every lock, a cache-line round trip a
 /// time. Padded, mainnet fixtures 14396881, 12522062, 6137495 and 7280000
-/// on Block-STM ran 1.5-2.2% faster together (three interleaved rounds of
+/// on Block-STM ran 0.6-2.2% faster together (three interleaved rounds of
 /// 21 runs, quiet phases of the 2-core AMD VM), 14396881's 1,346 cheap
 /// transactions the most (1.33-1.38x of sequential against 1.31-1.33x).
 #[derive(Debug, Default)]
