@@ -16,6 +16,12 @@ use std::{
 /// Transactions per workload when neither `--txs` nor `--gas` is given.
 const DEFAULT_TXS: usize = 5_000;
 
+/// The hot ratios every workload runs at when `--hot-ratio` is not given:
+/// no transaction conflicts, a tenth do, every one does. One run then shows
+/// how each workload's speedup responds to contention, from the best case
+/// (the peers' published benchmarks are independent) to the worst.
+const DEFAULT_HOT_RATIOS: [f64; 3] = [0.0, 0.1, 1.0];
+
 /// Arguments of `parevm bench`.
 #[derive(Args)]
 pub struct BenchArgs {
@@ -33,13 +39,21 @@ pub struct BenchArgs {
     /// Worker threads of the parallel executor (default: available cores).
     #[arg(long, value_name = "N", value_parser = crate::thread_count)]
     threads: Option<usize>,
-    /// Share of hot (conflicting) transactions, in [0, 1].
-    #[arg(long, value_name = "R", default_value_t = WorkloadConfig::DEFAULT_HOT_RATIO)]
-    hot_ratio: f64,
+    /// Share of hot (conflicting) transactions, in [0, 1]; several,
+    /// comma-separated, run every workload at each. The default sweeps
+    /// from independent transactions through a tenth hot to all conflicting.
+    #[arg(
+        long,
+        value_name = "R",
+        value_delimiter = ',',
+        num_args = 1..,
+        default_values_t = DEFAULT_HOT_RATIOS,
+    )]
+    hot_ratio: Vec<f64>,
     /// Runs of each executor per workload (interleaved); times are medians.
     /// A short block runs more often (up to 500 times, to an odd count)
     /// until both executors together ran 50 ms (5 ms at 1). The default,
-    /// 11, takes about 5 s in all on 2 cores; at 5, single invocations on
+    /// 11, takes about 5 s a hot ratio on 2 cores; at 5, single invocations on
     /// the 2-core VM read the same workload anywhere from 1.3x to 2.1x.
     #[arg(long, value_name = "K", default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..=1000))]
     repeat: u64,
@@ -148,28 +162,31 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     report(&rows, args.json, threads, repeat)
 }
 
-/// Each selected workload's generator settings, from the arguments.
+/// Each selected workload's generator settings, from the arguments: every
+/// workload at the first hot ratio, then every one at the next.
 fn workload_configs(args: &BenchArgs) -> Result<Vec<WorkloadConfig>, String> {
     let kinds: Vec<WorkloadKind> = match args.workload {
         Selection::All => WorkloadKind::ALL.to_vec(),
         Selection::One(kind) => vec![kind],
     };
-    kinds
+    let runs = args
+        .hot_ratio
         .iter()
-        .map(|&kind| {
-            let mut config = WorkloadConfig::new(kind);
-            config.transactions = match args.gas {
-                Some(_) => None,
-                None => Some(args.txs.unwrap_or(DEFAULT_TXS)),
-            };
-            config.gas = args.gas;
-            config.accounts = args.accounts;
-            config.hot_ratio = args.hot_ratio;
-            config.seed = args.seed;
-            config.validate().map(|()| config)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+        .flat_map(|&hot_ratio| kinds.iter().map(move |&kind| (kind, hot_ratio)));
+    runs.map(|(kind, hot_ratio)| {
+        let mut config = WorkloadConfig::new(kind);
+        config.transactions = match args.gas {
+            Some(_) => None,
+            None => Some(args.txs.unwrap_or(DEFAULT_TXS)),
+        };
+        config.gas = args.gas;
+        config.accounts = args.accounts;
+        config.hot_ratio = hot_ratio;
+        config.seed = args.seed;
+        config.validate().map(|()| config)
+    })
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| e.to_string())
 }
 
 /// Prints the rows (a table, or JSON), and names every workload whose

@@ -41,18 +41,23 @@ fn bench_json_reports_every_workload_identical() {
     assert!(output.status.success(), "{}", stderr(&output));
     let report: Value = serde_json::from_slice(&output.stdout).expect("bench --json is JSON");
     let workloads = report["workloads"].as_array().expect("a workloads array");
-    let names: Vec<_> = workloads.iter().map(|w| w["workload"].as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "raw-transfers",
-            "erc20-transfers",
-            "amm-swaps",
-            "hot-slot",
-            "mixed"
-        ]
-        .map(Some)
-    );
+    let runs: Vec<_> = workloads
+        .iter()
+        .map(|w| (w["workload"].as_str(), w["hot_ratio"].as_f64()))
+        .collect();
+    let names = [
+        "raw-transfers",
+        "erc20-transfers",
+        "amm-swaps",
+        "hot-slot",
+        "mixed",
+    ];
+    // By default, every workload at each hot ratio of the sweep.
+    let expected: Vec<_> = [0.0, 0.1, 1.0]
+        .iter()
+        .flat_map(|&hot| names.map(|name| (Some(name), Some(hot))))
+        .collect();
+    assert_eq!(runs, expected);
     for workload in workloads {
         assert_eq!(workload["identical"], Value::Bool(true), "{workload}");
         assert_eq!(workload["transactions"], 200, "{workload}");
@@ -73,6 +78,8 @@ fn bench_json_reports_every_workload_identical() {
 fn bench_refuses_bad_arguments() {
     refuses(&["bench", "--workload", "nope"], "valid workloads");
     refuses(&["bench", "--hot-ratio", "1.5"], "hot");
+    refuses(&["bench", "--hot-ratio", "0,1.5"], "hot");
+    refuses(&["bench", "--hot-ratio", "0,,1"], "--hot-ratio");
     refuses(&["bench", "--txs", "-3"], "-3");
     refuses(&["bench", "--threads", "0"], "--threads");
     refuses(&["bench", "--threads", "5000"], "1 to 1024");
