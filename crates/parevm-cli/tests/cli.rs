@@ -115,6 +115,15 @@ fn statetest_refuses_a_missing_path() {
         &["statetest", "/nonexistent/parevm-tests"],
         "/nonexistent/parevm-tests",
     );
+    // A folder without tests is a wrong path, not a pass of nothing.
+    let dir = std::env::temp_dir().join(format!("parevm-cli-no-tests-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).expect("temp folder");
+    std::fs::write(dir.join("sub/notes.txt"), "not a test").expect("writes");
+    refuses(
+        &["statetest", dir.to_str().expect("utf-8 path")],
+        "no .json files here or in any sub-folder",
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The shared mainnet fixture block `number`, or `None` (said on stderr)

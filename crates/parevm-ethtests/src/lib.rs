@@ -125,7 +125,8 @@ impl Report {
 }
 
 /// Every `.json` file under `paths` (files are taken as they are, folders
-/// searched recursively), sorted.
+/// searched recursively), sorted. A path that does not exist, or a folder
+/// holding no `.json` file, is an error.
 pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
         let entries =
@@ -143,7 +144,13 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
+            let found = files.len();
             walk(path, &mut files)?;
+            if files.len() == found {
+                // A wrong folder would otherwise pass, having run nothing.
+                let path = path.display();
+                return Err(format!("{path}: no .json files here or in any sub-folder"));
+            }
         } else if path.is_file() {
             files.push(path.clone());
         } else {
