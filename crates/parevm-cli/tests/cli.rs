@@ -110,7 +110,7 @@ fn replay_refuses_missing_and_malformed_blocks() {
 }
 
 #[test]
-fn statetest_refuses_a_missing_path() {
+fn statetest_refuses_a_missing_path_or_a_folder_without_tests() {
     refuses(
         &["statetest", "/nonexistent/parevm-tests"],
         "/nonexistent/parevm-tests",
