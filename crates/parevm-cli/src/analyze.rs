@@ -38,9 +38,11 @@ pub struct AnalyzeArgs {
     /// Gas target of the synthetic block instead of a transaction count.
     #[arg(long, conflicts_with = "txs")]
     gas: Option<u64>,
-    /// Share of hot (conflicting) transactions in the synthetic block, in [0, 1].
-    #[arg(long, value_name = "R")]
-    hot_ratio: Option<f64>,
+    /// Share of hot (conflicting) transactions in the synthetic block, in
+    /// [0, 1] (default 0.1); several, comma-separated, analyse each
+    /// workload at each.
+    #[arg(long, value_name = "R", value_delimiter = ',', num_args = 1..)]
+    hot_ratio: Vec<f64>,
     /// Sender and recipient pool size of the synthetic block.
     #[arg(long)]
     accounts: Option<usize>,
@@ -98,7 +100,28 @@ pub enum Weight {
 /// Where a block comes from.
 enum Source {
     Fixture(PathBuf),
-    Workload(WorkloadKind),
+    /// A synthetic block, at the hot ratio given (or the default).
+    Workload(WorkloadKind, Option<f64>),
+}
+
+impl Source {
+    /// How reports name it: the folder, or the workload (with its hot
+    /// ratio, if one was given).
+    fn label(&self) -> String {
+        match self {
+            Self::Fixture(dir) => dir.display().to_string(),
+            Self::Workload(kind, None) => kind.name().to_string(),
+            Self::Workload(kind, Some(ratio)) => format!("{} (hot {ratio})", kind.name()),
+        }
+    }
+
+    /// The synthetic block's hot ratio; `None` for a fixture.
+    fn hot_ratio(&self) -> Option<f64> {
+        match self {
+            Self::Fixture(_) => None,
+            Self::Workload(_, ratio) => Some(ratio.unwrap_or(WorkloadConfig::DEFAULT_HOT_RATIO)),
+        }
+    }
 }
 
 /// Measured execution of one block.
@@ -117,6 +140,9 @@ struct Measured {
 struct BlockReport {
     /// Fixture folder or workload name.
     source: String,
+    /// A synthetic block's hot ratio (absent for a fixture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hot_ratio: Option<f64>,
     #[serde(flatten)]
     analysis: BlockAnalysis,
     /// Share of the transactions whose accesses the partition planner
@@ -200,7 +226,7 @@ fn check_args(args: &AnalyzeArgs) -> Result<(), String> {
     }
     let workload_given = args.txs.is_some()
         || args.gas.is_some()
-        || args.hot_ratio.is_some()
+        || !args.hot_ratio.is_empty()
         || args.accounts.is_some()
         || args.seed.is_some();
     if workload_given && args.workload.is_none() {
@@ -221,11 +247,16 @@ fn sources(args: &AnalyzeArgs) -> Result<Vec<Source>, String> {
         sources.extend(dirs.into_iter().map(Source::Fixture));
     }
     if let Some(name) = &args.workload {
-        if name == "all" {
-            sources.extend(WorkloadKind::ALL.map(Source::Workload));
-        } else {
-            let kind: WorkloadKind = name.parse().map_err(|e| format!("--workload: {e}"))?;
-            sources.push(Source::Workload(kind));
+        let kinds = match name.as_str() {
+            "all" => WorkloadKind::ALL.to_vec(),
+            name => vec![name.parse().map_err(|e| format!("--workload: {e}"))?],
+        };
+        let ratios = match args.hot_ratio.as_slice() {
+            [] => vec![None],
+            given => given.iter().copied().map(Some).collect(),
+        };
+        for ratio in ratios {
+            sources.extend(kinds.iter().map(|&kind| Source::Workload(kind, ratio)));
         }
     }
     if sources.is_empty() {
@@ -250,10 +281,7 @@ fn analyze_all(
     let mut blocks = Vec::new();
     let mut errors = Vec::new();
     for source in sources {
-        let label = match source {
-            Source::Fixture(dir) => dir.display().to_string(),
-            Source::Workload(kind) => kind.name().to_string(),
-        };
+        let label = source.label();
         match analyze_source(source, &label, args, max_threads) {
             Ok(report) => {
                 if !args.json {
@@ -348,7 +376,7 @@ fn load(source: &Source, args: &AnalyzeArgs) -> Result<(BlockInput, InMemoryStat
             let fixture = load_mainnet_block(dir).map_err(|e| e.to_string())?;
             Ok((fixture.block, fixture.state))
         }
-        Source::Workload(kind) => {
+        Source::Workload(kind, ratio) => {
             let mut config = WorkloadConfig::new(*kind);
             if let Some(gas) = args.gas {
                 config.gas = Some(gas);
@@ -357,8 +385,8 @@ fn load(source: &Source, args: &AnalyzeArgs) -> Result<(BlockInput, InMemoryStat
             if let Some(txs) = args.txs {
                 config.transactions = Some(txs);
             }
-            if let Some(r) = args.hot_ratio {
-                config.hot_ratio = r;
+            if let Some(r) = ratio {
+                config.hot_ratio = *r;
             }
             if let Some(a) = args.accounts {
                 config.accounts = a;
@@ -421,6 +449,7 @@ fn analyze_source(
     };
     Ok(BlockReport {
         source: label.to_string(),
+        hot_ratio: source.hot_ratio(),
         analysis,
         predictable_share,
         measured,
@@ -610,7 +639,7 @@ fn draw_speedup_chart(
 
 fn print_header() {
     outln!(
-        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>13}  hottest location (dependent txs)",
+        "{:>26} {:>6} {:>11} {:>11} {:>8} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>13}  hottest location (dependent txs)",
         "block",
         "txs",
         "gas",
@@ -657,7 +686,7 @@ fn print_row(report: &BlockReport) {
         format!(" [{} weights]", a.weight.as_str())
     };
     outln!(
-        "{:>16} {:>6} {:>11} {:>11} {:>8} {:>7.2} {} {:>5.1}% {:>5.1}% {:>13}  {}{}",
+        "{:>26} {:>6} {:>11} {:>11} {:>8} {:>7.2} {} {:>5.1}% {:>5.1}% {:>13}  {}{}",
         block_name(report),
         a.transactions,
         a.gas_used,
@@ -679,7 +708,7 @@ fn print_row(report: &BlockReport) {
             .collect::<Vec<_>>()
             .join(", ");
         outln!(
-            "{:>16} measured: sequential {:.2} ms; {}",
+            "{:>26} measured: sequential {:.2} ms; {}",
             "",
             m.sequential_ms,
             cells
@@ -737,6 +766,28 @@ mod tests {
         }
     }
 
+    /// Several hot ratios analyse every workload at each, in that order,
+    /// each named with its ratio; none given, the generator's default.
+    #[test]
+    fn hot_ratios_sweep_the_workloads() {
+        let sources_of = |argv: &[&str]| {
+            let argv = std::iter::once("analyze").chain(argv.iter().copied());
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let sources = sources(&cli.args).unwrap();
+            sources
+                .iter()
+                .map(|s| (s.label(), s.hot_ratio()))
+                .collect::<Vec<_>>()
+        };
+        let swept = sources_of(&["--workload", "all", "--hot-ratio", "0,1"]);
+        assert_eq!(swept.len(), 2 * WorkloadKind::ALL.len());
+        assert_eq!(swept[0], ("raw-transfers (hot 0)".into(), Some(0.0)));
+        assert_eq!(swept[swept.len() - 1], ("mixed (hot 1)".into(), Some(1.0)));
+        let default = sources_of(&["--workload", "mixed"]);
+        let ratio = WorkloadConfig::DEFAULT_HOT_RATIO;
+        assert_eq!(default, [("mixed".into(), Some(ratio))]);
+    }
+
     #[test]
     fn bad_input_is_an_error() {
         assert!(run_with(&[]).is_err());
@@ -755,6 +806,11 @@ mod tests {
         let refused = run_with(&["--workload", "mixed", "--schedule", folder]).unwrap_err();
         assert!(refused.contains("a folder"), "{refused}");
         assert!(run_with(&["--workload", "mixed", "--max-threads", "100000000"]).is_err());
+        assert!(run_with(&["--workload", "mixed", "--hot-ratio", "0,,1"]).is_err());
+        assert!(
+            run_with(&["--workload", "mixed", "--hot-ratio", "0,2", "--txs", "5"])
+                .is_ok_and(|c| c != ExitCode::SUCCESS)
+        );
     }
 
     /// A schedule on more workers than the block has transactions is the
