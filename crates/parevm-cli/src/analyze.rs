@@ -2,7 +2,7 @@
 //! critical path, ideal speedup bounds, hot locations, and SVG charts.
 
 use crate::output::outln;
-use crate::timing::{median_of, ms};
+use crate::timing::{interleaved_medians, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
     BlockInput, InMemoryState, ParallelConfig, execute_parallel, execute_sequential,
@@ -64,8 +64,9 @@ pub struct AnalyzeArgs {
     /// block (or aggregated over many), and measured speedups with --measure.
     #[arg(long, value_name = "FILE.svg")]
     chart: Option<PathBuf>,
-    /// Also measure: sequential and parallel execution with 1..=--max-threads
-    /// threads, median of --repeat runs each.
+    /// Also measure: parallel execution with 1..=--max-threads threads, each
+    /// interleaved with sequential runs, median of --repeat runs each (more
+    /// for short blocks, until both took 50 ms).
     #[arg(long)]
     measure: bool,
     /// Runs per trace and per measurement; transaction and block times are
@@ -127,10 +128,12 @@ impl Source {
 /// Measured execution of one block.
 #[derive(Serialize)]
 struct Measured {
+    /// The median of the sequential medians measured beside each thread count.
     sequential_ms: f64,
     /// Median parallel time per thread count.
     parallel_ms: BTreeMap<usize, f64>,
-    /// Sequential / parallel time per thread count.
+    /// Sequential / parallel time per thread count, each against the
+    /// sequential runs interleaved with its own.
     speedup: BTreeMap<usize, f64>,
     /// Measured speedup / ideal bound on as many workers, per thread count.
     efficiency: BTreeMap<usize, f64>,
@@ -465,34 +468,37 @@ fn measure(
     max_threads: usize,
     dag: &BlockDag,
 ) -> Result<Measured, String> {
-    let (_, sequential) = median_of(repeat, Duration::ZERO, || execute_sequential(block, state))
-        .map_err(|e| format!("sequential execution: {e}"))?;
-    let sequential_ms = ms(sequential);
+    let sequential =
+        || execute_sequential(block, state).map_err(|e| format!("sequential execution: {e}"));
     let mut measured = Measured {
-        sequential_ms,
+        sequential_ms: 0.0,
         parallel_ms: BTreeMap::new(),
         speedup: BTreeMap::new(),
         efficiency: BTreeMap::new(),
     };
+    let mut sequential_times = Vec::with_capacity(max_threads);
     for threads in 1..=max_threads {
         // The engine itself, without the fallback rule.
         let config = ParallelConfig::never_fall_back(threads);
-        let (_, parallel) = median_of(repeat, Duration::ZERO, || {
+        let parallel = || {
             execute_parallel(block, state, &config)
-        })
-        .map_err(|e| format!("parallel execution ({threads} threads): {e}"))?;
-        let parallel_ms = ms(parallel);
-        let speedup = if parallel_ms > 0.0 {
-            sequential_ms / parallel_ms
-        } else {
-            1.0
+                .map_err(|e| format!("parallel execution ({threads} threads): {e}"))
         };
-        measured.parallel_ms.insert(threads, parallel_ms);
+        // Interleaved with sequential runs, as `replay` and `bench` measure,
+        // so that both sides meet the same phase of the machine's noise.
+        let ((_, sequential_time), (_, parallel_time)) =
+            interleaved_medians(repeat, Duration::ZERO, sequential, parallel)?;
+        sequential_times.push(sequential_time);
+        let speedup = sequential_time.as_secs_f64() / parallel_time.as_secs_f64().max(1e-12);
+        measured.parallel_ms.insert(threads, ms(parallel_time));
         measured.speedup.insert(threads, speedup);
         measured
             .efficiency
             .insert(threads, speedup / dag.bounded_speedup(threads));
     }
+    sequential_times.sort();
+    let middle = sequential_times.get(sequential_times.len() / 2);
+    measured.sequential_ms = middle.map_or(0.0, |t| ms(*t));
     Ok(measured)
 }
 
