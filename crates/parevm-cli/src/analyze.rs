@@ -41,7 +41,7 @@ pub struct AnalyzeArgs {
     /// Share of hot (conflicting) transactions in the synthetic block, in
     /// [0, 1] (default 0.1); several, comma-separated, analyse each
     /// workload at each.
-    #[arg(long, value_name = "R", value_delimiter = ',', num_args = 1..)]
+    #[arg(long, value_name = "R", value_delimiter = ',')]
     hot_ratio: Vec<f64>,
     /// Sender and recipient pool size of the synthetic block.
     #[arg(long)]
@@ -789,6 +789,19 @@ mod tests {
         assert_eq!(swept.len(), 2 * WorkloadKind::ALL.len());
         assert_eq!(swept[0], ("raw-transfers (hot 0)".into(), Some(0.0)));
         assert_eq!(swept[swept.len() - 1], ("mixed (hot 1)".into(), Some(1.0)));
+        // A ratio takes one value: the block folders after it stay folders.
+        let dir =
+            std::env::temp_dir().join(format!("parevm-analyze-blocks-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("7")).unwrap();
+        std::fs::write(dir.join("7/block.json"), "{}").unwrap();
+        let folder = dir.to_str().unwrap();
+        let mixed = sources_of(&["--workload", "mixed", "--hot-ratio", "0.5", folder]);
+        let block = dir.join("7").display().to_string();
+        assert_eq!(
+            mixed,
+            [(block, None), ("mixed (hot 0.5)".into(), Some(0.5))]
+        );
+        std::fs::remove_dir_all(&dir).ok();
         let default = sources_of(&["--workload", "mixed"]);
         let ratio = WorkloadConfig::DEFAULT_HOT_RATIO;
         assert_eq!(default, [("mixed".into(), Some(ratio))]);

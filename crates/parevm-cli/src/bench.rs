@@ -46,7 +46,6 @@ pub struct BenchArgs {
         long,
         value_name = "R",
         value_delimiter = ',',
-        num_args = 1..,
         default_values_t = DEFAULT_HOT_RATIOS,
     )]
     hot_ratio: Vec<f64>,
