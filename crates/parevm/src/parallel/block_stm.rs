@@ -118,6 +118,7 @@ fn block_stm_workers<'v, 'a, S: StateSource + ?Sized>(
     // their heaviest transaction in order and lost 10-20%.)
     Workers::new(
         vm,
+        threads,
         block.transactions.len(),
         successors,
         &chains.starts(block, threads),

@@ -7,7 +7,7 @@ use super::{
     result_slots::ResultSlots,
     scheduler::{Scheduler, Task},
     shared_bloom::SharedBloom,
-    types::{TxIdx, Version},
+    types::{Padded, TxIdx, Version},
     vm::{Executed, FatalError, FinishedTx, Vm, VmContext, VmOutcome},
 };
 use crate::{ExecutionError, PhaseTimes, state::StateSource};
@@ -49,10 +49,12 @@ pub(crate) struct Workers<'v, 'a, S: ?Sized> {
 const MIN_EXECUTIONS_FOR_CONFLICT_RATIO: usize = 64;
 
 /// Counters of one parallel run, for diagnosis and for researchers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Stats {
-    pub executions: std::sync::atomic::AtomicUsize,
-    pub validations: std::sync::atomic::AtomicUsize,
+    /// Each worker's counts of its tasks, on its own line: counted in one
+    /// shared counter, every task took that line from the other core.
+    per_worker: Vec<Padded<TaskCounts>>,
+    /// The rare events, shared: read together to judge the conflicts.
     pub aborts: std::sync::atomic::AtomicUsize,
     pub blocked: std::sync::atomic::AtomicUsize,
     /// Of `blocked`, those that waited for the previous transaction of
@@ -60,7 +62,47 @@ pub(crate) struct Stats {
     pub chain_waits: std::sync::atomic::AtomicUsize,
 }
 
+/// The tasks one worker ran.
+#[derive(Debug, Default)]
+pub(crate) struct TaskCounts {
+    executions: std::sync::atomic::AtomicUsize,
+    validations: std::sync::atomic::AtomicUsize,
+}
+
+impl TaskCounts {
+    fn count(counter: &std::sync::atomic::AtomicUsize) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl Stats {
+    /// Counters for `workers` workers.
+    fn new(workers: usize) -> Self {
+        Self {
+            per_worker: (0..workers.max(1)).map(|_| Padded::default()).collect(),
+            aborts: Default::default(),
+            blocked: Default::default(),
+            chain_waits: Default::default(),
+        }
+    }
+
+    /// The counts of worker `index` (the caller is worker 0).
+    fn worker(&self, index: usize) -> &TaskCounts {
+        &self.per_worker[index % self.per_worker.len()]
+    }
+
+    /// Executions so far, of all workers.
+    fn executions(&self) -> usize {
+        let each = |counts: &Padded<TaskCounts>| counts.executions.load(Ordering::Relaxed);
+        self.per_worker.iter().map(each).sum()
+    }
+
+    /// Validations so far, of all workers.
+    fn validations(&self) -> usize {
+        let each = |counts: &Padded<TaskCounts>| counts.validations.load(Ordering::Relaxed);
+        self.per_worker.iter().map(each).sum()
+    }
+
     /// Reports the counters as a `tracing` debug event (`RUST_LOG=parevm=debug`
     /// with the `parevm` binary): how much work the block took beyond one
     /// execution and one validation per transaction.
@@ -80,8 +122,8 @@ impl Stats {
     pub(crate) fn snapshot(&self) -> crate::ExecutionStats {
         let load = |counter: &std::sync::atomic::AtomicUsize| counter.load(Ordering::Relaxed);
         crate::ExecutionStats {
-            executions: load(&self.executions),
-            validations: load(&self.validations),
+            executions: self.executions(),
+            validations: self.validations(),
             aborts: load(&self.aborts),
             blocked: load(&self.blocked),
             ..Default::default()
@@ -90,12 +132,13 @@ impl Stats {
 }
 
 impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
-    /// Workers for a block of `block_size` transactions, with its sender
+    /// `threads` workers for a block of `block_size` transactions, with its sender
     /// chains' `successors`, the first workers starting at `starts` (see
     /// [`Scheduler::new`]), and its `call_links` (see
     /// [`Scheduler::with_predecessors`]).
     pub(crate) fn new(
         vm: &'v VmContext<'a, S>,
+        threads: usize,
         block_size: usize,
         successors: impl Iterator<Item = (TxIdx, TxIdx)>,
         starts: &[TxIdx],
@@ -107,7 +150,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
             scheduler: Scheduler::new(block_size, successors, starts).with_predecessors(call_links),
             results: ResultSlots::take(block_size),
             fatal: Mutex::default(),
-            stats: Stats::default(),
+            stats: Stats::new(threads),
             blooms: SharedBloom::default(),
             max_waste,
             gave_up: AtomicBool::new(false),
@@ -138,7 +181,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// in parallel than in sequence, and no prediction from the block alone
     /// saw it coming. Checked after every wasted execution.
     fn check_conflicts(&self, block_size: usize) {
-        let executions = self.stats.executions.load(Ordering::Relaxed);
+        let executions = self.stats.executions();
         // Only early: a block given up late pays for most of its parallel
         // run and then for the whole sequential one.
         if executions < MIN_EXECUTIONS_FOR_CONFLICT_RATIO.max(block_size / 64)
@@ -167,22 +210,23 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     /// assembling the results is parallel too without starting threads
     /// again. A block given up runs none.
     pub(crate) fn run(&self, threads: usize, epilogue: impl Fn() + Sync) {
-        let work = || {
-            self.work_guarded();
+        let work = |worker: usize| {
+            self.work_guarded(self.stats.worker(worker));
             if !self.gave_up() {
                 super::helpers::timed_phase(self.phases.as_ref(), |p| &mut p.assembling, &epilogue);
             }
         };
-        super::helpers::run_with_helpers(threads.saturating_sub(1), |_| work(), work);
+        let helper = |index: usize| work(index + 1);
+        super::helpers::run_with_helpers(threads.saturating_sub(1), helper, || work(0));
     }
 
     /// Works until done; a panic (a bug) fails the block instead of the process.
-    fn work_guarded(&self) {
+    fn work_guarded(&self, counts: &TaskCounts) {
         // Measuring or not is decided once, so that the loop that does not
         // measure has no trace of the clock.
         let work = || match self.phases.is_some() {
-            true => self.work::<true>(),
-            false => self.work::<false>(),
+            true => self.work::<true>(counts),
+            false => self.work::<false>(counts),
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(work)) {
             let message = super::helpers::panic_message(panic.as_ref());
@@ -191,7 +235,7 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
     }
 
     /// Runs tasks until the block is done, timing them if `TIMED`.
-    fn work<const TIMED: bool>(&self) {
+    fn work<const TIMED: bool>(&self, counts: &TaskCounts) {
         let mut vm = Vm::new(self.vm);
         vm.share_large_blooms();
         let mut task = self.scheduler.claim_start().map(Task::Execution);
@@ -200,8 +244,8 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         while !self.scheduler.done() {
             let timed = clock.start(&task);
             task = match task {
-                Some(Task::Execution(version)) => self.try_execute(&mut vm, version),
-                Some(Task::Validation(version)) => self.validate(version),
+                Some(Task::Execution(version)) => self.try_execute(&mut vm, version, counts),
+                Some(Task::Validation(version)) => self.validate(version, counts),
                 None => match self.scheduler.next_task() {
                     None if self.blooms.help(vm.blooms()) => {
                         idle.reset();
@@ -224,12 +268,15 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         }
     }
 
-    fn try_execute(&self, vm: &mut Vm<'v, 'a, S>, version: Version) -> Option<Task> {
+    fn try_execute(
+        &self,
+        vm: &mut Vm<'v, 'a, S>,
+        version: Version,
+        counts: &TaskCounts,
+    ) -> Option<Task> {
         let tx = version.tx_idx;
         loop {
-            self.stats
-                .executions
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            TaskCounts::count(&counts.executions);
             match vm.execute(tx) {
                 Err(FatalError::State(error)) => {
                     self.fail(ExecutionError::TxState { index: tx, error });
@@ -305,14 +352,12 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
         true
     }
 
-    fn validate(&self, version: Version) -> Option<Task> {
+    fn validate(&self, version: Version, counts: &TaskCounts) -> Option<Task> {
         let tx = version.tx_idx;
         let validation = self.vm.mv.validate_read_set(tx, &Base(self.vm.base));
         let aborted = validation != Validation::Valid
             && self.scheduler.try_validation_abort(tx, version.incarnation);
-        self.stats
-            .validations
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TaskCounts::count(&counts.validations);
         if aborted {
             self.stats
                 .aborts

@@ -11,7 +11,7 @@
 //!   returned directly to its thread (re-execution after abort, validation
 //!   after execution) keeps its count.
 //! - A transaction's dependants are only ever added while holding its
-//!   `dependencies` lock and after checking it is not `Executed`, and
+//!   `dependants` lock and after checking it is not `Executed`, and
 //!   `finish_execution` sets `Executed` before taking that lock: no wake-up is
 //!   lost. That holds for every way of becoming a dependant: an execution
 //!   that read an ESTIMATE (`add_dependency`), a validation that met one
@@ -64,6 +64,30 @@ struct TxState {
     status: Status,
 }
 
+/// One transaction's scheduling state and its dependants, on one line:
+/// finishing an execution takes both locks, so apart they cost the worker
+/// two lines to fetch from the core that last scheduled the transaction.
+#[derive(Debug)]
+struct TxSlot {
+    state: Mutex<TxState>,
+    dependants: Mutex<Vec<TxIdx>>,
+}
+
+// One line: see `Padded`.
+const _: () = assert!(std::mem::size_of::<TxSlot>() <= 64);
+
+impl Default for TxSlot {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(TxState {
+                incarnation: 0,
+                status: Status::ReadyToExecute,
+            }),
+            dependants: Mutex::default(),
+        }
+    }
+}
+
 /// Hands out tasks and detects completion.
 pub(crate) struct Scheduler {
     block_size: usize,
@@ -72,8 +96,7 @@ pub(crate) struct Scheduler {
     decrease_cnt: AtomicUsize,
     num_active_tasks: AtomicUsize,
     done_marker: AtomicBool,
-    states: Vec<Padded<Mutex<TxState>>>,
-    dependencies: Vec<Padded<Mutex<Vec<TxIdx>>>>,
+    txs: Vec<Padded<TxSlot>>,
     /// Each transaction's successor in its sender's chain ([`NO_TX`]
     /// if none); empty if the block has no chains.
     successors: Vec<u32>,
@@ -121,15 +144,7 @@ impl Scheduler {
             decrease_cnt: AtomicUsize::new(0),
             num_active_tasks: AtomicUsize::new(0),
             done_marker: AtomicBool::new(block_size == 0),
-            states: (0..block_size)
-                .map(|_| {
-                    Padded(Mutex::new(TxState {
-                        incarnation: 0,
-                        status: Status::ReadyToExecute,
-                    }))
-                })
-                .collect(),
-            dependencies: (0..block_size).map(|_| Padded::default()).collect(),
+            txs: (0..block_size).map(|_| Padded::default()).collect(),
             successors,
             starts: SmallVec::from_slice(starts),
             starts_claimed: AtomicUsize::new(0),
@@ -201,11 +216,11 @@ impl Scheduler {
     /// Records that `tx` read an ESTIMATE of `blocking`. Returns false if
     /// `blocking` has executed meanwhile (then re-execute `tx` at once).
     pub(crate) fn add_dependency(&self, tx: TxIdx, blocking: TxIdx) -> bool {
-        let mut dependants = lock(&self.dependencies[blocking]);
-        if lock(&self.states[blocking]).status == Status::Executed {
+        let mut dependants = lock(&self.txs[blocking].dependants);
+        if lock(&self.txs[blocking].state).status == Status::Executed {
             return false;
         }
-        lock(&self.states[tx]).status = Status::Aborting;
+        lock(&self.txs[tx].state).status = Status::Aborting;
         dependants.push(tx);
         drop(dependants);
         self.num_active_tasks.fetch_sub(1, Ordering::AcqRel);
@@ -220,8 +235,8 @@ impl Scheduler {
         incarnation: Incarnation,
         wrote_new_location: bool,
     ) -> Option<Task> {
-        lock(&self.states[tx]).status = Status::Executed;
-        let dependants = std::mem::take(&mut *lock(&self.dependencies[tx]));
+        lock(&self.txs[tx].state).status = Status::Executed;
+        let dependants = std::mem::take(&mut *lock(&self.txs[tx].dependants));
         self.resume_dependencies(dependants);
         if self.validation_idx.load(Ordering::Acquire) > tx {
             if !wrote_new_location {
@@ -278,7 +293,7 @@ impl Scheduler {
     /// Claims the right to abort an incarnation that failed validation; only
     /// the first validator of that incarnation succeeds.
     pub(crate) fn try_validation_abort(&self, tx: TxIdx, incarnation: Incarnation) -> bool {
-        let mut state = lock(&self.states[tx]);
+        let mut state = lock(&self.txs[tx].state);
         if state.incarnation == incarnation && state.status == Status::Executed {
             state.status = Status::Aborting;
             true
@@ -313,8 +328,8 @@ impl Scheduler {
     /// (a balance only bounded) finished only to fail validation again:
     /// mainnet fixture 18988207's transaction 5 ran 5 times.
     pub(crate) fn finish_validation_waiting(&self, tx: TxIdx, writer: TxIdx) -> Option<Task> {
-        let mut dependants = lock(&self.dependencies[writer]);
-        if lock(&self.states[writer]).status == Status::Executed {
+        let mut dependants = lock(&self.txs[writer].dependants);
+        if lock(&self.txs[writer].state).status == Status::Executed {
             drop(dependants);
             return self.finish_validation(tx, true);
         }
@@ -334,10 +349,10 @@ impl Scheduler {
         for _ in 0..8 {
             let Some(tx) = current else { break };
             let (status, incarnation) = {
-                let state = lock(&self.states[tx]);
+                let state = lock(&self.txs[tx].state);
                 (state.status, state.incarnation)
             };
-            current = (0..self.block_size).find(|i| lock(&self.dependencies[*i]).contains(&tx));
+            current = (0..self.block_size).find(|i| lock(&self.txs[*i].dependants).contains(&tx));
             out +=
                 &format!("tx {tx}: {status:?} incarnation {incarnation} waiting on {current:?}; ");
         }
@@ -360,7 +375,7 @@ impl Scheduler {
     }
 
     fn set_ready_status(&self, tx: TxIdx) {
-        let mut state = lock(&self.states[tx]);
+        let mut state = lock(&self.txs[tx].state);
         state.incarnation += 1;
         state.status = Status::ReadyToExecute;
     }
@@ -393,7 +408,7 @@ impl Scheduler {
     /// or if `tx` waits for its predecessor instead.
     fn try_incarnate(&self, tx: TxIdx) -> Option<Version> {
         if tx < self.block_size && !self.waits_for_predecessor(tx) {
-            let mut state = lock(&self.states[tx]);
+            let mut state = lock(&self.txs[tx].state);
             if state.status == Status::ReadyToExecute {
                 state.status = Status::Executing;
                 return Some(Version {
@@ -424,12 +439,12 @@ impl Scheduler {
             return false;
         }
         let predecessor = predecessor as TxIdx;
-        let mut dependants = lock(&self.dependencies[predecessor]);
-        if lock(&self.states[predecessor]).status == Status::Executed {
+        let mut dependants = lock(&self.txs[predecessor].dependants);
+        if lock(&self.txs[predecessor].state).status == Status::Executed {
             slot.store(NO_TX, Ordering::Relaxed);
             return false;
         }
-        let mut state = lock(&self.states[tx]);
+        let mut state = lock(&self.txs[tx].state);
         if state.incarnation > 0 {
             slot.store(NO_TX, Ordering::Relaxed);
             return false;
@@ -461,7 +476,7 @@ impl Scheduler {
         self.num_active_tasks.fetch_add(1, Ordering::AcqRel);
         let tx = self.validation_idx.fetch_add(1, Ordering::AcqRel);
         if tx < self.block_size {
-            let state = lock(&self.states[tx]);
+            let state = lock(&self.txs[tx].state);
             if state.status == Status::Executed {
                 return Some(Version {
                     tx_idx: tx,
