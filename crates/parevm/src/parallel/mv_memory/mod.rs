@@ -4,7 +4,7 @@
 //!
 //! Invariants:
 //! - `data[loc]` (or, for a balance kept in a column, the column's slot
-//!   `tx`) holds an entry for `tx` iff `loc` is in `last_sets[tx].writes`
+//!   `tx`) holds an entry for `tx` iff `loc` is in `last_writes[tx]`
 //!   (updated together under the same `record` call by the one thread that
 //!   owns `tx`'s current incarnation).
 //! - An entry is an ESTIMATE only between the abort of an incarnation and the
@@ -80,21 +80,9 @@ pub(crate) struct MvMemory {
     filter: WriteFilter,
     /// Code deployed in the block, by hash; content-addressed, so unversioned.
     new_code: DashMap<B256, Bytecode, DefaultHashBuilder>,
-    /// Each transaction's last incarnation's write and read sets.
-    last_sets: Vec<Padded<LastSets>>,
+    last_writes: Vec<Padded<Mutex<WriteSet>>>,
+    last_reads: Vec<Padded<Mutex<ReadSet>>>,
 }
-
-/// One transaction's last write set and read set, on one line: `record`
-/// takes both locks, so apart they cost two lines to fetch from the core
-/// that ran or validated the transaction before.
-#[derive(Debug, Default)]
-struct LastSets {
-    writes: Mutex<WriteSet>,
-    reads: Mutex<ReadSet>,
-}
-
-// One line: see `Padded`.
-const _: () = assert!(std::mem::size_of::<LastSets>() <= 64);
 
 /// Shards of the map: many, so two writers rarely share a lock.
 const SHARDS: usize = 256;
@@ -155,7 +143,8 @@ impl MvMemory {
             columns,
             filter: WriteFilter::new(block_size),
             new_code: DashMap::default(),
-            last_sets: (0..block_size).map(|_| Padded::default()).collect(),
+            last_writes: (0..block_size).map(|_| Padded::default()).collect(),
+            last_reads: (0..block_size).map(|_| Padded::default()).collect(),
         }
     }
 
@@ -178,8 +167,7 @@ impl MvMemory {
             self.filter.note_write(location.fast_hash(), tx);
             self.put(location, tx, Entry::Write(value.clone()));
         }
-        let sets = &self.last_sets[tx];
-        let mut last = lock(&sets.writes);
+        let mut last = lock(&self.last_writes[tx]);
         let wrote_new_location = writes
             .iter()
             .any(|(l, _)| !last.iter().any(|(p, _)| p == l));
@@ -191,14 +179,14 @@ impl MvMemory {
         }
         *last = writes;
         drop(last);
-        let mut previous = std::mem::replace(&mut *lock(&sets.reads), reads);
+        let mut previous = std::mem::replace(&mut *lock(&self.last_reads[tx]), reads);
         previous.clear();
         (wrote_new_location, previous)
     }
 
     /// Marks an aborted incarnation's writes as ESTIMATEs.
     pub(crate) fn convert_writes_to_estimates(&self, tx: TxIdx) {
-        for (location, _) in lock(&self.last_sets[tx].writes).iter() {
+        for (location, _) in lock(&self.last_writes[tx]).iter() {
             if let Some(column) = self.column(location) {
                 if let Some(entry) = lock(&column[tx]).as_mut() {
                     *entry = Entry::Estimate;
@@ -251,7 +239,7 @@ impl MvMemory {
     /// below `tx`, whose writer the transaction should then wait for
     /// ([`Validation::WaitFor`]).
     pub(crate) fn validate_read_set(&self, tx: TxIdx, base: &dyn BaseReader) -> Validation {
-        let reads = lock(&self.last_sets[tx].reads);
+        let reads = lock(&self.last_reads[tx]);
         for read in reads.iter() {
             match self.still_reads(read, tx, base) {
                 Ok(true) => {}
@@ -435,9 +423,9 @@ impl MvMemory {
         range: std::ops::Range<TxIdx>,
         mut visit: impl FnMut(&WriteSet),
     ) {
-        let end = range.end.min(self.last_sets.len());
-        for sets in &self.last_sets[range.start.min(end)..end] {
-            visit(&lock(&sets.writes));
+        let end = range.end.min(self.last_writes.len());
+        for writes in &self.last_writes[range.start.min(end)..end] {
+            visit(&lock(writes));
         }
     }
 
@@ -447,11 +435,8 @@ impl MvMemory {
     fn scrub(&mut self) {
         fn clear_all<T>(slots: &mut [Padded<Mutex<T>>], clear: impl Fn(&mut T)) {
             for slot in slots {
-                clear(exclusive(slot));
+                clear(slot.get_mut().unwrap_or_else(|e| e.into_inner()));
             }
-        }
-        fn exclusive<T>(mutex: &mut Mutex<T>) -> &mut T {
-            mutex.get_mut().unwrap_or_else(|e| e.into_inner())
         }
         self.clear_versions();
         self.new_code.clear();
@@ -459,10 +444,8 @@ impl MvMemory {
         for column in &mut self.columns {
             clear_all(&mut column.slots, |entry| *entry = None);
         }
-        for sets in &mut self.last_sets {
-            exclusive(&mut sets.writes).clear();
-            exclusive(&mut sets.reads).clear();
-        }
+        clear_all(&mut self.last_writes, Vec::clear);
+        clear_all(&mut self.last_reads, Vec::clear);
     }
 
     /// Sizes this empty memory for a block of `block_size` transactions
@@ -483,7 +466,8 @@ impl MvMemory {
             }
         }
         self.filter.fit(block_size);
-        resize(&mut self.last_sets, block_size);
+        resize(&mut self.last_writes, block_size);
+        resize(&mut self.last_reads, block_size);
     }
 
     /// Empties the map of versions, keeping its capacity: each shard's
@@ -705,12 +689,7 @@ mod tests {
             assert!(writes.is_empty());
         });
         assert_eq!(sets, 5);
-        assert!(
-            memory
-                .last_sets
-                .iter()
-                .all(|sets| lock(&sets.reads).is_empty())
-        );
+        assert!(memory.last_reads.iter().all(|reads| lock(reads).is_empty()));
         assert_eq!(
             memory.read_balance(&Location::Balance(hot), 5),
             Ok(BalanceRead::default())
