@@ -219,9 +219,9 @@ pub struct TxAccessTrace {
 }
 
 /// A value alone on its cache line: the element type of the arrays with
-/// one lock per transaction (the scheduler's states and dependants, the
-/// multi-version memory's read and write sets and balance columns, the
-/// result slots).
+/// one lock per transaction (the scheduler's state and dependants, which
+/// share one line, the multi-version memory's read and write sets and
+/// balance columns, the result slots), and of the workers' task counts.
 ///
 /// Two workers run neighbouring transactions at the same moment, so with
 /// the locks packed (2 to 5 of them to a line) each took its neighbour's
