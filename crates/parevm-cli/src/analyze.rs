@@ -2,7 +2,7 @@
 //! critical path, ideal speedup bounds, hot locations, and SVG charts.
 
 use crate::output::outln;
-use crate::timing::{interleaved_medians, ms};
+use crate::timing::{interleaved_medians, median, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
     BlockInput, InMemoryState, ParallelConfig, execute_parallel, execute_sequential,
@@ -496,9 +496,9 @@ fn measure(
             .efficiency
             .insert(threads, speedup / dag.bounded_speedup(threads));
     }
-    sequential_times.sort();
-    let middle = sequential_times.get(sequential_times.len() / 2);
-    measured.sequential_ms = middle.map_or(0.0, |t| ms(*t));
+    if !sequential_times.is_empty() {
+        measured.sequential_ms = ms(median(&mut sequential_times));
+    }
     Ok(measured)
 }
 

@@ -2,7 +2,7 @@
 //! workloads, checking every run's result is identical.
 
 use crate::output::outln;
-use crate::timing::{MeasureArgs, ceiling_speedup, line_round_trip, ms, timed};
+use crate::timing::{MeasureArgs, ceiling_speedup, line_round_trip, median, ms, timed};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parevm::{ExecutionStats, ParallelConfig, PhaseTimes, execute_parallel, execute_sequential};
@@ -365,11 +365,6 @@ impl Bench {
         let run = || execute_sequential(&workload.block, &workload.state);
         ceiling_speedup(self.repeat, copies, run).map_err(|e| format!("{name}: sequential: {e}"))
     }
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// A progress bar on stderr that appears only once the work has taken more

@@ -61,9 +61,14 @@ pub fn median_of<T, E>(
     for _ in 0..repeat.max(1) {
         last = Some(timed(&mut times, idle, &mut f)?);
     }
+    Ok((last.expect("at least one run"), median(&mut times)))
+}
+
+/// The median of `times` (the slower of the middle two of an even count);
+/// `times` must not be empty.
+pub fn median(times: &mut [Duration]) -> Duration {
     times.sort();
-    let median = times[times.len() / 2];
-    Ok((last.expect("at least one run"), median))
+    times[times.len() / 2]
 }
 
 /// A last result and the median time of its runs.
@@ -135,9 +140,7 @@ pub fn interleaved_medians<A, B, E>(
         }
         total += times_a[times_a.len() - 1] + times_b[times_b.len() - 1] + idle * 2;
     }
-    times_a.sort();
-    times_b.sort();
-    let (median_a, median_b) = (times_a[times_a.len() / 2], times_b[times_b.len() / 2]);
+    let (median_a, median_b) = (median(&mut times_a), median(&mut times_b));
     Ok(((last_a, median_a), (last_b, median_b)))
 }
 

@@ -93,13 +93,17 @@ impl Stats {
 
     /// Executions so far, of all workers.
     fn executions(&self) -> usize {
-        let each = |counts: &Padded<TaskCounts>| counts.executions.load(Ordering::Relaxed);
-        self.per_worker.iter().map(each).sum()
+        self.total(|counts| &counts.executions)
     }
 
     /// Validations so far, of all workers.
     fn validations(&self) -> usize {
-        let each = |counts: &Padded<TaskCounts>| counts.validations.load(Ordering::Relaxed);
+        self.total(|counts| &counts.validations)
+    }
+
+    /// One of the workers' counters, summed over them.
+    fn total(&self, counter: impl Fn(&TaskCounts) -> &std::sync::atomic::AtomicUsize) -> usize {
+        let each = |counts: &Padded<TaskCounts>| counter(counts).load(Ordering::Relaxed);
         self.per_worker.iter().map(each).sum()
     }
 
