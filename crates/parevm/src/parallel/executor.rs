@@ -221,7 +221,8 @@ impl<'v, 'a, S: StateSource + ?Sized> Workers<'v, 'a, S> {
             }
         };
         let helper = |index: usize| work(index + 1);
-        super::helpers::run_with_helpers(threads.saturating_sub(1), helper, || work(0));
+        let then = super::helpers::Then::Release;
+        super::helpers::run_with_helpers(threads.saturating_sub(1), then, helper, || work(0));
     }
 
     /// Works until done; a panic (a bug) fails the block instead of the process.

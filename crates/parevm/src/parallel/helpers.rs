@@ -125,12 +125,17 @@ pub(crate) fn wake_helpers(helpers: usize) {
     };
     let posted = POSTED.load(Ordering::Acquire);
     for _ in 0..helpers {
-        pool.threads.spawn(move || {
-            let (start, mut idle) = (Instant::now(), Idle::default());
-            while POSTED.load(Ordering::Acquire) == posted && start.elapsed() < WAKE_AHEAD_FOR {
-                idle.wait();
-            }
-        });
+        pool.threads.spawn(move || wait_for_work_after(posted));
+    }
+}
+
+/// Spins until work is posted after `posted` (see [`POSTED`]), for at most
+/// [`WAKE_AHEAD_FOR`]; then the thread goes back to the pool, which runs
+/// that work at once (it was queued before it was posted).
+fn wait_for_work_after(posted: u64) {
+    let (start, mut idle) = (Instant::now(), Idle::default());
+    while POSTED.load(Ordering::Acquire) == posted && start.elapsed() < WAKE_AHEAD_FOR {
+        idle.wait();
     }
 }
 
@@ -166,9 +171,25 @@ pub(crate) fn run_detached(job: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// What a block's helpers do once their share of one [`run_with_helpers`]
+/// call is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Then {
+    /// Go back to the pool: the block needs them no more.
+    Release,
+    /// Wait, spinning, for the block's next call (at most
+    /// [`WAKE_AHEAD_FOR`]), as [`wake_helpers`] does: a helper back in the
+    /// pool had to be woken again for it. On 5,000 transfers, planned,
+    /// run as partitions and assembled in three calls, the caller spent
+    /// 15-40 us waking the helper at each (a futex wake of an idle vCPU),
+    /// and the helper started 20-35 us after that.
+    NextCall,
+}
+
 /// Runs `main` on the calling thread while up to `helpers` more threads run
 /// `helper(index)`; returns when `main` has, and every helper that started
 /// has finished. The caller takes part, so up to `helpers + 1` threads work.
+/// The helpers then do as `then` says.
 ///
 /// Every task is collaborative (any one thread can finish the block), so a
 /// helper that starts late, or not at all, costs speed, never correctness.
@@ -178,7 +199,12 @@ pub(crate) fn run_detached(job: impl FnOnce() + Send + 'static) {
 /// on the other core of the 2-core VM, mainnet fixture 3356896 waited for
 /// its helper for about 3 ms after the caller had done the whole block
 /// (0.21x of sequential).
-pub(crate) fn run_with_helpers(helpers: usize, helper: impl Fn(usize) + Sync, main: impl FnOnce()) {
+pub(crate) fn run_with_helpers(
+    helpers: usize,
+    then: Then,
+    helper: impl Fn(usize) + Sync,
+    main: impl FnOnce(),
+) {
     let Some(pool) = (helpers > 0).then(|| pool(helpers)).flatten() else {
         // No helpers: the caller does all the work, and then the helpers'
         // share (an epilogue) too.
@@ -190,9 +216,17 @@ pub(crate) fn run_with_helpers(helpers: usize, helper: impl Fn(usize) + Sync, ma
     let handoff = Arc::new(Handoff::new(helpers, helper));
     // Revokes or waits for every helper on the way out, unwinding included.
     let guard = Revoke(&handoff);
+    // This call's post (below): a helper told to wait for the next call
+    // waits for a later one. (Another block's post ends its wait early.)
+    let this_post = POSTED.load(Ordering::Acquire).wrapping_add(1);
     for index in 0..helpers {
         let handoff = handoff.clone();
-        pool.threads.spawn(move || handoff.run(index));
+        pool.threads.spawn(move || {
+            handoff.run(index);
+            if then == Then::NextCall {
+                wait_for_work_after(this_post);
+            }
+        });
     }
     // After the spawns: a helper woken ahead then finds them queued.
     POSTED.fetch_add(1, Ordering::Release);
@@ -395,6 +429,7 @@ mod tests {
         let ran = Mutex::new(Vec::new());
         run_with_helpers(
             3,
+            Then::Release,
             |index| ran.lock().unwrap().push(index),
             || {
                 ran.lock().unwrap().push(usize::MAX);
@@ -444,6 +479,7 @@ mod tests {
         let counted = helpers_ran.clone();
         run_with_helpers(
             3,
+            Then::Release,
             move |_| {
                 counted.fetch_add(1, Ordering::SeqCst);
             },
@@ -463,6 +499,7 @@ mod tests {
         let caught = catch_unwind(|| {
             run_with_helpers(
                 1,
+                Then::Release,
                 |_| panic!("helper failed"),
                 || std::thread::sleep(Duration::from_millis(50)),
             )
@@ -480,7 +517,7 @@ mod tests {
         let claims = Claims::new(100);
         let ran = Mutex::new(Vec::new());
         let claim = || claims.run(|task| ran.lock().unwrap().push(task));
-        run_with_helpers(3, |_| claim(), claim);
+        run_with_helpers(3, Then::Release, |_| claim(), claim);
         let mut ran = ran.into_inner().unwrap();
         ran.sort_unstable();
         assert_eq!(ran, (0..100).collect::<Vec<_>>());

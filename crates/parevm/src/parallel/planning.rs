@@ -198,8 +198,10 @@ fn predict_alongside<S: StateSource + ?Sized>(planner: &Planner<'_>, state: &S, 
         return;
     }
     let helpers = (threads - 1).min(planner.chunk_count().saturating_sub(1));
+    // The partitions, or Block-STM, follow the plan at once.
     helpers::run_with_helpers(
         helpers,
+        helpers::Then::NextCall,
         |_| planner.help_predict(state),
         || planner.predict(state),
     );

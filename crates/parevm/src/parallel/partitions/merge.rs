@@ -10,7 +10,7 @@ use crate::{
     StateSource,
     parallel::{
         credit::Deltas,
-        helpers::{Claims, run_with_helpers, timed_phase},
+        helpers::{Claims, Then, run_with_helpers, timed_phase},
         mv_memory::lock,
         types::TxIdx,
         vm::FinishedTx,
@@ -76,7 +76,7 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
     };
     let run = || timed_phase(ctx.phases, |p| &mut p.assembling, || assembly.run());
     let helpers = workers.min(assembly.merges.len() + 1).saturating_sub(1);
-    run_with_helpers(helpers, |_| run(), run);
+    run_with_helpers(helpers, Then::Release, |_| run(), run);
     let missing = || ExecutionError::Internal("partitioned run did not finish".into());
     let handed_over = assembly.handed_over.into_inner();
     let built = assembly.built.into_inner();

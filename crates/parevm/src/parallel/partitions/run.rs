@@ -16,7 +16,7 @@ use crate::{
         balance_watch,
         credit::Deltas,
         fee_credit::{LazyBeneficiary, ParallelEvm, parallel_evm},
-        helpers::{Claims, panic_message, run_with_helpers, timed_phase},
+        helpers::{Claims, Then, panic_message, run_with_helpers, timed_phase},
         mv_memory::lock,
         types::TxIdx,
         vm::{Executed, FinishedTx},
@@ -70,8 +70,10 @@ pub(super) fn run_partitions<S: StateSource + ?Sized>(
     };
     let claims = Claims::new(partitions.len());
     let claim_and_run = || timed_phase(ctx.phases, |p| &mut p.executing, || claims.run(&run));
+    // The assembly, or Block-STM if the run fails, follows at once.
     run_with_helpers(
         threads.min(partitions.len()).saturating_sub(1),
+        Then::NextCall,
         |_| claim_and_run(),
         claim_and_run,
     );
