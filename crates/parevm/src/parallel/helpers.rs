@@ -5,11 +5,14 @@
 //! Starting an OS thread costs about 40 µs on the 2-core VM this was
 //! measured on, and its first allocations fault in a fresh allocator heap:
 //! the helper joined a 0.4 ms mainnet block 120 µs late. A parked pool
-//! thread joined it about 34 µs late, with its heap still warm. Each
-//! block borrows its helpers once and keeps them for everything parallel in
-//! it: execution, then assembling results. Handing them work first keeps
-//! them off the caller's core ([`Placement`]): after idle time the kernel
-//! queued them behind it.
+//! thread joined it about 34 µs late, with its heap still warm. A block on
+//! Block-STM borrows its helpers once and keeps them for everything
+//! parallel in it: execution, then assembling results. A partitioned
+//! block borrows them for each step (planning, running the partitions,
+//! assembling), and between steps they wait for the next one, awake
+//! ([`Then::NextCall`]). Handing them work first keeps them off the
+//! caller's core ([`Placement`]): after idle time the kernel queued them
+//! behind it.
 
 use super::{mv_memory, placement::Placement};
 use rayon::{ThreadPool, ThreadPoolBuilder};
