@@ -49,8 +49,9 @@ pub struct BenchArgs {
         default_values_t = DEFAULT_HOT_RATIOS,
     )]
     hot_ratio: Vec<f64>,
-    /// Runs of each executor per workload (interleaved); times are medians.
-    /// A short block runs more often (up to 500 times, to an odd count)
+    /// Runs of each executor per workload (interleaved, after untimed
+    /// warm-up runs of both until they took 100 ms, at most 10 of each);
+    /// times are medians. A short block runs more often (up to 500 times, to an odd count)
     /// until both executors together ran 50 ms (5 ms at 1). The default,
     /// 11, takes about 5 s a hot ratio on 2 cores; at 5, single invocations on
     /// the 2-core VM read the same workload anywhere from 1.3x to 2.1x.
@@ -300,12 +301,15 @@ impl Bench {
         let Workload { block, state } = workload;
         let sequential_run = || execute_sequential(block, state);
         let parallel_run = || execute_parallel(block, state, &self.config);
-        // One untimed run of each first: the first runs after a block is
-        // generated fault in fresh memory; without it, single invocations
-        // reported the first workload anywhere from 1.3x to 3.2x (with it,
-        // about one in four still shows a slow sequential side).
+        // Untimed runs of each first: the first runs after a block is
+        // generated fault in fresh memory (see `warm_up`); without them,
+        // single invocations reported the first workload anywhere from 1.3x
+        // to 3.2x. Errors show in the timed runs.
         self.bar.set_message(format!("{name}: warming up"));
-        drop((sequential_run(), parallel_run()));
+        let Ok(()) = crate::timing::warm_up(|| {
+            drop((sequential_run(), parallel_run()));
+            Ok::<(), std::convert::Infallible>(())
+        });
         let mut runs = Runs {
             sequential_times: Vec::with_capacity(self.repeat),
             parallel_times: Vec::with_capacity(self.repeat),

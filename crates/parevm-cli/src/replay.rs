@@ -40,9 +40,10 @@ pub struct ReplayArgs {
     /// Runs per block and executor; times are the median. Default: 3 with
     /// `--mode both`, whose speedups one run per block misreads (the
     /// parallel side, on every core, meets more of the machine's noise),
-    /// else 1. With `--mode both`, a short block runs more often (up to 500
-    /// times, to an odd count) until both executors together ran 50 ms, or
-    /// 5 ms at a repeat of 1: one run of a 10 us block is noise.
+    /// else 1. With `--mode both`, both first run untimed until they took
+    /// 100 ms (at most 10 times each), and a short block runs more often (up
+    /// to 500 times, to an odd count) until both executors together ran
+    /// 50 ms, or 5 ms at a repeat of 1: one run of a 10 us block is noise.
     #[arg(long)]
     repeat: Option<usize>,
     #[command(flatten)]
@@ -380,8 +381,8 @@ fn execute_and_check(
         phases.extend(result.stats.phases);
         Ok(result)
     };
-    let (sequential, (parallel, time)) = if args.mode == Mode::Both {
-        let ((sequential, seq_time), parallel) = interleaved_medians(
+    let (sequential, (parallel, time), timed_runs) = if args.mode == Mode::Both {
+        let ((sequential, seq_time), parallel, runs) = interleaved_medians(
             args.repeat(),
             idle,
             || execute_sequential(block, state),
@@ -389,21 +390,18 @@ fn execute_and_check(
         )
         .map_err(err)?;
         report.sequential_ms = Some(ms(seq_time));
-        (Some(sequential), parallel)
+        (Some(sequential), parallel, runs)
     } else {
-        (
-            None,
-            median_of(args.repeat(), idle, run_parallel).map_err(err)?,
-        )
+        let parallel = median_of(args.repeat(), idle, run_parallel).map_err(err)?;
+        (None, parallel, usize::MAX)
     };
     report.parallel_ms = Some(ms(time));
     report.threads = Some(config.threads);
     report.path = Some(parallel.path.as_str().into());
     report.fallback_reason = parallel.path.fallback_reason().map(|r| r.as_str().into());
-    // `interleaved_medians` runs each side once untimed first: its
-    // phases, the first, are not of a timed run.
-    let warm_up = usize::from(args.mode == Mode::Both).min(phases.len());
-    report.phases = crate::phases::median(&phases[warm_up..]);
+    // `interleaved_medians` warms up with untimed runs first: only the
+    // phases of the timed runs, the last ones, count.
+    report.phases = crate::phases::median(&phases[phases.len().saturating_sub(timed_runs)..]);
     report.stats = Some(ExecutionStats {
         phases: None,
         ..parallel.stats

@@ -84,6 +84,32 @@ const MIN_TOTAL_OF_ONE: Duration = Duration::from_millis(5);
 /// The most runs of each side when [`MIN_TOTAL`] extends a measurement.
 const MAX_RUNS: usize = 500;
 
+/// Untimed warm-up rounds before a measurement run on at least until they
+/// took this long (see [`warm_up`]).
+const WARM_UP: Duration = Duration::from_millis(100);
+/// The most untimed warm-up rounds before a measurement (see [`warm_up`]).
+const MAX_WARM_UP_ROUNDS: usize = 10;
+
+/// Runs `round` (one untimed run of each side of a measurement) until the
+/// rounds took [`WARM_UP`], at most [`MAX_WARM_UP_ROUNDS`] times, at least
+/// once. The first runs in a process fault in fresh memory, 2 MB huge
+/// pages that took 1-2 ms each on the 2-core VM (10 faults in the first
+/// sequential run of 5,000 transfers, 53 ms against 10 ms settled; 1-5 in
+/// each of the next few runs of both sides, none once settled). One
+/// warm-up run of each left up to four of eleven parallel runs stalled
+/// (5.9 ms settled, 11-16 ms stalled), the parallel side's median then
+/// resting on the stalled ones.
+pub fn warm_up<E>(mut round: impl FnMut() -> Result<(), E>) -> Result<(), E> {
+    let start = Instant::now();
+    for _ in 0..MAX_WARM_UP_ROUNDS {
+        round()?;
+        if start.elapsed() >= WARM_UP {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Sleeps for `idle`, if any: the time a node at the tip of the chain
 /// sits idle between blocks (its cores asleep, its caches cooled).
 pub fn sleep(idle: Duration) {
@@ -109,8 +135,9 @@ pub fn more_runs(repeat: usize, runs: usize, total: Duration) -> bool {
         || (runs < MAX_RUNS && (total < min_total || (runs > repeat && runs.is_multiple_of(2))))
 }
 
-/// Runs `a` and `b` alternately `repeat` times each, after one untimed
-/// warm-up of each, and returns their last results and median times.
+/// Runs `a` and `b` alternately `repeat` times each, after untimed warm-up
+/// rounds ([`warm_up`]), and returns their last results and median times,
+/// and how many timed runs each had (the last of their runs).
 /// Alternating exposes both to the same machine noise (other tenants, CPU
 /// frequency), which matters when their ratio is the measurement; which
 /// one goes first alternates too, so that neither always runs on caches
@@ -123,8 +150,13 @@ pub fn interleaved_medians<A, B, E>(
     idle: Duration,
     mut a: impl FnMut() -> Result<A, E>,
     mut b: impl FnMut() -> Result<B, E>,
-) -> Result<(Timed<A>, Timed<B>), E> {
-    let (mut last_a, mut last_b) = (a()?, b()?);
+) -> Result<(Timed<A>, Timed<B>, usize), E> {
+    let mut warmed = None;
+    warm_up(|| {
+        warmed = Some((a()?, b()?));
+        Ok(())
+    })?;
+    let (mut last_a, mut last_b) = warmed.expect("at least one warm-up round");
     let (mut times_a, mut times_b) = (Vec::new(), Vec::new());
     let mut total = Duration::ZERO;
     while more_runs(repeat, times_a.len(), total) {
@@ -140,8 +172,9 @@ pub fn interleaved_medians<A, B, E>(
         }
         total += times_a[times_a.len() - 1] + times_b[times_b.len() - 1] + idle * 2;
     }
+    let runs = times_a.len();
     let (median_a, median_b) = (median(&mut times_a), median(&mut times_b));
-    Ok(((last_a, median_a), (last_b, median_b)))
+    Ok(((last_a, median_a), (last_b, median_b), runs))
 }
 
 /// Runs `f` after `idle` time asleep, recording how long it took.
@@ -353,6 +386,31 @@ mod tests {
         assert_eq!(runs(4, ms(20)), 4);
         // Never more than the cap.
         assert_eq!(runs(3, Duration::ZERO), MAX_RUNS);
+    }
+
+    /// Quick rounds warm up to the cap, a round as long as the warm-up
+    /// alone, and a failing round stops it.
+    #[test]
+    fn warm_up_runs_until_it_took_long_enough_and_stops_on_an_error() {
+        let mut rounds = 0;
+        let Ok(()) = warm_up(|| {
+            rounds += 1;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        assert_eq!(rounds, MAX_WARM_UP_ROUNDS);
+        rounds = 0;
+        let Ok(()) = warm_up(|| {
+            rounds += 1;
+            std::thread::sleep(WARM_UP);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        assert_eq!(rounds, 1);
+        rounds = 0;
+        let failed = warm_up(|| {
+            rounds += 1;
+            Err("no")
+        });
+        assert_eq!((failed, rounds), (Err("no"), 1));
     }
 
     /// The measurement ends, and leaves the calling thread free to run
