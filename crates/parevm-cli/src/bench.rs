@@ -51,10 +51,11 @@ pub struct BenchArgs {
     hot_ratio: Vec<f64>,
     /// Runs of each executor per workload (interleaved, after untimed
     /// warm-up runs of both until they took 100 ms, at most 10 of each);
-    /// times are medians. A short block runs more often (up to 500 times, to an odd count)
-    /// until both executors together ran 50 ms (5 ms at 1). The default,
-    /// 11, takes about 5 s a hot ratio on 2 cores; at 5, single invocations on
-    /// the 2-core VM read the same workload anywhere from 1.3x to 2.1x.
+    /// times are medians. A short block runs more often (up to 500 times,
+    /// to an odd count) until both executors together ran 50 ms (5 ms at
+    /// 1). The default, 11, takes about 5 s a hot ratio on 2 cores; at 5,
+    /// single invocations on the 2-core VM read the same workload anywhere
+    /// from 1.3x to 2.1x.
     #[arg(long, value_name = "K", default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..=1000))]
     repeat: u64,
     /// Sender and recipient pool size.
