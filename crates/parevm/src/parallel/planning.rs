@@ -198,7 +198,9 @@ fn predict_alongside<S: StateSource + ?Sized>(planner: &Planner<'_>, state: &S, 
         return;
     }
     let helpers = (threads - 1).min(planner.chunk_count().saturating_sub(1));
-    // The partitions, or Block-STM, follow the plan at once.
+    // The partitions, or Block-STM, usually follow the plan at once. A block
+    // that then runs sequentially (too cheap for Block-STM) leaves the
+    // helper spinning on another core until `Then::NextCall` gives up.
     helpers::run_with_helpers(
         helpers,
         helpers::Then::NextCall,

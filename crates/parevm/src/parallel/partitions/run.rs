@@ -70,7 +70,8 @@ pub(super) fn run_partitions<S: StateSource + ?Sized>(
     };
     let claims = Claims::new(partitions.len());
     let claim_and_run = || timed_phase(ctx.phases, |p| &mut p.executing, || claims.run(&run));
-    // The assembly, or Block-STM if the run fails, follows at once.
+    // The assembly follows at once; if the run fails, Block-STM does, unless
+    // the block is too cheap for it and runs sequentially.
     run_with_helpers(
         threads.min(partitions.len()).saturating_sub(1),
         Then::NextCall,
