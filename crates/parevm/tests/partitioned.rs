@@ -173,6 +173,55 @@ fn independent_transfers_run_as_partitions() {
     assert_path(&block, &state, ExecutionPath::Partitioned);
 }
 
+/// Independent transfers, every fifth with a nonce from the future: the
+/// partitions leave valid and invalid results in place, in block order,
+/// and the valid ones' receipts count the block's gas past the invalid.
+#[test]
+fn partitions_leave_invalid_results_in_block_order() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=40).map(addr));
+    for i in 1..=40 {
+        let nonce = (i % 5 == 0).then_some(7);
+        b.tx(TxSpec {
+            nonce,
+            ..TxSpec::call(addr(i), addr(100 + i), 1_000 + i as u128, vec![])
+        });
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, ExecutionPath::Partitioned);
+    let result = execute_parallel(&block, &state, &predicted_only(2)).expect("executes");
+    let invalid = |index: usize| result.transactions[index].outcome.is_invalid();
+    assert!((0..40).all(|index| invalid(index) == (index % 5 == 4)));
+    let last = result.transactions[38].receipt.as_ref().expect("valid");
+    assert_eq!(last.cumulative_gas_used(), 32 * 21_000);
+}
+
+/// Independent transfers in a block whose gas runs out before the last:
+/// the partitions ran it, but in sequence it does not fit, so the block
+/// runs another way, with the sequential result, and the partitions'
+/// results are dropped.
+#[test]
+fn a_transfer_past_the_blocks_gas_discards_the_partitions_results() {
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    b.fund_all((1..=40).map(addr));
+    for i in 1..=40 {
+        b.transfer(addr(i), addr(100 + i), 1_000 + i as u128);
+    }
+    b.block_gas_limit = Some(39 * 21_000 + 20_999);
+    let (block, state) = b.build();
+    let expected = execute_sequential(&block, &state).expect("sequential executes");
+    assert!(expected.transactions[39].outcome.is_invalid());
+    for threads in THREADS {
+        for run in 0..10 {
+            let actual = execute_parallel(&block, &state, &predicted_only(threads)).expect("runs");
+            assert_ne!(actual.path, ExecutionPath::Partitioned);
+            if let Some(difference) = expected.first_difference(&actual) {
+                panic!("threads {threads} run {run}: {difference}");
+            }
+        }
+    }
+}
+
 /// Two partitions write different slots of one contract: its changes are
 /// merged, not overwritten (Cancun, so the beacon-root system call's
 /// changes are composed in too).

@@ -1,10 +1,13 @@
 //! Where the partitions' results are merged: once every partition ran,
 //! the caller and helpers assemble the block ([`Assembly`]): each share of
-//! the accounts merged from every partition's changes, the results handed
-//! over in block order, and the state changes built with the credits
-//! settled.
+//! the accounts merged from every partition's changes, the results (in
+//! place already, see `results.rs`) handed over with their cumulative gas,
+//! and the state changes built with the credits settled.
 
-use super::{PartitionContext, PartitionOutput, Settlement};
+use super::{
+    PartitionContext, PartitionOutput, Settlement,
+    results::{PlacedResults, ResultSlots},
+};
 use crate::{
     AccountChange, AccountChanges, AccountState, BlockInput, ExecutionError, StateChanges,
     StateSource,
@@ -12,8 +15,6 @@ use crate::{
         credit::Deltas,
         helpers::{Claims, Then, run_with_helpers, timed_phase},
         mv_memory::lock,
-        types::TxIdx,
-        vm::FinishedTx,
     },
 };
 use alloy_primitives::{Address, B256, U256};
@@ -29,24 +30,24 @@ use std::{
 
 /// Assembles a partitioned block from its partitions' `outputs`, on
 /// `workers` threads (see [`Assembly`]): the state changes, with the
-/// credits and payouts of `settlement`, and `on_results` of the results in
-/// block order (`partition_of` each transaction). The partitions were
-/// validated as they ran. `None` if a credit could overflow a balance (see
-/// `credit.rs`): the block must run another way.
+/// credits and payouts of `settlement`, and `on_results` of the results
+/// (in their slots, with the partition of each transaction). The partitions
+/// were validated as they ran. `None` if a credit could overflow a balance
+/// (see `credit.rs`): the block must run another way.
 pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
     ctx: &PartitionContext<'a, S>,
     outputs: Vec<PartitionOutput>,
     settlement: Settlement<'a>,
     workers: usize,
-    partition_of: &'a [u32],
-    on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
+    (slots, partition_of): (ResultSlots<'a>, &'a [u32]),
+    on_results: impl FnOnce(PlacedResults<'_>) -> T + Send,
 ) -> Result<Option<(T, StateChanges)>, ExecutionError> {
     let Settlement { credits, payout } = settlement;
-    let mut results = Vec::with_capacity(outputs.len());
+    let mut gas = Vec::with_capacity(outputs.len());
     let mut shares: Vec<Vec<_>> = (0..=ctx.bounds.len()).map(|_| Vec::new()).collect();
     let (mut fees, mut paid) = (Deltas::default(), Deltas::default());
     for output in outputs {
-        results.push(output.results.into_iter());
+        gas.push(output.gas);
         for (share, accounts) in shares.iter_mut().zip(output.accounts) {
             share.push(accounts);
         }
@@ -61,10 +62,10 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
         fees,
         payout: payout.map(|p| (p.address, paid, p.final_nonce)),
         hand_over_input: Mutex::new(Some((
-            InBlockOrder {
+            PlacedResults {
+                slots,
+                gas,
                 partition_of,
-                next: 0,
-                results,
             },
             on_results,
         ))),
@@ -136,9 +137,10 @@ impl Merge {
 
 /// Assembling a partitioned block once its partitions ran, on the caller
 /// and helpers, as many threads as can run at once. Its tasks: merging
-/// each share of the accounts, handing the results over in block order
-/// (`on_results`: the receipts), and, once every share is merged,
-/// building the state changes from them. Each is claimed once, by
+/// each share of the accounts, handing the results over (`on_results`:
+/// the receipts' cumulative gas threaded through them in block order),
+/// and, once every share is merged, building the state changes from them.
+/// Each is claimed once, by
 /// whichever thread gets to it, the merges first: the thread that finishes
 /// its merge first hands over while the others merge, and the last to
 /// finish a merge builds. (With the caller building after both merges of
@@ -157,7 +159,7 @@ struct Assembly<'a, S: ?Sized, R, T> {
     /// The payout sender, the change to its balance and its nonce after
     /// the block.
     payout: Option<(Address, Deltas, u64)>,
-    hand_over_input: Mutex<Option<(InBlockOrder<'a>, R)>>,
+    hand_over_input: Mutex<Option<(PlacedResults<'a>, R)>>,
     handed_over: Mutex<Option<T>>,
     /// The merges, then handing over.
     claims: Claims,
@@ -168,7 +170,7 @@ struct Assembly<'a, S: ?Sized, R, T> {
     built: Mutex<Option<Result<Option<StateChanges>, ExecutionError>>>,
 }
 
-impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, S, R, T> {
+impl<'a, S: StateSource + ?Sized, R: FnOnce(PlacedResults<'a>) -> T, T> Assembly<'a, S, R, T> {
     /// Runs the tasks this thread claims, then builds the state changes
     /// unless another thread does.
     fn run(&self) {
@@ -235,23 +237,6 @@ impl<S: StateSource + ?Sized, R: FnOnce(InBlockOrder<'_>) -> T, T> Assembly<'_, 
 fn wait_for(flag: &AtomicBool) {
     while !flag.load(Ordering::Acquire) {
         std::thread::yield_now();
-    }
-}
-
-/// The transactions' results in block order, drawn from the partitions'.
-pub(crate) struct InBlockOrder<'a> {
-    partition_of: &'a [u32],
-    next: TxIdx,
-    results: Vec<std::vec::IntoIter<FinishedTx>>,
-}
-
-impl Iterator for InBlockOrder<'_> {
-    type Item = FinishedTx;
-
-    fn next(&mut self) -> Option<FinishedTx> {
-        let partition = *self.partition_of.get(self.next)? as usize;
-        self.next += 1;
-        self.results.get_mut(partition)?.next()
     }
 }
 

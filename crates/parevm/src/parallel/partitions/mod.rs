@@ -15,7 +15,9 @@
 //! - `db.rs`: where a partition reads state, recording what it fetched;
 //! - `run.rs`: running the partitions, each checked as it runs;
 //! - `footprint.rs`: the check that no partition read what another wrote;
-//! - `merge.rs`: where the partitions' results are merged into the block's.
+//! - `results.rs`: where the partitions leave their transactions' results,
+//!   in place in the block's;
+//! - `merge.rs`: where the partitions' changes are merged into the block's.
 //!
 //! The partitions were only predicted to be independent, so each records
 //! every location it fetched from the pre-block state and every location its
@@ -41,20 +43,20 @@ mod observation;
 mod payout;
 mod plan;
 mod reach;
+mod results;
 mod run;
 
-use merge::InBlockOrder;
 pub(crate) use payout::PayoutSender;
 pub(crate) use plan::{Partitions, Planner};
+use results::{PlacedResults, ResultSlots};
 
 use super::{
     Attempt, BlockRun, ParallelConfig,
+    block_gas::TxGas,
     credit::Deltas,
-    merge::collect_receipts,
     mv_memory::lock,
     planning::{PartitionPlan, plan_partitions},
     post_block_calls,
-    vm::FinishedTx,
 };
 use crate::{
     AccountChange, BlockInput, BlockResult, ExecutionError, ExecutionPath, ExecutionStats,
@@ -70,10 +72,11 @@ use std::{
     time::Instant,
 };
 
-/// What a partition produced.
+/// What a partition produced, besides its transactions' results (which it
+/// left in their slots, see `results.rs`).
 struct PartitionOutput {
-    /// Its transactions' results, in its order.
-    results: Vec<FinishedTx>,
+    /// The gas its transactions charged, in its order.
+    gas: Vec<TxGas>,
     /// The beneficiary's fees from its transactions.
     fees: Deltas,
     /// The change to the payout sender's balance (it pays).
@@ -200,7 +203,7 @@ fn run_block<S: StateSource + ?Sized>(
         credits: increments.unwrap_or_default(),
         payout,
     };
-    let receipts = |results: InBlockOrder<'_>| collect_receipts(block, results.map(Ok));
+    let receipts = |results: PlacedResults<'_>| results.receipts(block);
     let executed = execute(run, threads, partitions, settlement, receipts, phases)?;
     let stopped = Instant::now();
     let Some((receipts, mut changes)) = executed else {
@@ -272,9 +275,9 @@ struct Threads {
 
 /// Runs `block` as `partitions` on `threads`, and settles the credits and
 /// the payout sender's payments of `settlement` after it. Each partition is
-/// validated as it runs ([`run`]); then, while the state changes are
-/// assembled ([`merge`]), the transactions' results are passed in block
-/// order to `on_results`. Returns what `on_results` returned and the state
+/// validated as it runs ([`run`]), and leaves its transactions' results in
+/// their slots ([`results`]); then, while the state changes are assembled
+/// ([`merge`]), the results are passed to `on_results`. Returns what `on_results` returned and the state
 /// changes (not yet including post-block system calls), or `None` if the
 /// partitions turned out not to be independent, or their credits could
 /// overflow a balance (which Block-STM then checks for itself).
@@ -283,9 +286,10 @@ fn execute<S: StateSource + ?Sized, T: Send>(
     threads: Threads,
     partitions: &Partitions,
     settlement: Settlement<'_>,
-    on_results: impl FnOnce(InBlockOrder<'_>) -> T + Send,
+    on_results: impl FnOnce(PlacedResults<'_>) -> T + Send,
     phases: Option<&Mutex<PhaseTimes>>,
 ) -> Result<Option<(T, StateChanges)>, ExecutionError> {
+    let slots = ResultSlots::new(&partitions.txs, run.block.transactions.len())?;
     let ctx = PartitionContext {
         block: run.block,
         state: run.state,
@@ -297,17 +301,23 @@ fn execute<S: StateSource + ?Sized, T: Send>(
     };
     let running_since = Instant::now();
     let before = running_since - run.started;
-    let outputs = run::run_partitions(&ctx, threads.workers, &partitions.txs)?;
+    let outputs = run::run_partitions(&ctx, threads.workers, &partitions.txs, &slots)?;
     if ctx.failed() {
         return Ok(None);
     }
-    let workers = threads.workers;
-    let partition_of = &partitions.partition_of;
-    let assembled = merge::assemble(&ctx, outputs, settlement, workers, partition_of, on_results);
+    let results = (slots, partitions.partition_of.as_slice());
+    let assembled = merge::assemble(
+        &ctx,
+        outputs,
+        settlement,
+        threads.workers,
+        results,
+        on_results,
+    );
     if let Some(phases) = phases {
         let mut phases = lock(phases);
         // The workers that ran partitions (the merge may take fewer).
-        phases.threads = workers.min(partitions.txs.len());
+        phases.threads = threads.workers.min(partitions.txs.len());
         phases.before = before;
         phases.running = running_since.elapsed();
     }

@@ -9,11 +9,13 @@ use super::{
     db::{Loaded, PartitionDb, Recording},
     footprint::{Access, Validation},
     merge::split_into_shares,
+    results::{ResultSlots, SlotWriter},
 };
 use crate::{
     AccountChange, ExecutionError, StateSource,
     parallel::{
         balance_watch,
+        block_gas::TxGas,
         credit::Deltas,
         fee_credit::{LazyBeneficiary, ParallelEvm, parallel_evm},
         helpers::{Claims, Then, panic_message, run_with_helpers, timed_phase},
@@ -41,11 +43,13 @@ use std::{
     sync::Mutex,
 };
 
-/// Runs every partition on `threads` threads; `Err` if any failed.
+/// Runs every partition on `threads` threads, each writing its results
+/// into its `slots`; `Err` if any failed.
 pub(super) fn run_partitions<S: StateSource + ?Sized>(
     ctx: &PartitionContext<'_, S>,
     threads: usize,
     partitions: &[Vec<TxIdx>],
+    slots: &ResultSlots<'_>,
 ) -> Result<Vec<PartitionOutput>, ExecutionError> {
     let outputs: Vec<Mutex<Option<Result<PartitionOutput, ExecutionError>>>> =
         partitions.iter().map(|_| Mutex::new(None)).collect();
@@ -55,7 +59,10 @@ pub(super) fn run_partitions<S: StateSource + ?Sized>(
     let run = |index: usize| {
         // A panic (a bug) fails the block instead of the process.
         let output = catch_unwind(AssertUnwindSafe(|| {
-            run_partition(ctx, &validation, index, &partitions[index])
+            let slots = slots.writer(index).ok_or_else(|| {
+                ExecutionError::Internal(format!("partition {index} claimed twice"))
+            })?;
+            run_partition(ctx, &validation, index, &partitions[index], slots)
         }))
         .unwrap_or_else(|panic| {
             let message = panic_message(panic.as_ref());
@@ -101,9 +108,10 @@ fn run_partition<S: StateSource + ?Sized>(
     validation: &Validation,
     me: usize,
     txs: &[TxIdx],
+    slots: SlotWriter<'_>,
 ) -> Result<PartitionOutput, ExecutionError> {
     let base = OverlayState::new(ctx.state, ctx.pre);
-    let mut run = PartitionRun::new(ctx, &base, txs.len());
+    let mut run = PartitionRun::new(ctx, &base, slots, txs.len());
     for &index in txs {
         if ctx.failed() || run.execute(ctx, index)? == Step::Stop {
             break;
@@ -129,11 +137,14 @@ enum Step {
 
 /// One partition's run: its EVM over its own cache of the pre-block state
 /// (`B`), and what its transactions produced so far.
-struct PartitionRun<'b, B: StateSource + ?Sized> {
+struct PartitionRun<'b, 's, B: StateSource + ?Sized> {
     evm: ParallelEvm<PartitionDb<'b, B>>,
     handler: LazyBeneficiary<PartitionDb<'b, B>>,
     spec: SpecId,
-    results: Vec<FinishedTx>,
+    /// Where its transactions' results go, in place in the block's.
+    slots: SlotWriter<'s>,
+    /// The gas each of its transactions charged, in its order.
+    gas: Vec<TxGas>,
     /// What the transactions since the last check wrote.
     writes: Vec<Access>,
     /// The beneficiary's fees so far.
@@ -143,9 +154,15 @@ struct PartitionRun<'b, B: StateSource + ?Sized> {
     blooms: BloomMemo,
 }
 
-impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
-    /// A run of `txs` transactions of `ctx`'s block over `base`.
-    fn new<S: ?Sized>(ctx: &PartitionContext<'_, S>, base: &'b B, txs: usize) -> Self {
+impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
+    /// A run of `txs` transactions of `ctx`'s block over `base`, writing
+    /// their results to `slots`.
+    fn new<S: ?Sized>(
+        ctx: &PartitionContext<'_, S>,
+        base: &'b B,
+        slots: SlotWriter<'s>,
+        txs: usize,
+    ) -> Self {
         let block = ctx.block;
         let db = PartitionDb {
             cache: crate::evm::state_cache(Recording::new(base, CHECK_BATCH * 2), txs),
@@ -170,7 +187,8 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
             evm,
             handler: LazyBeneficiary::new(),
             spec,
-            results: Vec::with_capacity(txs),
+            slots,
+            gas: Vec::with_capacity(txs),
             writes: Vec::with_capacity(CHECK_BATCH * 2),
             fees: Deltas::default(),
             paid: Deltas::default(),
@@ -211,7 +229,7 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
                 return Ok(stop(ctx));
             }
             Err(EVMError::Transaction(invalid)) => {
-                self.results.push(FinishedTx::invalid(&invalid));
+                self.push(FinishedTx::invalid(&invalid))?;
                 return Ok(Step::Next);
             }
             Err(EVMError::Database(error)) => {
@@ -235,8 +253,14 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
         let finished = FinishedTx::executed(executed, tx.ty()).map_err(|message| {
             ExecutionError::Internal(format!("transaction {index}: {message}"))
         })?;
-        self.results.push(finished);
+        self.push(finished)?;
         Ok(Step::Next)
+    }
+
+    /// Keeps the next transaction's result: in its slot, and its gas here.
+    fn push(&mut self, finished: FinishedTx) -> Result<(), ExecutionError> {
+        self.gas.push(finished.gas);
+        self.slots.push(finished.result)
     }
 
     /// Reads and writes gathered since the last check.
@@ -256,7 +280,7 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
         check(ctx, validation, me, reads, &mut self.writes)
     }
 
-    /// What the partition produced: its results, fees and payouts, and its
+    /// What the partition produced: its gas, fees and payouts, and its
     /// changes (unless the run failed, which discards them).
     fn finish<S: StateSource + ?Sized>(
         mut self,
@@ -270,7 +294,7 @@ impl<'b, B: StateSource + ?Sized> PartitionRun<'b, B> {
             split_into_shares(normalized(ctx, &transitions)?, &ctx.bounds)
         };
         Ok(PartitionOutput {
-            results: self.results,
+            gas: self.gas,
             fees: self.fees,
             paid: self.paid,
             accounts,
