@@ -277,10 +277,11 @@ struct Threads {
 /// the payout sender's payments of `settlement` after it. Each partition is
 /// validated as it runs ([`run`]), and leaves its transactions' results in
 /// their slots ([`results`]); then, while the state changes are assembled
-/// ([`merge`]), the results are passed to `on_results`. Returns what `on_results` returned and the state
-/// changes (not yet including post-block system calls), or `None` if the
-/// partitions turned out not to be independent, or their credits could
-/// overflow a balance (which Block-STM then checks for itself).
+/// ([`merge`]), the results are passed to `on_results`. Returns what
+/// `on_results` returned and the state changes (not yet including
+/// post-block system calls), or `None` if the partitions turned out not to
+/// be independent, or their credits could overflow a balance (which
+/// Block-STM then checks for itself).
 fn execute<S: StateSource + ?Sized, T: Send>(
     run: &BlockRun<'_, S>,
     threads: Threads,

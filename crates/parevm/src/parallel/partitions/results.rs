@@ -49,10 +49,17 @@ pub(super) struct ResultSlots<'a> {
 
 // SAFETY: the slots are only written through writers, each of which owns
 // its partition's slots alone (see the module's invariant); everything else
-// shared is atomic. A `TxResult` may move between threads.
+// shared is atomic. A `TxResult` may move between threads (checked below).
 unsafe impl Send for ResultSlots<'_> {}
 // SAFETY: as for `Send`: `&ResultSlots` only hands out writers, each once.
 unsafe impl Sync for ResultSlots<'_> {}
+
+/// The results written on the partitions' threads are dropped or returned
+/// on the caller's: sound only while a result may move between threads.
+const _: fn() = || {
+    fn movable_between_threads<T: Send>() {}
+    movable_between_threads::<TxResult>();
+};
 
 impl<'a> ResultSlots<'a> {
     /// Slots for a block of `transactions`, to be written by `partitions`;
