@@ -383,8 +383,7 @@ fn execute_and_check(
     };
     let (sequential, (parallel, time), timed_runs) = if args.mode == Mode::Both {
         let ((sequential, seq_time), parallel, runs) = interleaved_medians(
-            args.repeat(),
-            idle,
+            (args.repeat(), idle, args.measure.after_own),
             || execute_sequential(block, state),
             run_parallel,
         )
