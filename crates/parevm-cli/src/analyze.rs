@@ -487,7 +487,7 @@ fn measure(
         // Interleaved with sequential runs, as `replay` and `bench` measure,
         // so that both sides meet the same phase of the machine's noise.
         let ((_, sequential_time), (_, parallel_time), _) =
-            interleaved_medians((repeat, Duration::ZERO, false), sequential, parallel)?;
+            interleaved_medians(repeat, Duration::ZERO, sequential, parallel)?;
         sequential_times.push(sequential_time);
         let speedup = sequential_time.as_secs_f64() / parallel_time.as_secs_f64().max(1e-12);
         measured.parallel_ms.insert(threads, ms(parallel_time));

@@ -2,7 +2,7 @@
 //! workloads, checking every run's result is identical.
 
 use crate::output::outln;
-use crate::timing::{MeasureArgs, ceiling_speedup, line_round_trip, median, ms, timed_after};
+use crate::timing::{MeasureArgs, ceiling_speedup, line_round_trip, median, ms, timed};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parevm::{ExecutionStats, ParallelConfig, PhaseTimes, execute_parallel, execute_sequential};
@@ -152,7 +152,6 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         repeat,
         ceiling: args.measure.ceiling,
         idle: args.measure.idle(),
-        after_own: args.measure.after_own,
         bar: progress_bar(configs.len() * (1 + 2 * repeat), args.json),
     };
     crate::warn_if_oversubscribed(&bench.config);
@@ -161,7 +160,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         .map(|config| bench.workload(config))
         .collect::<Result<Vec<_>, _>>()?;
     bench.bar.finish_and_clear();
-    report(&rows, args.json, &bench)
+    report(&rows, args.json, threads, repeat)
 }
 
 /// Each selected workload's generator settings, from the arguments: every
@@ -193,7 +192,7 @@ fn workload_configs(args: &BenchArgs) -> Result<Vec<WorkloadConfig>, String> {
 
 /// Prints the rows (a table, or JSON), and names every workload whose
 /// parallel result differed; failure if one did.
-fn report(rows: &[Row], json: bool, bench: &Bench) -> Result<ExitCode, String> {
+fn report(rows: &[Row], json: bool, threads: usize, repeat: usize) -> Result<ExitCode, String> {
     if json {
         let report = Report { workloads: rows };
         outln!(
@@ -201,7 +200,7 @@ fn report(rows: &[Row], json: bool, bench: &Bench) -> Result<ExitCode, String> {
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
     } else {
-        print_table(rows, bench);
+        print_table(rows, threads, repeat);
     }
     for row in rows {
         if let Some(difference) = &row.difference {
@@ -224,8 +223,6 @@ struct Bench {
     ceiling: bool,
     /// Sleep before every timed run (`--idle`).
     idle: Duration,
-    /// Time only runs that follow one of their own kind (`--after-own`).
-    after_own: bool,
     bar: ProgressBar,
 }
 
@@ -339,21 +336,15 @@ impl Bench {
             ));
             // Alternate which executor goes first, so neither always runs on
             // caches the other warmed.
-            let (idle, own) = (self.idle, self.after_own);
+            let idle = self.idle;
             let (sequential, parallel) = if round % 2 == 0 {
-                let s = timed_after(&mut runs.sequential_times, idle, own, sequential_run);
+                let s = timed(&mut runs.sequential_times, idle, sequential_run);
                 self.bar.inc(1);
-                (
-                    s,
-                    timed_after(&mut runs.parallel_times, idle, own, parallel_run),
-                )
+                (s, timed(&mut runs.parallel_times, idle, parallel_run))
             } else {
-                let p = timed_after(&mut runs.parallel_times, idle, own, parallel_run);
+                let p = timed(&mut runs.parallel_times, idle, parallel_run);
                 self.bar.inc(1);
-                (
-                    timed_after(&mut runs.sequential_times, idle, own, sequential_run),
-                    p,
-                )
+                (timed(&mut runs.sequential_times, idle, sequential_run), p)
             };
             self.bar.inc(1);
             let sequential = sequential.map_err(|e| format!("{name}: sequential: {e}"))?;
@@ -403,14 +394,9 @@ fn progress_bar(steps: usize, json: bool) -> ProgressBar {
     bar
 }
 
-fn print_table(rows: &[Row], bench: &Bench) {
-    let (threads, repeat) = (bench.config.threads, bench.repeat);
-    let after = match bench.after_own {
-        true => ", each after a run of its own",
-        false => "",
-    };
+fn print_table(rows: &[Row], threads: usize, repeat: usize) {
     outln!(
-        "parallel threads: {threads}, median of {repeat} runs each{after} (more for short blocks, until both executors ran 50 ms)"
+        "parallel threads: {threads}, median of {repeat} runs each (more for short blocks, until both executors ran 50 ms)"
     );
     outln!(
         "{:<16} {:>5} {:>7} {:>14} {:>10} {:>10} {:>8} {:>10} {:<20} identical",

@@ -383,7 +383,8 @@ fn execute_and_check(
     };
     let (sequential, (parallel, time), timed_runs) = if args.mode == Mode::Both {
         let ((sequential, seq_time), parallel, runs) = interleaved_medians(
-            (args.repeat(), idle, args.measure.after_own),
+            args.repeat(),
+            idle,
             || execute_sequential(block, state),
             run_parallel,
         )

@@ -40,15 +40,6 @@ pub struct MeasureArgs {
     /// transactions a few percent.
     #[arg(long)]
     pub phases: bool,
-    /// Time only runs that follow a run of the same executor (with
-    /// `replay`, under `--mode both`): each executor runs twice in turn and
-    /// its second run is timed, so that neither is timed on caches the
-    /// other just filled, as in a node, which runs one executor block after
-    /// block. Takes twice as long. Without it, the executors alternate and
-    /// every run is timed: on 5,000 transfers a sequential run that follows
-    /// a parallel one is the slower for it, and the speedup reads higher.
-    #[arg(long)]
-    pub after_own: bool,
 }
 
 impl MeasureArgs {
@@ -153,10 +144,10 @@ pub fn more_runs(repeat: usize, runs: usize, total: Duration) -> bool {
 /// the other warmed. Short runs are repeated more, until both together
 /// took [`MIN_TOTAL`] ([`MIN_TOTAL_OF_ONE`] at a `repeat` of 1; see
 /// [`more_runs`]). Each timed run follows `idle` time asleep, which counts
-/// towards that total, and, if `after_own`, an untimed run of its own
-/// ([`timed_after`]).
+/// towards that total.
 pub fn interleaved_medians<A, B, E>(
-    (repeat, idle, after_own): (usize, Duration, bool),
+    repeat: usize,
+    idle: Duration,
     mut a: impl FnMut() -> Result<A, E>,
     mut b: impl FnMut() -> Result<B, E>,
 ) -> Result<(Timed<A>, Timed<B>, usize), E> {
@@ -173,33 +164,17 @@ pub fn interleaved_medians<A, B, E>(
         // result (its state changes and receipts) is not executing it.
         let a_first = times_a.len() % 2 == 0;
         if a_first {
-            last_a = timed_after(&mut times_a, idle, after_own, &mut a)?;
+            last_a = timed(&mut times_a, idle, &mut a)?;
         }
-        last_b = timed_after(&mut times_b, idle, after_own, &mut b)?;
+        last_b = timed(&mut times_b, idle, &mut b)?;
         if !a_first {
-            last_a = timed_after(&mut times_a, idle, after_own, &mut a)?;
+            last_a = timed(&mut times_a, idle, &mut a)?;
         }
         total += times_a[times_a.len() - 1] + times_b[times_b.len() - 1] + idle * 2;
     }
     let runs = times_a.len();
     let (median_a, median_b) = (median(&mut times_a), median(&mut times_b));
     Ok(((last_a, median_a), (last_b, median_b), runs))
-}
-
-/// [`timed`], after an untimed run of `f` if `after_own`, so that the
-/// timed run follows one of its own kind (see [`MeasureArgs::after_own`]).
-/// The untimed run's result is dropped before the timed run starts (an
-/// error shows in the timed run's).
-pub fn timed_after<T>(
-    times: &mut Vec<Duration>,
-    idle: Duration,
-    after_own: bool,
-    mut f: impl FnMut() -> T,
-) -> T {
-    if after_own {
-        drop(f());
-    }
-    timed(times, idle, f)
 }
 
 /// Runs `f` after `idle` time asleep, recording how long it took.
@@ -436,40 +411,6 @@ mod tests {
             Err("no")
         });
         assert_eq!((failed, rounds), (Err("no"), 1));
-    }
-
-    /// After its own kind, each timed run follows an untimed one, whose
-    /// result is dropped; the order of the two sides still alternates.
-    #[test]
-    fn runs_after_their_own_kind_are_timed_alone() {
-        let mut times = Vec::new();
-        let mut calls = 0;
-        let last = timed_after(&mut times, Duration::ZERO, true, || {
-            calls += 1;
-            calls
-        });
-        assert_eq!((last, calls, times.len()), (2, 2, 1));
-        let last = timed_after(&mut times, Duration::ZERO, false, || {
-            calls += 1;
-            calls
-        });
-        assert_eq!((last, calls, times.len()), (3, 3, 2));
-        let order = std::cell::RefCell::new(Vec::new());
-        // Long enough that two rounds make the measurement's minimum.
-        let run = |side: char| {
-            order.borrow_mut().push(side);
-            std::thread::sleep(Duration::from_millis(30));
-            Ok::<(), std::convert::Infallible>(())
-        };
-        let Ok((_, _, runs)) =
-            interleaved_medians((2, Duration::ZERO, true), || run('a'), || run('b'));
-        assert_eq!(runs, 2);
-        // The warm-up's rounds, then a round with `a` first and one with `b`.
-        let order = order.into_inner();
-        assert_eq!(
-            order[order.len() - 8..],
-            ['a', 'a', 'b', 'b', 'b', 'b', 'a', 'a']
-        );
     }
 
     /// The measurement ends, and leaves the calling thread free to run

@@ -74,29 +74,6 @@ fn bench_json_reports_every_workload_identical() {
     }
 }
 
-/// `bench --after-own` times each executor's runs after one of its own,
-/// and says so.
-#[test]
-fn bench_after_own_says_how_it_timed() {
-    let args = [
-        "bench",
-        "--workload",
-        "raw-transfers",
-        "--txs",
-        "200",
-        "--hot-ratio",
-        "0",
-        "--repeat",
-        "3",
-        "--after-own",
-    ];
-    let output = parevm(&args);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let table = String::from_utf8_lossy(&output.stdout);
-    assert!(table.contains("each after a run of its own"), "{table}");
-    assert!(table.contains("raw-transfers"), "{table}");
-}
-
 #[test]
 fn bench_refuses_bad_arguments() {
     refuses(&["bench", "--workload", "nope"], "valid workloads");
