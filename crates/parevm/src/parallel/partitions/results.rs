@@ -36,6 +36,9 @@ pub(super) struct ResultSlots<'a> {
     /// Room for every transaction's result; its length stays zero until
     /// [`PlacedResults::receipts`] finds every slot written.
     buffer: Vec<TxResult>,
+    /// The block's transactions: the slots (the buffer's capacity may be
+    /// larger).
+    transactions: usize,
     /// The start of `buffer`'s allocation, where slot `i` is the `i`th.
     base: NonNull<TxResult>,
     /// Each partition's transactions, in block order.
@@ -84,6 +87,7 @@ impl<'a> ResultSlots<'a> {
         let base = NonNull::new(buffer.as_mut_ptr()).unwrap_or(NonNull::dangling());
         Ok(Self {
             buffer,
+            transactions,
             base,
             partitions,
             written: partitions.iter().map(|_| Padded::default()).collect(),
@@ -133,9 +137,9 @@ impl<'a> ResultSlots<'a> {
         for written in self.written.iter() {
             written.store(0, Ordering::Relaxed);
         }
-        // SAFETY: per the caller, every slot up to the block's size (the
-        // buffer's capacity) is initialized.
-        unsafe { buffer.set_len(buffer.capacity()) };
+        // SAFETY: per the caller, every slot up to the block's size is
+        // initialized, and the buffer has room for them all.
+        unsafe { buffer.set_len(self.transactions) };
         buffer
     }
 }
