@@ -176,8 +176,8 @@ impl SlotWriter<'_> {
         })?;
         // SAFETY: `index` is this partition's alone (`ResultSlots::new`
         // checked that the partitions do not overlap, and this writer was
-        // handed out once), is within the block's size (the buffer's
-        // capacity), and is written once (`next` only grows).
+        // handed out once), is within the block's size (the buffer has room
+        // for it), and is written once (`next` only grows).
         unsafe { self.base.as_ptr().add(index).write(result) };
         self.next += 1;
         self.written.store(self.next, Ordering::Release);
@@ -202,7 +202,9 @@ impl PlacedResults<'_> {
     /// `parallel/merge.rs`, which counts the same way).
     pub(crate) fn receipts(mut self, block: &BlockInput) -> Result<Receipts, ExecutionError> {
         let unfinished = || ExecutionError::Internal("a partition left results unwritten".into());
-        if !self.slots.all_written() || self.partition_of.len() != block.transactions.len() {
+        let size = block.transactions.len();
+        let same_block = self.slots.transactions == size && self.partition_of.len() == size;
+        if !same_block || !self.slots.all_written() {
             return Err(unfinished());
         }
         let mut budget = BlockGas::new(block.header.gas_limit, &block.evm_env().cfg_env);
@@ -218,7 +220,8 @@ impl PlacedResults<'_> {
             };
             let gas = *gas.get(*next).ok_or_else(unfinished)?;
             *next += 1;
-            // SAFETY: every slot is written, and the writers are gone.
+            // SAFETY: every slot of this block's size is written, and the
+            // writers are gone (`self` is owned here).
             let result = unsafe { self.slots.written_mut(index) };
             if let Some(receipt) = result.receipt.as_mut() {
                 let cumulative_gas = budget.charge(gas);
