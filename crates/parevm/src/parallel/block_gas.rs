@@ -7,6 +7,7 @@
 //! done, so the assembly replays this count over the finished results
 //! ([`collect_receipts`](super::merge::collect_receipts)).
 
+use crate::TxResult;
 use revm::context::CfgEnv;
 
 /// The gas one executed transaction charged the block.
@@ -79,6 +80,18 @@ impl BlockGas {
         self.charged.regular += gas.regular;
         self.charged.state += gas.state;
         self.charged.used
+    }
+
+    /// Charges a finished transaction's `gas` if it was valid (it has a
+    /// receipt), and sets its receipt's cumulative gas: what both parallel
+    /// paths' assemblies do for each result, in block order.
+    pub(crate) fn charge_result(&mut self, result: &mut TxResult, gas: TxGas) {
+        if let Some(receipt) = result.receipt.as_mut() {
+            let cumulative_gas = self.charge(gas);
+            if let Some(receipt) = receipt.as_receipt_with_bloom_mut() {
+                receipt.receipt.cumulative_gas_used = cumulative_gas;
+            }
+        }
     }
 
     /// The block's gas used, as its header states it.

@@ -359,12 +359,8 @@ pub(super) fn collect_receipts(
         // of 5,000 transfers took 405-413 us instead of 373).
         let gas = finished.gas;
         transactions.push(finished.result);
-        let pushed = transactions.last_mut().and_then(|r| r.receipt.as_mut());
-        if let Some(receipt) = pushed {
-            let cumulative_gas = budget.charge(gas);
-            if let Some(receipt) = receipt.as_receipt_with_bloom_mut() {
-                receipt.receipt.cumulative_gas_used = cumulative_gas;
-            }
+        if let Some(pushed) = transactions.last_mut() {
+            budget.charge_result(pushed, gas);
         }
     }
     if transactions.len() != block.transactions.len() {

@@ -198,8 +198,8 @@ pub(crate) struct PlacedResults<'a> {
 impl PlacedResults<'_> {
     /// The block's results in block order with their receipts' cumulative
     /// gas, and the block's gas used; a fallback if a transaction does not
-    /// fit in the block's remaining gas (see `collect_receipts` in
-    /// `parallel/merge.rs`, which counts the same way).
+    /// fit in the block's remaining gas (counted as `collect_receipts` in
+    /// `parallel/merge.rs` counts it, with [`BlockGas`]).
     pub(crate) fn receipts(mut self, block: &BlockInput) -> Result<Receipts, ExecutionError> {
         let unfinished = || ExecutionError::Internal("a partition left results unwritten".into());
         let size = block.transactions.len();
@@ -222,13 +222,7 @@ impl PlacedResults<'_> {
             *next += 1;
             // SAFETY: every slot of this block's size is written, and the
             // writers are gone (`self` is owned here).
-            let result = unsafe { self.slots.written_mut(index) };
-            if let Some(receipt) = result.receipt.as_mut() {
-                let cumulative_gas = budget.charge(gas);
-                if let Some(receipt) = receipt.as_receipt_with_bloom_mut() {
-                    receipt.receipt.cumulative_gas_used = cumulative_gas;
-                }
-            }
+            budget.charge_result(unsafe { self.slots.written_mut(index) }, gas);
         }
         // SAFETY: as above.
         let transactions = unsafe { self.slots.into_vec() };
