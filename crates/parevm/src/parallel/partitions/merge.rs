@@ -31,15 +31,15 @@ use std::{
 /// Assembles a partitioned block from its partitions' `outputs`, on
 /// `workers` threads (see [`Assembly`]): the state changes, with the
 /// credits and payouts of `settlement`, and `on_results` of the results
-/// (in their slots, with the partition of each transaction). The partitions
-/// were validated as they ran. `None` if a credit could overflow a balance
-/// (see `credit.rs`): the block must run another way.
+/// (in their `slots`). The partitions were validated as they ran. `None`
+/// if a credit could overflow a balance (see `credit.rs`): the block must
+/// run another way.
 pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
     ctx: &PartitionContext<'a, S>,
     outputs: Vec<PartitionOutput>,
     settlement: Settlement<'a>,
     workers: usize,
-    (slots, partition_of): (ResultSlots<'a>, &'a [u32]),
+    slots: ResultSlots<'a>,
     on_results: impl FnOnce(PlacedResults<'_>) -> T + Send,
 ) -> Result<Option<(T, StateChanges)>, ExecutionError> {
     let Settlement { credits, payout } = settlement;
@@ -61,14 +61,7 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
         credits,
         fees,
         payout: payout.map(|p| (p.address, paid, p.final_nonce)),
-        hand_over_input: Mutex::new(Some((
-            PlacedResults {
-                slots,
-                gas,
-                partition_of,
-            },
-            on_results,
-        ))),
+        hand_over_input: Mutex::new(Some((PlacedResults { slots, gas }, on_results))),
         handed_over: Mutex::new(None),
         claims: Claims::new(shares.len() + 1),
         merges: merges(shares, ctx.pre.accounts.len() + credits.len() + 2),

@@ -290,7 +290,7 @@ fn execute<S: StateSource + ?Sized, T: Send>(
     on_results: impl FnOnce(PlacedResults<'_>) -> T + Send,
     phases: Option<&Mutex<PhaseTimes>>,
 ) -> Result<Option<(T, StateChanges)>, ExecutionError> {
-    let slots = ResultSlots::new(&partitions.txs, run.block.transactions.len())?;
+    let slots = ResultSlots::new(partitions, run.block.transactions.len())?;
     let ctx = PartitionContext {
         block: run.block,
         state: run.state,
@@ -306,13 +306,12 @@ fn execute<S: StateSource + ?Sized, T: Send>(
     if ctx.failed() {
         return Ok(None);
     }
-    let results = (slots, partitions.partition_of.as_slice());
     let assembled = merge::assemble(
         &ctx,
         outputs,
         settlement,
         threads.workers,
-        results,
+        slots,
         on_results,
     );
     if let Some(phases) = phases {

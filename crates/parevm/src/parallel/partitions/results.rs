@@ -8,7 +8,8 @@
 //!
 //! Safety rests on one invariant, checked when the slots are made
 //! ([`ResultSlots::new`]): every transaction of the block is in exactly
-//! one partition. A partition's slots are written only through its one
+//! one partition (the one its `partition_of` names), where they are in
+//! block order. A partition's slots are written only through its one
 //! [`SlotWriter`] (claimed at most once), in the partition's order, and
 //! the writer counts them on a line of its own. So no slot is written
 //! twice or by two threads, and the counts tell which slots hold a result
@@ -16,6 +17,7 @@
 //! dropped if the run is discarded, and the vector takes them all once
 //! every partition wrote every one.
 
+use super::Partitions;
 use crate::{
     BlockInput, ExecutionError, TxResult,
     parallel::{
@@ -43,6 +45,8 @@ pub(super) struct ResultSlots<'a> {
     base: NonNull<TxResult>,
     /// Each partition's transactions, in block order.
     partitions: &'a [Vec<TxIdx>],
+    /// The partition of each transaction.
+    partition_of: &'a [u32],
     /// How many of each partition's slots hold a result: those of its
     /// first transactions.
     written: Box<[Padded<AtomicUsize>]>,
@@ -66,21 +70,29 @@ const _: fn() = || {
 
 impl<'a> ResultSlots<'a> {
     /// Slots for a block of `transactions`, to be written by `partitions`;
-    /// an error unless every transaction is in exactly one partition.
+    /// an error unless every transaction is in exactly one partition, in
+    /// block order. Checked without a map of its own: a transaction listed
+    /// only in the partition its `partition_of` names, in ascending order
+    /// within it, is listed once; listings that add up to the block's size
+    /// then hold every transaction.
     pub(super) fn new(
-        partitions: &'a [Vec<TxIdx>],
+        partitions: &'a Partitions,
         transactions: usize,
     ) -> Result<Self, ExecutionError> {
-        let mut seen = vec![false; transactions];
+        let Partitions {
+            txs, partition_of, ..
+        } = partitions;
         let mut count = 0usize;
-        for &index in partitions.iter().flatten() {
-            match seen.get_mut(index) {
-                Some(seen @ false) => *seen = true,
-                _ => return Err(not_a_partition()),
+        for (partition, txs) in txs.iter().enumerate() {
+            let listed_once = txs
+                .iter()
+                .all(|&index| partition_of.get(index).map(|&p| p as usize) == Some(partition));
+            if !listed_once || !txs.is_sorted_by(|a, b| a < b) {
+                return Err(not_a_partition());
             }
-            count += 1;
+            count += txs.len();
         }
-        if count != transactions {
+        if count != transactions || partition_of.len() != transactions {
             return Err(not_a_partition());
         }
         let mut buffer = Vec::with_capacity(transactions);
@@ -89,9 +101,10 @@ impl<'a> ResultSlots<'a> {
             buffer,
             transactions,
             base,
-            partitions,
-            written: partitions.iter().map(|_| Padded::default()).collect(),
-            claimed: partitions.iter().map(|_| AtomicBool::new(false)).collect(),
+            partitions: txs,
+            partition_of,
+            written: txs.iter().map(|_| Padded::default()).collect(),
+            claimed: txs.iter().map(|_| AtomicBool::new(false)).collect(),
         })
     }
 
@@ -191,8 +204,6 @@ pub(crate) struct PlacedResults<'a> {
     pub(super) slots: ResultSlots<'a>,
     /// Each partition's transactions' gas, in its order.
     pub(super) gas: Vec<Vec<TxGas>>,
-    /// The partition of each transaction.
-    pub(super) partition_of: &'a [u32],
 }
 
 impl PlacedResults<'_> {
@@ -203,7 +214,7 @@ impl PlacedResults<'_> {
     pub(crate) fn receipts(mut self, block: &BlockInput) -> Result<Receipts, ExecutionError> {
         let unfinished = || ExecutionError::Internal("a partition left results unwritten".into());
         let size = block.transactions.len();
-        let same_block = self.slots.transactions == size && self.partition_of.len() == size;
+        let same_block = self.slots.transactions == size;
         if !same_block || !self.slots.all_written() {
             return Err(unfinished());
         }
@@ -213,7 +224,7 @@ impl PlacedResults<'_> {
             if !budget.fits(tx.gas_limit()) {
                 return Ok(Err(crate::FallbackReason::GasLimitExceeded));
             }
-            let partition = self.partition_of[index] as usize;
+            let partition = self.slots.partition_of[index] as usize;
             let (Some(gas), Some(next)) = (self.gas.get(partition), next_of.get_mut(partition))
             else {
                 return Err(unfinished());
@@ -248,18 +259,45 @@ mod tests {
         }
     }
 
+    /// Partitions listing `txs`, each transaction's partition the last
+    /// that lists it (`u32::MAX` for one none lists), over `size`.
+    fn listed(txs: &[&[TxIdx]], size: usize) -> Partitions {
+        let mut partition_of = vec![u32::MAX; size];
+        for (partition, listed) in txs.iter().enumerate() {
+            for &index in *listed {
+                if let Some(p) = partition_of.get_mut(index) {
+                    *p = partition as u32;
+                }
+            }
+        }
+        Partitions {
+            txs: txs.iter().map(|t| t.to_vec()).collect(),
+            partition_of,
+            bound: 1.0,
+            unpredicted: false,
+        }
+    }
+
     #[test]
     fn slots_need_each_transaction_in_exactly_one_partition() {
-        assert!(ResultSlots::new(&[vec![0, 2], vec![1]], 3).is_ok());
-        assert!(ResultSlots::new(&[vec![0, 1], vec![1]], 3).is_err());
-        assert!(ResultSlots::new(&[vec![0], vec![1]], 3).is_err());
-        assert!(ResultSlots::new(&[vec![0, 3], vec![1]], 3).is_err());
-        assert!(ResultSlots::new(&[], 0).is_ok());
+        let slots = |txs: &[&[TxIdx]], size| ResultSlots::new(&listed(txs, size), size).is_ok();
+        assert!(slots(&[&[0, 2], &[1]], 3));
+        assert!(!slots(&[&[0, 1], &[1]], 3));
+        assert!(!slots(&[&[0], &[1]], 3));
+        assert!(!slots(&[&[0, 3], &[1]], 3));
+        assert!(slots(&[], 0));
+        // Listed twice in one partition, or out of block order.
+        assert!(!slots(&[&[0, 0, 2], &[1]], 3));
+        assert!(!slots(&[&[2, 0], &[1]], 3));
+        // Listed where `partition_of` does not say.
+        let mut crossed = listed(&[&[0, 2], &[1]], 3);
+        crossed.partition_of.swap(0, 1);
+        assert!(ResultSlots::new(&crossed, 3).is_err());
     }
 
     #[test]
     fn a_partition_has_one_writer_which_writes_only_its_slots() {
-        let partitions = [vec![0, 2], vec![1]];
+        let partitions = listed(&[&[0, 2], &[1]], 3);
         let slots = ResultSlots::new(&partitions, 3).expect("a partition");
         let mut writer = slots.writer(1).expect("first claim");
         assert!(slots.writer(1).is_none());
@@ -272,7 +310,7 @@ mod tests {
     /// holding a heap allocation here), and only those.
     #[test]
     fn dropping_slots_drops_what_was_written() {
-        let partitions = [vec![0, 2, 3], vec![1, 4]];
+        let partitions = listed(&[&[0, 2, 3], &[1, 4]], 5);
         let slots = ResultSlots::new(&partitions, 5).expect("a partition");
         let mut first = slots.writer(0).expect("claim");
         first.push(invalid("zero")).expect("slot");
@@ -285,7 +323,7 @@ mod tests {
 
     #[test]
     fn written_slots_become_the_results_in_block_order() {
-        let partitions = [vec![0, 2], vec![1]];
+        let partitions = listed(&[&[0, 2], &[1]], 3);
         let slots = ResultSlots::new(&partitions, 3).expect("a partition");
         let mut first = slots.writer(0).expect("claim");
         first.push(invalid("zero")).expect("slot");
