@@ -141,9 +141,11 @@ pub fn schedule_chart(
         WeightBasis::Unit => (1.0, "transactions"),
     };
     let span = (schedule.makespan as f64 * scale).max(f64::MIN_POSITIVE);
-    let workers = schedule.workers;
+    let workers = schedule.busy_workers();
     let width = 1200u32;
-    let height = (140 + 36 * workers as u32).min(4000);
+    let height = u32::try_from(workers).map_or(4000, |rows| {
+        rows.saturating_mul(36).saturating_add(140).min(4000)
+    });
     let root = SVGBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)

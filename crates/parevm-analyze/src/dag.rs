@@ -146,6 +146,13 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The workers that can have run a transaction: one per transaction at
+    /// most (the greedy schedule never uses more), at least one. A chart
+    /// draws these rows, not `workers`, which may be any count.
+    pub fn busy_workers(&self) -> usize {
+        self.workers.min(self.slots.len()).max(1)
+    }
+
     /// Total work / makespan: at least 1 and at most `min(workers, transactions)`.
     pub fn speedup(&self) -> f64 {
         ratio(self.total_work, self.makespan, self.slots.len())

@@ -71,6 +71,23 @@ fn schedule_chart_is_svg() {
     assert!(text.contains("<rect"));
 }
 
+/// Workers beyond one per transaction never run one: the chart has a row
+/// per transaction, however many workers were asked for (a count that
+/// overflowed the height's arithmetic before).
+#[test]
+fn a_schedule_on_more_workers_than_transactions_draws_a_row_per_transaction() {
+    let dag = BlockDag::new(&traces());
+    for workers in [30, 31, usize::MAX] {
+        let schedule = dag.schedule(workers);
+        assert_eq!(schedule.busy_workers(), 30);
+        let path = out(&format!("schedule-{workers}.svg"));
+        schedule_chart(&path, "schedule", &schedule, &[]).unwrap();
+        // 140 pixels of margins and labels, 36 a row.
+        assert!(assert_svg(&path).contains(r#"height="1220""#));
+    }
+    assert_eq!(BlockDag::new(&[]).schedule(usize::MAX).busy_workers(), 1);
+}
+
 #[test]
 fn empty_block_charts() {
     let dag = BlockDag::new(&[]);
