@@ -739,16 +739,19 @@ mod tests {
         run(cli.args)
     }
 
-    fn tmp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("parevm-analyze-cli-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+    /// A folder for a test's files, removed when dropped.
+    fn tmp() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("parevm-analyze-cli-")
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
     fn workload_with_charts() {
-        let chart = tmp("chart.svg");
-        let schedule = tmp("schedule.svg");
+        let dir = tmp();
+        let chart = dir.path().join("chart.svg");
+        let schedule = dir.path().join("schedule.svg");
         let code = run_with(&[
             "--workload",
             "hot-slot",
@@ -790,18 +793,16 @@ mod tests {
         assert_eq!(swept[0], ("raw-transfers (hot 0)".into(), Some(0.0)));
         assert_eq!(swept[swept.len() - 1], ("mixed (hot 1)".into(), Some(1.0)));
         // A ratio takes one value: the block folders after it stay folders.
-        let dir =
-            std::env::temp_dir().join(format!("parevm-analyze-blocks-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("7")).unwrap();
-        std::fs::write(dir.join("7/block.json"), "{}").unwrap();
-        let folder = dir.to_str().unwrap();
+        let dir = tmp();
+        std::fs::create_dir_all(dir.path().join("7")).unwrap();
+        std::fs::write(dir.path().join("7/block.json"), "{}").unwrap();
+        let folder = dir.path().to_str().unwrap();
         let mixed = sources_of(&["--workload", "mixed", "--hot-ratio", "0.5", folder]);
-        let block = dir.join("7").display().to_string();
+        let block = dir.path().join("7").display().to_string();
         assert_eq!(
             mixed,
             [(block, None), ("mixed (hot 0.5)".into(), Some(0.5))]
         );
-        std::fs::remove_dir_all(&dir).ok();
         let default = sources_of(&["--workload", "mixed"]);
         let ratio = WorkloadConfig::DEFAULT_HOT_RATIO;
         assert_eq!(default, [("mixed".into(), Some(ratio))]);
@@ -836,7 +837,8 @@ mod tests {
     /// schedule on one worker per transaction, not an allocation per worker.
     #[test]
     fn a_schedule_on_absurdly_many_workers_is_drawn() {
-        let schedule = tmp("many-workers.svg");
+        let dir = tmp();
+        let schedule = dir.path().join("many-workers.svg");
         let many = usize::MAX.to_string();
         let args = [
             "--workload",

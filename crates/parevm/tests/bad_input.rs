@@ -3,13 +3,16 @@
 use parevm::fixture::{block_dirs, load_mainnet_block};
 use std::{fs, path::Path};
 
-fn temp_block(name: &str, block: &str, pre_state: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("parevm-bad-input-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("block.json"), block).unwrap();
+/// A block folder with `block` and `pre_state` (none if empty), removed
+/// when dropped.
+fn temp_block(name: &str, block: &str, pre_state: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("parevm-bad-input-{name}-"))
+        .tempdir()
+        .unwrap();
+    fs::write(dir.path().join("block.json"), block).unwrap();
     if !pre_state.is_empty() {
-        fs::write(dir.join("pre_state.json"), pre_state).unwrap();
+        fs::write(dir.path().join("pre_state.json"), pre_state).unwrap();
     }
     dir
 }
@@ -33,7 +36,7 @@ fn missing_folder_is_reported() {
 #[test]
 fn malformed_block_json_names_the_file() {
     let dir = temp_block("malformed", "{ not json", "{}");
-    let error = load_error(&dir);
+    let error = load_error(dir.path());
     assert!(
         error.contains("block.json") && error.contains("malformed JSON"),
         "{error}"
@@ -43,7 +46,7 @@ fn malformed_block_json_names_the_file() {
 #[test]
 fn missing_pre_state_names_the_file() {
     let dir = temp_block("nostate", &format!("{{{HEADER},\"transactions\":[]}}"), "");
-    let error = load_error(&dir);
+    let error = load_error(dir.path());
     assert!(
         error.contains("pre_state.json") && error.contains("cannot read"),
         "{error}"
@@ -57,7 +60,7 @@ fn malformed_pre_state_names_the_file() {
         &format!("{{{HEADER},\"transactions\":[]}}"),
         r#"{"0x01": {"balance": "zz"}}"#,
     );
-    let error = load_error(&dir);
+    let error = load_error(dir.path());
     assert!(error.contains("pre_state.json"), "{error}");
 }
 
@@ -75,7 +78,7 @@ fn bad_nonce_is_described() {
         ("null", "null"),
     ] {
         let state = format!(r#"{{"{account}": {{"balance": "0x0", "nonce": {nonce}}}}}"#);
-        let error = load_error(&temp_block("nonce", &header, &state));
+        let error = load_error(temp_block("nonce", &header, &state).path());
         assert!(
             error.contains("pre_state.json")
                 && error.contains(given)
@@ -97,7 +100,7 @@ fn malformed_delegation_code_names_the_account() {
             &format!("{{{HEADER},\"transactions\":[]}}"),
             &format!(r#"{{"{account}": {{"balance": "0x0", "nonce": "0x0", "code": "{code}"}}}}"#),
         );
-        let error = load_error(&dir).to_lowercase();
+        let error = load_error(dir.path()).to_lowercase();
         assert!(
             error.contains("pre_state.json") && error.contains(account) && error.contains("code"),
             "{error}"
@@ -115,7 +118,7 @@ fn account_or_slot_given_twice_is_refused() {
     let accounts = format!(
         r#"{{"{lower}": {{"balance": "0x1", "nonce": "0x0"}}, "{checksummed}": {{"balance": "0x2", "nonce": "0x0"}}}}"#
     );
-    let error = load_error(&temp_block("twiceaccount", &block, &accounts));
+    let error = load_error(temp_block("twiceaccount", &block, &accounts).path());
     assert!(
         error.contains("pre_state.json") && error.contains(lower) && error.contains("twice"),
         "{error}"
@@ -123,7 +126,7 @@ fn account_or_slot_given_twice_is_refused() {
     let slots = format!(
         r#"{{"{lower}": {{"balance": "0x1", "nonce": "0x0", "storage": {{"0x1": "0x2", "0x01": "0x3"}}}}}}"#
     );
-    let error = load_error(&temp_block("twiceslot", &block, &slots));
+    let error = load_error(temp_block("twiceslot", &block, &slots).path());
     assert!(
         error.contains("pre_state.json") && error.contains("slot 0x1") && error.contains("twice"),
         "{error}"
@@ -143,8 +146,8 @@ fn block_hash_given_twice_is_refused() {
         "0x".to_string() + &"22".repeat(32),
     );
     let hashes = format!(r#"{{"7": "{one}", "07": "{two}"}}"#);
-    fs::write(dir.join("block_hashes.json"), hashes).unwrap();
-    let error = load_error(&dir);
+    fs::write(dir.path().join("block_hashes.json"), hashes).unwrap();
+    let error = load_error(dir.path());
     assert!(
         error.contains("block_hashes.json") && error.contains("block number 7 is given twice"),
         "{error}"
@@ -161,7 +164,7 @@ fn header_whose_fields_do_not_hash_to_its_hash_is_refused() {
         &format!("{{{HEADER},\"transactions\":[]}}"),
         "{}",
     );
-    let error = load_error(&dir);
+    let error = load_error(dir.path());
     assert!(
         error.contains("block.json") && error.contains("hash to"),
         "{error}"
@@ -176,7 +179,7 @@ fn undecodable_transaction_is_reported() {
         &format!("{{{HEADER},\"transactions\":[{tx}]}}"),
         "{}",
     );
-    let error = load_error(&dir);
+    let error = load_error(dir.path());
     assert!(
         error.contains("block.json") && error.contains("transaction 0"),
         "{error}"
@@ -192,7 +195,7 @@ fn transaction_hashes_only_are_rejected() {
         ),
         "{}",
     );
-    let error = load_error(&dir);
+    let error = load_error(dir.path());
     assert!(error.contains("full objects"), "{error}");
 }
 
@@ -215,7 +218,7 @@ fn forged_sender_is_rejected() {
         &format!("{{{HEADER},\"transactions\":[{tx}]}}"),
         "{}",
     );
-    let error = load_error(&dir);
+    let error = load_error(dir.path());
     assert!(
         error.contains("transaction 0") && error.contains("from"),
         "{error}"
@@ -233,7 +236,7 @@ fn wrong_transaction_hash_is_rejected() {
         &format!("{{{HEADER},\"transactions\":[{tx}]}}"),
         "{}",
     );
-    let error = load_error(&dir);
+    let error = load_error(dir.path());
     assert!(
         error.contains("transaction 0") && error.contains(FIRST_TX_HASH),
         "{error}"
