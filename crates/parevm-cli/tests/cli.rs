@@ -92,12 +92,13 @@ fn replay_refuses_missing_and_malformed_blocks() {
         &["replay", "/nonexistent/parevm-blocks"],
         "/nonexistent/parevm-blocks",
     );
-    let dir = std::env::temp_dir().join(format!("parevm-cli-junk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp folder");
-    std::fs::write(dir.join("block.json"), "{ not json").expect("writes");
-    std::fs::write(dir.join("pre_state.json"), "{}").expect("writes");
-    refuses(&["replay", dir.to_str().expect("utf-8 path")], "block.json");
-    std::fs::remove_dir_all(&dir).ok();
+    let dir = temp_folder("parevm-cli-junk-");
+    std::fs::write(dir.path().join("block.json"), "{ not json").expect("writes");
+    std::fs::write(dir.path().join("pre_state.json"), "{}").expect("writes");
+    refuses(
+        &["replay", dir.path().to_str().expect("utf-8 path")],
+        "block.json",
+    );
     refuses(
         &["replay", "/nonexistent/parevm-blocks", "--idle", "99999"],
         "--idle",
@@ -116,14 +117,22 @@ fn statetest_refuses_a_missing_path_or_a_folder_without_tests() {
         "/nonexistent/parevm-tests",
     );
     // A folder without tests is a wrong path, not a pass of nothing.
-    let dir = std::env::temp_dir().join(format!("parevm-cli-no-tests-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("sub")).expect("temp folder");
-    std::fs::write(dir.join("sub/notes.txt"), "not a test").expect("writes");
+    let dir = temp_folder("parevm-cli-no-tests-");
+    std::fs::create_dir_all(dir.path().join("sub")).expect("temp folder");
+    std::fs::write(dir.path().join("sub/notes.txt"), "not a test").expect("writes");
     refuses(
-        &["statetest", dir.to_str().expect("utf-8 path")],
+        &["statetest", dir.path().to_str().expect("utf-8 path")],
         "no .json files here or in any sub-folder",
     );
-    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A temporary folder named from `prefix`, removed when dropped (also
+/// after a failed assertion).
+fn temp_folder(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp folder")
 }
 
 /// The shared mainnet fixture block `number`, or `None` (said on stderr)

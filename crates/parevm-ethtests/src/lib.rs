@@ -254,8 +254,11 @@ mod tests {
     /// in a folder.
     #[test]
     fn a_named_file_without_tests_fails_and_a_found_one_is_skipped() {
-        let dir = std::env::temp_dir().join(format!("parevm-not-a-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::Builder::new()
+            .prefix("parevm-not-a-test-")
+            .tempdir()
+            .unwrap();
+        let dir = temp.path().to_path_buf();
         let file = dir.join("index.json");
         std::fs::write(&file, r#"{"x": "y"}"#).unwrap();
         let config = RunConfig::default();
@@ -264,6 +267,5 @@ mod tests {
         assert!(named.failures[0].message.contains(NOT_A_TEST));
         let found = run_paths(std::slice::from_ref(&dir), &config).unwrap();
         assert_eq!((found.failed(), found.skipped_total()), (0, 1));
-        std::fs::remove_dir_all(&dir).ok();
     }
 }
