@@ -38,15 +38,12 @@ pub(super) struct ResultSlots<'a> {
     /// Room for every transaction's result; its length stays zero until
     /// [`PlacedResults::receipts`] finds every slot written.
     buffer: Vec<TxResult>,
-    /// The block's transactions: the slots (the buffer's capacity may be
-    /// larger).
-    transactions: usize,
     /// The start of `buffer`'s allocation, where slot `i` is the `i`th.
     base: NonNull<TxResult>,
-    /// Each partition's transactions, in block order.
-    partitions: &'a [Vec<TxIdx>],
-    /// The partition of each transaction.
-    partition_of: &'a [u32],
+    /// The plan the slots were checked against: each partition's
+    /// transactions in block order, and each transaction's partition (one
+    /// per slot; the buffer's capacity may be larger).
+    plan: &'a Partitions,
     /// How many of each partition's slots hold a result: those of its
     /// first transactions.
     written: Box<[Padded<AtomicUsize>]>,
@@ -99,10 +96,8 @@ impl<'a> ResultSlots<'a> {
         let base = NonNull::new(buffer.as_mut_ptr()).unwrap_or(NonNull::dangling());
         Ok(Self {
             buffer,
-            transactions,
             base,
-            partitions: txs,
-            partition_of,
+            plan: partitions,
             written: txs.iter().map(|_| Padded::default()).collect(),
             claimed: txs.iter().map(|_| AtomicBool::new(false)).collect(),
         })
@@ -117,15 +112,20 @@ impl<'a> ResultSlots<'a> {
         }
         Some(SlotWriter {
             base: self.base,
-            txs: &self.partitions[partition],
+            txs: &self.plan.txs[partition],
             written: &self.written[partition],
             next: 0,
         })
     }
 
+    /// How many slots there are: the block's transactions.
+    fn transactions(&self) -> usize {
+        self.plan.partition_of.len()
+    }
+
     /// Whether every slot holds a result.
     fn all_written(&self) -> bool {
-        (self.partitions.iter())
+        (self.plan.txs.iter())
             .zip(self.written.iter())
             .all(|(txs, written)| written.load(Ordering::Acquire) == txs.len())
     }
@@ -152,7 +152,7 @@ impl<'a> ResultSlots<'a> {
         }
         // SAFETY: per the caller, every slot up to the block's size is
         // initialized, and the buffer has room for them all.
-        unsafe { buffer.set_len(self.transactions) };
+        unsafe { buffer.set_len(self.transactions()) };
         buffer
     }
 }
@@ -160,7 +160,7 @@ impl<'a> ResultSlots<'a> {
 impl Drop for ResultSlots<'_> {
     /// Drops the results written so far (a run discarded or given up).
     fn drop(&mut self) {
-        for (txs, written) in self.partitions.iter().zip(self.written.iter()) {
+        for (txs, written) in self.plan.txs.iter().zip(self.written.iter()) {
             for &index in &txs[..written.load(Ordering::Acquire).min(txs.len())] {
                 // SAFETY: the partition's writer wrote this slot (its count
                 // says so) and is gone (it borrowed `self`).
@@ -214,7 +214,7 @@ impl PlacedResults<'_> {
     pub(crate) fn receipts(mut self, block: &BlockInput) -> Result<Receipts, ExecutionError> {
         let unfinished = || ExecutionError::Internal("a partition left results unwritten".into());
         let size = block.transactions.len();
-        let same_block = self.slots.transactions == size;
+        let same_block = self.slots.transactions() == size;
         if !same_block || !self.slots.all_written() {
             return Err(unfinished());
         }
@@ -224,7 +224,7 @@ impl PlacedResults<'_> {
             if !budget.fits(tx.gas_limit()) {
                 return Ok(Err(crate::FallbackReason::GasLimitExceeded));
             }
-            let partition = self.slots.partition_of[index] as usize;
+            let partition = self.slots.plan.partition_of[index] as usize;
             let (Some(gas), Some(next)) = (self.gas.get(partition), next_of.get_mut(partition))
             else {
                 return Err(unfinished());
