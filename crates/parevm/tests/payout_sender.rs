@@ -249,9 +249,10 @@ fn payouts_into_code_that_reads_no_balance_run_as_partitions() {
 }
 
 #[test]
-fn a_payout_into_code_that_reads_a_balance_keeps_the_block_sequential() {
+fn a_payout_into_code_that_reads_a_balance_is_caught_while_running() {
     // Its caller's balance: the sender's, which a partition serves as it
-    // expects it, not as it is in sequence.
+    // expects it, not as it is in sequence. The plan cannot rule it out,
+    // so the payout is unpredicted; the partition sees the read.
     let caller_balance = Asm::new()
         .op(&[op::CALLER, op::BALANCE])
         .store_top(0)
@@ -259,9 +260,31 @@ fn a_payout_into_code_that_reads_a_balance_keeps_the_block_sequential() {
         .build();
     let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 60);
     b.contract(u(PROBE), caller_balance);
-    b.transfer(u(PAYOUT), u(PROBE), 9);
+    b.tx(TxSpec {
+        gas_limit: 100_000,
+        ..TxSpec::call(u(PAYOUT), u(PROBE), 9, Vec::new())
+    });
     let (block, state) = b.build();
-    assert_not_planned(&block, &state);
+    assert_runs(&block, &state, rule, |actual, at| {
+        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
+        assert_eq!(actual.path, CHAIN, "{at}");
+    });
+}
+
+#[test]
+fn payouts_into_code_of_unbounded_reach_run_as_partitions() {
+    // Code calling an address it computes: the plan cannot bound what the
+    // payouts reach, so they run unpredicted, together, in one partition.
+    let mut b = payout_block(EthereumHardfork::Cancun, u(PAYOUT), RICH, 200);
+    b.contract(u(PROBE), calls_an_unknown_account());
+    for value in [9, 10] {
+        b.tx(TxSpec {
+            gas_limit: 100_000,
+            ..TxSpec::call(u(PAYOUT), u(PROBE), value, Vec::new())
+        });
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, rule, ExecutionPath::Partitioned);
 }
 
 #[test]
@@ -375,10 +398,75 @@ fn more_unpredicted_calls_keep_a_payout_block_sequential() {
 }
 
 #[test]
-fn an_unpredicted_call_into_code_naming_the_beneficiary_keeps_a_payout_block_sequential() {
-    // It would load the beneficiary, whose fees the partitions sum apart.
+fn an_unpredicted_call_reading_the_beneficiary_balance_is_caught_while_running() {
+    // The partitions serve the beneficiary without the fees summed apart.
     let (block, state) = payouts_with_calls_into(coinbase_balance_probe(), 1);
-    assert_not_planned(&block, &state);
+    assert_runs(&block, &state, rule, |actual, at| {
+        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
+        assert_eq!(actual.path, CHAIN, "{at}");
+    });
+}
+
+/// Sends 1 wei to the beneficiary (`block.coinbase.transfer(1)`, as
+/// trading bots pay builders).
+fn pays_the_beneficiary() -> Vec<u8> {
+    Asm::new()
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(1)
+        .op(&[op::COINBASE, op::GAS, op::CALL, op::POP, op::STOP])
+        .build()
+}
+
+/// A payout block from `sender`, the beneficiary existing before it with
+/// `beneficiary_balance` wei (or not at all, with `None`), and three
+/// unpredicted calls from other senders into code paying the beneficiary.
+fn payouts_with_calls_paying_the_beneficiary(
+    fork: EthereumHardfork,
+    sender: Address,
+    beneficiary_balance: Option<u128>,
+) -> (BlockInput, InMemoryState) {
+    let mut b = payout_block(fork, sender, RICH, 200);
+    if let Some(balance) = beneficiary_balance.filter(|_| sender != COINBASE) {
+        b.account(COINBASE, balance, 0, None, &[]);
+    }
+    b.account(u(PROBE), 1_000, 1, Some(pays_the_beneficiary()), &[]);
+    for i in 0..3 {
+        b.tx(TxSpec {
+            gas_limit: 100_000,
+            ..TxSpec::call(u(OTHERS + 50 + i), u(PROBE), 0, Vec::new())
+        });
+    }
+    b.fund_all((0..3).map(|i| u(OTHERS + 50 + i)));
+    b.build()
+}
+
+#[test]
+fn unpredicted_calls_paying_the_beneficiary_run_as_partitions() {
+    // What they pay is summed with the fees, as the beneficiary is served
+    // to them as it was before the block; cold before Shanghai, warm after.
+    for fork in [EthereumHardfork::London, EthereumHardfork::Cancun] {
+        for sender in [u(PAYOUT), COINBASE] {
+            let (block, state) = payouts_with_calls_paying_the_beneficiary(fork, sender, Some(5));
+            assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+        }
+    }
+}
+
+#[test]
+fn a_call_paying_a_beneficiary_empty_before_the_block_is_caught_while_running() {
+    // In sequence the fees before the call may have made the beneficiary
+    // exist, which changes what sending it value costs: a partition cannot
+    // serve it.
+    let (block, state) =
+        payouts_with_calls_paying_the_beneficiary(EthereumHardfork::Cancun, u(PAYOUT), None);
+    assert!(state.get(&COINBASE).is_none());
+    assert_runs(&block, &state, rule, |actual, at| {
+        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
+        assert_eq!(actual.path, CHAIN, "{at}");
+    });
 }
 
 #[test]

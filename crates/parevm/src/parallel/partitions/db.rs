@@ -1,7 +1,8 @@
 //! Where a partition reads state: its revm cache over the pre-block state,
 //! recording every location fetched ([`Recording`]), with the beneficiary
-//! served as a placeholder while a fee is credited and the payout sender
-//! served to its own transfers at their nonces ([`PartitionDb`]).
+//! served as a placeholder while a fee is credited, and as it was before
+//! the block to code paying it, and the payout sender served to its own
+//! transfers at their nonces ([`PartitionDb`]).
 
 use super::footprint::Access;
 use crate::{
@@ -88,23 +89,32 @@ impl<S: ?Sized> std::fmt::Debug for PartitionDb<'_, S> {
 }
 
 /// The database of one partition's EVM: its cache, with the beneficiary
-/// served as a zero-balance placeholder while revm credits a fee, and the
-/// payout sender served to its own transfers at their nonces. (Debug
+/// served as a zero-balance placeholder while revm credits a fee, and as
+/// it was before the block to code that pays it (see [`Self::basic`]), and
+/// the payout sender served to its own transfers at their nonces. (Debug
 /// because alloy-evm's precompile provider asks for it.)
 pub(super) struct PartitionDb<'s, S: ?Sized> {
     pub(super) cache: State<Recording<'s, S>>,
     pub(super) beneficiary: Address,
     pub(super) crediting_fee: bool,
+    /// The beneficiary's balance as served to the transaction now running,
+    /// if it loaded the beneficiary: what it paid the beneficiary is its
+    /// final balance less this.
+    pub(super) beneficiary_served: U256,
+    /// The sender of the transaction now running.
+    pub(super) sender: Address,
     /// The block's payout sender, if it has one.
     pub(super) payout: Option<Address>,
     /// The nonce of the payout sender's transfer now running, if one is.
     pub(super) payout_nonce: Option<u64>,
     /// The payout sender's balance as served to its transfer now running.
     pub(super) payout_served: U256,
-    /// A transaction read the beneficiary other than to credit its fee, or
-    /// the payout sender other than as the sender of its own transfer, or
-    /// the sender's transfer read its balance with `BALANCE` (which finds
-    /// the sender already loaded: [`BalanceReads`]).
+    /// A transaction observed the beneficiary (read its balance, sent from
+    /// it, or loaded it when it could not be served, see
+    /// [`Self::creditable`]), or loaded the payout sender other than as the
+    /// sender of its own transfer, or the sender's transfer read its
+    /// balance with `BALANCE` (which finds the sender already loaded:
+    /// [`BalanceReads`]).
     pub(super) observed: bool,
     /// The accounts the current transaction loaded, to tell which it changed.
     pub(super) loaded: Vec<Loaded>,
@@ -125,6 +135,29 @@ impl<S: StateSource + ?Sized> BalanceReads for PartitionDb<'_, S> {
         // reading its balance loads nothing from here: flag it now. (In any
         // other transaction, loading the sender at all is flagged.)
         self.observed |= self.payout_nonce.is_some() && Some(address) == self.payout;
+        // The beneficiary is served as it was before the block, without the
+        // fees and payments that other partitions, and earlier
+        // transactions, sum apart.
+        self.observed |= address == self.beneficiary;
+    }
+}
+
+impl<S: ?Sized> PartitionDb<'_, S> {
+    /// Whether the beneficiary, loaded as `info` (before the block), may be
+    /// served so to a transaction it does not send: code calling it, or
+    /// destroying a contract in its favour, only adds to its balance, which
+    /// is then summed with the fees (`run.rs`), and `BALANCE` reading it
+    /// fails the run ([`BalanceReads`]). Else only its emptiness depends on
+    /// its balance (a value sent into an empty account costs more gas), so
+    /// it must be an account without code that is not empty: it then stays
+    /// so through the block in sequence, its nonce only growing and its
+    /// balance falling only by transactions it sends (as the payout sender,
+    /// served apart). A credit that would overflow its balance in sequence
+    /// is caught as the partitions settle their sums (`merge.rs`).
+    fn creditable(&self, info: &AccountInfo) -> bool {
+        self.sender != self.beneficiary
+            && info.code_hash == KECCAK_EMPTY
+            && (info.nonce != 0 || !info.balance.is_zero())
     }
 }
 
@@ -142,6 +175,7 @@ impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
             let mut served = info.unwrap_or_default();
             served.nonce = nonce;
             self.payout_served = served.balance;
+            self.beneficiary_served = served.balance;
             return Ok(Some(served));
         }
         self.observed |= Some(address) == self.payout && address != self.beneficiary;
@@ -150,7 +184,12 @@ impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
                 // Never observed, only credited: the credit is the fee.
                 let mut placeholder = info.unwrap_or_default();
                 placeholder.balance = U256::ZERO;
+                self.beneficiary_served = U256::ZERO;
                 return Ok(Some(placeholder));
+            }
+            if let Some(served) = info.as_ref().filter(|info| self.creditable(info)) {
+                self.beneficiary_served = served.balance;
+                return Ok(info);
             }
             self.observed = true;
         }

@@ -25,45 +25,32 @@
 //! masking the address first (`ADDRESS PUSH20 0xff..ff AND BALANCE`, or a
 //! mask computed as `2^160 - 1`).
 //!
-//! [`names_beneficiary`]: code with a `COINBASE` instruction that some
-//! jump can reach (trading bots paying the block's builder) would make a
-//! partition load the beneficiary, which fails the partitioned run (see
-//! `db.rs`). A transaction into such code is not worth planning as
-//! partitions.
+//! The beneficiary is watched as the code runs only: a partition serves it
+//! to a call paying it as it was before the block and sums what the call
+//! paid it with the fees (see `db.rs`), and `BALANCE` reading it fails the
+//! run. Trading bots pay the block's builder that way.
 
 use super::code_cache::CodeCache;
 use alloy_primitives::{B256, U256};
 use revm::bytecode::opcode::{self, OPCODE_INFO};
 
-/// What code may observe, as one of this module's scans tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Observation {
-    /// A balance not its own ([`reads_foreign_balance`]).
-    ForeignBalance,
-    /// The beneficiary ([`names_beneficiary`]).
-    Beneficiary,
+/// Whether each code scanned in this process reads a foreign balance
+/// ([`reads_foreign_balance`]), by code hash: scanning a large contract
+/// (24 KB) takes microseconds. At most 16,384: about a megabyte.
+static SCANNED: CodeCache<B256, bool> = CodeCache::new(16_384);
+
+/// Whether the code with `hash` reads a foreign balance, if scanned before
+/// in this process.
+pub(crate) fn scanned(hash: &B256) -> Option<bool> {
+    SCANNED.get(hash)
 }
 
-/// The scans of the codes scanned in this process, by code hash: scanning
-/// a large contract (24 KB) takes microseconds. At most 16,384: about a
-/// megabyte.
-static SCANNED: CodeCache<(B256, Observation), bool> = CodeCache::new(16_384);
-
-/// Whether the code with `hash` makes `observation`, if scanned before in
-/// this process.
-pub(crate) fn scanned(hash: &B256, observation: Observation) -> Option<bool> {
-    SCANNED.get(&(*hash, observation))
-}
-
-/// Scans `code` (whose hash is `hash`) for `observation`, and remembers
-/// the answer for the process.
-pub(crate) fn scan(hash: &B256, code: &[u8], observation: Observation) -> bool {
-    let observes = match observation {
-        Observation::ForeignBalance => reads_foreign_balance(code),
-        Observation::Beneficiary => names_beneficiary(code),
-    };
-    SCANNED.insert((*hash, observation), observes);
-    observes
+/// Scans `code` (whose hash is `hash`) for a foreign balance read, and
+/// remembers the answer for the process.
+pub(crate) fn scan(hash: &B256, code: &[u8]) -> bool {
+    let reads = reads_foreign_balance(code);
+    SCANNED.insert(*hash, reads);
+    reads
 }
 
 /// A stack value, as far as a straight run of code tells it.
@@ -108,33 +95,6 @@ pub(crate) fn reads_foreign_balance(code: &[u8]) -> bool {
         }
     }
     false
-}
-
-/// Whether `code` has a `COINBASE` instruction outside the code that
-/// follows an instruction ending a run (`STOP`, `JUMP`, `RETURN`,
-/// `REVERT`, `INVALID`, `SELFDESTRUCT`) and precedes the next `JUMPDEST`:
-/// no path runs that, and compilers put their metadata there, after an
-/// `INVALID`.
-pub(crate) fn names_beneficiary(code: &[u8]) -> bool {
-    let mut pc = 0;
-    let mut dead = false;
-    while let Some(&op) = code.get(pc) {
-        match op {
-            opcode::JUMPDEST => dead = false,
-            opcode::COINBASE if !dead => return true,
-            _ => dead |= ends_run(op),
-        }
-        pc += 1 + immediate_size(op);
-    }
-    false
-}
-
-/// The bytes of data after instruction `op` (a push's).
-fn immediate_size(op: u8) -> usize {
-    match op {
-        opcode::PUSH1..=opcode::PUSH32 => usize::from(op - opcode::PUSH1) + 1,
-        _ => 0,
-    }
 }
 
 /// Whether the code after `op` runs only after a jump to it.
@@ -332,15 +292,6 @@ mod tests {
         assert!(reads_foreign_balance(&[ADDRESS, SWAP1, BALANCE]));
         assert!(!reads_foreign_balance(&[ADDRESS, SWAP1, SWAP1, BALANCE]));
         assert!(!reads_foreign_balance(&[ADDRESS, CALLER, DUP2, BALANCE]));
-    }
-
-    #[test]
-    fn the_beneficiary_is_named_by_live_code_only() {
-        assert!(names_beneficiary(&[COINBASE, BALANCE]));
-        assert!(names_beneficiary(&[STOP, JUMPDEST, COINBASE]));
-        // Metadata after the code, and push data.
-        assert!(!names_beneficiary(&[STOP, INVALID, 0xa2, COINBASE]));
-        assert!(!names_beneficiary(&[PUSH1, COINBASE, JUMP, COINBASE]));
     }
 
     #[test]

@@ -143,16 +143,22 @@ const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 
 /// At most one in this many of a payout block's transactions
 /// ([`Planner::with_payout_sender`]) may be unpredicted: calls whose reach
-/// is unbounded, into code that cannot name the beneficiary. They are
-/// keyed by their sender and target and one key they all share, so they
+/// is unbounded, and payouts into code that may read a foreign balance or
+/// whose reach is unbounded. They are keyed by their sender (a payout: by
+/// its recipient alone) and target and one key they all share, so they
 /// run together, in one partition, in block order; only the partitions'
-/// own checks tell whether they kept off the others' state. Such a block
-/// runs sequentially otherwise, its sender's chain holding most of it:
-/// mainnet fixture 13287210 (1,414 transactions, three unpredicted: a
-/// trading bot's two calls around a router's swap) runs as partitions at
-/// 1.3-1.75x instead. Other blocks plan none: they run on Block-STM when
-/// they do not partition, and a partition run that is then discarded
-/// would only delay it.
+/// own checks tell whether they kept off the others' state, the payout
+/// sender's balance and the beneficiary's (a trading bot paying the
+/// builder is summed with the fees, see `db.rs`). Such a block runs
+/// sequentially otherwise, its sender's chain holding most of it: mainnet
+/// fixture 13287210 (1,414 transactions, three unpredicted: a trading
+/// bot's two calls around a router's swap) runs as partitions at
+/// 1.3-1.75x instead; 12520364 (a bot paying the builder, a payout into a
+/// forwarder whose code reads a balance on a path its storage rules out)
+/// and 11814555 (eight payouts into such forwarders) at 1.2x, where they
+/// ran sequentially at 0.93-0.97x. Other blocks plan none: they run on
+/// Block-STM when they do not partition, and a partition run that is then
+/// discarded would only delay it.
 const MAX_UNPREDICTED_SHARE: usize = 64;
 
 /// How a transaction's keys were predicted.
@@ -164,9 +170,9 @@ enum Keyed {
     /// As its sender, its target and [`Key::Unpredicted`]: what else it
     /// touches is not known ([`MAX_UNPREDICTED_SHARE`]).
     Unpredicted,
-    /// Not at all: it delegates code, creates a contract, names the
-    /// beneficiary or the payout sender, or calls code that can name the
-    /// beneficiary. The block does not partition.
+    /// Not at all: it delegates code, creates a contract, or is predicted
+    /// to touch the beneficiary or the payout sender (see
+    /// [`Planner::predict_chunk`]). The block does not partition.
     Never,
 }
 
@@ -475,9 +481,10 @@ impl<'b> Planner<'b> {
     /// predicted: it is neither a plain transfer to an account without
     /// code, nor an ERC-20 `transfer`, nor a call into code whose reach is
     /// bounded (with `contract_calls`, any call or creation), and no more
-    /// may be [unpredicted](MAX_UNPREDICTED_SHARE); or it names
-    /// the beneficiary, whose balance every transaction changes, or the
-    /// payout sender (other than as the sender of its own transfers).
+    /// may be [unpredicted](MAX_UNPREDICTED_SHARE); or a key it is
+    /// predicted by is the beneficiary's, whose balance every transaction
+    /// changes, or the payout sender's (other than as the sender of its
+    /// own transfers).
     fn predict_chunk<S: StateSource + ?Sized>(
         &self,
         range: std::ops::Range<TxIdx>,
@@ -560,9 +567,6 @@ impl<'b> Planner<'b> {
             let Some(to) = to.filter(|_| self.max_unpredicted > 0) else {
                 return Ok(Keyed::Never);
             };
-            if state.names_beneficiary(&to)? {
-                return Ok(Keyed::Never);
-            }
             keyed.extend([Key::Account(sender), Key::Account(to), Key::Unpredicted]);
         }
         for key in keyed {
@@ -579,9 +583,11 @@ impl<'b> Planner<'b> {
     /// (`payout_digest`): a plain transfer (see `PayoutSender::find`),
     /// keyed by its recipient and the accounts the recipient's code calls
     /// without calldata (a forwarder's destination); the sender is summed.
-    /// That code must not read a balance other than its own: the
-    /// sender's would be the one this partition served, not the one in
-    /// sequence.
+    /// Into code that may read a balance other than its own (the sender's
+    /// would be the one this partition served, not the one in sequence),
+    /// or whose reach is unbounded, it is
+    /// [unpredicted](MAX_UNPREDICTED_SHARE): keyed by its recipient and the
+    /// key the unpredicted share, and watched as it runs.
     fn push_payout_digests<S: StateSource + ?Sized>(
         &self,
         tx: &Recovered<TxEnvelope>,
@@ -592,17 +598,24 @@ impl<'b> Planner<'b> {
         let Some(to) = tx.kind().to().copied().filter(|_| tx.input().is_empty()) else {
             return Ok(Keyed::Never);
         };
-        let Some(reached) = state.of_payout(&to)? else {
-            return Ok(Keyed::Never);
+        let (keys, keyed): (SmallVec<[Key; 6]>, _) = match state.of_payout(&to)? {
+            Some(reached) => {
+                let accounts = std::iter::once(to).chain(reached);
+                (accounts.map(Key::Account).collect(), Keyed::Predicted)
+            }
+            None => {
+                let keys = SmallVec::from_slice(&[Key::Account(to), Key::Unpredicted]);
+                (keys, Keyed::Unpredicted)
+            }
         };
-        for account in std::iter::once(to).chain(reached) {
-            let digest = Key::Account(account).digest();
+        for key in keys {
+            let digest = key.digest();
             if digest == self.beneficiary || digest == payout_digest {
                 return Ok(Keyed::Never);
             }
             digests.push(digest);
         }
-        Ok(Keyed::Predicted)
+        Ok(keyed)
     }
 
     /// Which of the block's transactions have keys that can be predicted,

@@ -29,10 +29,7 @@
 //! every path is explored, so a bounded reach lists every account the code
 //! can name, given its storage as it was.
 
-use super::{
-    code_cache::CodeCache,
-    observation::{self, Observation},
-};
+use super::{code_cache::CodeCache, observation};
 use crate::parallel::digest::Digested;
 use crate::state::{StateError, StateSource};
 use alloy_primitives::{Address, B256, U256, map::HashMap};
@@ -84,8 +81,9 @@ pub(crate) struct Reaches<'s, S: ?Sized> {
     /// [`BLOCK_STEPS`]).
     budget: &'s AtomicUsize,
     by_code: HashMap<(B256, Input), Rc<Reach>>,
-    /// What each code asked about can observe ([`Self::observes`]).
-    observed: HashMap<(B256, Observation), bool>,
+    /// Whether each code asked about reads a foreign balance
+    /// ([`Self::reads_foreign_balance`]).
+    observed: HashMap<B256, bool>,
     /// What an account without code reaches: nothing.
     no_code: Rc<Reach>,
     /// The last target asked about: a run of calls into one contract looks
@@ -168,7 +166,7 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
             // Most payouts: into an account without code.
             _ => return Ok(Some(Reached::new())),
         };
-        if self.code_observes(code_hash, Observation::ForeignBalance)? {
+        if self.code_reads_foreign_balance(code_hash)? {
             return Ok(None);
         }
         let reach = self.of_account(to, Input::Empty)?;
@@ -180,7 +178,7 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
         let mut reached = Reached::new();
         for (index, source) in sources.iter().enumerate() {
             let address = source.resolve(&[], |slot| self.state.storage(to, slot))?;
-            if self.observes(&address, Observation::ForeignBalance)? {
+            if self.reads_foreign_balance(&address)? {
                 return Ok(None);
             }
             // Keyed only if the payout may change it: code it merely reads
@@ -194,42 +192,30 @@ impl<'s, S: StateSource + ?Sized> Reaches<'s, S> {
         Ok(Some(reached))
     }
 
-    /// Whether the code of `address` can name the beneficiary
-    /// ([`Observation::Beneficiary`]); false without code.
-    pub(crate) fn names_beneficiary(&mut self, address: &Address) -> Result<bool, StateError> {
-        self.observes(address, Observation::Beneficiary)
-    }
-
-    /// Whether the code of `address` can make `observation`, scanned once
-    /// per code (and remembered for the process: [`observation::scanned`]).
-    fn observes(
-        &mut self,
-        address: &Address,
-        observation: Observation,
-    ) -> Result<bool, StateError> {
+    /// Whether the code of `address` can read a balance not its own
+    /// ([`observation::reads_foreign_balance`]), scanned once per code (and
+    /// remembered for the process: [`observation::scanned`]); false without
+    /// code.
+    fn reads_foreign_balance(&mut self, address: &Address) -> Result<bool, StateError> {
         match self.state.code_hash(address)? {
-            Some(hash) if hash != KECCAK_EMPTY => self.code_observes(hash, observation),
+            Some(hash) if hash != KECCAK_EMPTY => self.code_reads_foreign_balance(hash),
             _ => Ok(false),
         }
     }
 
-    /// Whether the code with `code_hash` can make `observation`.
-    fn code_observes(
-        &mut self,
-        code_hash: B256,
-        observation: Observation,
-    ) -> Result<bool, StateError> {
-        if let Some(&known) = self.observed.get(&(code_hash, observation)) {
+    /// Whether the code with `code_hash` can read a balance not its own.
+    fn code_reads_foreign_balance(&mut self, code_hash: B256) -> Result<bool, StateError> {
+        if let Some(&known) = self.observed.get(&code_hash) {
             return Ok(known);
         }
-        let known = match observation::scanned(&code_hash, observation) {
+        let known = match observation::scanned(&code_hash) {
             Some(known) => known,
             None => {
                 let code = self.state.code_by_hash(&code_hash)?;
-                observation::scan(&code_hash, code.original_byte_slice(), observation)
+                observation::scan(&code_hash, code.original_byte_slice())
             }
         };
-        self.observed.insert((code_hash, observation), known);
+        self.observed.insert(code_hash, known);
         Ok(known)
     }
 

@@ -147,7 +147,7 @@ struct PartitionRun<'b, 's, B: StateSource + ?Sized> {
     gas: Vec<TxGas>,
     /// What the transactions since the last check wrote.
     writes: Vec<Access>,
-    /// The beneficiary's fees so far.
+    /// What the beneficiary was paid so far: fees, and value sent to it.
     fees: Deltas,
     /// The change to the payout sender's balance so far.
     paid: Deltas,
@@ -168,6 +168,8 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
             cache: crate::evm::state_cache(Recording::new(base, CHECK_BATCH * 2), txs),
             beneficiary: block.header.beneficiary,
             crediting_fee: false,
+            beneficiary_served: U256::ZERO,
+            sender: Address::ZERO,
             payout: ctx.payout,
             payout_nonce: None,
             payout_served: U256::ZERO,
@@ -207,7 +209,9 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
         let tx = &ctx.block.transactions[index];
         let db = self.evm.ctx.journal_mut().db_mut();
         db.loaded.clear();
-        db.payout_nonce = (Some(tx.signer()) == db.payout).then(|| tx.nonce());
+        db.sender = tx.signer();
+        db.beneficiary_served = U256::ZERO;
+        db.payout_nonce = (Some(db.sender) == db.payout).then(|| tx.nonce());
         self.evm
             .ctx
             .set_tx(TxEnv::from_recovered_tx(tx.inner(), tx.signer()));
@@ -303,9 +307,10 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
 }
 
 /// Takes the summed accounts out of a transaction's `state` before it is
-/// committed: returns the beneficiary's fee and the change to the payout
-/// sender's balance (if the transaction is its transfer, which was served
-/// its balance as `payout_served`), each over what the account was served.
+/// committed: returns what the beneficiary was paid (its fee, and any value
+/// sent to it) and the change to the payout sender's balance (if the
+/// transaction is its transfer, which was served its balance as
+/// `payout_served`), each over what the account was served.
 fn take_summed<S: ?Sized>(
     state: &mut EvmState,
     db: &PartitionDb<'_, S>,
@@ -313,11 +318,8 @@ fn take_summed<S: ?Sized>(
 ) -> (Deltas, Deltas) {
     let mut fees = Deltas::default();
     if let Some(beneficiary) = state.remove(&db.beneficiary) {
-        let served = match payout_served {
-            Some(served) if db.payout == Some(db.beneficiary) => served,
-            _ => U256::ZERO,
-        };
-        fees = Deltas::between(served, beneficiary.info.balance);
+        // In the state only if loaded, which set what was served.
+        fees = Deltas::between(db.beneficiary_served, beneficiary.info.balance);
     }
     let mut paid = Deltas::default();
     if let (Some(served), Some(payout)) = (payout_served, db.payout)
