@@ -422,7 +422,8 @@ fn pays_the_beneficiary() -> Vec<u8> {
 
 /// A payout block from `sender`, the beneficiary existing before it with
 /// `beneficiary_balance` wei (or not at all, with `None`), and three
-/// unpredicted calls from other senders into code paying the beneficiary.
+/// unpredicted transactions into code paying the beneficiary: two calls
+/// from other senders, and a payout.
 fn payouts_with_calls_paying_the_beneficiary(
     fork: EthereumHardfork,
     sender: Address,
@@ -433,13 +434,13 @@ fn payouts_with_calls_paying_the_beneficiary(
         b.account(COINBASE, balance, 0, None, &[]);
     }
     b.account(u(PROBE), 1_000, 1, Some(pays_the_beneficiary()), &[]);
-    for i in 0..3 {
+    for from in [u(OTHERS + 50), sender, u(OTHERS + 51)] {
         b.tx(TxSpec {
             gas_limit: 100_000,
-            ..TxSpec::call(u(OTHERS + 50 + i), u(PROBE), 0, Vec::new())
+            ..TxSpec::call(from, u(PROBE), 0, Vec::new())
         });
     }
-    b.fund_all((0..3).map(|i| u(OTHERS + 50 + i)));
+    b.fund_all((0..2).map(|i| u(OTHERS + 50 + i)));
     b.build()
 }
 

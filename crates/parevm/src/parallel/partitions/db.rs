@@ -175,7 +175,11 @@ impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
             let mut served = info.unwrap_or_default();
             served.nonce = nonce;
             self.payout_served = served.balance;
-            self.beneficiary_served = served.balance;
+            if address == self.beneficiary {
+                // A pool paying from its coinbase: its fees are summed
+                // over the same balance.
+                self.beneficiary_served = served.balance;
+            }
             return Ok(Some(served));
         }
         self.observed |= Some(address) == self.payout && address != self.beneficiary;
