@@ -1,8 +1,9 @@
 //! Where a partition reads state: its revm cache over the pre-block state,
 //! recording every location fetched ([`Recording`]), with the beneficiary
 //! served as a placeholder while a fee is credited, and as it was before
-//! the block to code paying it, and the payout sender served to its own
-//! transfers at their nonces ([`PartitionDb`]).
+//! the block to the transactions it does not send (code paying it), and the
+//! payout sender served to its own transfers at their nonces
+//! ([`PartitionDb`]).
 
 use super::footprint::Access;
 use crate::{

@@ -144,9 +144,10 @@ const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 /// At most one in this many of a payout block's transactions
 /// ([`Planner::with_payout_sender`]) may be unpredicted: calls whose reach
 /// is unbounded, and payouts into code that may read a foreign balance or
-/// whose reach is unbounded. They are keyed by their sender (a payout: by
-/// its recipient alone) and target and one key they all share, so they
-/// run together, in one partition, in block order; only the partitions'
+/// whose reach is unbounded. A call is keyed by its sender and target, a
+/// payout by its recipient (its sender is summed), and each by one key
+/// they all share, so they run together, in one partition, in block
+/// order; only the partitions'
 /// own checks tell whether they kept off the others' state, the payout
 /// sender's balance and the beneficiary's (a trading bot paying the
 /// builder is summed with the fees, see `db.rs`). Such a block runs
@@ -155,8 +156,8 @@ const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 /// bot's two calls around a router's swap) runs as partitions at
 /// 1.3-1.75x instead; 12520364 (a bot paying the builder, a payout into a
 /// forwarder whose code reads a balance on a path its storage rules out)
-/// and 11814555 (eight payouts into such forwarders) at 1.2x, where they
-/// ran sequentially at 0.93-0.97x. Other blocks plan none: they run on
+/// and 11814555 (eight payouts into such forwarders) at 1.22-1.37x, where
+/// they ran sequentially at 0.97-1.01x. Other blocks plan none: they run on
 /// Block-STM when they do not partition, and a partition run that is then
 /// discarded would only delay it.
 const MAX_UNPREDICTED_SHARE: usize = 64;
@@ -587,7 +588,7 @@ impl<'b> Planner<'b> {
     /// would be the one this partition served, not the one in sequence),
     /// or whose reach is unbounded, it is
     /// [unpredicted](MAX_UNPREDICTED_SHARE): keyed by its recipient and the
-    /// key the unpredicted share, and watched as it runs.
+    /// key all unpredicted transactions share, and watched as it runs.
     fn push_payout_digests<S: StateSource + ?Sized>(
         &self,
         tx: &Recovered<TxEnvelope>,
