@@ -25,6 +25,9 @@ const VAULT: Address = Address::repeat_byte(0x0e);
 const TIPPER: Address = Address::repeat_byte(0x0f);
 /// Stores the BALANCE of the account in its input.
 const PROBE_ANY: Address = Address::repeat_byte(0x10);
+/// Pays the beneficiary 1 wei of its own through `COINBASE`, as trading
+/// bots pay builders.
+const BUILDER_TIPPER: Address = Address::repeat_byte(0x11);
 /// Accounts that delegate their code (EIP-7702): [`key_address`] 0 to
 /// `AUTHORITIES - 1`.
 const AUTHORITIES: u8 = 4;
@@ -67,6 +70,12 @@ enum Op {
     ReadVault { from: u8, slot: u8 },
     /// Tip the beneficiary from inside a contract.
     Tip { from: u8, value: u16 },
+    /// Call [`BUILDER_TIPPER`], which pays the beneficiary through
+    /// `COINBASE`.
+    TipBuilder { from: u8 },
+    /// Plain transfer from the beneficiary to a non-actor address
+    /// (`PAYEE_BASE + to`): a pool's payout.
+    PayFromCoinbase { to: u16, value: u16 },
     /// Reads an actor's balance into a probe's slot.
     ReadActor { from: u8, of: u8, slot: u8 },
     /// An actor's type-4 transaction sets authority `who`'s delegation
@@ -89,7 +98,7 @@ enum Op {
 }
 
 /// What [`Op::PayInto`] pays into.
-const PAID_CONTRACTS: [Address; 4] = [HOT, VAULT, TIPPER, PROBE_ANY];
+const PAID_CONTRACTS: [Address; 5] = [HOT, VAULT, TIPPER, PROBE_ANY, BUILDER_TIPPER];
 
 /// What authorities delegate to: the counter, the vault, the balance
 /// probe, or nothing (a delegation cleared).
@@ -119,6 +128,7 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
     b.contract(VAULT, vault());
     b.contract(TIPPER, forwarder());
     b.contract(PROBE_ANY, balance_probe());
+    b.account(BUILDER_TIPPER, RICH, 1, Some(builder_tipper()), &[]);
     for i in 0..ACTORS {
         b.contract(cold(i), counter());
     }
@@ -188,6 +198,16 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
                 let input = addr_word(COINBASE).to_vec();
                 b.call(actor(from), TIPPER, u128::from(value), input);
             }
+            Op::TipBuilder { from } => {
+                b.tx(TxSpec {
+                    gas_limit: 100_000,
+                    ..TxSpec::call(actor(from), BUILDER_TIPPER, 0, Vec::new())
+                });
+            }
+            Op::PayFromCoinbase { to, value } => {
+                let payee = addr(PAYEE_BASE + u64::from(to));
+                b.transfer(COINBASE, payee, u128::from(value));
+            }
             Op::ReadActor { from, of, slot } => {
                 let input = calldata(&[addr_word(actor(of)), word(u64::from(slot))]);
                 b.call(actor(from), PROBE_ANY, 0, input);
@@ -220,6 +240,18 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
         }
     }
     b.build()
+}
+
+/// `block.coinbase.transfer(1)`: `CALL(gas, COINBASE, 1, 0, 0, 0, 0)`.
+fn builder_tipper() -> Vec<u8> {
+    Asm::new()
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(1)
+        .op(&[op::COINBASE, op::GAS, op::CALL, op::POP, op::STOP])
+        .build()
 }
 
 fn check(fork: EthereumHardfork, ops: &[Op]) {
@@ -394,6 +426,38 @@ proptest! {
         1 => (any_actor(), value(), any::<u8>())
             .prop_map(|(from, value, slot)| Op::Withdraw { from, value, slot }),
     ], 128..=256)) {
+        check_under_the_rule(fork, &ops);
+    }
+
+    /// A long payout, from an actor or from the beneficiary (a pool),
+    /// among transfers between other actors and calls into code paying
+    /// the builder through `COINBASE`, which the plan cannot bound:
+    /// partitions serve them the beneficiary as it was before the block
+    /// and sum what they pay it with the fees. In some blocks, reads of the
+    /// beneficiary's balance, which partitions must catch; payouts into
+    /// that code too.
+    #[test]
+    fn payouts_among_builder_tips(
+        fork in fork(),
+        from_coinbase in any::<bool>(),
+        with_reads in prop::bool::weighted(0.3),
+        ops in prop::collection::vec(prop_oneof![
+            60 => (0u16..256, value()).prop_map(|(to, value)| Op::Pay { from: 0, to, value }),
+            4 => (1..ACTORS, 1..ACTORS, value())
+                .prop_map(|(from, to, value)| Op::Transfer { from, to, value }),
+            1 => (1..ACTORS).prop_map(|from| Op::TipBuilder { from }),
+            1 => (1..ACTORS, 0u8..4).prop_map(|(from, slot)| Op::ReadCoinbase { from, slot }),
+            1 => value().prop_map(|value| Op::PayInto { from: 0, which: 4, value }),
+        ], 128..=256),
+    ) {
+        let ops: Vec<Op> = ops
+            .into_iter()
+            .filter(|op| with_reads || !matches!(op, Op::ReadCoinbase { .. }))
+            .map(|op| match op {
+                Op::Pay { from: 0, to, value } if from_coinbase => Op::PayFromCoinbase { to, value },
+                other => other,
+            })
+            .collect();
         check_under_the_rule(fork, &ops);
     }
 
