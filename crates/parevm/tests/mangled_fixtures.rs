@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use std::{
     fs,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
 };
+use tempfile::TempDir;
 
 mod support;
 
@@ -179,12 +179,14 @@ fn apply_to_text(text: &mut Vec<u8>, mangle: &Mangle) {
 }
 
 /// A fresh copy of block `name`'s folder (and the block hashes beside it)
-/// under the target folder, with `file` mangled.
-fn mangled_copy(fixtures: &Path, name: &str, file: &str, mangles: &[Mangle]) -> PathBuf {
-    static CASE: AtomicUsize = AtomicUsize::new(0);
-    let case = CASE.fetch_add(1, Ordering::Relaxed);
-    let root = std::env::temp_dir().join(format!("parevm-mangled-{}-{case}", std::process::id()));
-    let dir = root.join(name);
+/// in a temporary folder, removed when the returned handle drops (also
+/// when a case panics), with `file` mangled; and the copy's path.
+fn mangled_copy(fixtures: &Path, name: &str, file: &str, mangles: &[Mangle]) -> (TempDir, PathBuf) {
+    let root = tempfile::Builder::new()
+        .prefix("parevm-mangled-")
+        .tempdir()
+        .unwrap();
+    let dir = root.path().join(name);
     fs::create_dir_all(&dir).unwrap();
     for original in FILES {
         let from = fixtures.join(name).join(original);
@@ -200,7 +202,7 @@ fn mangled_copy(fixtures: &Path, name: &str, file: &str, mangles: &[Mangle]) -> 
         apply_to_text(&mut text, mangle);
     }
     fs::write(&path, text).unwrap();
-    dir
+    (root, dir)
 }
 
 /// Loads the mangled block; if it loads, runs and verifies it on both
@@ -265,9 +267,7 @@ proptest! {
         let Some(fixtures) = common::mainnet_fixtures() else {
             return Ok(());
         };
-        let dir = mangled_copy(&fixtures, BLOCKS[block], FILES[file], &mangles);
-        let result = check(&dir, FILES[file]);
-        fs::remove_dir_all(dir.parent().unwrap()).ok();
-        result?;
+        let (_root, dir) = mangled_copy(&fixtures, BLOCKS[block], FILES[file], &mangles);
+        check(&dir, FILES[file])?;
     }
 }
