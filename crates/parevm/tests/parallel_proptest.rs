@@ -128,7 +128,7 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
     b.contract(VAULT, vault());
     b.contract(TIPPER, forwarder());
     b.contract(PROBE_ANY, balance_probe());
-    b.account(BUILDER_TIPPER, RICH, 1, Some(builder_tipper()), &[]);
+    b.account(BUILDER_TIPPER, RICH, 1, Some(pays_the_beneficiary()), &[]);
     for i in 0..ACTORS {
         b.contract(cold(i), counter());
     }
@@ -240,18 +240,6 @@ fn build(fork: EthereumHardfork, ops: &[Op]) -> (BlockInput, InMemoryState) {
         }
     }
     b.build()
-}
-
-/// `block.coinbase.transfer(1)`: `CALL(gas, COINBASE, 1, 0, 0, 0, 0)`.
-fn builder_tipper() -> Vec<u8> {
-    Asm::new()
-        .push(0)
-        .push(0)
-        .push(0)
-        .push(0)
-        .push(1)
-        .op(&[op::COINBASE, op::GAS, op::CALL, op::POP, op::STOP])
-        .build()
 }
 
 fn check(fork: EthereumHardfork, ops: &[Op]) {

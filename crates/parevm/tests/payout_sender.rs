@@ -407,19 +407,6 @@ fn an_unpredicted_call_reading_the_beneficiary_balance_is_caught_while_running()
     });
 }
 
-/// Sends 1 wei to the beneficiary (`block.coinbase.transfer(1)`, as
-/// trading bots pay builders).
-fn pays_the_beneficiary() -> Vec<u8> {
-    Asm::new()
-        .push(0)
-        .push(0)
-        .push(0)
-        .push(0)
-        .push(1)
-        .op(&[op::COINBASE, op::GAS, op::CALL, op::POP, op::STOP])
-        .build()
-}
-
 /// A payout block from `sender`, the beneficiary existing before it with
 /// `beneficiary_balance` wei (or not at all, with `None`), and three
 /// unpredicted transactions into code paying the beneficiary: two calls

@@ -792,6 +792,19 @@ pub fn coinbase_balance_probe() -> Vec<u8> {
         .build()
 }
 
+/// Pays the beneficiary 1 wei of its own, `block.coinbase.transfer(1)`
+/// (`CALL(gas, COINBASE, 1, 0, 0, 0, 0)`), as trading bots pay builders.
+pub fn pays_the_beneficiary() -> Vec<u8> {
+    Asm::new()
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(0)
+        .push(1)
+        .op(&[op::COINBASE, op::GAS, op::CALL, op::POP, op::STOP])
+        .build()
+}
+
 /// Stores `BALANCE(calldata word 0)` at the slot given by calldata word 1,
 /// and `EXTCODESIZE` of it at that slot + 1.
 pub fn balance_probe() -> Vec<u8> {
