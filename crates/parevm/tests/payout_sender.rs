@@ -106,6 +106,17 @@ fn assert_caught_while_running(block: &BlockInput, state: &InMemoryState) {
     });
 }
 
+/// [`assert_runs`] under the default rule, asserting that each run ran as
+/// partitions, which were discarded (the plan could not rule out what
+/// running caught), and then took the sender's chain to the sequential
+/// executor.
+fn assert_discarded_for_the_chain(block: &BlockInput, state: &InMemoryState) {
+    assert_runs(block, state, rule, |actual, at| {
+        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
+        assert_eq!(actual.path, CHAIN, "{at}");
+    });
+}
+
 /// `payouts` transfers from `sender` (nonce 7, `balance` wei) to fresh
 /// recipients, with 20 unrelated transfers in between.
 fn payout_block(
@@ -265,10 +276,7 @@ fn a_payout_into_code_that_reads_a_balance_is_caught_while_running() {
         ..TxSpec::call(u(PAYOUT), u(PROBE), 9, Vec::new())
     });
     let (block, state) = b.build();
-    assert_runs(&block, &state, rule, |actual, at| {
-        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
-        assert_eq!(actual.path, CHAIN, "{at}");
-    });
+    assert_discarded_for_the_chain(&block, &state);
 }
 
 #[test]
@@ -362,10 +370,7 @@ fn a_payout_creating_code_that_reads_the_sender_is_caught_while_running() {
         ..TxSpec::call(u(PAYOUT), u(PROBE), 9, Vec::new())
     });
     let (block, state) = b.build();
-    assert_runs(&block, &state, rule, |actual, at| {
-        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
-        assert_eq!(actual.path, CHAIN, "{at}");
-    });
+    assert_discarded_for_the_chain(&block, &state);
 }
 
 /// A payout block of 200 payouts and 20 other transfers, with `calls`
@@ -401,10 +406,7 @@ fn more_unpredicted_calls_keep_a_payout_block_sequential() {
 fn an_unpredicted_call_reading_the_beneficiary_balance_is_caught_while_running() {
     // The partitions serve the beneficiary without the fees summed apart.
     let (block, state) = payouts_with_calls_into(coinbase_balance_probe(), 1);
-    assert_runs(&block, &state, rule, |actual, at| {
-        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
-        assert_eq!(actual.path, CHAIN, "{at}");
-    });
+    assert_discarded_for_the_chain(&block, &state);
 }
 
 /// A payout block from `sender`, the beneficiary existing before it with
@@ -451,10 +453,7 @@ fn a_call_paying_a_beneficiary_empty_before_the_block_is_caught_while_running() 
     let (block, state) =
         payouts_with_calls_paying_the_beneficiary(EthereumHardfork::Cancun, u(PAYOUT), None);
     assert!(state.get(&COINBASE).is_none());
-    assert_runs(&block, &state, rule, |actual, at| {
-        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
-        assert_eq!(actual.path, CHAIN, "{at}");
-    });
+    assert_discarded_for_the_chain(&block, &state);
 }
 
 #[test]
@@ -481,10 +480,7 @@ fn unpredicted_calls_meeting_another_partition_are_caught_while_running() {
         });
     }
     let (block, state) = b.build();
-    assert_runs(&block, &state, rule, |actual, at| {
-        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
-        assert_eq!(actual.path, CHAIN, "{at}");
-    });
+    assert_discarded_for_the_chain(&block, &state);
 }
 
 #[test]
