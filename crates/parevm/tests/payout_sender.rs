@@ -4,8 +4,10 @@
 //! Every way the premise can break (a nonce out of line, a balance that
 //! does not cover every transfer, another transaction observing or paying
 //! the sender, a payout reaching code that reads its balance, calls the
-//! plan could not predict meeting the other partitions) must leave the
-//! sequential result.
+//! plan could not predict meeting the other partitions, or reading the
+//! beneficiary's balance, or paying a beneficiary that was empty) must
+//! leave the sequential result. Calls paying the beneficiary through
+//! `COINBASE` run as partitions, their payments summed with the fees.
 
 mod support;
 
