@@ -91,9 +91,11 @@ fn partitioned_payout_sender<S: StateSource + ?Sized>(
 /// accesses of, each on its own, from the block and the pre-block `state`
 /// (with the default predictions): plain transfers to accounts without
 /// code, ERC-20 `transfer`s, and calls into code whose reach is bounded,
-/// none naming the beneficiary (or a payout sender, whose own transfers
-/// are keyed by their recipients, see `parallel/partitions/payout.rs`). A block runs
-/// as partitions only if all are; `parevm analyze` reports the share.
+/// none predicted to touch the beneficiary (or a payout sender, whose own
+/// transfers are keyed by their recipients, see
+/// `parallel/partitions/payout.rs`). A block runs as partitions only if all
+/// are, or, with a payout sender, all but at most one in 64; `parevm
+/// analyze` reports the share.
 pub fn predictable_transactions<S: StateSource + ?Sized>(
     block: &BlockInput,
     state: &S,
