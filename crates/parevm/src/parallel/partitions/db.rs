@@ -156,9 +156,7 @@ impl<S: ?Sized> PartitionDb<'_, S> {
     /// served apart). A credit that would overflow its balance in sequence
     /// is caught as the partitions settle their sums (`merge.rs`).
     fn creditable(&self, info: &AccountInfo) -> bool {
-        self.sender != self.beneficiary
-            && info.code_hash == KECCAK_EMPTY
-            && (info.nonce != 0 || !info.balance.is_zero())
+        self.sender != self.beneficiary && info.is_empty_code_hash() && !info.is_empty()
     }
 }
 
