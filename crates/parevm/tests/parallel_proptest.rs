@@ -422,8 +422,8 @@ proptest! {
     /// the builder through `COINBASE`, which the plan cannot bound:
     /// partitions serve them the beneficiary as it was before the block
     /// and sum what they pay it with the fees. In some blocks, reads of the
-    /// beneficiary's balance, which partitions must catch; payouts into
-    /// that code too.
+    /// beneficiary's balance, which partitions must catch. The actor also
+    /// pays into that code: payouts, when it is the one paying out.
     #[test]
     fn payouts_among_builder_tips(
         fork in fork(),
