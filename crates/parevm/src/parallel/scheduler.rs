@@ -262,10 +262,10 @@ impl Scheduler {
     ) -> Option<Task> {
         lock(&self.txs[tx].state).status = Status::Executed;
         let dependants = std::mem::take(&mut *lock(&self.txs[tx].dependants));
-        let validated = self.validation_idx.load(Ordering::Acquire) > tx;
-        let validate_now = validated && !wrote_new_location;
+        let passed = self.validation_idx.load(Ordering::Acquire) > tx;
+        let validate_now = passed && !wrote_new_location;
         let carried = self.resume_dependencies(dependants, !validate_now);
-        if validated {
+        if passed {
             if validate_now {
                 return Some(Task::Validation(Version {
                     tx_idx: tx,

@@ -145,19 +145,18 @@ const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 /// ([`Planner::with_payout_sender`]) may be unpredicted: calls whose reach
 /// is unbounded, and payouts into code that may read a foreign balance or
 /// whose reach is unbounded. A call is keyed by its sender and target, a
-/// payout by its recipient (its sender is summed), and each by one key
-/// they all share, so they run together, in one partition, in block
-/// order; only the partitions'
-/// own checks tell whether they kept off the others' state, the payout
-/// sender's balance and the beneficiary's (a trading bot paying the
-/// builder is summed with the fees, see `db.rs`). Such a block runs
+/// payout by its recipient (its sender is summed), and each by one key they
+/// all share, so they run together, in one partition, in block order; only
+/// the partitions' own checks tell whether they kept off the others' state,
+/// the payout sender's balance and the beneficiary's (a trading bot paying
+/// the builder is summed with the fees, see `db.rs`). Such a block runs
 /// sequentially otherwise, its sender's chain holding most of it: mainnet
-/// fixture 13287210 (1,414 transactions, three unpredicted: a trading
-/// bot's two calls around a router's swap) runs as partitions at
-/// 1.3-1.75x instead; 12520364 (a bot paying the builder, a payout into a
-/// forwarder whose code reads a balance on a path its storage rules out)
-/// and 11814555 (eight payouts into such forwarders) at 1.22-1.37x, where
-/// they ran sequentially at 0.97-1.01x. Other blocks plan none: they run on
+/// fixture 13287210 (1,414 transactions, three unpredicted: a trading bot's
+/// two calls around a router's swap) runs as partitions at 1.3-1.75x
+/// instead; 12520364 (a bot paying the builder, a payout into a forwarder
+/// whose code reads a balance on a path its storage rules out) and 11814555
+/// (eight payouts into such forwarders) at 1.22-1.37x, where they ran
+/// sequentially at 0.97-1.01x. Other blocks plan none: they run on
 /// Block-STM when they do not partition, and a partition run that is then
 /// discarded would only delay it.
 const MAX_UNPREDICTED_SHARE: usize = 64;
