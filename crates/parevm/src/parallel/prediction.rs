@@ -87,7 +87,7 @@ pub(crate) fn predict(block: &BlockInput) -> (Prediction, Chains) {
     let mut gas = 0u64;
     let mut work = 0u64;
     let mut beneficiary_walk = 0u64;
-    let mut largest_calldata = (0usize, 0 as TxIdx);
+    let mut largest_calldata: (usize, TxIdx) = (0, 0);
     for (index, tx) in block.transactions.iter().enumerate() {
         chains.add(block, index, tx.signer(), tx.gas_limit());
         if tx.input().len() > largest_calldata.0 {

@@ -722,11 +722,18 @@ mod tests {
         assert!(scheduler.done());
     }
 
-    #[test]
-    fn the_counters_pass_what_cannot_be_claimed_yet() {
+    /// Five transactions, the middle three calls each linked to the one
+    /// before, with 0 handed out to run.
+    fn linked_calls_with_the_first_running() -> Scheduler {
         let links = [(0, 1), (1, 2), (2, 3)];
         let scheduler = Scheduler::new(5, std::iter::empty(), &[]).with_predecessors(&links);
         assert_eq!(scheduler.next_task(), Some(Task::Execution(version(0, 0))));
+        scheduler
+    }
+
+    #[test]
+    fn the_counters_pass_what_cannot_be_claimed_yet() {
+        let scheduler = linked_calls_with_the_first_running();
         // 0 cannot be validated yet, and 1, 2 and 3 wait in turn: one call
         // hands out 4.
         assert_eq!(scheduler.next_task(), Some(Task::Execution(version(4, 0))));
@@ -736,9 +743,7 @@ mod tests {
 
     #[test]
     fn waiting_transactions_are_carried_by_the_thread_they_waited_for() {
-        let links = [(0, 1), (1, 2), (2, 3)];
-        let scheduler = Scheduler::new(5, std::iter::empty(), &[]).with_predecessors(&links);
-        assert_eq!(scheduler.next_task(), Some(Task::Execution(version(0, 0))));
+        let scheduler = linked_calls_with_the_first_running();
         assert_eq!(scheduler.next_task(), Some(Task::Execution(version(4, 0))));
         assert_eq!(run(&scheduler, Task::Execution(version(4, 0))), vec![4]);
         // 0 wrote what its validation had not seen: no validation is due
