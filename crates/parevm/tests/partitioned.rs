@@ -325,6 +325,33 @@ fn a_creation_funded_elsewhere_is_caught() {
     assert_path(&block, &state, ExecutionPath::Parallel);
 }
 
+/// A creation (keyed by its sender, on request) lands on the beneficiary,
+/// funded before the block but without code or nonce: the partitions,
+/// which sum only its balance, must not lose the code and nonce it gets.
+#[test]
+fn a_creation_at_the_beneficiary_is_caught() {
+    let creator = addr(0x76);
+    let mut b = BlockBuilder::new(EthereumHardfork::Shanghai);
+    // Funded with nonce 0, its first creation lands there.
+    b.coinbase = creator.create(0);
+    b.fund(b.coinbase, 1);
+    b.fund_all((1..=20).map(addr));
+    b.fund(creator, RICH);
+    for i in 1..=20 {
+        b.transfer(addr(i), addr(400 + i), 1);
+    }
+    assert_eq!(
+        b.create(creator, 0, init_code(Vec::new(), &counter())),
+        b.coinbase
+    );
+    let (block, state) = b.build();
+    let config = ParallelConfig::partitioned(2);
+    let actual = execute_parallel(&block, &state, &config).expect("parallel executes");
+    assert!(actual.stats.partitions_discarded, "{:?}", actual.stats);
+    let expected = execute_sequential(&block, &state).expect("sequential executes");
+    assert_eq!(expected.first_difference(&actual), None);
+}
+
 /// Transfers to the beneficiary make it part of the prediction, which
 /// gives up partitioning before running.
 #[test]

@@ -248,7 +248,10 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
         };
         // What the summed accounts gained (or paid) over what they were served.
         let payout_served = db.payout_nonce.map(|_| db.payout_served);
-        let (fees, paid) = take_summed(&mut state, db, payout_served);
+        let Some((fees, paid)) = take_summed(&mut state, db, payout_served) else {
+            // Created at: more than its balance changed.
+            return Ok(stop(ctx));
+        };
         self.fees.then(fees);
         self.paid.then(paid);
         record_writes(&state, &db.loaded, self.spec, &mut self.writes);
@@ -310,14 +313,20 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
 /// committed: returns what the beneficiary was paid (its fee, and any value
 /// sent to it) and the change to the payout sender's balance (if the
 /// transaction is its transfer, which was served its balance as
-/// `payout_served`), each over what the account was served.
+/// `payout_served`), each over what the account was served; `None` if a
+/// contract was created at the beneficiary's address (funded, but without
+/// code or nonce before), which gave it more than a balance: the other
+/// partitions would not see it, and the sum keeps only the balance.
 fn take_summed<S: ?Sized>(
     state: &mut EvmState,
     db: &PartitionDb<'_, S>,
     payout_served: Option<U256>,
-) -> (Deltas, Deltas) {
+) -> Option<(Deltas, Deltas)> {
     let mut fees = Deltas::default();
     if let Some(beneficiary) = state.remove(&db.beneficiary) {
+        if beneficiary.is_created() {
+            return None;
+        }
         // In the state only if loaded, which set what was served.
         fees = Deltas::between(db.beneficiary_served, beneficiary.info.balance);
     }
@@ -327,7 +336,7 @@ fn take_summed<S: ?Sized>(
     {
         paid = Deltas::between(served, sender.info.balance);
     }
-    (fees, paid)
+    Some((fees, paid))
 }
 
 /// Fails the run: [`Step::Stop`].
