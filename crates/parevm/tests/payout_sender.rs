@@ -14,8 +14,7 @@ mod support;
 use alloy_hardforks::EthereumHardfork;
 use alloy_primitives::Address;
 use parevm::{
-    BlockInput, ExecutionPath, FallbackReason, InMemoryState, ParallelConfig, execute_parallel,
-    execute_sequential,
+    BlockInput, ExecutionPath, FallbackReason, InMemoryState, ParallelConfig, execute_sequential,
 };
 use support::*;
 
@@ -30,52 +29,9 @@ fn u(n: u64) -> Address {
     addr(n)
 }
 
-/// The default rule at `threads`, on a core each whatever the machine,
-/// except for blocks' total gas: the test blocks are small. A payout
-/// sender's chain sends a block to the sequential executor unless it
-/// partitions.
-fn rule(threads: usize) -> ParallelConfig {
-    ParallelConfig {
-        min_parallel_gas: 0,
-        cores: threads,
-        ..ParallelConfig::with_threads(threads)
-    }
-}
-
-/// [`rule`], with every contract call predicted by its target alone: the
-/// plan then misses what a call observes, and only the partitions' own
-/// checks can catch it.
-fn rule_keying_calls_by_target(threads: usize) -> ParallelConfig {
-    ParallelConfig {
-        partition_contract_calls: true,
-        ..rule(threads)
-    }
-}
-
 /// What a payout block that does not run as partitions takes: its
-/// sender's chain, as in any block.
+/// sender's chain, as in any block (under [`small_block_rule`], too).
 const CHAIN: ExecutionPath = ExecutionPath::SequentialFallback(FallbackReason::DependencyChain);
-
-/// Runs `block` with `config(threads)` at several thread counts, 10 times
-/// each, asserts the sequential result every time, and hands each run to
-/// `check` with where it ran.
-fn assert_runs(
-    block: &BlockInput,
-    state: &InMemoryState,
-    config: impl Fn(usize) -> ParallelConfig,
-    check: impl Fn(&parevm::BlockResult, &str),
-) {
-    let expected = execute_sequential(block, state).expect("sequential executes");
-    for threads in THREADS {
-        for run in 0..10 {
-            let actual = execute_parallel(block, state, &config(threads)).expect("runs");
-            if let Some(difference) = expected.first_difference(&actual) {
-                panic!("threads {threads} run {run}: {difference}");
-            }
-            check(&actual, &format!("threads {threads} run {run}"));
-        }
-    }
-}
 
 /// [`assert_runs`], asserting that every run took `path`.
 fn assert_path(
@@ -92,19 +48,9 @@ fn assert_path(
 /// [`assert_runs`], asserting that every run took the sender's chain to the
 /// sequential executor without running partitions: the plan refused.
 fn assert_not_planned(block: &BlockInput, state: &InMemoryState) {
-    assert_runs(block, state, rule, |actual, at| {
+    assert_runs(block, state, small_block_rule, |actual, at| {
         assert_eq!(actual.path, CHAIN, "{at}");
         assert!(!actual.stats.partitions_discarded, "{at}");
-    });
-}
-
-/// [`assert_runs`] with every contract call keyed by its target, asserting
-/// that each run ran as partitions, which were discarded (the plan missed
-/// a conflict that running caught), before it ran another way.
-fn assert_caught_while_running(block: &BlockInput, state: &InMemoryState) {
-    assert_runs(block, state, rule_keying_calls_by_target, |actual, at| {
-        assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
-        assert_ne!(actual.path, ExecutionPath::Partitioned, "{at}");
     });
 }
 
@@ -113,7 +59,7 @@ fn assert_caught_while_running(block: &BlockInput, state: &InMemoryState) {
 /// running caught), and then took the sender's chain to the sequential
 /// executor.
 fn assert_discarded_for_the_chain(block: &BlockInput, state: &InMemoryState) {
-    assert_runs(block, state, rule, |actual, at| {
+    assert_runs(block, state, small_block_rule, |actual, at| {
         assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
         assert_eq!(actual.path, CHAIN, "{at}");
     });
@@ -157,7 +103,7 @@ fn payouts_run_as_partitions_on_every_fork_with_partitions() {
     ] {
         // Exactly covered: the last transfer leaves the sender with nothing.
         let (block, state) = payout_block(fork, u(PAYOUT), cover(60), 60).build();
-        assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+        assert_path(&block, &state, small_block_rule, ExecutionPath::Partitioned);
     }
 }
 
@@ -167,7 +113,7 @@ fn payouts_from_the_beneficiary_run_as_partitions() {
     // fee to its own sender, and the other transactions' fees add to it.
     for fork in [EthereumHardfork::Byzantium, EthereumHardfork::London] {
         let (block, state) = payout_block(fork, COINBASE, cover(60), 60).build();
-        assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+        assert_path(&block, &state, small_block_rule, ExecutionPath::Partitioned);
     }
 }
 
@@ -188,7 +134,7 @@ fn payouts_too_few_for_the_fallback_rule_still_run_as_partitions() {
         }
     }
     let (block, state) = b.build();
-    assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+    assert_path(&block, &state, small_block_rule, ExecutionPath::Partitioned);
 }
 
 #[test]
@@ -209,7 +155,7 @@ fn a_balance_short_of_every_transfer_is_no_payout() {
     // goes through).
     let short = cover(60) - 1;
     let (block, state) = payout_block(EthereumHardfork::Cancun, u(PAYOUT), short, 60).build();
-    assert_path(&block, &state, rule, CHAIN);
+    assert_path(&block, &state, small_block_rule, CHAIN);
 }
 
 #[test]
@@ -227,7 +173,7 @@ fn nonces_out_of_line_are_no_payout() {
     let expected = execute_sequential(&block, &state).expect("sequential executes");
     let last = &expected.transactions[block.transactions.len() - 1];
     assert!(last.outcome.is_invalid());
-    assert_path(&block, &state, rule, CHAIN);
+    assert_path(&block, &state, small_block_rule, CHAIN);
 }
 
 #[test]
@@ -236,7 +182,7 @@ fn a_transfer_to_the_payout_sender_keeps_the_block_sequential() {
     b.transfer(u(OTHERS), u(PAYOUT), 3);
     b.transfer(u(PAYOUT), u(RECIPIENTS + 500), 1);
     let (block, state) = b.build();
-    assert_path(&block, &state, rule, CHAIN);
+    assert_path(&block, &state, small_block_rule, CHAIN);
 }
 
 #[test]
@@ -258,7 +204,7 @@ fn payouts_into_code_that_reads_no_balance_run_as_partitions() {
         b.transfer(u(PAYOUT), u(PROBE + 1), 9 + i);
     }
     let (block, state) = b.build();
-    assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+    assert_path(&block, &state, small_block_rule, ExecutionPath::Partitioned);
 }
 
 #[test]
@@ -294,7 +240,7 @@ fn payouts_into_code_of_unbounded_reach_run_as_partitions() {
         });
     }
     let (block, state) = b.build();
-    assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+    assert_path(&block, &state, small_block_rule, ExecutionPath::Partitioned);
 }
 
 #[test]
@@ -334,7 +280,7 @@ fn a_payout_into_code_reached_through_proxies_is_caught_while_running() {
         } else {
             ExecutionPath::Partitioned
         };
-        assert_runs(&block, &state, rule, |actual, at| {
+        assert_runs(&block, &state, small_block_rule, |actual, at| {
             assert_eq!(actual.stats.partitions_discarded, reads, "{at}");
             assert_eq!(actual.path, path, "{at}");
         });
@@ -395,7 +341,7 @@ fn a_few_unpredicted_calls_in_a_payout_block_run_as_partitions() {
     // Calls whose reach the plan cannot tell, one in 64 transactions at
     // most: they run together, in one partition.
     let (block, state) = payouts_with_calls_into(calls_an_unknown_account(), 3);
-    assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+    assert_path(&block, &state, small_block_rule, ExecutionPath::Partitioned);
 }
 
 #[test]
@@ -442,7 +388,7 @@ fn unpredicted_calls_paying_the_beneficiary_run_as_partitions() {
     for fork in [EthereumHardfork::London, EthereumHardfork::Cancun] {
         for sender in [u(PAYOUT), COINBASE] {
             let (block, state) = payouts_with_calls_paying_the_beneficiary(fork, sender, Some(5));
-            assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+            assert_path(&block, &state, small_block_rule, ExecutionPath::Partitioned);
         }
     }
 }
@@ -551,7 +497,7 @@ fn a_sender_reaching_the_last_nonce_is_no_payout() {
     let (block, state) = b.build();
     let expected = execute_sequential(&block, &state).expect("sequential executes");
     assert!(expected.transactions[60].outcome.is_invalid());
-    assert_path(&block, &state, rule, CHAIN);
+    assert_path(&block, &state, small_block_rule, CHAIN);
 }
 
 /// A forwarder: without calldata it sends the value on to the address in
@@ -611,7 +557,7 @@ fn payouts_into_forwarders_run_as_partitions_with_their_destinations() {
         b.transfer(u(OTHERS + 60), u(DESTINATION), 3);
     }
     let (block, state) = b.build();
-    assert_runs(&block, &state, rule, |actual, at| {
+    assert_runs(&block, &state, small_block_rule, |actual, at| {
         assert_eq!(actual.path, ExecutionPath::Partitioned, "{at}");
         assert!(!actual.stats.partitions_discarded, "{at}");
     });
@@ -648,5 +594,5 @@ fn payouts_into_proxies_of_one_implementation_run_apart() {
         });
     }
     let (block, state) = b.build();
-    assert_path(&block, &state, rule, ExecutionPath::Partitioned);
+    assert_path(&block, &state, small_block_rule, ExecutionPath::Partitioned);
 }

@@ -133,6 +133,62 @@ fn assert_same(expected: &BlockResult, actual: &BlockResult, threads: usize, run
     }
 }
 
+/// The default rule at `threads`, on a core each whatever the machine,
+/// except for blocks' total gas: the test blocks are small.
+pub fn small_block_rule(threads: usize) -> ParallelConfig {
+    ParallelConfig {
+        min_parallel_gas: 0,
+        cores: threads,
+        ..ParallelConfig::with_threads(threads)
+    }
+}
+
+/// [`small_block_rule`], with every contract call predicted by its target
+/// alone: the partition plan then misses what a call touches, and only the
+/// partitions' own checks can catch it.
+pub fn small_block_rule_keying_calls_by_target(threads: usize) -> ParallelConfig {
+    ParallelConfig {
+        partition_contract_calls: true,
+        ..small_block_rule(threads)
+    }
+}
+
+/// Runs `block` with `config(threads)` at [`THREADS`], 10 times each,
+/// asserts the sequential result every time, and hands each run to
+/// `check` with where it ran.
+pub fn assert_runs(
+    block: &BlockInput,
+    state: &InMemoryState,
+    config: impl Fn(usize) -> ParallelConfig,
+    check: impl Fn(&BlockResult, &str),
+) {
+    let expected = execute_sequential(block, state).expect("sequential executes");
+    for threads in THREADS {
+        for run in 0..10 {
+            let actual = execute_parallel(block, state, &config(threads)).expect("runs");
+            if let Some(difference) = expected.first_difference(&actual) {
+                panic!("threads {threads} run {run}: {difference}");
+            }
+            check(&actual, &format!("threads {threads} run {run}"));
+        }
+    }
+}
+
+/// [`assert_runs`] with every contract call keyed by its target, asserting
+/// that each run ran as partitions, which were discarded (the plan missed
+/// what running caught), before it ran another way.
+pub fn assert_caught_while_running(block: &BlockInput, state: &InMemoryState) {
+    assert_runs(
+        block,
+        state,
+        small_block_rule_keying_calls_by_target,
+        |actual, at| {
+            assert!(actual.stats.partitions_discarded, "{at}: {:?}", actual.path);
+            assert_ne!(actual.path, ExecutionPath::Partitioned, "{at}");
+        },
+    );
+}
+
 /// [`assert_parallel_matches_with`] with 5 repeats and no invalid transactions allowed.
 pub fn assert_parallel_matches(block: &BlockInput, state: &InMemoryState) -> BlockResult {
     assert_parallel_matches_with(block, state, 5, false)
@@ -795,13 +851,20 @@ pub fn coinbase_balance_probe() -> Vec<u8> {
 /// Pays the beneficiary 1 wei of its own, `block.coinbase.transfer(1)`
 /// (`CALL(gas, COINBASE, 1, 0, 0, 0, 0)`), as trading bots pay builders.
 pub fn pays_the_beneficiary() -> Vec<u8> {
+    pays_one_wei(&[op::COINBASE])
+}
+
+/// Pays 1 wei of its own to the address `target` pushes:
+/// `CALL(gas, <target>, 1, 0, 0, 0, 0)`.
+pub fn pays_one_wei(target: &[u8]) -> Vec<u8> {
     Asm::new()
         .push(0)
         .push(0)
         .push(0)
         .push(0)
         .push(1)
-        .op(&[op::COINBASE, op::GAS, op::CALL, op::POP, op::STOP])
+        .op(target)
+        .op(&[op::GAS, op::CALL, op::POP, op::STOP])
         .build()
 }
 
