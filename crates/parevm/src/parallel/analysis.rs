@@ -82,7 +82,9 @@ fn partitioned_payout_sender<S: StateSource + ?Sized>(
     let Some(payout) = payout_sender_of(block, state)? else {
         return Ok(None);
     };
-    let planner = partitions::Planner::new(block, 2, false).with_payout_sender(payout.address);
+    let planner = partitions::Planner::new(block, 2, false)
+        .with_payout_sender(payout.address)
+        .with_hot_recipient(state);
     planner.predict(state);
     Ok(planner.finish().map(|_| payout.address))
 }
@@ -93,7 +95,8 @@ fn partitioned_payout_sender<S: StateSource + ?Sized>(
 /// code, ERC-20 `transfer`s, and calls into code whose reach is bounded,
 /// none predicted to touch the beneficiary (or a payout sender, whose own
 /// transfers are keyed by their recipients, see
-/// `parallel/partitions/payout.rs`). A block runs as partitions only if all
+/// `parallel/partitions/payout.rs`, or a hot recipient, whose transfers are
+/// keyed by their senders). A block runs as partitions only if all
 /// are, or, with a payout sender, all but at most one in 64; `parevm
 /// analyze` reports the share.
 pub fn predictable_transactions<S: StateSource + ?Sized>(
@@ -104,7 +107,7 @@ pub fn predictable_transactions<S: StateSource + ?Sized>(
     if let Some(payout) = payout_sender_of(block, state)? {
         planner = planner.with_payout_sender(payout.address);
     }
-    Ok(planner.predictable(state))
+    Ok(planner.with_hot_recipient(state).predictable(state))
 }
 
 /// What is known of `block`'s parallelism before executing it (see

@@ -130,7 +130,7 @@ fn plan_from_sums<S: StateSource + ?Sized>(
     // only after the helpers woke (200 `bump()`s on one slot ran at
     // 0.83-0.87x, falling back after the plan); a sample shows it first.
     if opener.is_none() && may_partition(threads, config) {
-        let planner = Planner::new(block, threads, config.partition_contract_calls);
+        let planner = planner(block, state, threads, config, None);
         if let Some(reason) = sampled_chain(&planner, state, config) {
             return Err(reason);
         }
@@ -155,7 +155,7 @@ fn plan_alongside<S: StateSource + ?Sized>(
     config: &ParallelConfig,
     threads: usize,
 ) -> Planning {
-    let planner = Planner::new(block, threads, config.partition_contract_calls);
+    let planner = planner(block, state, threads, config, None);
     if let Some(reason) = sampled_chain(&planner, state, config) {
         return Err(reason);
     }
@@ -270,8 +270,7 @@ pub(super) fn plan_payouts<S: StateSource + ?Sized>(
     if !may_partition(threads, config) {
         return None;
     }
-    let planner =
-        Planner::new(block, threads, config.partition_contract_calls).with_payout_sender(sender);
+    let planner = planner(block, state, threads, config, Some(sender));
     match block.transactions.len() >= PLAN_ALONGSIDE_MIN_TXS {
         true => predict_alongside(&planner, state, threads),
         false => planner.predict(state),
@@ -329,9 +328,26 @@ pub(super) fn plan_partitions<S: StateSource + ?Sized>(
     threads: usize,
     config: &ParallelConfig,
 ) -> Option<Partitions> {
-    let planner = Planner::new(block, threads, config.partition_contract_calls);
+    let planner = planner(block, state, threads, config, None);
     planner.predict(state);
     planner.finish().map(|(partitions, _)| partitions)
+}
+
+/// A plan for `block` on `threads`, with `payout` as its payout sender if
+/// given, and its hot recipient if it has one
+/// ([`Planner::with_hot_recipient`]).
+fn planner<'b, S: StateSource + ?Sized>(
+    block: &'b BlockInput,
+    state: &S,
+    threads: usize,
+    config: &ParallelConfig,
+    payout: Option<Address>,
+) -> Planner<'b> {
+    let mut planner = Planner::new(block, threads, config.partition_contract_calls);
+    if let Some(payout) = payout {
+        planner = planner.with_payout_sender(payout);
+    }
+    planner.with_hot_recipient(state)
 }
 
 /// The sender opening `block`, if it is a payout sender (for analysis: the

@@ -2,8 +2,8 @@
 //! recording every location fetched ([`Recording`]), with the beneficiary
 //! served as a placeholder while a fee is credited, and as it was before
 //! the block to the transactions it does not send (code paying it), and the
-//! payout sender served to its own transfers at their nonces
-//! ([`PartitionDb`]).
+//! payout sender served to its own transfers at their nonces, and the hot
+//! recipient served as it was before the block ([`PartitionDb`]).
 
 use super::footprint::Access;
 use crate::{
@@ -110,12 +110,21 @@ pub(super) struct PartitionDb<'s, S: ?Sized> {
     pub(super) payout_nonce: Option<u64>,
     /// The payout sender's balance as served to its transfer now running.
     pub(super) payout_served: U256,
+    /// The block's hot recipient, if the plan keyed transfers into it by
+    /// their senders alone (see `Planner::with_hot_recipient`): served as
+    /// it was before the block, and what it gains summed, as the
+    /// beneficiary's fees are.
+    pub(super) hot_recipient: Option<Address>,
+    /// The hot recipient's balance as served to the transaction now
+    /// running, if it loaded the account.
+    pub(super) hot_served: U256,
     /// A transaction observed the beneficiary (read its balance, sent from
     /// it, or loaded it when it could not be served, see
     /// [`Self::creditable`]), or loaded the payout sender other than as the
     /// sender of its own transfer, or the sender's transfer read its
     /// balance with `BALANCE` (which finds the sender already loaded:
-    /// [`BalanceReads`]).
+    /// [`BalanceReads`]), or observed the hot recipient so (or it was not
+    /// an account without code, not empty).
     pub(super) observed: bool,
     /// The accounts the current transaction loaded, to tell which it changed.
     pub(super) loaded: Vec<Loaded>,
@@ -136,10 +145,10 @@ impl<S: StateSource + ?Sized> BalanceReads for PartitionDb<'_, S> {
         // reading its balance loads nothing from here: flag it now. (In any
         // other transaction, loading the sender at all is flagged.)
         self.observed |= self.payout_nonce.is_some() && Some(address) == self.payout;
-        // The beneficiary is served as it was before the block, without the
-        // fees and payments that other partitions, and earlier
-        // transactions, sum apart.
-        self.observed |= address == self.beneficiary;
+        // The beneficiary and the hot recipient are served as they were
+        // before the block, without the fees and payments that other
+        // partitions, and earlier transactions, sum apart.
+        self.observed |= address == self.beneficiary || Some(address) == self.hot_recipient;
     }
 }
 
@@ -196,6 +205,19 @@ impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
             }
             self.observed = true;
         }
+        if Some(address) == self.hot_recipient {
+            // Only credited unless it sends (then it pays) or has code: no
+            // earlier transaction, in any partition, changed more than its
+            // balance, which the others' credits are summed with.
+            let served = info.as_ref().filter(|info| {
+                self.sender != address && info.is_empty_code_hash() && !info.is_empty()
+            });
+            match served {
+                Some(served) => self.hot_served = served.balance,
+                None => self.observed = true,
+            }
+            return Ok(info);
+        }
         if let Some(info) = &info {
             self.loaded.push(Loaded {
                 address,
@@ -210,7 +232,9 @@ impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
         self.cache.code_by_hash(code_hash).map_err(state_error)
     }
     fn storage(&mut self, address: Address, slot: U256) -> Result<U256, StateError> {
-        self.observed |= address == self.beneficiary || Some(address) == self.payout;
+        self.observed |= address == self.beneficiary
+            || Some(address) == self.payout
+            || Some(address) == self.hot_recipient;
         self.cache.storage(address, slot).map_err(state_error)
     }
     fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {

@@ -46,6 +46,7 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
     let mut gas = Vec::with_capacity(outputs.len());
     let mut shares: Vec<Vec<_>> = (0..=ctx.bounds.len()).map(|_| Vec::new()).collect();
     let (mut fees, mut paid) = (Deltas::default(), Deltas::default());
+    let mut credited = Deltas::default();
     for output in outputs {
         gas.push(output.gas);
         for (share, accounts) in shares.iter_mut().zip(output.accounts) {
@@ -53,6 +54,7 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
         }
         fees.then(output.fees);
         paid.then(output.paid);
+        credited.then(output.credited);
     }
     let assembly = Assembly {
         block: ctx.block,
@@ -61,10 +63,11 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
         credits,
         fees,
         payout: payout.map(|p| (p.address, paid, p.final_nonce)),
+        hot_recipient: ctx.hot_recipient.map(|hot| (hot, credited)),
         hand_over_input: Mutex::new(Some((PlacedResults { slots, gas }, on_results))),
         handed_over: Mutex::new(None),
         claims: Claims::new(shares.len() + 1),
-        merges: merges(shares, ctx.pre.accounts.len() + credits.len() + 2),
+        merges: merges(shares, ctx.pre.accounts.len() + credits.len() + 3),
         build_claimed: AtomicBool::new(false),
         built: Mutex::new(None),
     };
@@ -86,7 +89,8 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
 /// One merge per share of the accounts. The first share's merge makes room
 /// for the others, which the build appends to it, and for the `settled`
 /// accounts only the pre-block calls and the credits change (the
-/// beneficiary, the payout sender, withdrawals), which it merges in.
+/// beneficiary, the payout sender, the hot recipient, withdrawals), which
+/// it merges in.
 fn merges(shares: Vec<Vec<Vec<(Address, AccountChange)>>>, settled: usize) -> Vec<Merge> {
     let others = shares
         .iter()
@@ -152,6 +156,8 @@ struct Assembly<'a, S: ?Sized, R, T> {
     /// The payout sender, the change to its balance and its nonce after
     /// the block.
     payout: Option<(Address, Deltas, u64)>,
+    /// The hot recipient and what the partitions credited it.
+    hot_recipient: Option<(Address, Deltas)>,
     hand_over_input: Mutex<Option<(PlacedResults<'a>, R)>>,
     handed_over: Mutex<Option<T>>,
     /// The merges, then handing over.
@@ -216,6 +222,7 @@ impl<'a, S: StateSource + ?Sized, R: FnOnce(PlacedResults<'a>) -> T, T> Assembly
                 .map(|(address, amount)| (*address, Deltas::increase_of(*amount)));
             let credits = std::iter::once(beneficiary)
                 .chain(payout)
+                .chain(self.hot_recipient)
                 .chain(credits)
                 .filter(|(_, deltas)| !deltas.is_zero());
             let nonce = self.payout.map(|(address, _, nonce)| (address, nonce));

@@ -33,7 +33,9 @@
 //! payments ([`payout`]): each of its transfers is served the sender at the
 //! nonce it carries, and anything else observing the sender invalidates the
 //! run, as does a payout running code that could read the sender's balance
-//! ([`observation`]).
+//! ([`observation`]). And so are the credits of a hot recipient, which many
+//! plain transfers pay ([`Planner::with_hot_recipient`]): served as it was
+//! before the block, observing it any other way invalidates the run.
 
 mod code_cache;
 mod db;
@@ -81,6 +83,8 @@ struct PartitionOutput {
     fees: Deltas,
     /// The change to the payout sender's balance (it pays).
     paid: Deltas,
+    /// What its transactions credited the hot recipient.
+    credited: Deltas,
     /// Its accounts' changes relative to the pre-block state, normalized,
     /// in address order, split into the context's shares of the accounts.
     accounts: Vec<Vec<(Address, AccountChange)>>,
@@ -104,6 +108,9 @@ struct PartitionContext<'a, S: ?Sized> {
     bounds: Vec<Address>,
     /// The block's payout sender, if its payments are summed.
     payout: Option<Address>,
+    /// The block's hot recipient, if its credits are summed
+    /// ([`Planner::with_hot_recipient`]).
+    hot_recipient: Option<Address>,
     /// Where the workers' time went, if measured
     /// ([`ParallelConfig::phase_times`]).
     phases: Option<&'a Mutex<PhaseTimes>>,
@@ -298,6 +305,7 @@ fn execute<S: StateSource + ?Sized, T: Send>(
         failed: AtomicBool::new(false),
         bounds: merge::share_bounds(run.block, threads.at_once),
         payout: settlement.payout.map(|p| p.address),
+        hot_recipient: partitions.hot_recipient,
         phases,
     };
     let running_since = Instant::now();

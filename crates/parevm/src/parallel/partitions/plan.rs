@@ -26,7 +26,9 @@
 //! calldata (a forwarder's destination), not by the sender: the partitions
 //! sum what the sender pays. A recipient with code must not read a
 //! balance not its own ([`observation`](super::observation)), the
-//! sender's among them.
+//! sender's among them. Conversely, plain transfers into a block's hot
+//! recipient ([`Planner::with_hot_recipient`]) are keyed by their senders
+//! alone: the partitions sum what they credit it.
 //!
 //! Transactions sharing a predicted key are joined into components
 //! (union-find); whole components are then packed into partitions, heaviest
@@ -50,6 +52,7 @@ use crate::{
 };
 use alloy_consensus::{Transaction, TxEnvelope, transaction::Recovered};
 use alloy_primitives::Address;
+use revm::primitives::KECCAK_EMPTY;
 use smallvec::SmallVec;
 use std::{
     cmp::Reverse,
@@ -226,6 +229,10 @@ pub(crate) struct Partitions {
     /// their partition's weight, and `bound`, are then no dependency the
     /// block is known to have.
     pub unpredicted: bool,
+    /// The block's [hot recipient](Planner::with_hot_recipient), if the
+    /// plan keyed transfers into it by their senders alone: the partitions
+    /// must sum what they credit it.
+    pub hot_recipient: Option<Address>,
 }
 
 /// Plans a block's partitions in two steps. First every transaction's
@@ -246,6 +253,10 @@ pub(crate) struct Planner<'b> {
     /// transfers are keyed by their recipients (and the accounts their
     /// code calls), not by it, and no other transaction may name it.
     payout: Option<(Address, u64)>,
+    /// The block's hot recipient, if it has one, and its key digest: plain
+    /// transfers into it are keyed by their senders alone, and no other
+    /// transaction may name it ([`Self::with_hot_recipient`]).
+    hot_recipient: Option<(Address, u64)>,
     next_chunk: AtomicUsize,
     /// Set once some transaction turned out unpredictable, or the plan was
     /// abandoned: the block will not partition.
@@ -287,6 +298,7 @@ impl<'b> Planner<'b> {
             contract_calls,
             beneficiary: Key::Account(block.header.beneficiary).digest(),
             payout: None,
+            hot_recipient: None,
             next_chunk: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             chunks: (0..chunks).map(|_| Mutex::new(None)).collect(),
@@ -308,6 +320,42 @@ impl<'b> Planner<'b> {
         self.payout = Some((payout, Key::Account(payout).digest()));
         self.max_unpredicted = self.block.transactions.len() / MAX_UNPREDICTED_SHARE;
         self
+    }
+
+    /// Plans with the block's hot recipient, if it has one: an account
+    /// without code, not empty, that plain transfers from at least one in
+    /// [`HOT_RECIPIENT_SHARE`] of [`HOT_RECIPIENT_SAMPLES`] transactions
+    /// spread over the block pay, and that sends none of the block's
+    /// transactions (as an exchange's deposit addresses sweep into its hot
+    /// wallet). Keyed by it, they would be one component: fixture
+    /// 14396881's 1,197 transfers into one account hold 84% of its gas.
+    /// Keyed by their senders alone, the partitions sum what they credit
+    /// it, as they sum the beneficiary's fees (`db.rs`): an account without
+    /// code that sends nothing only gains balance, and only its balance
+    /// can be observed, which fails the run. No other transaction may be
+    /// predicted to name it.
+    pub(crate) fn with_hot_recipient<S: StateSource + ?Sized>(mut self, state: &S) -> Self {
+        let Some(hot) = hot_recipient(self.block) else {
+            return self;
+        };
+        let summable = state
+            .account_fields(&hot)
+            .ok()
+            .flatten()
+            .is_some_and(|account| account.code_hash == KECCAK_EMPTY && !account.is_empty());
+        // Sending, it would pay and be observed: the plan would stop there.
+        let sends = || self.block.transactions.iter().any(|tx| tx.signer() == hot);
+        if summable && Some(hot) != self.payout.map(|(payout, _)| payout) && !sends() {
+            self.hot_recipient = Some((hot, Key::Account(hot).digest()));
+        }
+        self
+    }
+
+    /// Whether `digest` is the key of an account whose balance the
+    /// partitions sum rather than own: the beneficiary's, or the hot
+    /// recipient's.
+    fn is_summed(&self, digest: u64) -> bool {
+        digest == self.beneficiary || self.hot_recipient.is_some_and(|(_, hot)| hot == digest)
     }
 
     /// How many transactions the plan is for.
@@ -361,7 +409,9 @@ impl<'b> Planner<'b> {
             idle.wait();
         }
         if !self.stopped() {
-            *lock(&self.planned) = Some(joined.pack(self.threads));
+            let (mut partitions, prediction) = joined.pack(self.threads);
+            partitions.hot_recipient = self.hot_recipient.map(|(hot, _)| hot);
+            *lock(&self.planned) = Some((partitions, prediction));
         }
     }
 
@@ -549,7 +599,14 @@ impl<'b> Planner<'b> {
         let payout_digest = payout.map(|(_, digest)| digest);
         let to = tx.kind().to().copied();
         let mut keyed_as = Keyed::Predicted;
-        match keys(sender, to, input, self.contract_calls) {
+        let predicted = match self.hot_recipient {
+            // Its sender alone: the partitions sum what they credit it.
+            Some((hot, _)) if to == Some(hot) && input.is_empty() => {
+                Predicted::Keys([Some(Key::Account(sender)), None, None])
+            }
+            _ => keys(sender, to, input, self.contract_calls),
+        };
+        match predicted {
             Predicted::Keys(keys) => keyed.extend(keys.into_iter().flatten()),
             Predicted::Transfer(to) if !state.has_code(&to)? => {
                 keyed.extend([Key::Account(sender), Key::Account(to)]);
@@ -571,7 +628,7 @@ impl<'b> Planner<'b> {
         }
         for key in keyed {
             let digest = key.digest();
-            if digest == self.beneficiary || Some(digest) == payout_digest {
+            if self.is_summed(digest) || Some(digest) == payout_digest {
                 return Ok(Keyed::Never);
             }
             digests.push(digest);
@@ -610,7 +667,7 @@ impl<'b> Planner<'b> {
         };
         for key in keys {
             let digest = key.digest();
-            if digest == self.beneficiary || digest == payout_digest {
+            if self.is_summed(digest) || digest == payout_digest {
                 return Ok(Keyed::Never);
             }
             digests.push(digest);
@@ -738,6 +795,36 @@ impl Drop for AbandonOnPanic<'_, '_> {
     }
 }
 
+/// Transactions sampled, spread over the block, for its hot recipient
+/// ([`hot_recipient`]).
+const HOT_RECIPIENT_SAMPLES: usize = 64;
+
+/// At least one in this many sampled transactions are plain transfers into
+/// a block's hot recipient ([`hot_recipient`]): a component of an eighth of
+/// the gas already keeps the partitions of 8 threads from balancing.
+const HOT_RECIPIENT_SHARE: usize = 8;
+
+/// The account that plain transfers (without calldata) from at least one
+/// in [`HOT_RECIPIENT_SHARE`] of [`HOT_RECIPIENT_SAMPLES`] transactions
+/// spread over `block` pay, the most often paid if several are, other than
+/// the beneficiary (see [`Planner::with_hot_recipient`]).
+fn hot_recipient(block: &BlockInput) -> Option<Address> {
+    let txs = &block.transactions;
+    let samples = HOT_RECIPIENT_SAMPLES.min(txs.len());
+    let mut paid: SmallVec<[Address; HOT_RECIPIENT_SAMPLES]> = (0..samples)
+        .map(|sample| &txs[sample * txs.len() / samples])
+        .filter(|tx| tx.input().is_empty())
+        .filter_map(|tx| tx.kind().to().copied())
+        .filter(|to| *to != block.header.beneficiary)
+        .collect();
+    paid.sort_unstable();
+    let (hot, times) = paid
+        .chunk_by(|a, b| a == b)
+        .map(|run| (run[0], run.len()))
+        .max_by_key(|(_, times)| *times)?;
+    (times >= 2 && times * HOT_RECIPIENT_SHARE >= samples).then_some(hot)
+}
+
 /// What a transaction is predicted to touch, from the transaction alone.
 #[derive(Debug, PartialEq)]
 enum Predicted {
@@ -850,6 +937,7 @@ fn pack(gas_limits: &[u64], components: &mut UnionFind, threads: usize) -> (Part
             total as f64 / span
         },
         unpredicted: false,
+        hot_recipient: None,
     };
     (partitions, heaviest_component)
 }

@@ -275,6 +275,7 @@ mod tests {
             partition_of,
             bound: 1.0,
             unpredicted: false,
+            hot_recipient: None,
         }
     }
 

@@ -151,6 +151,8 @@ struct PartitionRun<'b, 's, B: StateSource + ?Sized> {
     fees: Deltas,
     /// The change to the payout sender's balance so far.
     paid: Deltas,
+    /// What the hot recipient was credited so far.
+    credited: Deltas,
     blooms: BloomMemo,
 }
 
@@ -173,6 +175,8 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
             payout: ctx.payout,
             payout_nonce: None,
             payout_served: U256::ZERO,
+            hot_recipient: ctx.hot_recipient,
+            hot_served: U256::ZERO,
             observed: false,
             loaded: Vec::new(),
         };
@@ -194,6 +198,7 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
             writes: Vec::with_capacity(CHECK_BATCH * 2),
             fees: Deltas::default(),
             paid: Deltas::default(),
+            credited: Deltas::default(),
             blooms: BloomMemo::new(),
         }
     }
@@ -211,6 +216,7 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
         db.loaded.clear();
         db.sender = tx.signer();
         db.beneficiary_served = U256::ZERO;
+        db.hot_served = U256::ZERO;
         db.payout_nonce = (Some(db.sender) == db.payout).then(|| tx.nonce());
         self.evm
             .ctx
@@ -248,12 +254,13 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
         };
         // What the summed accounts gained (or paid) over what they were served.
         let payout_served = db.payout_nonce.map(|_| db.payout_served);
-        let Some((fees, paid)) = take_summed(&mut state, db, payout_served) else {
+        let Some(summed) = take_summed(&mut state, db, payout_served) else {
             // Created at: more than its balance changed.
             return Ok(stop(ctx));
         };
-        self.fees.then(fees);
-        self.paid.then(paid);
+        self.fees.then(summed.fees);
+        self.paid.then(summed.paid);
+        self.credited.then(summed.credited);
         record_writes(&state, &db.loaded, self.spec, &mut self.writes);
         db.cache.commit(state);
         let executed = Executed::new(result, &mut self.blooms);
@@ -304,39 +311,58 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
             gas: self.gas,
             fees: self.fees,
             paid: self.paid,
+            credited: self.credited,
             accounts,
         })
     }
 }
 
+/// What a transaction changed of the accounts the partitions sum, each
+/// over what the account was served.
+#[derive(Default)]
+struct Summed {
+    /// What the beneficiary was paid: its fee, and any value sent to it.
+    fees: Deltas,
+    /// The change to the payout sender's balance, if the transaction is
+    /// its transfer.
+    paid: Deltas,
+    /// What the hot recipient was credited.
+    credited: Deltas,
+}
+
 /// Takes the summed accounts out of a transaction's `state` before it is
-/// committed: returns what the beneficiary was paid (its fee, and any value
-/// sent to it) and the change to the payout sender's balance (if the
-/// transaction is its transfer, which was served its balance as
-/// `payout_served`), each over what the account was served; `None` if a
-/// contract was created at the beneficiary's address (funded, but without
-/// code or nonce before), which gave it more than a balance: the other
-/// partitions would not see it, and the sum keeps only the balance.
+/// committed (the payout sender only from its own transfer, which was
+/// served its balance as `payout_served`); `None` if the transaction
+/// changed more than the beneficiary's or the hot recipient's balance (a
+/// contract created at its address, where it had none of code and
+/// nonce), which no other partition would see.
 fn take_summed<S: ?Sized>(
     state: &mut EvmState,
     db: &PartitionDb<'_, S>,
     payout_served: Option<U256>,
-) -> Option<(Deltas, Deltas)> {
-    let mut fees = Deltas::default();
+) -> Option<Summed> {
+    let mut summed = Summed::default();
+    // In the state only if loaded, which set what was served.
     if let Some(beneficiary) = state.remove(&db.beneficiary) {
         if beneficiary.is_created() {
             return None;
         }
-        // In the state only if loaded, which set what was served.
-        fees = Deltas::between(db.beneficiary_served, beneficiary.info.balance);
+        summed.fees = Deltas::between(db.beneficiary_served, beneficiary.info.balance);
     }
-    let mut paid = Deltas::default();
     if let (Some(served), Some(payout)) = (payout_served, db.payout)
         && let Some(sender) = state.remove(&payout)
     {
-        paid = Deltas::between(served, sender.info.balance);
+        summed.paid = Deltas::between(served, sender.info.balance);
     }
-    Some((fees, paid))
+    if let Some(hot) = db.hot_recipient
+        && let Some(recipient) = state.remove(&hot)
+    {
+        if recipient.is_created() {
+            return None;
+        }
+        summed.credited = Deltas::between(db.hot_served, recipient.info.balance);
+    }
+    Some(summed)
 }
 
 /// Fails the run: [`Step::Stop`].
