@@ -174,4 +174,7 @@ fn a_contract_created_at_the_hot_recipient_is_caught_while_running() {
         .and_then(|c| c.info.as_ref());
     assert_eq!(created.map(|info| info.nonce), Some(1));
     assert_caught_while_running(&block, &state);
+    // Block-STM, which keeps a hot recipient's balance in a column of
+    // credits, at every thread count.
+    assert_parallel_matches(&block, &state);
 }

@@ -350,6 +350,8 @@ fn a_creation_at_the_beneficiary_is_caught() {
     assert!(actual.stats.partitions_discarded, "{:?}", actual.stats);
     let expected = execute_sequential(&block, &state).expect("sequential executes");
     assert_eq!(expected.first_difference(&actual), None);
+    // Block-STM, which credits the beneficiary lazily, at every thread count.
+    assert_parallel_matches(&block, &state);
 }
 
 /// Transfers to the beneficiary make it part of the prediction, which
