@@ -178,3 +178,23 @@ fn a_contract_created_at_the_hot_recipient_is_caught_while_running() {
     // credits, at every thread count.
     assert_parallel_matches(&block, &state);
 }
+
+#[test]
+fn a_payout_sender_paying_the_hot_recipient_runs_as_partitions() {
+    // A hot wallet paying out, among others into the account the block's
+    // sweeps pay: both sums meet in that payout, which needs no key.
+    const PAYOUT: u64 = 0x7c;
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    b.fund(addr(PAYOUT), RICH);
+    b.fund(addr(HOT), 1);
+    b.fund_all((0..40).map(|i| addr(SENDERS + i)));
+    for i in 0..40 {
+        b.transfer(addr(PAYOUT), addr(OTHERS + i), 1_000 + i as u128);
+        b.transfer(addr(SENDERS + i), addr(HOT), 7);
+        if i % 4 == 0 {
+            b.transfer(addr(PAYOUT), addr(HOT), 5);
+        }
+    }
+    let (block, state) = b.build();
+    assert_partitioned(&block, &state, small_block_rule);
+}

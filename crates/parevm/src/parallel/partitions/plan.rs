@@ -355,7 +355,12 @@ impl<'b> Planner<'b> {
     /// partitions sum rather than own: the beneficiary's, or the hot
     /// recipient's.
     fn is_summed(&self, digest: u64) -> bool {
-        digest == self.beneficiary || self.hot_recipient.is_some_and(|(_, hot)| hot == digest)
+        digest == self.beneficiary || self.is_hot_recipient(digest)
+    }
+
+    /// Whether `digest` is the hot recipient's key.
+    fn is_hot_recipient(&self, digest: u64) -> bool {
+        self.hot_recipient.is_some_and(|(_, hot)| hot == digest)
     }
 
     /// How many transactions the plan is for.
@@ -639,7 +644,8 @@ impl<'b> Planner<'b> {
     /// [`Self::try_push_digests`] for a transaction of the payout sender
     /// (`payout_digest`): a plain transfer (see `PayoutSender::find`),
     /// keyed by its recipient and the accounts the recipient's code calls
-    /// without calldata (a forwarder's destination); the sender is summed.
+    /// without calldata (a forwarder's destination); the sender is summed,
+    /// and so is the hot recipient, if one of them is it.
     /// Into code that may read a balance other than its own (the sender's
     /// would be the one this partition served, not the one in sequence),
     /// or whose reach is unbounded, it is
@@ -667,6 +673,11 @@ impl<'b> Planner<'b> {
         };
         for key in keys {
             let digest = key.digest();
+            if self.is_hot_recipient(digest) {
+                // A payout only credits it (into code, code that reads no
+                // balance but its own): summed, as the sender's payments.
+                continue;
+            }
             if self.is_summed(digest) || digest == payout_digest {
                 return Ok(Keyed::Never);
             }
