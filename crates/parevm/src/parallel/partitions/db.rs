@@ -153,19 +153,22 @@ impl<S: StateSource + ?Sized> BalanceReads for PartitionDb<'_, S> {
 }
 
 impl<S: ?Sized> PartitionDb<'_, S> {
-    /// Whether the beneficiary, loaded as `info` (before the block), may be
+    /// Whether `address`, an account the partitions sum (the beneficiary,
+    /// or the hot recipient), loaded as `info` (before the block), may be
     /// served so to a transaction it does not send: code calling it, or
     /// destroying a contract in its favour, only adds to its balance, which
-    /// is then summed with the fees (`run.rs`), and `BALANCE` reading it
-    /// fails the run ([`BalanceReads`]). Else only its emptiness depends on
-    /// its balance (a value sent into an empty account costs more gas), so
-    /// it must be an account without code that is not empty: it then stays
-    /// so through the block in sequence, its nonce only growing and its
-    /// balance falling only by transactions it sends (as the payout sender,
-    /// served apart). A credit that would overflow its balance in sequence
-    /// is caught as the partitions settle their sums (`merge.rs`).
-    fn creditable(&self, info: &AccountInfo) -> bool {
-        self.sender != self.beneficiary && info.is_empty_code_hash() && !info.is_empty()
+    /// is then summed (`run.rs`), and `BALANCE` reading it fails the run
+    /// ([`BalanceReads`]). Else only its emptiness depends on its balance
+    /// (a value sent into an empty account costs more gas), so it must be
+    /// an account without code that is not empty: it then stays so through
+    /// the block in sequence, its nonce only growing and its balance
+    /// falling only by transactions it sends (the beneficiary's as the
+    /// payout sender, served apart; the hot recipient sends none), unless a
+    /// contract is created at it, which fails the run (`run.rs`). A credit
+    /// that would overflow its balance in sequence is caught as the
+    /// partitions settle their sums (`merge.rs`).
+    fn creditable(&self, address: Address, info: &AccountInfo) -> bool {
+        self.sender != address && info.is_empty_code_hash() && !info.is_empty()
     }
 }
 
@@ -199,20 +202,16 @@ impl<S: StateSource + ?Sized> Database for PartitionDb<'_, S> {
                 self.beneficiary_served = U256::ZERO;
                 return Ok(Some(placeholder));
             }
-            if let Some(served) = info.as_ref().filter(|info| self.creditable(info)) {
+            if let Some(served) = info.as_ref().filter(|info| self.creditable(address, info)) {
                 self.beneficiary_served = served.balance;
                 return Ok(info);
             }
             self.observed = true;
         }
         if Some(address) == self.hot_recipient {
-            // Only credited unless it sends (then it pays) or has code: no
-            // earlier transaction, in any partition, changed more than its
-            // balance, which the others' credits are summed with.
-            let served = info.as_ref().filter(|info| {
-                self.sender != address && info.is_empty_code_hash() && !info.is_empty()
-            });
-            match served {
+            // No earlier transaction, in any partition, changed more than
+            // its balance, which the others' credits are summed with.
+            match info.as_ref().filter(|info| self.creditable(address, info)) {
                 Some(served) => self.hot_served = served.balance,
                 None => self.observed = true,
             }

@@ -341,28 +341,30 @@ fn take_summed<S: ?Sized>(
     db: &PartitionDb<'_, S>,
     payout_served: Option<U256>,
 ) -> Option<Summed> {
-    let mut summed = Summed::default();
-    // In the state only if loaded, which set what was served.
-    if let Some(beneficiary) = state.remove(&db.beneficiary) {
-        if beneficiary.is_created() {
-            return None;
-        }
-        summed.fees = Deltas::between(db.beneficiary_served, beneficiary.info.balance);
-    }
+    let mut summed = Summed {
+        fees: take_credit(state, db.beneficiary, db.beneficiary_served)?,
+        ..Summed::default()
+    };
     if let (Some(served), Some(payout)) = (payout_served, db.payout)
         && let Some(sender) = state.remove(&payout)
     {
         summed.paid = Deltas::between(served, sender.info.balance);
     }
-    if let Some(hot) = db.hot_recipient
-        && let Some(recipient) = state.remove(&hot)
-    {
-        if recipient.is_created() {
-            return None;
-        }
-        summed.credited = Deltas::between(db.hot_served, recipient.info.balance);
+    if let Some(hot) = db.hot_recipient {
+        summed.credited = take_credit(state, hot, db.hot_served)?;
     }
     Some(summed)
+}
+
+/// What `address`, served its balance as `served`, gained in a
+/// transaction's `state` (nothing if it was not loaded, which set what
+/// was served), taken out of it; `None` if a contract was created at it.
+fn take_credit(state: &mut EvmState, address: Address, served: U256) -> Option<Deltas> {
+    match state.remove(&address) {
+        Some(account) if account.is_created() => None,
+        Some(account) => Some(Deltas::between(served, account.info.balance)),
+        None => Some(Deltas::default()),
+    }
 }
 
 /// Fails the run: [`Step::Stop`].
