@@ -44,18 +44,17 @@ use revm::{
     primitives::{Address, U256},
 };
 
-/// A database told which account each `BALANCE` reads (the one wrapper
-/// the partitions install too: [`install_balance_reads`]).
-pub(crate) trait BalanceReads: revm::Database {
-    /// `BALANCE` is about to read `address`'s balance.
-    fn balance_read(&mut self, address: Address);
-}
+/// A database told which balances the EVM observes, by the wrappers
+/// [`install`] puts around every opcode that observes one.
+pub(crate) trait BalanceWatchDb: revm::Database {
+    /// The EVM observed `address`'s balance in full: `BALANCE`,
+    /// `SELFBALANCE`, `SELFDESTRUCT`, or a value sent from it that it did
+    /// not cover.
+    fn balance_observed(&mut self, address: Address);
 
-/// A database that keeps the incarnation's [`WatchedBalances`], which the
-/// wrappers tell what the EVM observes.
-pub(crate) trait BalanceWatchDb: BalanceReads {
-    /// The running incarnation's watched balances.
-    fn watched_balances(&mut self) -> &mut WatchedBalances;
+    /// `address`, now holding `balance`, is about to send `value`, which
+    /// `balance` covers: only a lower balance would change what happens.
+    fn balance_required(&mut self, address: Address, balance: U256, value: U256);
 }
 
 /// Balances from this one up are read in full, never watched. Such a
@@ -179,18 +178,6 @@ type Host<DB> = MainnetContext<DB>;
 type Ctx<'a, DB> = InstructionContext<'a, Host<DB>, EthInterpreter>;
 type Wrapper<DB> = fn(Ctx<'_, DB>) -> InstructionExecResult;
 
-/// Replaces `BALANCE` alone in `instructions` with the wrapper that tells
-/// the database which account it reads ([`BalanceReads`]): the partitions
-/// watch a payout sender's balance so, which its own transfer finds loaded
-/// already (see `partitions/observation.rs`).
-pub(crate) fn install_balance_reads<DB: BalanceReads>(
-    instructions: &mut EthInstructions<EthInterpreter, Host<DB>>,
-) {
-    let gas = instructions.gas_table()[usize::from(opcode::BALANCE)];
-    let wrapper: Wrapper<DB> = balance::<DB>;
-    instructions.insert_instruction(opcode::BALANCE, Instruction::new(wrapper), gas);
-}
-
 /// Replaces every balance-observing opcode of `instructions` with a wrapper
 /// that reports the account before running revm's instruction.
 pub(crate) fn install<DB: BalanceWatchDb>(
@@ -212,11 +199,7 @@ pub(crate) fn install<DB: BalanceWatchDb>(
 }
 
 fn observe<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, address: Address) {
-    ctx.host
-        .journal_mut()
-        .db_mut()
-        .watched_balances()
-        .observe(address);
+    ctx.host.journal_mut().db_mut().balance_observed(address);
 }
 
 /// Reports the executing account's sufficiency check if the stack item
@@ -234,20 +217,16 @@ fn check_own_balance<DB: BalanceWatchDb>(ctx: &mut Ctx<'_, DB>, value_at: usize)
     // The executing account is always loaded; read it without touching it.
     match journal.evm_state().get(&me).map(|a| a.info.balance) {
         Some(balance) if balance >= value => {
-            journal
-                .db_mut()
-                .watched_balances()
-                .require(me, balance, value);
+            journal.db_mut().balance_required(me, balance, value);
         }
         _ => observe(ctx, me),
     }
 }
 
-fn balance<DB: BalanceReads>(ctx: Ctx<'_, DB>) -> InstructionExecResult {
+fn balance<DB: BalanceWatchDb>(mut ctx: Ctx<'_, DB>) -> InstructionExecResult {
     // An underflow is left to revm's instruction to report.
     if let Ok(word) = ctx.interpreter.stack.peek(0) {
-        let address = word.into_address();
-        ctx.host.journal_mut().db_mut().balance_read(address);
+        observe(&mut ctx, word.into_address());
     }
     host::balance(ctx)
 }

@@ -26,7 +26,7 @@
 //! and validation re-checks that full value.
 
 use super::{
-    balance_watch::{self, BalanceReads, BalanceWatchDb, WatchedBalances},
+    balance_watch::{self, BalanceWatchDb, WatchedBalances},
     block_gas::TxGas,
     fee_credit::{FeeCreditDb, LazyBeneficiary, ParallelEvm, parallel_evm},
     mv_memory::{Blocked, MvMemory, StorageRead},
@@ -686,15 +686,12 @@ impl<S: StateSource + ?Sized> FeeCreditDb for VmDb<'_, '_, S> {
     }
 }
 
-impl<S: StateSource + ?Sized> BalanceReads for VmDb<'_, '_, S> {
-    fn balance_read(&mut self, address: Address) {
-        self.watched_balances().observe(address);
-    }
-}
-
 impl<S: StateSource + ?Sized> BalanceWatchDb for VmDb<'_, '_, S> {
-    fn watched_balances(&mut self) -> &mut WatchedBalances {
-        &mut self.balances
+    fn balance_observed(&mut self, address: Address) {
+        self.balances.observe(address);
+    }
+    fn balance_required(&mut self, address: Address, balance: U256, value: U256) {
+        self.balances.require(address, balance, value);
     }
 }
 

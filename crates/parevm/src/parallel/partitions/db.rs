@@ -5,10 +5,10 @@
 //! payout sender served to its own transfers at their nonces, and the hot
 //! recipient served as it was before the block ([`PartitionDb`]).
 
-use super::footprint::Access;
+use super::{contract_balances::ContractBalances, footprint::Access};
 use crate::{
     parallel::{
-        balance_watch::BalanceReads,
+        balance_watch::BalanceWatchDb,
         fee_credit::FeeCreditDb,
         own_code::{own_copy, own_empty_code},
     },
@@ -123,11 +123,14 @@ pub(super) struct PartitionDb<'s, S: ?Sized> {
     /// [`Self::creditable`]), or loaded the payout sender other than as the
     /// sender of its own transfer, or the sender's transfer read its
     /// balance with `BALANCE` (which finds the sender already loaded:
-    /// [`BalanceReads`]), or observed the hot recipient so (or it was not
+    /// [`BalanceWatchDb`]), or observed the hot recipient so (or it was not
     /// an account without code, not empty).
     pub(super) observed: bool,
     /// The accounts the current transaction loaded, to tell which it changed.
     pub(super) loaded: Vec<Loaded>,
+    /// What the partition did to the balances of accounts with code, which
+    /// partitions sum.
+    pub(super) contract_balances: ContractBalances,
 }
 
 impl<S: StateSource + ?Sized> FeeCreditDb for PartitionDb<'_, S> {
@@ -139,8 +142,8 @@ impl<S: StateSource + ?Sized> FeeCreditDb for PartitionDb<'_, S> {
     }
 }
 
-impl<S: StateSource + ?Sized> BalanceReads for PartitionDb<'_, S> {
-    fn balance_read(&mut self, address: Address) {
+impl<S: StateSource + ?Sized> BalanceWatchDb for PartitionDb<'_, S> {
+    fn balance_observed(&mut self, address: Address) {
         // Within the sender's own transfer the sender is loaded already, so
         // reading its balance loads nothing from here: flag it now. (In any
         // other transaction, loading the sender at all is flagged.)
@@ -149,6 +152,11 @@ impl<S: StateSource + ?Sized> BalanceReads for PartitionDb<'_, S> {
         // before the block, without the fees and payments that other
         // partitions, and earlier transactions, sum apart.
         self.observed |= address == self.beneficiary || Some(address) == self.hot_recipient;
+        // Another partition may sum the balance of an account with code.
+        self.cache.database.reads.push(Access::Balance(address));
+    }
+    fn balance_required(&mut self, address: Address, balance: U256, value: U256) {
+        self.contract_balances.require(address, balance, value);
     }
 }
 
@@ -158,7 +166,7 @@ impl<S: ?Sized> PartitionDb<'_, S> {
     /// served so to a transaction it does not send: code calling it, or
     /// destroying a contract in its favour, only adds to its balance, which
     /// is then summed (`run.rs`), and `BALANCE` reading it fails the run
-    /// ([`BalanceReads`]). Else only its emptiness depends on its balance
+    /// ([`BalanceWatchDb`]). Else only its emptiness depends on its balance
     /// (a value sent into an empty account costs more gas), so it must be
     /// an account without code that is not empty: it then stays so through
     /// the block in sequence, its nonce only growing and its balance

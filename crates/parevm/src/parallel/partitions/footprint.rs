@@ -17,11 +17,19 @@ use std::{
 };
 
 /// A location, as finely as validation tells them apart: account fields
-/// change together in the transactions partitioning is used for.
+/// change together in the transactions partitioning is used for, but the
+/// balance of an account with code is also a location of its own, which
+/// partitions may change apart (see `contract_balances.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Access {
+    /// An account: loading it (every field), or changing more of it than
+    /// the balance of an account with code.
     Account(Address),
+    /// A storage slot.
     Slot(Address, U256),
+    /// An account's balance: observed in full (a read), or, for an account
+    /// with code, changed alone (a sum).
+    Balance(Address),
 }
 
 impl Access {
@@ -35,8 +43,10 @@ impl Access {
     /// block's partitions then failed validation on a conflict that was not).
     fn digest(&self) -> u64 {
         const SLOT: u64 = 0x2545_f491_4f6c_dd1d;
+        const BALANCE: u64 = 0x9e37_79b9_7f4a_7c15;
         match self {
             Self::Account(address) => address_digest(address),
+            Self::Balance(address) => fmix64(address_digest(address) ^ BALANCE),
             Self::Slot(address, slot) => {
                 let [a, b, c, d] = *slot.as_limbs();
                 fmix64(
@@ -60,19 +70,39 @@ const MANY: u32 = u32::MAX - 1;
 /// Which finished partitions touched one location.
 #[derive(Clone, Copy)]
 struct Touched {
-    /// The partition that read it, or [`MANY`].
+    /// The partition that read it, [`MANY`], or [`NONE`] (only summed).
     reader: u32,
     /// The partition that wrote it, or [`NONE`].
     writer: u32,
+    /// The partition that summed a change to it, [`MANY`], or [`NONE`].
+    summer: u32,
+}
+
+impl Touched {
+    /// Touched by `partition` in one way.
+    fn by(reader: u32, writer: u32, summer: u32) -> Self {
+        Self {
+            reader,
+            writer,
+            summer,
+        }
+    }
+}
+
+/// Whether `seen` (a reader, writer or summer) is no partition but `me`.
+fn other(seen: u32, me: u32) -> bool {
+    seen != NONE && seen != me
 }
 
 /// The locations the partitions touched so far.
 ///
 /// Invariant: a location's `writer` is set only when no other partition
-/// has read it, and a partition's reads in a batch are recorded before its
-/// writes in that batch are checked. So once every partition has added all
-/// its accesses without a conflict, no partition read a location another
-/// wrote, whichever came first.
+/// has read, written or summed it, its `summer` only when no other
+/// partition has read or written it, and a partition's reads in a batch are
+/// recorded before its writes and sums in that batch are checked. So once
+/// every partition has added all its accesses without a conflict, no
+/// partition read or summed a location another wrote, or read one another
+/// summed, whichever came first; partitions may sum one location together.
 pub(crate) struct Validation {
     touched: Mutex<HashMap<u64, Touched, BuildHasherDefault<Digested>>>,
 }
@@ -89,25 +119,29 @@ impl Validation {
     }
 
     /// Adds what `partition` read (fetched from the pre-block state, once
-    /// each) and wrote since it was last called for it; whether that
+    /// each; or balances observed), wrote and summed (see
+    /// `contract_balances.rs`) since it was last called for it; whether that
     /// conflicts with what the other partitions added so far. Called as
     /// partitions run, so whichever of two conflicting accesses comes second
     /// finds the conflict.
-    pub(crate) fn conflicts(&self, partition: usize, reads: &[Access], writes: &[Access]) -> bool {
+    pub(crate) fn conflicts(
+        &self,
+        partition: usize,
+        reads: &[Access],
+        writes: &[Access],
+        sums: &[Access],
+    ) -> bool {
         let me = partition as u32;
         let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
         for read in reads {
             match touched.entry(read.digest()) {
                 Entry::Vacant(entry) => {
-                    entry.insert(Touched {
-                        reader: me,
-                        writer: NONE,
-                    });
+                    entry.insert(Touched::by(me, NONE, NONE));
                 }
                 Entry::Occupied(mut entry) => {
                     let seen = entry.get_mut();
-                    if seen.writer != NONE && seen.writer != me {
-                        return true; // read what another wrote
+                    if other(seen.writer, me) || other(seen.summer, me) {
+                        return true; // read what another wrote or summed
                     }
                     if seen.reader != me {
                         seen.reader = MANY;
@@ -116,14 +150,22 @@ impl Validation {
             }
         }
         for write in writes {
-            let seen = touched.entry(write.digest()).or_insert(Touched {
-                reader: me,
-                writer: NONE,
-            });
-            if seen.reader != me || (seen.writer != NONE && seen.writer != me) {
-                return true; // wrote what another read or wrote
+            let seen = touched
+                .entry(write.digest())
+                .or_insert(Touched::by(me, NONE, NONE));
+            if other(seen.reader, me) || other(seen.writer, me) || other(seen.summer, me) {
+                return true; // wrote what another read, wrote or summed
             }
             seen.writer = me;
+        }
+        for sum in sums {
+            let seen = touched
+                .entry(sum.digest())
+                .or_insert(Touched::by(NONE, NONE, NONE));
+            if other(seen.reader, me) || other(seen.writer, me) {
+                return true; // summed what another read or wrote
+            }
+            seen.summer = if other(seen.summer, me) { MANY } else { me };
         }
         false
     }
@@ -140,32 +182,32 @@ mod tests {
     #[test]
     fn shared_reads_pass() {
         let validation = Validation::new(4);
-        assert!(!validation.conflicts(0, &[A, S], &[]));
-        assert!(!validation.conflicts(1, &[A, S, B], &[B]));
+        assert!(!validation.conflicts(0, &[A, S], &[], &[]));
+        assert!(!validation.conflicts(1, &[A, S, B], &[B], &[]));
     }
 
     #[test]
     fn a_read_of_an_earlier_write_fails() {
         let validation = Validation::new(4);
-        assert!(!validation.conflicts(0, &[S], &[S]));
-        assert!(validation.conflicts(1, &[S], &[]));
+        assert!(!validation.conflicts(0, &[S], &[S], &[]));
+        assert!(validation.conflicts(1, &[S], &[], &[]));
     }
 
     #[test]
     fn a_write_of_an_earlier_read_fails() {
         let validation = Validation::new(4);
-        assert!(!validation.conflicts(0, &[A], &[]));
-        assert!(validation.conflicts(1, &[A], &[A]));
+        assert!(!validation.conflicts(0, &[A], &[], &[]));
+        assert!(validation.conflicts(1, &[A], &[A], &[]));
     }
 
     #[test]
     fn a_write_without_a_recorded_read_still_conflicts() {
         let validation = Validation::new(4);
-        assert!(!validation.conflicts(0, &[], &[S]));
-        assert!(validation.conflicts(1, &[S], &[]));
+        assert!(!validation.conflicts(0, &[], &[S], &[]));
+        assert!(validation.conflicts(1, &[S], &[], &[]));
         let validation = Validation::new(4);
-        assert!(!validation.conflicts(0, &[S], &[]));
-        assert!(validation.conflicts(1, &[], &[S]));
+        assert!(!validation.conflicts(0, &[S], &[], &[]));
+        assert!(validation.conflicts(1, &[], &[S], &[]));
     }
 
     /// Generated addresses differ in their index bytes only; the synthetic
@@ -185,11 +227,44 @@ mod tests {
         }
     }
 
+    const BAL: Access = Access::Balance(Address::repeat_byte(0xaa));
+
+    #[test]
+    fn partitions_may_sum_one_balance_together() {
+        let validation = Validation::new(4);
+        assert!(!validation.conflicts(0, &[A], &[], &[BAL]));
+        assert!(!validation.conflicts(1, &[A], &[], &[BAL]));
+        assert!(!validation.conflicts(2, &[A], &[], &[BAL]));
+    }
+
+    #[test]
+    fn a_balance_observed_while_another_partition_sums_it_fails() {
+        let validation = Validation::new(4);
+        assert!(!validation.conflicts(0, &[A], &[], &[BAL]));
+        assert!(validation.conflicts(1, &[A, BAL], &[], &[]));
+        let validation = Validation::new(4);
+        assert!(!validation.conflicts(0, &[A, BAL], &[], &[]));
+        assert!(validation.conflicts(1, &[A], &[], &[BAL]));
+        // Its own sum and read do not conflict.
+        let validation = Validation::new(4);
+        assert!(!validation.conflicts(0, &[A, BAL], &[], &[BAL]));
+    }
+
+    #[test]
+    fn a_write_of_an_account_another_partition_sums_fails() {
+        let validation = Validation::new(4);
+        assert!(!validation.conflicts(0, &[A], &[], &[BAL]));
+        assert!(validation.conflicts(1, &[A], &[A], &[]));
+        let validation = Validation::new(4);
+        assert!(!validation.conflicts(0, &[], &[BAL], &[]));
+        assert!(validation.conflicts(1, &[], &[], &[BAL]));
+    }
+
     #[test]
     fn an_account_and_its_slot_are_different_locations() {
         let validation = Validation::new(4);
-        assert!(!validation.conflicts(0, &[A], &[A]));
-        assert!(!validation.conflicts(1, &[S], &[S]));
+        assert!(!validation.conflicts(0, &[A], &[A], &[]));
+        assert!(!validation.conflicts(1, &[S], &[S], &[]));
         assert_ne!(A.digest(), S.digest());
     }
 }

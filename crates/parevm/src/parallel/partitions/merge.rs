@@ -5,7 +5,7 @@
 //! and the state changes built with the credits settled.
 
 use super::{
-    PartitionContext, PartitionOutput, Settlement,
+    PartitionContext, PartitionOutput, Settlement, contract_balances,
     results::{PlacedResults, ResultSlots},
 };
 use crate::{
@@ -47,6 +47,8 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
     let mut shares: Vec<Vec<_>> = (0..=ctx.bounds.len()).map(|_| Vec::new()).collect();
     let (mut fees, mut paid) = (Deltas::default(), Deltas::default());
     let mut credited = Deltas::default();
+    let mut balance_sums: BTreeMap<Address, Deltas> = BTreeMap::new();
+    let mut bounds = Vec::new();
     for output in outputs {
         gas.push(output.gas);
         for (share, accounts) in shares.iter_mut().zip(output.accounts) {
@@ -55,6 +57,13 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
         fees.then(output.fees);
         paid.then(output.paid);
         credited.then(output.credited);
+        for (address, deltas) in output.balance_sums {
+            balance_sums.entry(address).or_default().then(deltas);
+        }
+        bounds.push(output.bounds);
+    }
+    if !contract_balances::bounds_hold(&bounds) {
+        return Ok(None);
     }
     let assembly = Assembly {
         block: ctx.block,
@@ -64,6 +73,7 @@ pub(super) fn assemble<'a, S: StateSource + ?Sized, T: Send>(
         fees,
         payout: payout.map(|p| (p.address, paid, p.final_nonce)),
         hot_recipient: ctx.hot_recipient.map(|hot| (hot, credited)),
+        balance_sums,
         hand_over_input: Mutex::new(Some((PlacedResults { slots, gas }, on_results))),
         handed_over: Mutex::new(None),
         claims: Claims::new(shares.len() + 1),
@@ -158,6 +168,9 @@ struct Assembly<'a, S: ?Sized, R, T> {
     payout: Option<(Address, Deltas, u64)>,
     /// The hot recipient and what the partitions credited it.
     hot_recipient: Option<(Address, Deltas)>,
+    /// The changes partitions made to balances of accounts with code, each
+    /// summed over the partitions (see `contract_balances.rs`).
+    balance_sums: BTreeMap<Address, Deltas>,
     hand_over_input: Mutex<Option<(PlacedResults<'a>, R)>>,
     handed_over: Mutex<Option<T>>,
     /// The merges, then handing over.
@@ -220,11 +233,15 @@ impl<'a, S: StateSource + ?Sized, R: FnOnce(PlacedResults<'a>) -> T, T> Assembly
             let payout = self.payout.map(|(address, paid, _)| (address, paid));
             let credits = (self.credits.iter())
                 .map(|(address, amount)| (*address, Deltas::increase_of(*amount)));
+            // A summed balance is settled even if its changes cancel out:
+            // the partitions left its account at its pre-block balance.
+            let sums = self.balance_sums.iter().map(|(a, d)| (*a, *d));
             let credits = std::iter::once(beneficiary)
                 .chain(payout)
                 .chain(self.hot_recipient)
                 .chain(credits)
-                .filter(|(_, deltas)| !deltas.is_zero());
+                .filter(|(_, deltas)| !deltas.is_zero())
+                .chain(sums);
             let nonce = self.payout.map(|(address, _, nonce)| (address, nonce));
             // The shares in turn: in address order.
             let accounts = (AccountChanges::from_sorted(accounts), code);

@@ -15,6 +15,8 @@
 //! - `db.rs`: where a partition reads state, recording what it fetched;
 //! - `run.rs`: running the partitions, each checked as it runs;
 //! - `footprint.rs`: the check that no partition read what another wrote;
+//! - `contract_balances.rs`: the balances of accounts with code, which
+//!   partitions change apart and sum;
 //! - `results.rs`: where the partitions leave their transactions' results,
 //!   in place in the block's;
 //! - `merge.rs`: where the partitions' changes are merged into the block's.
@@ -38,6 +40,7 @@
 //! before the block, observing it any other way invalidates the run.
 
 mod code_cache;
+mod contract_balances;
 mod db;
 mod footprint;
 mod merge;
@@ -85,6 +88,12 @@ struct PartitionOutput {
     paid: Deltas,
     /// What its transactions credited the hot recipient.
     credited: Deltas,
+    /// Its changes to the balances of accounts with code that partitions
+    /// sum (see `contract_balances.rs`); `accounts` holds them at their
+    /// pre-block balances.
+    balance_sums: Vec<(Address, Deltas)>,
+    /// The values it sent from accounts with code, and what covered them.
+    bounds: Vec<contract_balances::Bound>,
     /// Its accounts' changes relative to the pre-block state, normalized,
     /// in address order, split into the context's shares of the accounts.
     accounts: Vec<Vec<(Address, AccountChange)>>,

@@ -14,7 +14,7 @@
 //! true, and runs apart as a transfer into an account without code does.
 //! The partitions' EVM runs `BALANCE` through the wrapper Block-STM uses
 //! too, which tells the database which account it reads
-//! (`balance_watch::install_balance_reads`); a payout that reads the
+//! (`balance_watch::install`); a payout that reads the
 //! sender's fails the run. Before that, [`reads_foreign_balance`] predicts
 //! it from the code: it reads every instruction in order, with each stack
 //! value tracked within a straight run of code as the running account's

@@ -6,6 +6,7 @@
 
 use super::{
     PartitionContext, PartitionOutput,
+    contract_balances::ContractBalances,
     db::{Loaded, PartitionDb, Recording},
     footprint::{Access, Validation},
     merge::split_into_shares,
@@ -35,7 +36,7 @@ use revm::{
     context_interface::{ContextSetters, ContextTr, JournalTr},
     database::TransitionState,
     handler::{Handler, MainContext},
-    primitives::hardfork::SpecId,
+    primitives::{KECCAK_EMPTY, hardfork::SpecId},
     state::EvmState,
 };
 use std::{
@@ -147,6 +148,9 @@ struct PartitionRun<'b, 's, B: StateSource + ?Sized> {
     gas: Vec<TxGas>,
     /// What the transactions since the last check wrote.
     writes: Vec<Access>,
+    /// The balances of accounts with code that the transactions since the
+    /// last check changed alone (see `contract_balances.rs`).
+    sums: Vec<Access>,
     /// What the beneficiary was paid so far: fees, and value sent to it.
     fees: Deltas,
     /// The change to the payout sender's balance so far.
@@ -179,6 +183,7 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
             hot_served: U256::ZERO,
             observed: false,
             loaded: Vec::new(),
+            contract_balances: ContractBalances::default(),
         };
         let env = block.evm_env();
         let spec = env.cfg_env.spec;
@@ -188,7 +193,7 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
                 .with_block(env.block_env)
                 .with_cfg(env.cfg_env),
         );
-        balance_watch::install_balance_reads(&mut evm.instruction);
+        balance_watch::install(&mut evm.instruction);
         Self {
             evm,
             handler: LazyBeneficiary::new(),
@@ -196,6 +201,7 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
             slots,
             gas: Vec::with_capacity(txs),
             writes: Vec::with_capacity(CHECK_BATCH * 2),
+            sums: Vec::new(),
             fees: Deltas::default(),
             paid: Deltas::default(),
             credited: Deltas::default(),
@@ -261,7 +267,12 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
         self.fees.then(summed.fees);
         self.paid.then(summed.paid);
         self.credited.then(summed.credited);
-        record_writes(&state, &db.loaded, self.spec, &mut self.writes);
+        let accesses = Accesses {
+            writes: &mut self.writes,
+            sums: &mut self.sums,
+            balances: &mut db.contract_balances,
+        };
+        record_writes(&state, &db.loaded, self.spec, db.sender, accesses);
         db.cache.commit(state);
         let executed = Executed::new(result, &mut self.blooms);
         let finished = FinishedTx::executed(executed, tx.ty()).map_err(|message| {
@@ -280,7 +291,7 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
     /// Reads and writes gathered since the last check.
     fn accesses(&mut self) -> usize {
         let reads = &self.evm.ctx.journal_mut().db_mut().cache.database.reads;
-        reads.len() + self.writes.len()
+        reads.len() + self.writes.len() + self.sums.len()
     }
 
     /// [`check`]s the accesses gathered since the last check.
@@ -291,7 +302,7 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
         me: usize,
     ) -> bool {
         let reads = &mut self.evm.ctx.journal_mut().db_mut().cache.database.reads;
-        check(ctx, validation, me, reads, &mut self.writes)
+        check(ctx, validation, me, reads, &mut self.writes, &mut self.sums)
     }
 
     /// What the partition produced: its gas, fees and payouts, and its
@@ -302,16 +313,22 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
     ) -> Result<PartitionOutput, ExecutionError> {
         let db = self.evm.ctx.journal_mut().db_mut();
         let transitions = db.cache.transition_state.take().unwrap_or_default();
-        let accounts = if ctx.failed() {
+        let balances = std::mem::take(&mut db.contract_balances);
+        let (accounts, balance_sums) = if ctx.failed() {
             Default::default()
         } else {
-            split_into_shares(normalized(ctx, &transitions)?, &ctx.bounds)
+            let mut accounts = normalized(ctx, &transitions)?;
+            let base = OverlayState::new(ctx.state, ctx.pre);
+            let sums = balances.take_sums(&base, &mut accounts)?;
+            (split_into_shares(accounts, &ctx.bounds), sums)
         };
         Ok(PartitionOutput {
             gas: self.gas,
             fees: self.fees,
             paid: self.paid,
             credited: self.credited,
+            balance_sums,
+            bounds: balances.into_bounds(),
             accounts,
         })
     }
@@ -382,40 +399,75 @@ fn check<S: ?Sized>(
     me: usize,
     reads: &mut Vec<Access>,
     writes: &mut Vec<Access>,
+    sums: &mut Vec<Access>,
 ) -> bool {
-    let conflict = validation.conflicts(me, reads, writes);
+    let conflict = validation.conflicts(me, reads, writes, sums);
     reads.clear();
     writes.clear();
+    sums.clear();
     if conflict {
         ctx.fail();
     }
     !conflict
 }
 
-/// Adds what one transaction wrote (per revm's `state` of it; `loaded` as
-/// it first read each account) to `writes`.
-fn record_writes(state: &EvmState, loaded: &[Loaded], spec: SpecId, writes: &mut Vec<Access>) {
+/// Where one transaction's changes are recorded.
+struct Accesses<'a> {
+    /// Accounts and slots written.
+    writes: &'a mut Vec<Access>,
+    /// Balances of accounts with code changed alone.
+    sums: &'a mut Vec<Access>,
+    /// Which accounts with code the partition changed, and how.
+    balances: &'a mut ContractBalances,
+}
+
+/// Adds what one transaction (from `sender`) wrote, per revm's `state` of
+/// it and `loaded` as it first read each account, to `to`: the balance of
+/// an account with code that changed alone as a sum, any other change to
+/// an account as a write of it.
+fn record_writes(
+    state: &EvmState,
+    loaded: &[Loaded],
+    spec: SpecId,
+    sender: Address,
+    to: Accesses<'_>,
+) {
     for (address, account) in state {
         if !account.is_touched() {
             continue;
         }
         let info = &account.info;
-        let unchanged = loaded
-            .iter()
-            .find(|l| l.address == *address)
-            .is_some_and(|l| {
-                l.balance == info.balance
-                    && l.nonce == info.nonce
-                    && l.code_hash == info.code_hash
-                    && !account.is_selfdestructed()
-                    && !(account.is_empty() && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON))
-            });
-        if !unchanged {
-            writes.push(Access::Account(*address));
+        let first = loaded.iter().find(|l| l.address == *address);
+        let kept = |l: &&Loaded| {
+            l.nonce == info.nonce
+                && l.code_hash == info.code_hash
+                && !account.is_selfdestructed()
+                && !account.is_created()
+        };
+        match first.filter(kept) {
+            Some(l) if l.balance == info.balance => {
+                let emptied = account.is_empty() && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
+                if emptied {
+                    to.writes.push(Access::Account(*address));
+                }
+            }
+            Some(l) if l.code_hash != KECCAK_EMPTY && *address != sender => {
+                to.sums.push(Access::Balance(*address));
+                to.balances.summed(*address);
+            }
+            _ => {
+                to.writes.push(Access::Account(*address));
+                // Created here, or changed beyond its balance: the
+                // partition's account is the block's.
+                let code = first.map_or(info.code_hash, |l| l.code_hash);
+                if code != KECCAK_EMPTY || info.code_hash != KECCAK_EMPTY {
+                    to.balances.written(*address);
+                }
+            }
         }
         for (slot, value) in &account.storage {
             if value.is_changed() {
-                writes.push(Access::Slot(*address, *slot));
+                to.writes.push(Access::Slot(*address, *slot));
             }
         }
     }
