@@ -118,6 +118,25 @@ fn payouts_from_the_beneficiary_run_as_partitions() {
 }
 
 #[test]
+fn a_few_payouts_from_the_beneficiary_opening_the_block_run_as_partitions() {
+    // A pool paying out from its coinbase at the top of its block (as
+    // fixture 14396881's does), then 60 other transfers: too few payouts
+    // to make the beneficiary the block's opening sender, but as a chain
+    // from the beneficiary they would keep the block from partitioning.
+    let mut b = BlockBuilder::new(EthereumHardfork::Cancun);
+    b.account(COINBASE, cover(5), 7, None, &[]);
+    b.fund_all((0..60).map(|i| u(OTHERS + i)));
+    for i in 0..5 {
+        b.transfer(COINBASE, u(RECIPIENTS + i), 1_000 + i as u128);
+    }
+    for i in 0..60 {
+        b.transfer(u(OTHERS + i), u(OTHERS + 100 + i), 5);
+    }
+    let (block, state) = b.build();
+    assert_path(&block, &state, small_block_rule, ExecutionPath::Partitioned);
+}
+
+#[test]
 fn payouts_too_few_for_the_fallback_rule_still_run_as_partitions() {
     // 30 payouts and 20 other transfers, one after each of the first 20
     // payouts: the sender's chain holds 60% of the gas. That bounds the
