@@ -246,3 +246,35 @@ fn a_balance_read_of_the_vault_is_caught() {
     let (block, state) = b.build();
     assert_caught_while_running(&block, &state);
 }
+
+/// Sets `address`'s balance in the builder's pre-block state to `balance`.
+fn set_balance(b: &mut BlockBuilder, address: Address, balance: U256) {
+    let mut account = b.state.get(&address).cloned().expect("account exists");
+    account.info.balance = balance;
+    b.state.insert_account(address, account);
+}
+
+#[test]
+fn a_vault_holding_2_pow_128_or_more_is_not_summed() {
+    // Block-STM watches no balance that large either: a partition's view
+    // of it could then overflow where the sequential one does not.
+    let mut b = vault_block(OnDeposit::Accept, 0, &[100; 6], &[600]);
+    set_balance(&mut b, addr(VAULT), U256::from(1) << 130);
+    let (block, state) = b.build();
+    assert_caught_while_running(&block, &state);
+}
+
+#[test]
+fn a_deposit_of_2_pow_128_or_more_is_not_summed() {
+    let mut b = vault_block(OnDeposit::Accept, 10_000, &[100; 5], &[600]);
+    let whale = addr(DEPOSITORS + 100);
+    b.fund(whale, 0);
+    set_balance(&mut b, whale, U256::from(1) << 129);
+    b.tx(TxSpec {
+        gas_limit: CALL_GAS,
+        value: U256::from(1) << 128,
+        ..TxSpec::call(whale, addr(VAULT), 0, Vec::new())
+    });
+    let (block, state) = b.build();
+    assert_caught_while_running(&block, &state);
+}

@@ -19,6 +19,13 @@
 //!   ([`ContractBalances::take_sums`], settled by `merge.rs` with the other
 //!   sums).
 //!
+//! Only balances below 2^128 are summed, and only in transactions that
+//! move no value of 2^128 or more (as Block-STM watches only such
+//! balances, `balance_watch.rs`): a partition's view of a summed balance
+//! then differs from the sequential one by far less than 2^256, so no
+//! credit overflows in one and not the other. (Every value code moves
+//! goes through the wrappers; one it destroys itself for is observed.)
+//!
 //! An account with code that a partition changes otherwise (its nonce, by
 //! `CREATE`; its code; destroyed) is a write of the account, which every
 //! other partition that loaded it conflicts with: that partition's account
@@ -26,7 +33,7 @@
 
 use crate::{
     AccountChange,
-    parallel::credit::Deltas,
+    parallel::{balance_watch::WatchedBalances, credit::Deltas},
     state::{StateError, StateSource},
 };
 use alloy_primitives::{Address, U256};
@@ -40,6 +47,9 @@ pub(super) struct ContractBalances {
     changed: HashMap<Address, bool>,
     /// The accounts it sent value from, each with what covered it.
     bounds: Vec<Bound>,
+    /// The transaction now running moved a value of 2^128 or more: it
+    /// sums no balance.
+    large_value: bool,
 }
 
 /// An account's sends in one partition.
@@ -55,6 +65,17 @@ pub(super) struct Bound {
 }
 
 impl ContractBalances {
+    /// A transaction sending `value` from its sender starts.
+    pub(super) fn start_tx(&mut self, value: U256) {
+        self.large_value = !WatchedBalances::may_watch(value);
+    }
+
+    /// Whether the transaction now running may sum a balance that went
+    /// from `before` to `after` in it (see the module docs).
+    pub(super) fn may_sum(&self, before: U256, after: U256) -> bool {
+        !self.large_value && WatchedBalances::may_watch(before) && WatchedBalances::may_watch(after)
+    }
+
     /// A transaction changed `address`'s balance alone.
     pub(super) fn summed(&mut self, address: Address) {
         self.changed.entry(address).or_insert(true);
@@ -69,7 +90,8 @@ impl ContractBalances {
     /// `address`, holding `balance` in the partition's view, sends `value`,
     /// which that covers.
     pub(super) fn require(&mut self, address: Address, balance: U256, value: U256) {
-        let margin = balance - value;
+        self.large_value |= !WatchedBalances::may_watch(value);
+        let margin = balance.saturating_sub(value);
         match self.bounds.iter_mut().find(|b| b.address == address) {
             Some(bound) => {
                 bound.least_margin = bound.least_margin.min(margin);

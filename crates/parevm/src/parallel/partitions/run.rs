@@ -224,6 +224,7 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
         db.beneficiary_served = U256::ZERO;
         db.hot_served = U256::ZERO;
         db.payout_nonce = (Some(db.sender) == db.payout).then(|| tx.nonce());
+        db.contract_balances.start_tx(tx.value());
         self.evm
             .ctx
             .set_tx(TxEnv::from_recovered_tx(tx.inner(), tx.signer()));
@@ -451,7 +452,11 @@ fn record_writes(
                     to.writes.push(Access::Account(*address));
                 }
             }
-            Some(l) if l.code_hash != KECCAK_EMPTY && *address != sender => {
+            Some(l)
+                if l.code_hash != KECCAK_EMPTY
+                    && *address != sender
+                    && to.balances.may_sum(l.balance, info.balance) =>
+            {
                 to.sums.push(Access::Balance(*address));
                 to.balances.summed(*address);
             }
