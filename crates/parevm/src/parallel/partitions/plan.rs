@@ -1135,19 +1135,19 @@ mod tests {
         assert_eq!(capacities(0, 2, 10), vec![1]);
     }
 
-    /// Packs `gas_limits`, joining each pair of `joined` transactions.
-    fn packed(gas_limits: &[u64], joined: &[(TxIdx, TxIdx)], threads: usize) -> Partitions {
-        let mut components = UnionFind::new(gas_limits.len());
+    /// Packs `gas`, joining each pair of `joined` transactions.
+    fn packed(gas: &[u64], joined: &[(TxIdx, TxIdx)], threads: usize) -> Partitions {
+        let mut components = UnionFind::new(gas.len());
         for &(a, b) in joined {
             components.union(a, b);
         }
-        pack(gas_limits, &mut components, threads).0
+        pack(gas, &mut components, threads).0
     }
 
     #[test]
     fn packing_puts_every_transaction_in_one_partition_heaviest_first() {
-        let gas_limits = vec![21_000; 5_000];
-        let partitions = packed(&gas_limits, &[], 2);
+        let gas = vec![21_000; 5_000];
+        let partitions = packed(&gas, &[], 2);
         let loads: Vec<usize> = partitions.txs.iter().map(Vec::len).collect();
         assert!(loads.windows(2).all(|w| w[0] >= w[1]), "{loads:?}");
         assert!(loads.last() < loads.first(), "{loads:?}");
@@ -1169,14 +1169,14 @@ mod tests {
     fn a_heavy_component_is_claimed_first_and_bounds_the_speedup() {
         // Transactions 3, 5 and 7 (more than half the gas) form one
         // component.
-        let mut gas_limits = vec![10; 40];
-        gas_limits[3] = 200;
-        gas_limits[5] = 200;
-        gas_limits[7] = 100;
-        let partitions = packed(&gas_limits, &[(3, 5), (5, 7)], 2);
+        let mut gas = vec![10; 40];
+        gas[3] = 200;
+        gas[5] = 200;
+        gas[7] = 100;
+        let partitions = packed(&gas, &[(3, 5), (5, 7)], 2);
         assert_eq!(partitions.partition_of[3], 0);
         assert_eq!(partitions.partition_of[7], 0);
-        let total: u64 = gas_limits.iter().sum();
+        let total: u64 = gas.iter().sum();
         assert!((partitions.bound - total as f64 / 500.0).abs() < 1e-9);
     }
 
