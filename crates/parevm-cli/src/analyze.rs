@@ -2,7 +2,7 @@
 //! critical path, ideal speedup bounds, hot locations, and SVG charts.
 
 use crate::output::outln;
-use crate::timing::{interleaved_medians, median, ms};
+use crate::timing::{Interleaved, interleaved, median, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
     BlockInput, InMemoryState, ParallelConfig, execute_parallel, execute_sequential,
@@ -486,10 +486,13 @@ fn measure(
         };
         // Interleaved with sequential runs, as `replay` and `bench` measure,
         // so that both sides meet the same phase of the machine's noise.
-        let ((_, sequential_time), (_, parallel_time), _) =
-            interleaved_medians(repeat, Duration::ZERO, sequential, parallel)?;
+        let Interleaved {
+            a: (_, sequential_time),
+            b: (_, parallel_time),
+            speedup,
+            ..
+        } = interleaved(repeat, Duration::ZERO, sequential, parallel)?;
         sequential_times.push(sequential_time);
-        let speedup = sequential_time.as_secs_f64() / parallel_time.as_secs_f64().max(1e-12);
         measured.parallel_ms.insert(threads, ms(parallel_time));
         measured.speedup.insert(threads, speedup);
         measured

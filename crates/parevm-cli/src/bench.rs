@@ -2,7 +2,9 @@
 //! workloads, checking every run's result is identical.
 
 use crate::output::outln;
-use crate::timing::{MeasureArgs, ceiling_speedup, line_round_trip, median, ms, timed};
+use crate::timing::{
+    MeasureArgs, ceiling_speedup, line_round_trip, median, ms, paired_speedup, timed,
+};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parevm::{ExecutionStats, ParallelConfig, PhaseTimes, execute_parallel, execute_sequential};
@@ -96,8 +98,13 @@ struct Row {
     transactions: usize,
     gas: u64,
     threads: usize,
+    /// Median time of the sequential executor's timed runs.
     sequential_ms: f64,
+    /// Median time of the parallel executor's timed runs.
     parallel_ms: f64,
+    /// The median of the rounds' ratios, sequential time over parallel
+    /// time of the same round (see `timing::paired_speedup`); close to,
+    /// but not always, `sequential_ms / parallel_ms`.
     speedup: f64,
     identical: bool,
     /// Which path the parallel executor took.
@@ -257,6 +264,7 @@ impl Bench {
             phases,
             gas,
         } = self.runs(name, &workload)?;
+        let speedup = paired_speedup(&sequential_times, &parallel_times);
         let sequential = median(&mut sequential_times);
         let parallel = median(&mut parallel_times);
         let ceiling_speedup = match self.ceiling {
@@ -276,7 +284,7 @@ impl Bench {
             threads: self.config.threads,
             sequential_ms: ms(sequential),
             parallel_ms: ms(parallel),
-            speedup: sequential.as_secs_f64() / parallel.as_secs_f64().max(1e-12),
+            speedup,
             identical: difference.is_none(),
             path,
             gas_per_second: gas as f64 / parallel.as_secs_f64().max(1e-12),
@@ -396,7 +404,7 @@ fn progress_bar(steps: usize, json: bool) -> ProgressBar {
 
 fn print_table(rows: &[Row], threads: usize, repeat: usize) {
     outln!(
-        "parallel threads: {threads}, median of {repeat} runs each (more for short blocks, until both executors ran 50 ms)"
+        "parallel threads: {threads}, median of {repeat} runs each (more for short blocks, until both executors ran 50 ms); speedup: the median of the runs' ratios"
     );
     outln!(
         "{:<16} {:>5} {:>7} {:>14} {:>10} {:>10} {:>8} {:>10} {:<20} identical",

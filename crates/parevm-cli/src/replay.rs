@@ -1,9 +1,7 @@
 //! `parevm replay`: execute fixture blocks and verify them against their headers.
 
 use crate::output::outln;
-use crate::timing::{
-    MeasureArgs, ceiling_speedup, interleaved_medians, line_round_trip, median_of, ms,
-};
+use crate::timing::{MeasureArgs, ceiling_speedup, interleaved, line_round_trip, median_of, ms};
 use clap::{Args, ValueEnum};
 use parevm::{
     BlockResult, ExecutionError, ExecutionStats, ParallelConfig, PhaseTimes, execute_parallel,
@@ -78,6 +76,9 @@ struct BlockReport {
     error: Option<String>,
     sequential_ms: Option<f64>,
     parallel_ms: Option<f64>,
+    /// The median of the rounds' ratios, sequential time over parallel
+    /// time of the same round (`timing::paired_speedup`); the aggregate
+    /// and per-path speedups are ratios of summed median times.
     speedup: Option<f64>,
     threads: Option<usize>,
     path: Option<String>,
@@ -382,15 +383,17 @@ fn execute_and_check(
         Ok(result)
     };
     let (sequential, (parallel, time), timed_runs) = if args.mode == Mode::Both {
-        let ((sequential, seq_time), parallel, runs) = interleaved_medians(
+        let measured = interleaved(
             args.repeat(),
             idle,
             || execute_sequential(block, state),
             run_parallel,
         )
         .map_err(err)?;
+        let (sequential, seq_time) = measured.a;
         report.sequential_ms = Some(ms(seq_time));
-        (Some(sequential), parallel, runs)
+        report.speedup = Some(measured.speedup);
+        (Some(sequential), measured.b, measured.runs)
     } else {
         let parallel = median_of(args.repeat(), idle, run_parallel).map_err(err)?;
         (None, parallel, usize::MAX)
@@ -399,7 +402,7 @@ fn execute_and_check(
     report.threads = Some(config.threads);
     report.path = Some(parallel.path.as_str().into());
     report.fallback_reason = parallel.path.fallback_reason().map(|r| r.as_str().into());
-    // `interleaved_medians` warms up with untimed runs first: only the
+    // `interleaved` warms up with untimed runs first: only the
     // phases of the timed runs, the last ones, count.
     report.phases = crate::phases::median(&phases[phases.len().saturating_sub(timed_runs)..]);
     report.stats = Some(ExecutionStats {
@@ -407,7 +410,6 @@ fn execute_and_check(
         ..parallel.stats
     });
     if let Some(sequential) = sequential {
-        report.speedup = Some(report.sequential_ms.unwrap_or_default() / ms(time).max(1e-9));
         if let Some(difference) = sequential.first_difference(&parallel) {
             return Err(format!("parallel differs from sequential: {difference}"));
         }
