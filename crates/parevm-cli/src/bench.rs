@@ -3,7 +3,8 @@
 
 use crate::output::outln;
 use crate::timing::{
-    MeasureArgs, ceiling_speedup, line_round_trip, median, ms, paired_speedup, timed,
+    MeasureArgs, ceiling_speedup, line_round_trip, median, more_runs_until, ms, paired_speedup,
+    timed,
 };
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -51,15 +52,23 @@ pub struct BenchArgs {
         default_values_t = DEFAULT_HOT_RATIOS,
     )]
     hot_ratio: Vec<f64>,
-    /// Runs of each executor per workload (interleaved, after untimed
-    /// warm-up runs of both until they took 100 ms, at most 10 of each);
-    /// times are medians. A short block runs more often (up to 500 times,
-    /// to an odd count) until both executors together ran 50 ms (5 ms at
-    /// 1). The default, 11, takes about 5 s a hot ratio on 2 cores; at 5,
-    /// single invocations on the 2-core VM read the same workload anywhere
-    /// from 1.3x to 2.1x.
+    /// The least runs of each executor per workload (interleaved, after
+    /// untimed warm-up runs of both until they took 100 ms, at most 10 of
+    /// each; more with `--min-time`); times are medians, the speedup the
+    /// median of the rounds' ratios. At 5, single invocations on the 2-core
+    /// VM read the same workload anywhere from 1.3x to 2.1x.
     #[arg(long, value_name = "K", default_value_t = 11, value_parser = clap::value_parser!(u64).range(1..=1000))]
     repeat: u64,
+    /// Milliseconds each workload's timed runs of both executors take at
+    /// least: a cheaper block runs more than `--repeat` times (to an odd
+    /// count, up to 500), so that its speedup rests on as much time as an
+    /// expensive one's. The default, 1500, gives 5,000 transfers (30 ms a
+    /// round on 2 cores) about 50 rounds and leaves 5,000 AMM swaps (300 ms)
+    /// at `--repeat`; the whole default run takes about 35 s on the 2-core
+    /// VM. Of 11 rounds, one in 14 medians read a block that both sides ran
+    /// sequentially below 0.95x there; of 21, one in 55.
+    #[arg(long, value_name = "MS", default_value_t = 1500, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    min_time: u64,
     /// Sender and recipient pool size.
     #[arg(long, value_name = "N", default_value_t = WorkloadConfig::DEFAULT_ACCOUNTS)]
     accounts: usize,
@@ -113,7 +122,11 @@ struct Row {
     gas_per_second: f64,
     /// Gas per second of the sequential executor (median time).
     sequential_gas_per_second: f64,
+    /// `--repeat`: the least timed runs of each executor.
     repeat: usize,
+    /// The timed runs of each executor (more than `repeat` for a block
+    /// whose runs took less than `--min-time` in all).
+    runs: usize,
     accounts: usize,
     seed: u64,
     /// Milliseconds spent generating the block.
@@ -157,6 +170,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             ..ParallelConfig::with_threads(threads)
         },
         repeat,
+        min_time: Duration::from_millis(args.min_time),
         ceiling: args.measure.ceiling,
         idle: args.measure.idle(),
         bar: progress_bar(configs.len() * (1 + 2 * repeat), args.json),
@@ -167,7 +181,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         .map(|config| bench.workload(config))
         .collect::<Result<Vec<_>, _>>()?;
     bench.bar.finish_and_clear();
-    report(&rows, args.json, threads, repeat)
+    report(&rows, args.json, threads)
 }
 
 /// Each selected workload's generator settings, from the arguments: every
@@ -199,7 +213,7 @@ fn workload_configs(args: &BenchArgs) -> Result<Vec<WorkloadConfig>, String> {
 
 /// Prints the rows (a table, or JSON), and names every workload whose
 /// parallel result differed; failure if one did.
-fn report(rows: &[Row], json: bool, threads: usize, repeat: usize) -> Result<ExitCode, String> {
+fn report(rows: &[Row], json: bool, threads: usize) -> Result<ExitCode, String> {
     if json {
         let report = Report { workloads: rows };
         outln!(
@@ -207,7 +221,7 @@ fn report(rows: &[Row], json: bool, threads: usize, repeat: usize) -> Result<Exi
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
     } else {
-        print_table(rows, threads, repeat);
+        print_table(rows, threads);
     }
     for row in rows {
         if let Some(difference) = &row.difference {
@@ -227,6 +241,8 @@ fn report(rows: &[Row], json: bool, threads: usize, repeat: usize) -> Result<Exi
 struct Bench {
     config: ParallelConfig,
     repeat: usize,
+    /// The least time of each workload's timed runs (`--min-time`).
+    min_time: Duration,
     ceiling: bool,
     /// Sleep before every timed run (`--idle`).
     idle: Duration,
@@ -265,6 +281,7 @@ impl Bench {
             gas,
         } = self.runs(name, &workload)?;
         let speedup = paired_speedup(&sequential_times, &parallel_times);
+        let runs = sequential_times.len();
         let sequential = median(&mut sequential_times);
         let parallel = median(&mut parallel_times);
         let ceiling_speedup = match self.ceiling {
@@ -290,6 +307,7 @@ impl Bench {
             gas_per_second: gas as f64 / parallel.as_secs_f64().max(1e-12),
             sequential_gas_per_second: gas as f64 / sequential.as_secs_f64().max(1e-12),
             repeat: self.repeat,
+            runs,
             accounts: config.accounts,
             seed: config.seed,
             generate_ms: ms(generate_time),
@@ -330,7 +348,7 @@ impl Bench {
         };
         let mut total = Duration::ZERO;
         let mut round = 0;
-        while crate::timing::more_runs(self.repeat, round, total) {
+        while more_runs_until(self.repeat, round, total, self.min_time) {
             if round >= self.repeat {
                 // A short block, run on until the runs add up (the bar's
                 // length counted `repeat` rounds).
@@ -402,16 +420,17 @@ fn progress_bar(steps: usize, json: bool) -> ProgressBar {
     bar
 }
 
-fn print_table(rows: &[Row], threads: usize, repeat: usize) {
+fn print_table(rows: &[Row], threads: usize) {
     outln!(
-        "parallel threads: {threads}, median of {repeat} runs each (more for short blocks, until both executors ran 50 ms); speedup: the median of the runs' ratios"
+        "parallel threads: {threads}; times: medians of `runs` runs of each executor, alternating; speedup: the median of the runs' ratios"
     );
     outln!(
-        "{:<16} {:>5} {:>7} {:>14} {:>10} {:>10} {:>8} {:>10} {:<20} identical",
+        "{:<16} {:>5} {:>7} {:>14} {:>5} {:>10} {:>10} {:>8} {:>10} {:<20} identical",
         "workload",
         "hot",
         "txs",
         "gas",
+        "runs",
         "seq ms",
         "par ms",
         "speedup",
@@ -420,11 +439,12 @@ fn print_table(rows: &[Row], threads: usize, repeat: usize) {
     );
     for r in rows {
         outln!(
-            "{:<16} {:>5.2} {:>7} {:>14} {:>10.2} {:>10.2} {:>7.2}x {:>10.1} {:<20} {}",
+            "{:<16} {:>5.2} {:>7} {:>14} {:>5} {:>10.2} {:>10.2} {:>7.2}x {:>10.1} {:<20} {}",
             r.workload,
             r.hot_ratio,
             r.transactions,
             r.gas,
+            r.runs,
             r.sequential_ms,
             r.parallel_ms,
             r.speedup,

@@ -149,12 +149,17 @@ pub fn sleep(idle: Duration) {
 /// count, whose median is one of its runs rather than the slower of the
 /// middle two.
 pub fn more_runs(repeat: usize, runs: usize, total: Duration) -> bool {
-    let repeat = repeat.max(1);
-    let min_total = if repeat == 1 {
+    let min_total = if repeat <= 1 {
         MIN_TOTAL_OF_ONE
     } else {
         MIN_TOTAL
     };
+    more_runs_until(repeat, runs, total, min_total)
+}
+
+/// [`more_runs`], running on past `repeat` until the runs took `min_total`.
+pub fn more_runs_until(repeat: usize, runs: usize, total: Duration, min_total: Duration) -> bool {
+    let repeat = repeat.max(1);
     runs < repeat
         || (runs < MAX_RUNS && (total < min_total || (runs > repeat && runs.is_multiple_of(2))))
 }
@@ -426,6 +431,22 @@ mod tests {
         assert_eq!(runs(4, ms(20)), 4);
         // Never more than the cap.
         assert_eq!(runs(3, Duration::ZERO), MAX_RUNS);
+    }
+
+    #[test]
+    fn a_floor_on_the_time_runs_cheap_blocks_on_to_an_odd_count() {
+        let runs_until = |repeat: usize, each: Duration, floor: Duration| {
+            let mut runs = 0;
+            while more_runs_until(repeat, runs, each * runs as u32, floor) {
+                runs += 1;
+            }
+            runs
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(runs_until(11, ms(30), ms(1500)), 51);
+        assert_eq!(runs_until(11, ms(300), ms(1500)), 11);
+        assert_eq!(runs_until(11, ms(1), Duration::ZERO), 11);
+        assert_eq!(runs_until(11, Duration::ZERO, ms(1500)), MAX_RUNS);
     }
 
     /// A round that caught a slow phase (both its runs slow) moves the

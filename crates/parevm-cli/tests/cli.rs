@@ -37,7 +37,18 @@ fn refuses(args: &[&str], expected: &str) {
 
 #[test]
 fn bench_json_reports_every_workload_identical() {
-    let output = parevm(&["bench", "--txs", "200", "--repeat", "1", "--json"]);
+    // `--min-time 0`: one round each, not 1.5 s of them.
+    let args = [
+        "bench",
+        "--txs",
+        "200",
+        "--repeat",
+        "1",
+        "--min-time",
+        "0",
+        "--json",
+    ];
+    let output = parevm(&args);
     assert!(output.status.success(), "{}", stderr(&output));
     let report: Value = serde_json::from_slice(&output.stdout).expect("bench --json is JSON");
     let workloads = report["workloads"].as_array().expect("a workloads array");
@@ -71,6 +82,7 @@ fn bench_json_reports_every_workload_identical() {
         ] {
             assert!(workload[field].is_number(), "{field} in {workload}");
         }
+        assert!(workload["runs"].as_u64() >= Some(1), "{workload}");
     }
 }
 
@@ -255,6 +267,8 @@ fn bench_json_with_phases_says_where_the_time_went() {
         "200",
         "--repeat",
         "1",
+        "--min-time",
+        "0",
         "--phases",
         "--json",
     ];
