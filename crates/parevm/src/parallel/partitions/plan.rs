@@ -75,6 +75,18 @@ fn partitions_per_thread(txs: usize) -> usize {
     (txs / 512).clamp(4, 16)
 }
 
+/// The smallest partitions, claimed last, are this many times smaller
+/// than the largest, but no smaller than [`SMALLEST_GAS`], nor larger than
+/// half the largest.
+const SMALLEST_SHARE: u64 = 8;
+
+/// The least gas of the smallest partitions, unless the largest are
+/// smaller than twice this: each partition costs a few microseconds to set
+/// up and merge (on the 2-core VM, 300 transfers ran at 0.93x in 8 equal
+/// partitions and at 0.83x in 32), and 1,000,000 gas is 48 transfers,
+/// about 0.15 ms.
+const SMALLEST_GAS: u64 = 1_000_000;
+
 /// Partitions at the end of the block are packed to this share of the gas
 /// not yet packed, per thread (guided self-scheduling), until they reach
 /// the smallest size.
@@ -83,19 +95,25 @@ const GUIDED_SHARE: u64 = 2;
 /// The gas each partition is packed to, in the order threads claim them:
 /// the largest size ([`partitions_per_thread`]) until the gas left is
 /// `GUIDED_SHARE` such partitions per thread; then each takes
-/// `1 / (GUIDED_SHARE * threads)` of the gas left, down to half the
-/// largest size, and the last the rest (no less than a quarter).
+/// `1 / (GUIDED_SHARE * threads)` of the gas left, down to the smallest
+/// size ([`SMALLEST_SHARE`]), and the last the rest (no less than half the
+/// smallest).
 ///
 /// So a thread that finds no partition left waits for at most a small one:
 /// with equal partitions it waited for up to a whole one (5,000 AMM swaps
 /// ran in 18 partitions of 6 ms on the 2-core VM, and one thread finished
-/// up to 1.5 ms before the other). Partitions are not made larger instead:
+/// up to 1.5 ms before the other). With the smallest at half the largest,
+/// the threads of 5,000 AMM swaps still spent 2.8-5.2 ms between
+/// partitions (both together, most of it the last wait) on the 2-core AMD
+/// VM; at an eighth, 1.2-3.2 ms. Partitions are not made larger instead:
 /// a partition's state cache grows with it, and at a quarter of 5,000
 /// transfers per partition, running them took 10% longer than at 1/18.
 fn capacities(total: u64, threads: usize, txs: usize) -> Vec<u64> {
     let threads = threads.max(1) as u64;
     let largest = (total / (threads * partitions_per_thread(txs) as u64)).max(1);
-    let smallest = largest.div_ceil(2);
+    let smallest = (largest / SMALLEST_SHARE)
+        .max(SMALLEST_GAS)
+        .min(largest.div_ceil(2));
     let mut capacities = Vec::new();
     let mut left = total;
     while left > 0 {
@@ -902,8 +920,8 @@ fn pack(gas: &[u64], components: &mut UnionFind, threads: usize) -> (Partitions,
     let capacities = capacities(total, threads, txs);
     let crumb = capacities
         .iter()
-        .min()
-        .map_or(0, |c| c / CRUMBS_PER_PARTITION);
+        .max()
+        .map_or(0, |c| c / (2 * CRUMBS_PER_PARTITION));
     let large = roots.partition_point(|&root| gas_of_root[root] > crumb);
     // Reuses the per-root gas vector for each root's partition.
     let mut bins = Bins {
@@ -952,7 +970,7 @@ fn pack(gas: &[u64], components: &mut UnionFind, threads: usize) -> (Partitions,
     (partitions, heaviest_component)
 }
 
-/// Components this many times smaller than the smallest partition are
+/// Components this many times smaller than half the largest partition are
 /// crumbs ([`Bins::load`]).
 const CRUMBS_PER_PARTITION: u64 = 32;
 
