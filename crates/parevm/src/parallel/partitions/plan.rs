@@ -1153,6 +1153,26 @@ mod tests {
         assert_eq!(capacities(0, 2, 10), vec![1]);
     }
 
+    #[test]
+    fn large_blocks_end_in_partitions_an_eighth_of_the_largest_small_ones_in_halves() {
+        // 5,000 AMM swaps: the last partitions shrink to an eighth.
+        let capacities_of = |total: u64, txs: usize| {
+            let capacities = capacities(total, 2, txs);
+            let largest = total / (2 * partitions_per_thread(txs) as u64);
+            let (_, others) = capacities.split_last().unwrap();
+            (largest, *others.iter().min().unwrap())
+        };
+        let (largest, smallest) = capacities_of(450_000_000, 5_000);
+        assert_eq!(smallest, largest / SMALLEST_SHARE);
+        // 5,000 transfers: an eighth would be under SMALLEST_GAS.
+        let (largest, smallest) = capacities_of(105_000_000, 5_000);
+        assert!(largest / SMALLEST_SHARE < SMALLEST_GAS);
+        assert_eq!(smallest, SMALLEST_GAS);
+        // 380 payouts (fixture 5891667): half the largest, as before.
+        let (largest, smallest) = capacities_of(7_980_000, 380);
+        assert_eq!(smallest, largest.div_ceil(2));
+    }
+
     /// Packs `gas`, joining each pair of `joined` transactions.
     fn packed(gas: &[u64], joined: &[(TxIdx, TxIdx)], threads: usize) -> Partitions {
         let mut components = UnionFind::new(gas.len());
