@@ -75,7 +75,7 @@ pub fn median(times: &mut [Duration]) -> Duration {
 /// middle two of an even count): the speedup of a paired measurement, each
 /// round timing both sides back to back.
 ///
-/// The 2-core VM slows down for seconds at a time, and by up to 15% run to
+/// The 2-core AMD VM slows down for seconds at a time, and by up to 15% run to
 /// run, whatever runs: of 300 back-to-back pairs of the same sequential
 /// work (ERC-20 transfers), windows of 11 read 0.99 +- 0.047 as the ratio
 /// of the two sides' medians, and below 0.95 in 17% of them; the median of
