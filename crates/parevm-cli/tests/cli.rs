@@ -35,10 +35,10 @@ fn refuses(args: &[&str], expected: &str) {
     assert!(said.contains(expected), "{args:?}: {said}");
 }
 
-#[test]
-fn bench_json_reports_every_workload_identical() {
-    // `--min-time 0`: one round each, not 1.5 s of them.
-    let args = [
+/// `bench --json` on blocks of 200 transactions, one round each
+/// (`--min-time 0`: not 1.5 s of them), with `extra` arguments.
+fn quick_bench(extra: &[&str]) -> Value {
+    let mut args = vec![
         "bench",
         "--txs",
         "200",
@@ -48,9 +48,15 @@ fn bench_json_reports_every_workload_identical() {
         "0",
         "--json",
     ];
+    args.extend_from_slice(extra);
     let output = parevm(&args);
     assert!(output.status.success(), "{}", stderr(&output));
-    let report: Value = serde_json::from_slice(&output.stdout).expect("bench --json is JSON");
+    serde_json::from_slice(&output.stdout).expect("bench --json is JSON")
+}
+
+#[test]
+fn bench_json_reports_every_workload_identical() {
+    let report = quick_bench(&[]);
     let workloads = report["workloads"].as_array().expect("a workloads array");
     let runs: Vec<_> = workloads
         .iter()
@@ -259,22 +265,7 @@ fn replay_json_with_phases_says_where_the_time_went() {
 /// phases.
 #[test]
 fn bench_json_with_phases_says_where_the_time_went() {
-    let args = [
-        "bench",
-        "--workload",
-        "raw-transfers",
-        "--txs",
-        "200",
-        "--repeat",
-        "1",
-        "--min-time",
-        "0",
-        "--phases",
-        "--json",
-    ];
-    let output = parevm(&args);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let report: Value = serde_json::from_slice(&output.stdout).expect("bench --json is JSON");
+    let report = quick_bench(&["--workload", "raw-transfers", "--phases"]);
     let workload = &report["workloads"][0];
     let phases = &workload["phases"];
     match workload["path"].as_str() {
