@@ -104,6 +104,14 @@ fn other(seen: u32, me: u32) -> bool {
 /// partition read or summed a location another wrote, or read one another
 /// summed, whichever came first; partitions may sum one location together.
 pub(crate) struct Validation {
+    /// Its lookups are cache misses: 5,000 AMM swaps touch some 65,000
+    /// locations, written by both threads in turn, about 4.5 ms of CPU
+    /// time a block (2% of the parallel run's). Tried on the 2-core AMD
+    /// VM (perf samples of 65 runs): an open-addressing map of 16-byte
+    /// slots, one cache line a lookup, sized from the block's gas, took 15%
+    /// more with each batch's lines loaded up front and twice as much
+    /// without; `Touched` packed in one word, with the map sized for 13
+    /// locations a transaction, changed nothing.
     touched: Mutex<HashMap<u64, Touched, BuildHasherDefault<Digested>>>,
 }
 
