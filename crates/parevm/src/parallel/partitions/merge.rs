@@ -21,7 +21,8 @@ use alloy_primitives::{Address, B256, U256};
 use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY};
 use std::{
     cell::Cell,
-    collections::{BTreeMap, btree_map::Entry},
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, btree_map::Entry},
     sync::{
         Mutex,
         atomic::{AtomicBool, Ordering},
@@ -262,6 +263,15 @@ fn wait_for(flag: &AtomicBool) {
 /// carries code. Validation showed that partitions changing one account
 /// changed only different slots of it (any other change is a write of the
 /// account, which the others' storage accesses would have read).
+///
+/// The runs' next addresses wait in a heap, so that each account costs
+/// a few comparisons however many partitions there are (about 9 a thread
+/// on a 5,000-transaction block, more with the guided tail): scanning every
+/// run for the lowest grows with them. In a throwaway driver on the 2-core
+/// AMD VM, merging 10,000 accounts from 2, 30 and 300 runs took 1.0, 5.6
+/// and 36.9 ms by scanning, and 1.3, 1.5 and 2.8 ms with the heap. (At 2
+/// threads, 5,000 ERC-20 transfers merge in about 26 runs; there the
+/// token's storage, joined from every partition, costs more than either.)
 fn merge_accounts(
     runs: Vec<Vec<(Address, AccountChange)>>,
     spare: usize,
@@ -270,22 +280,23 @@ fn merge_accounts(
     let mut merged: Vec<(Address, AccountChange)> =
         Vec::with_capacity(runs.iter().map(Vec::len).sum::<usize>() + spare);
     let mut runs: Vec<_> = runs.into_iter().map(|r| r.into_iter().peekable()).collect();
+    // Lowest address first; of one address, the earliest partition's first.
+    let mut next: BinaryHeap<Reverse<(Address, usize)>> = runs
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(index, run)| run.peek().map(|(address, _)| Reverse((*address, index))))
+        .collect();
     let mut shared_storage = Vec::new();
-    loop {
-        let mut next: Option<(usize, Address)> = None;
-        for (index, run) in runs.iter_mut().enumerate() {
-            if let Some((address, _)) = run.peek()
-                && next.is_none_or(|(_, lowest)| *address < lowest)
-            {
-                next = Some((index, *address));
-            }
-        }
-        let Some((address, change)) = next.and_then(|(index, _)| runs[index].next()) else {
-            break;
+    while let Some(Reverse((address, index))) = next.pop() {
+        let Some((_, change)) = runs[index].next() else {
+            continue; // a run's head is in the heap only while it has one
         };
+        if let Some((following, _)) = runs[index].peek() {
+            next.push(Reverse((*following, index)));
+        }
         any_code |= has_code(&change);
         match merged.last_mut() {
-            Some((last, existing)) if *last == address => {
+            Some((last, _)) if *last == address => {
                 shared_storage.push((merged.len() - 1, change.storage));
             }
             _ => merged.push((address, change)),
@@ -528,5 +539,51 @@ mod tests {
             .collect();
         assert_eq!(addresses, vec![vec![1], vec![3], vec![5, 7], vec![9]]);
         assert_eq!(split_into_shares(Vec::new(), &[]), vec![Vec::new()]);
+    }
+
+    /// The runs' accounts come out in address order, each once: an account
+    /// several partitions changed (different slots of it) with their slots
+    /// joined, the earliest partition's change kept for the rest.
+    #[test]
+    fn runs_merge_in_address_order_with_shared_storage_joined() {
+        let change = |nonce: u64, slots: &[(u64, u64)]| AccountChange {
+            info: Some(AccountState {
+                balance: U256::ZERO,
+                nonce,
+                code_hash: KECCAK_EMPTY,
+                code: None,
+            }),
+            storage_wiped: false,
+            storage: slots
+                .iter()
+                .map(|&(slot, value)| (U256::from(slot), U256::from(value)))
+                .collect(),
+        };
+        let runs = vec![
+            vec![
+                (address(2), change(0, &[(5, 1)])),
+                (address(7), change(0, &[])),
+            ],
+            Vec::new(),
+            vec![
+                (address(1), change(1, &[])),
+                (address(2), change(2, &[(3, 2)])),
+            ],
+            vec![
+                (address(2), change(3, &[(9, 3)])),
+                (address(9), change(3, &[])),
+            ],
+        ];
+        let (merged, any_code) = merge_accounts(runs, 4);
+        assert!(!any_code);
+        let addresses: Vec<u8> = merged.iter().map(|(a, _)| a.0[19]).collect();
+        assert_eq!(addresses, vec![1, 2, 7, 9]);
+        assert_eq!(merged[1].1.info.as_ref().map(|i| i.nonce), Some(0));
+        let slots: Vec<(U256, U256)> = merged[1].1.storage.clone().into_iter().collect();
+        assert_eq!(
+            slots,
+            [(3, 2), (5, 1), (9, 3)].map(|(s, v)| (U256::from(s), U256::from(v)))
+        );
+        assert!(merged.capacity() >= 9);
     }
 }
