@@ -556,6 +556,13 @@ impl<'b> Planner<'b> {
     /// predicted by is the beneficiary's, whose balance every transaction
     /// changes, or the payout sender's (other than as the sender of its
     /// own transfers).
+    ///
+    /// On 5,000 AMM swaps this costs about 7 ms of CPU a block, mostly
+    /// misses in the pre-state's maps (each pool's code hash and token
+    /// slots, each token's code hash). Looking up every call target's code
+    /// hash first, so that a chunk's misses could overlap, saved nothing
+    /// on the 2-core AMD VM (perf, 35 runs: 259 and 233 ms against 264
+    /// and 254 ms with it).
     fn predict_chunk<S: StateSource + ?Sized>(
         &self,
         range: std::ops::Range<TxIdx>,
