@@ -108,7 +108,7 @@ pub(crate) struct Validation {
     /// locations, written by both threads in turn, about 4.5 ms of CPU
     /// time a block (2% of the parallel run's). Tried on the 2-core AMD
     /// VM (perf samples of 65 runs): an open-addressing map of 16-byte
-    /// slots, one cache line a lookup, sized from the block's gas, took 15%
+    /// slots, one cache line a lookup, sized from the block's gas, took 18%
     /// more with each batch's lines loaded up front and twice as much
     /// without; `Touched` packed in one word, with the map sized for 13
     /// locations a transaction, changed nothing.
