@@ -22,7 +22,7 @@ use revm::{bytecode::Bytecode, primitives::KECCAK_EMPTY};
 use std::{
     cell::Cell,
     cmp::Reverse,
-    collections::{BTreeMap, BinaryHeap, btree_map::Entry},
+    collections::{BTreeMap, BinaryHeap, binary_heap::PeekMut, btree_map::Entry},
     sync::{
         Mutex,
         atomic::{AtomicBool, Ordering},
@@ -272,6 +272,12 @@ fn wait_for(flag: &AtomicBool) {
 /// and 36.9 ms by scanning, and 1.3, 1.5 and 2.8 ms with the heap. (At 2
 /// threads, 5,000 ERC-20 transfers merge in about 26 runs; there the
 /// token's storage, joined from every partition, costs more than either.)
+///
+/// The heap orders [`OrderKey`]s, and the run just taken from has its next
+/// key put in place at the top ([`PeekMut`]), one sift instead of a pop and
+/// a push: merging 5,000 accounts of 168 bytes from 26 runs took 240 us
+/// instead of 381 with addresses popped and pushed (throwaway driver, AMD
+/// VM; a loser tree took 268).
 fn merge_accounts(
     runs: Vec<Vec<(Address, AccountChange)>>,
     spare: usize,
@@ -281,18 +287,27 @@ fn merge_accounts(
         Vec::with_capacity(runs.iter().map(Vec::len).sum::<usize>() + spare);
     let mut runs: Vec<_> = runs.into_iter().map(|r| r.into_iter().peekable()).collect();
     // Lowest address first; of one address, the earliest partition's first.
-    let mut next: BinaryHeap<Reverse<(Address, usize)>> = runs
+    let mut next: BinaryHeap<Reverse<(OrderKey, usize)>> = runs
         .iter_mut()
         .enumerate()
-        .filter_map(|(index, run)| run.peek().map(|(address, _)| Reverse((*address, index))))
+        .filter_map(|(index, run)| {
+            let (address, _) = run.peek()?;
+            Some(Reverse((OrderKey::of(address), index)))
+        })
         .collect();
     let mut shared_storage = Vec::new();
-    while let Some(Reverse((address, index))) = next.pop() {
-        let Some((_, change)) = runs[index].next() else {
-            continue; // a run's head is in the heap only while it has one
+    while let Some(mut top) = next.peek_mut() {
+        let index = top.0.1;
+        // A run's head is in the heap only while it has one.
+        let Some((address, change)) = runs[index].next() else {
+            PeekMut::pop(top);
+            continue;
         };
-        if let Some((following, _)) = runs[index].peek() {
-            next.push(Reverse((*following, index)));
+        match runs[index].peek() {
+            Some((following, _)) => top.0.0 = OrderKey::of(following),
+            None => {
+                PeekMut::pop(top);
+            }
         }
         any_code |= has_code(&change);
         match merged.last_mut() {
@@ -304,6 +319,22 @@ fn merge_accounts(
     }
     join_storage(&mut merged, shared_storage);
     (merged, any_code)
+}
+
+/// An address as integers in the same order (big-endian words), cheaper
+/// to compare than its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct OrderKey(u64, u64, u32);
+
+impl OrderKey {
+    fn of(address: &Address) -> Self {
+        // The slices have the arrays' lengths: the defaults are never used.
+        let bytes = &address.0.0;
+        let high = u64::from_be_bytes(bytes[..8].try_into().unwrap_or_default());
+        let middle = u64::from_be_bytes(bytes[8..16].try_into().unwrap_or_default());
+        let low = u32::from_be_bytes(bytes[16..].try_into().unwrap_or_default());
+        Self(high, middle, low)
+    }
 }
 
 /// The bounds between `count` shares of about as many of the accounts
@@ -539,6 +570,24 @@ mod tests {
             .collect();
         assert_eq!(addresses, vec![vec![1], vec![3], vec![5, 7], vec![9]]);
         assert_eq!(split_into_shares(Vec::new(), &[]), vec![Vec::new()]);
+    }
+
+    /// Order keys compare as their addresses do, whichever byte differs.
+    #[test]
+    fn order_keys_keep_the_address_order() {
+        let mut addresses = vec![Address::ZERO, Address::repeat_byte(0xff)];
+        for byte in [0, 7, 8, 15, 16, 19] {
+            for value in [1u8, 0x80] {
+                let mut bytes = [0x11u8; 20];
+                bytes[byte] = value;
+                addresses.push(Address::from(bytes));
+            }
+        }
+        for a in &addresses {
+            for b in &addresses {
+                assert_eq!(OrderKey::of(a).cmp(&OrderKey::of(b)), a.cmp(b), "{a} {b}");
+            }
+        }
     }
 
     /// The runs' accounts come out in address order, each once: an account
