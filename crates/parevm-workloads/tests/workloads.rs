@@ -176,6 +176,25 @@ fn a_sample_tells_one_chain_from_a_half_hot_block() {
     }
 }
 
+/// The default bench's independent blocks (5,000 transactions among
+/// 100,000 accounts) run as partitions on 2 threads: a prediction or
+/// validation that took them apart needlessly (two generated addresses
+/// sharing a digest did) would leave them to Block-STM, still identical,
+/// and only the speedup would show it.
+#[test]
+fn the_default_independent_blocks_partition() {
+    use parevm::ExecutionPath;
+    let two_threads = ParallelConfig {
+        cores: 2,
+        ..ParallelConfig::with_threads(2)
+    };
+    for kind in WorkloadKind::ALL {
+        let w = generate(&config(kind, 5_000, 0.0)).unwrap();
+        let parallel = execute_parallel(&w.block, &w.state, &two_threads).unwrap();
+        assert_eq!(parallel.path, ExecutionPath::Partitioned, "{kind}");
+    }
+}
+
 #[test]
 fn hot_ratio_is_exact_and_spread() {
     for hot_ratio in [0.0, 0.1, 0.25, 0.5, 0.9, 1.0] {
