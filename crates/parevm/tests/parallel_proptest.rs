@@ -771,6 +771,20 @@ fn regression_beneficiary_chain_never_executed() {
     assert_parallel_matches_with(&block, &state, 100, false);
 }
 
+/// Minimal reproduction (shrunk by `random_mix` from a change, reverted,
+/// that left the beneficiary in each transaction's revm state, untouched,
+/// instead of taking it out): the beneficiary pays out twice, as
+/// partitions, and its balance change was summed both as fees and as
+/// payouts.
+#[test]
+fn regression_coinbase_payouts_partitioned() {
+    let ops = [
+        Op::FromCoinbase { to: 0, value: 0 },
+        Op::FromCoinbase { to: 0, value: 0 },
+    ];
+    check(EthereumHardfork::London, &ops);
+}
+
 /// The `payouts` property's blocks do run as partitions when nothing breaks
 /// the payout: one sender's transfers with unrelated transfers in between.
 #[test]
