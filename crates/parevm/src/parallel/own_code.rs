@@ -14,7 +14,8 @@
 //!   fell by 6% and the block went from 0.93-0.97x to 0.98-1.01x of
 //!   sequential (2-core VM, four interleaved rounds of 41 runs).
 //! - A partition also copies each contract code it loads ([`own_copy`]),
-//!   once, as its cache keeps the account: 5,000 transfers of one token
+//!   once per code (every account with it is served that copy), as its
+//!   cache keeps the accounts: 5,000 transfers of one token
 //!   went from 1.72-1.75x to 1.85-1.93x (three interleaved rounds of 21
 //!   runs), 5,000 swaps on their own pools (whose pairs share one code)
 //!   from 1.73-1.76x to 1.77-1.81x. Block-STM's workers load every
