@@ -193,6 +193,31 @@ fn replay_json_has_the_speedup_fields() {
     assert!(block["path"].is_string(), "{block}");
 }
 
+/// A block's line says what was checked: the header alone under one
+/// executor, the state as well under `--mode both`.
+#[test]
+fn replay_says_what_it_verified() {
+    let Some(block) = shared_block("4864590") else {
+        return;
+    };
+    let block = block.to_str().expect("utf-8 path");
+    for (mode, header_only) in [("sequential", true), ("parallel", true), ("both", false)] {
+        let output = parevm(&["replay", block, "--mode", mode, "--repeat", "1"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().next().unwrap_or_default();
+        assert!(
+            line.ends_with("  verified") || line.ends_with("  header verified"),
+            "{line}"
+        );
+        assert_eq!(
+            line.ends_with("  header verified"),
+            header_only,
+            "{mode}: {line}"
+        );
+    }
+}
+
 /// `replay --ceiling --json`: per block, what the machine allows (its
 /// ceiling, and with two cores what a cache line's round trip between them
 /// costs), and the aggregate it allows.
