@@ -7,7 +7,12 @@
 //! whole check costs one map operation per location touched, however many
 //! partitions there are (comparing every pair of partitions grows with
 //! their number), and a conflict is found soon after its second access.
+//!
+//! Locations of an account that the plan predicted for one partition alone
+//! stay out of that map ([`Ownership`]): any other partition's access to
+//! them is a conflict at once, so their owner's accesses need no record.
 
+use super::plan::{Owners, Partitions};
 use crate::parallel::digest::{Digested, address_digest, fmix64};
 use alloy_primitives::{Address, U256};
 use std::{
@@ -33,6 +38,13 @@ pub(crate) enum Access {
 }
 
 impl Access {
+    /// The account the location belongs to.
+    fn address(&self) -> &Address {
+        match self {
+            Self::Account(address) | Self::Slot(address, _) | Self::Balance(address) => address,
+        }
+    }
+
     /// A well-mixed 64-bit digest. Two locations sharing one only make
     /// validation fail needlessly (the block then runs on Block-STM), never
     /// pass wrongly, so the map holds digests: cheap to hash and to store.
@@ -41,24 +53,112 @@ impl Access {
     /// linear, so with both folded first, slots 2 and 3 of two generated
     /// addresses a few indexes apart shared a digest (the synthetic `mixed`
     /// block's partitions then failed validation on a conflict that was not).
+    #[cfg(test)]
     fn digest(&self) -> u64 {
+        self.digest_in(address_digest(self.address()))
+    }
+
+    /// [`Self::digest`], given its account's digest (`account`).
+    fn digest_in(&self, account: u64) -> u64 {
         const SLOT: u64 = 0x2545_f491_4f6c_dd1d;
         const BALANCE: u64 = 0x9e37_79b9_7f4a_7c15;
         match self {
-            Self::Account(address) => address_digest(address),
-            Self::Balance(address) => fmix64(address_digest(address) ^ BALANCE),
-            Self::Slot(address, slot) => {
+            Self::Account(_) => account,
+            Self::Balance(_) => fmix64(account ^ BALANCE),
+            Self::Slot(_, slot) => {
                 let [a, b, c, d] = *slot.as_limbs();
                 fmix64(
-                    address_digest(address)
-                        ^ a
-                        ^ b.rotate_left(17)
-                        ^ c.rotate_left(31)
-                        ^ d.rotate_left(43)
-                        ^ SLOT,
+                    account ^ a ^ b.rotate_left(17) ^ c.rotate_left(31) ^ d.rotate_left(43) ^ SLOT,
                 )
             }
         }
+    }
+}
+
+/// Which partition owns each account the plan keyed, if the partitions
+/// are those it packed.
+///
+/// Every key is predicted for the transactions of one component, and so
+/// of one partition, which owns an account keyed as such. Another
+/// partition reaching it was mispredicted: a read, write or sum of any of
+/// its locations by another partition is a conflict, however the owner
+/// touched it, so the owner's own accesses to it need not be recorded. On
+/// the 2-core AMD VM the map of every location cost 5,000 AMM swaps 3.5-4%
+/// of their parallel time (in-process A/B against a run without checks),
+/// more than its 2% of the CPU samples: its lines move between the cores
+/// at every batch. There every location a swap touches is owned.
+///
+/// It asks more than the map does: where a mispredicted partition only
+/// read what the owner only read, the run used to stand and now fails
+/// (the block then runs on Block-STM). A digest two addresses share, or an
+/// address shares with a holder's key, only makes an account owned that
+/// is not: the same conservative answer.
+pub(crate) struct Ownership<'a> {
+    owners: &'a Owners,
+    partition_of: &'a [u32],
+}
+
+impl<'a> Ownership<'a> {
+    /// The accounts the plan of `partitions` keyed, each owned by its
+    /// partition; none where the plan guessed some keys. Those
+    /// transactions touch what their keys do not say, and a run stood
+    /// though mispredicted where what they touched met only reads or
+    /// sums of another partition: a router the plan could not see into
+    /// withdraws from WETH, whose other holders' deposits run in another
+    /// partition (see `contract_balances.rs`).
+    pub(crate) fn of(partitions: &'a Partitions) -> Self {
+        Self {
+            owners: &partitions.owners,
+            partition_of: &partitions.partition_of,
+        }
+    }
+
+    /// The partition that owns the account with digest `account`, if one
+    /// does.
+    fn owner(&self, account: u64) -> Option<u32> {
+        let first = *self.owners.get(&account)?;
+        self.partition_of.get(first as usize).copied()
+    }
+}
+
+/// Whose an access's account is, to the partition making the access.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owned {
+    /// Its own: the access needs no record.
+    Mine,
+    /// Another partition's: a conflict.
+    Other,
+    /// No partition's: recorded in the map.
+    Shared,
+}
+
+/// Tells whose the accounts of one partition's accesses are, and their
+/// digests, remembering the last two accounts asked about (a
+/// transaction's accesses come account by account, and a token transfer's
+/// alternate between its sender and the token).
+struct OwnerLookup<'o, 'a> {
+    ownership: &'o Ownership<'a>,
+    me: u32,
+    recent: [Option<(Address, Owned, u64)>; 2],
+}
+
+impl OwnerLookup<'_, '_> {
+    /// Whose `access`'s account is, and the account's digest.
+    fn of(&mut self, access: &Access) -> (Owned, u64) {
+        let address = access.address();
+        for (known, owned, digest) in self.recent.iter().flatten() {
+            if known == address {
+                return (*owned, *digest);
+            }
+        }
+        let digest = address_digest(address);
+        let owned = match self.ownership.owner(digest) {
+            Some(owner) if owner == self.me => Owned::Mine,
+            Some(_) => Owned::Other,
+            None => Owned::Shared,
+        };
+        self.recent = [Some((*address, owned, digest)), self.recent[0]];
+        (owned, digest)
     }
 }
 
@@ -94,7 +194,8 @@ fn other(seen: u32, me: u32) -> bool {
     seen != NONE && seen != me
 }
 
-/// The locations the partitions touched so far.
+/// The locations the partitions touched so far, but for those of owned
+/// accounts ([`Ownership`]).
 ///
 /// Invariant: a location's `writer` is set only when no other partition
 /// has read, written or summed it, its `summer` only when no other
@@ -103,26 +204,32 @@ fn other(seen: u32, me: u32) -> bool {
 /// every partition has added all its accesses without a conflict, no
 /// partition read or summed a location another wrote, or read one another
 /// summed, whichever came first; partitions may sum one location together.
-pub(crate) struct Validation {
+/// Of an owned account's locations, no partition but the owner touched any.
+pub(crate) struct Validation<'a> {
     /// Its lookups are cache misses: 5,000 AMM swaps touch some 65,000
     /// locations, written by both threads in turn, about 4.5 ms of CPU
-    /// time a block (2% of the parallel run's). Tried on the 2-core AMD
+    /// time a block (2% of the parallel run's) before their accounts were
+    /// owned ([`Ownership`]); 5,000 token transfers still record every
+    /// slot of their token, which no partition owns. Tried on the 2-core AMD
     /// VM (perf samples of 65 runs): an open-addressing map of 16-byte
     /// slots, one cache line a lookup, sized from the block's gas, took 18%
     /// more with each batch's lines loaded up front and twice as much
     /// without; `Touched` packed in one word, with the map sized for 13
     /// locations a transaction, changed nothing.
     touched: Mutex<HashMap<u64, Touched, BuildHasherDefault<Digested>>>,
+    ownership: Ownership<'a>,
 }
 
-impl Validation {
-    /// For a block of `transactions`, about three locations each.
-    pub(crate) fn new(transactions: usize) -> Self {
+impl<'a> Validation<'a> {
+    /// For a block of `transactions`, about three locations each, with
+    /// the accounts of `ownership` owned.
+    pub(crate) fn new(transactions: usize, ownership: Ownership<'a>) -> Self {
         Self {
             touched: Mutex::new(HashMap::with_capacity_and_hasher(
                 transactions * 3,
                 Default::default(),
             )),
+            ownership,
         }
     }
 
@@ -140,9 +247,19 @@ impl Validation {
         sums: &[Access],
     ) -> bool {
         let me = partition as u32;
+        let mut owned = OwnerLookup {
+            ownership: &self.ownership,
+            me,
+            recent: [None; 2],
+        };
         let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
         for read in reads {
-            match touched.entry(read.digest()) {
+            let account = match owned.of(read) {
+                (Owned::Mine, _) => continue,
+                (Owned::Other, _) => return true, // another partition's account
+                (Owned::Shared, account) => account,
+            };
+            match touched.entry(read.digest_in(account)) {
                 Entry::Vacant(entry) => {
                     entry.insert(Touched::by(me, NONE, NONE));
                 }
@@ -158,8 +275,13 @@ impl Validation {
             }
         }
         for write in writes {
+            let account = match owned.of(write) {
+                (Owned::Mine, _) => continue,
+                (Owned::Other, _) => return true,
+                (Owned::Shared, account) => account,
+            };
             let seen = touched
-                .entry(write.digest())
+                .entry(write.digest_in(account))
                 .or_insert(Touched::by(me, NONE, NONE));
             if other(seen.reader, me) || other(seen.writer, me) || other(seen.summer, me) {
                 return true; // wrote what another read, wrote or summed
@@ -167,8 +289,13 @@ impl Validation {
             seen.writer = me;
         }
         for sum in sums {
+            let account = match owned.of(sum) {
+                (Owned::Mine, _) => continue,
+                (Owned::Other, _) => return true,
+                (Owned::Shared, account) => account,
+            };
             let seen = touched
-                .entry(sum.digest())
+                .entry(sum.digest_in(account))
                 .or_insert(Touched::by(NONE, NONE, NONE));
             if other(seen.reader, me) || other(seen.writer, me) {
                 return true; // summed what another read or wrote
@@ -183,37 +310,49 @@ impl Validation {
 mod tests {
     use super::*;
 
+    /// A validation of partitions whose plan owned no account.
+    fn unowned() -> Validation<'static> {
+        static NONE: std::sync::LazyLock<Owners> = std::sync::LazyLock::new(Owners::default);
+        Validation::new(
+            4,
+            Ownership {
+                owners: &NONE,
+                partition_of: &[],
+            },
+        )
+    }
+
     const A: Access = Access::Account(Address::repeat_byte(0xaa));
     const B: Access = Access::Account(Address::repeat_byte(0xbb));
     const S: Access = Access::Slot(Address::repeat_byte(0xaa), U256::from_limbs([7, 0, 0, 0]));
 
     #[test]
     fn shared_reads_pass() {
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[A, S], &[], &[]));
         assert!(!validation.conflicts(1, &[A, S, B], &[B], &[]));
     }
 
     #[test]
     fn a_read_of_an_earlier_write_fails() {
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[S], &[S], &[]));
         assert!(validation.conflicts(1, &[S], &[], &[]));
     }
 
     #[test]
     fn a_write_of_an_earlier_read_fails() {
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[A], &[], &[]));
         assert!(validation.conflicts(1, &[A], &[A], &[]));
     }
 
     #[test]
     fn a_write_without_a_recorded_read_still_conflicts() {
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[], &[S], &[]));
         assert!(validation.conflicts(1, &[S], &[], &[]));
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[S], &[], &[]));
         assert!(validation.conflicts(1, &[], &[S], &[]));
     }
@@ -239,7 +378,7 @@ mod tests {
 
     #[test]
     fn partitions_may_sum_one_balance_together() {
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[A], &[], &[BAL]));
         assert!(!validation.conflicts(1, &[A], &[], &[BAL]));
         assert!(!validation.conflicts(2, &[A], &[], &[BAL]));
@@ -247,32 +386,89 @@ mod tests {
 
     #[test]
     fn a_balance_observed_while_another_partition_sums_it_fails() {
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[A], &[], &[BAL]));
         assert!(validation.conflicts(1, &[A, BAL], &[], &[]));
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[A, BAL], &[], &[]));
         assert!(validation.conflicts(1, &[A], &[], &[BAL]));
         // Its own sum and read do not conflict.
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[A, BAL], &[], &[BAL]));
     }
 
     #[test]
     fn a_write_of_an_account_another_partition_sums_fails() {
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[A], &[], &[BAL]));
         assert!(validation.conflicts(1, &[A], &[A], &[]));
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[], &[BAL], &[]));
         assert!(validation.conflicts(1, &[], &[], &[BAL]));
     }
 
     #[test]
     fn an_account_and_its_slot_are_different_locations() {
-        let validation = Validation::new(4);
+        let validation = unowned();
         assert!(!validation.conflicts(0, &[A], &[A], &[]));
         assert!(!validation.conflicts(1, &[S], &[S], &[]));
         assert_ne!(A.digest(), S.digest());
+    }
+
+    /// Accounts `A` owned by partition 0 and `B` by partition 1 (through
+    /// transactions 0 and 1 that keyed them), `C` by none.
+    fn owned(check: impl FnOnce(&Validation<'_>)) {
+        let mut owners = Owners::default();
+        owners.insert(address_digest(A.address()), 0);
+        owners.insert(address_digest(B.address()), 1);
+        let partition_of = [0, 1];
+        check(&Validation::new(
+            4,
+            Ownership {
+                owners: &owners,
+                partition_of: &partition_of,
+            },
+        ));
+    }
+
+    const C: Access = Access::Account(Address::repeat_byte(0xcc));
+    const C_SLOT: Access = Access::Slot(Address::repeat_byte(0xcc), U256::from_limbs([7, 0, 0, 0]));
+
+    /// An owner touches its accounts as it likes, unrecorded: only another
+    /// partition's access to them conflicts, even a read of what the owner
+    /// only read.
+    #[test]
+    fn owned_accounts_are_their_owners_alone() {
+        owned(|validation| {
+            assert!(!validation.conflicts(0, &[A, S], &[A, S], &[BAL]));
+            assert!(!validation.conflicts(1, &[B], &[B], &[]));
+            assert!(!validation.conflicts(0, &[A], &[S], &[]));
+        });
+        for access in [A, S, BAL] {
+            owned(|validation| {
+                assert!(validation.conflicts(1, &[access], &[], &[]));
+            });
+            owned(|validation| {
+                assert!(validation.conflicts(1, &[], &[access], &[]));
+            });
+            owned(|validation| {
+                assert!(validation.conflicts(1, &[], &[], &[access]));
+            });
+        }
+    }
+
+    /// Accounts no partition owns are checked location by location, as
+    /// when nothing is owned, alongside owned ones.
+    #[test]
+    fn unowned_accounts_are_checked_in_the_map() {
+        owned(|validation| {
+            assert!(!validation.conflicts(0, &[A, C, C_SLOT], &[A], &[]));
+            assert!(!validation.conflicts(1, &[B, C], &[B], &[]));
+            assert!(validation.conflicts(1, &[], &[C_SLOT], &[]));
+        });
+        owned(|validation| {
+            assert!(!validation.conflicts(1, &[B], &[B, C_SLOT], &[]));
+            assert!(validation.conflicts(0, &[A, C_SLOT], &[], &[]));
+        });
     }
 }

@@ -319,7 +319,7 @@ fn execute<S: StateSource + ?Sized, T: Send>(
     };
     let running_since = Instant::now();
     let before = running_since - run.started;
-    let outputs = run::run_partitions(&ctx, threads.workers, &partitions.txs, &slots)?;
+    let outputs = run::run_partitions(&ctx, threads.workers, partitions, &slots)?;
     if ctx.failed() {
         return Ok(None);
     }

@@ -251,6 +251,11 @@ pub(crate) struct Partitions {
     /// plan keyed transfers into it by their senders alone: the partitions
     /// must sum what they credit it.
     pub hot_recipient: Option<Address>,
+    /// The first transaction predicted to touch each key, by the key's
+    /// digest: with `partition_of`, the partition that owns an account
+    /// (see [`Ownership`](super::footprint::Ownership)). Empty where some
+    /// keys were guessed (see [`Joined::pack`]): no account is owned then.
+    pub owners: Owners,
 }
 
 /// Plans a block's partitions in two steps. First every transaction's
@@ -430,7 +435,7 @@ impl<'b> Planner<'b> {
             idle.wait();
         }
         if !self.stopped() {
-            let (mut partitions, prediction) = joined.pack(self.threads);
+            let (mut partitions, prediction) = joined.pack(self.threads, self.contract_calls);
             partitions.hot_recipient = self.hot_recipient.map(|(hot, _)| hot);
             *lock(&self.planned) = Some((partitions, prediction));
         }
@@ -802,9 +807,15 @@ impl Joined {
     /// Packs the components of every chunk, joined, for `threads`; with
     /// them, the block's [`Prediction`], its critical path the heaviest
     /// component (which holds every chain of one sender's transactions).
-    fn pack(mut self, threads: usize) -> (Partitions, Prediction) {
+    /// The keys' owners go with the partitions unless some keys were
+    /// guessed: for unpredicted transactions, or for calls keyed by their
+    /// target alone (`contract_calls`).
+    fn pack(mut self, threads: usize, contract_calls: bool) -> (Partitions, Prediction) {
         let (mut partitions, critical_gas) = pack(&self.gas, &mut self.components, threads);
         partitions.unpredicted = self.unpredicted;
+        if !self.unpredicted && !contract_calls {
+            partitions.owners = self.owners;
+        }
         let gas = self.gas.iter().fold(0u64, |sum, g| sum.saturating_add(*g));
         let prediction = Prediction {
             transactions: self.next_tx,
@@ -978,6 +989,7 @@ fn pack(gas: &[u64], components: &mut UnionFind, threads: usize) -> (Partitions,
         },
         unpredicted: false,
         hot_recipient: None,
+        owners: Owners::default(),
     };
     (partitions, heaviest_component)
 }
@@ -1052,7 +1064,7 @@ impl Bins<'_> {
 }
 
 /// The first transaction to have each key, by the key's digest.
-type Owners = HashMap<u64, u32, BuildHasherDefault<Digested>>;
+pub(crate) type Owners = HashMap<u64, u32, BuildHasherDefault<Digested>>;
 
 /// Disjoint sets of transactions, with path halving.
 struct UnionFind {

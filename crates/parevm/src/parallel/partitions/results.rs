@@ -276,6 +276,7 @@ mod tests {
             bound: 1.0,
             unpredicted: false,
             hot_recipient: None,
+            owners: Default::default(),
         }
     }
 

@@ -5,10 +5,10 @@
 //! every partition early.
 
 use super::{
-    PartitionContext, PartitionOutput,
+    PartitionContext, PartitionOutput, Partitions,
     contract_balances::ContractBalances,
     db::{Loaded, PartitionDb, Recording},
-    footprint::{Access, Validation},
+    footprint::{Access, Ownership, Validation},
     merge::split_into_shares,
     results::{ResultSlots, SlotWriter},
 };
@@ -49,14 +49,16 @@ use std::{
 pub(super) fn run_partitions<S: StateSource + ?Sized>(
     ctx: &PartitionContext<'_, S>,
     threads: usize,
-    partitions: &[Vec<TxIdx>],
+    planned: &Partitions,
     slots: &ResultSlots<'_>,
 ) -> Result<Vec<PartitionOutput>, ExecutionError> {
+    let partitions = &planned.txs;
     let outputs: Vec<Mutex<Option<Result<PartitionOutput, ExecutionError>>>> =
         partitions.iter().map(|_| Mutex::new(None)).collect();
     // Each partition is validated while it runs, by the thread that runs it
     // (see `run_partition`): a conflict stops every partition early.
-    let validation = Validation::new(partitions.iter().map(Vec::len).sum());
+    let transactions = partitions.iter().map(Vec::len).sum();
+    let validation = Validation::new(transactions, Ownership::of(planned));
     let run = |index: usize| {
         // A panic (a bug) fails the block instead of the process.
         let output = catch_unwind(AssertUnwindSafe(|| {
@@ -106,7 +108,7 @@ const CHECK_BATCH: usize = 64;
 /// as it goes (failing the run, and stopping, on a conflict).
 fn run_partition<S: StateSource + ?Sized>(
     ctx: &PartitionContext<'_, S>,
-    validation: &Validation,
+    validation: &Validation<'_>,
     me: usize,
     txs: &[TxIdx],
     slots: SlotWriter<'_>,
@@ -299,7 +301,7 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
     fn check<S: ?Sized>(
         &mut self,
         ctx: &PartitionContext<'_, S>,
-        validation: &Validation,
+        validation: &Validation<'_>,
         me: usize,
     ) -> bool {
         let reads = &mut self.evm.ctx.journal_mut().db_mut().cache.database.reads;
@@ -396,7 +398,7 @@ fn stop<S: ?Sized>(ctx: &PartitionContext<'_, S>) -> Step {
 /// false.
 fn check<S: ?Sized>(
     ctx: &PartitionContext<'_, S>,
-    validation: &Validation,
+    validation: &Validation<'_>,
     me: usize,
     reads: &mut Vec<Access>,
     writes: &mut Vec<Access>,
