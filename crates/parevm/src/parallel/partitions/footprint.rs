@@ -53,12 +53,9 @@ impl Access {
     /// linear, so with both folded first, slots 2 and 3 of two generated
     /// addresses a few indexes apart shared a digest (the synthetic `mixed`
     /// block's partitions then failed validation on a conflict that was not).
-    #[cfg(test)]
-    fn digest(&self) -> u64 {
-        self.digest_in(address_digest(self.address()))
-    }
-
-    /// [`Self::digest`], given its account's digest (`account`).
+    ///
+    /// `account` is the digest of the location's account, which
+    /// [`Ownership`] looked up already.
     fn digest_in(&self, account: u64) -> u64 {
         const SLOT: u64 = 0x2545_f491_4f6c_dd1d;
         const BALANCE: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -85,8 +82,9 @@ impl Access {
 /// touched it, so the owner's own accesses to it need not be recorded. On
 /// the 2-core AMD VM the map of every location cost 5,000 AMM swaps 3.5-4%
 /// of their parallel time (in-process A/B against a run without checks),
-/// more than its 2% of the CPU samples: its lines move between the cores
-/// at every batch. There every location a swap touches is owned.
+/// more than its 1.5-2.3% of the CPU samples, most likely because its
+/// lines move between the cores at every batch. Every location a swap
+/// touches is owned, and owning them took 2-4% off the swaps' time.
 ///
 /// It asks more than the map does: where a mispredicted partition only
 /// read what the owner only read, the run used to stand and now fails
@@ -309,6 +307,13 @@ impl<'a> Validation<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Access {
+        /// The location's digest in the map.
+        fn digest(&self) -> u64 {
+            self.digest_in(address_digest(self.address()))
+        }
+    }
 
     /// A validation of partitions whose plan owned no account.
     fn unowned() -> Validation<'static> {
