@@ -98,7 +98,8 @@ pub(crate) struct Ownership<'a> {
 
 impl<'a> Ownership<'a> {
     /// The accounts the plan of `partitions` keyed, each owned by its
-    /// partition; none where the plan guessed some keys. Those
+    /// partition; none where the plan guessed some keys (it then leaves
+    /// `Partitions::owners` empty, see `Joined::pack` in `plan.rs`). Those
     /// transactions touch what their keys do not say, and a run stood
     /// though mispredicted where what they touched met only reads or
     /// sums of another partition: a router the plan could not see into

@@ -1242,6 +1242,29 @@ mod tests {
         assert!((partitions.bound - total as f64 / 500.0).abs() < 1e-9);
     }
 
+    /// The keys' owners go with the partitions only where no key was
+    /// guessed (see `footprint::Ownership`).
+    #[test]
+    fn guessed_keys_own_no_account() {
+        let joined = |unpredicted| {
+            let mut joined = Joined::new(2);
+            joined.join(ChunkKeys {
+                digests: vec![1, 2, 3, 4],
+                ends: vec![2, 4],
+                gas: vec![21_000; 2],
+                unpredicted,
+            });
+            joined
+        };
+        let owners = |unpredicted, contract_calls| {
+            let (partitions, _) = joined(unpredicted).pack(2, contract_calls);
+            partitions.owners.len()
+        };
+        assert_eq!(owners(0, false), 4);
+        assert_eq!(owners(1, false), 0);
+        assert_eq!(owners(0, true), 0);
+    }
+
     #[test]
     fn union_find_joins_transitively() {
         let mut sets = UnionFind::new(5);
