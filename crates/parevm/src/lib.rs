@@ -27,7 +27,9 @@ mod system;
 pub mod verify;
 
 pub use block::{BlockInput, ChainSpec, InvalidOmmers, UnknownBlobParams};
-pub use changes::{AccountChange, AccountChanges, AccountState, StateChanges};
+pub use changes::{
+    AccountChange, AccountChanges, AccountState, SlotChanges, SortedMap, StateChanges,
+};
 pub use error::ExecutionError;
 pub use parallel::{ParallelConfig, execute_parallel};
 pub use result::{

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     BlockInput, ExecutionError, FallbackReason, TxResult,
-    changes::{AccountChange, AccountChanges, AccountState, StateChanges, codes_of},
+    changes::{AccountChange, AccountChanges, AccountState, SlotChanges, StateChanges, codes_of},
     state::{OverlayState, StateError, StateSource},
 };
 use alloy_consensus::Transaction;
@@ -628,7 +628,7 @@ impl AccountWrites {
         let change = AccountChange {
             info,
             storage_wiped: self.destroyed,
-            storage: self.storage,
+            storage: SlotChanges::from_sorted(self.storage.into_iter().collect()),
         };
         (change, overflowed)
     }
@@ -801,7 +801,7 @@ mod tests {
                 code: None,
             }),
             storage_wiped: false,
-            storage: BTreeMap::new(),
+            storage: SlotChanges::default(),
         };
         let count = 5;
         let parts: Vec<FoldedPart> = (0..count)
