@@ -505,23 +505,26 @@ mod tests {
     }
 
     /// Accounts that share the cache entry of [`OwnerLookup`] (their last
-    /// byte) are told apart: one owned by another partition still
-    /// conflicts, one nobody owns is still recorded.
+    /// byte) in one batch are told apart: one owned by another partition
+    /// still conflicts, one nobody owns is still recorded.
     #[test]
     fn accounts_sharing_a_cache_entry_are_told_apart() {
-        let mut like_b = [0xbb; 20];
-        like_b[0] = 0x01;
-        let like_b = Access::Account(Address::from(like_b));
-        let mut like_a = [0xaa; 20];
-        like_a[0] = 0x01;
-        let like_a = Access::Account(Address::from(like_a));
+        let sharing_entry_of = |owned: u8| {
+            let mut address = [owned; 20];
+            address[0] = 0x01;
+            Access::Account(Address::from(address))
+        };
+        let (like_a, like_b) = (sharing_entry_of(0xaa), sharing_entry_of(0xbb));
         owned(|validation| {
-            assert!(!validation.conflicts(0, &[like_b, A], &[like_b], &[]));
-            assert!(validation.conflicts(0, &[like_a, B], &[], &[]));
+            assert!(validation.conflicts(0, &[like_b, B], &[], &[]));
         });
         owned(|validation| {
-            assert!(!validation.conflicts(0, &[like_a, A], &[A, like_a], &[]));
-            assert!(validation.conflicts(1, &[B, like_a], &[], &[]));
+            assert!(!validation.conflicts(1, &[B, like_b], &[like_b], &[]));
+            assert!(validation.conflicts(0, &[like_b], &[], &[]));
+        });
+        owned(|validation| {
+            assert!(!validation.conflicts(0, &[A, like_a], &[like_a], &[]));
+            assert!(validation.conflicts(1, &[like_a], &[], &[]));
         });
     }
 }
