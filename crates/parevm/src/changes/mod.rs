@@ -66,12 +66,12 @@ pub type AccountChanges = SortedMap<Address, AccountChange>;
 
 /// One account's changed slots, each once, in slot order: a sorted
 /// vector, as [`AccountChanges`] is. A token's slots, changed by many
-/// partitions, are joined by appending them and sorting: as `BTreeMap`s,
-/// walked into a vector, sorted and bulk-built into one, they took 40%
-/// more of the assembly's time (2-core AMD VM, `bench --phases`: 1.53-1.57
-/// ms against 0.92-0.93 ms of CPU time on 5,000 ERC-20 transfers, 6.6-7.2
-/// against 4.4-4.5 ms on a gigagas of them), on one thread while the
-/// other waited.
+/// partitions, are joined by appending them and sorting. As `BTreeMap`s,
+/// walked into a vector, sorted and bulk-built into one, they made the
+/// assembly take 1.6-1.7 times its CPU time now (2-core AMD VM, `bench
+/// --phases`: 1.53-1.57 ms against 0.92-0.93 ms on 5,000 ERC-20
+/// transfers, 6.6-7.2 against 4.4-4.5 ms on a gigagas of them), the join
+/// on one thread while the other waited.
 pub type SlotChanges = SortedMap<U256, U256>;
 
 /// `accounts` in ascending address order (each address once). Sorts the
