@@ -7,13 +7,13 @@ use std::fmt::Debug;
 /// looked up by binary search: what [`AccountChanges`](super::AccountChanges)
 /// and [`SlotChanges`](super::SlotChanges) are.
 ///
-/// The executors build each once, from entries they mostly have in order
-/// already, and read it in order after (a trie is built in key order); a
-/// vector costs them one allocation where a `BTreeMap` allocates a node
-/// per eleven entries, and vectors built apart are joined by appending
-/// them. Inserting or removing an entry moves the entries above it: build
-/// with [`FromIterator`] or [`Self::merge_sorted`] rather than one insert
-/// at a time.
+/// The executors build each once, then look entries up or walk them in
+/// order; a vector costs them one allocation where a `BTreeMap` allocates
+/// a node per eleven entries, and vectors built apart (the shares of a
+/// partitioned block's accounts, a token's slots from each partition) are
+/// joined by appending them. Inserting or removing an entry moves the
+/// entries above it: build with [`FromIterator`] or [`Self::merge_sorted`]
+/// rather than one insert at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortedMap<K, V>(Vec<(K, V)>);
 
