@@ -11,6 +11,8 @@
 //! Locations of an account that the plan predicted for one partition alone
 //! stay out of that map ([`Ownership`]): any other partition's access to
 //! them is a conflict at once, so their owner's accesses need no record.
+//! Most never reach this check: a transaction's accesses to the accounts
+//! of its own keys are not recorded at all ([`TxKeys`](super::plan::TxKeys)).
 
 use super::plan::{Owners, Partitions};
 use crate::parallel::digest::{Digested, address_digest, fmix64};
@@ -39,7 +41,7 @@ pub(crate) enum Access {
 
 impl Access {
     /// The account the location belongs to.
-    fn address(&self) -> &Address {
+    pub(crate) fn address(&self) -> &Address {
         match self {
             Self::Account(address) | Self::Slot(address, _) | Self::Balance(address) => address,
         }
@@ -133,18 +135,21 @@ enum Owned {
 
 /// Tells whose the accounts of one partition's accesses are, and their
 /// digests, remembering the accounts asked about in a direct-mapped cache
-/// keyed by the address's last byte. A batch's reads come account by
-/// account (a token transfer's alternate between its sender and the
-/// token), then its writes, mostly to the same accounts. Remembering only
-/// the last two accounts, every write of a sender asked [`Ownership`]
-/// again, a cache miss in the map of the block's keys: 2% of the CPU
-/// samples of an ERC-20 gigagas block. With the cache, in-process A/B runs
-/// (2-core AMD VM, medians of 101-301 pairs' ratios) read 5,000 ERC-20
-/// transfers 1.011 times as fast, a gigagas of them 1.009, raw transfers
-/// 1.004, AMM swaps, the mixed block and hot-slot calls 0.998-1.002.
-/// (Asking for every access before taking the map's lock as well, so that
-/// the threads' misses overlap, read 0.99-1.01: lock contention is not
-/// what the map costs.)
+/// keyed by the address's last byte. Accesses to the accounts of a
+/// transaction's own keys go unrecorded ([`TxKeys`](super::plan::TxKeys)),
+/// so it is asked mostly about accounts no partition owns, such as a
+/// token, whose slots a batch's accesses keep coming back to.
+///
+/// Before those went unrecorded, it remembered only the last two
+/// accounts, and every write of a sender asked [`Ownership`] again, a
+/// cache miss in the map of the block's keys: 2% of the CPU samples of an
+/// ERC-20 gigagas block. With the cache, in-process A/B runs (2-core AMD
+/// VM, medians of 101-301 pairs' ratios) read 5,000 ERC-20 transfers
+/// 1.011 times as fast, a gigagas of them 1.009, raw transfers 1.004, AMM
+/// swaps, the mixed block and hot-slot calls 0.998-1.002. (Asking for
+/// every access before taking the map's lock as well, so that the
+/// threads' misses overlap, read 0.99-1.01: lock contention is not what
+/// the map costs.)
 struct OwnerLookup<'o, 'a> {
     ownership: &'o Ownership<'a>,
     me: u32,

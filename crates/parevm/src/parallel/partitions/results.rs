@@ -277,6 +277,7 @@ mod tests {
             unpredicted: false,
             hot_recipient: None,
             owners: Default::default(),
+            keys: Default::default(),
         }
     }
 

@@ -7,9 +7,10 @@
 use super::{
     PartitionContext, PartitionOutput, Partitions,
     contract_balances::ContractBalances,
-    db::{Loaded, PartitionDb, Recording},
+    db::{Loaded, PartitionDb, Recording, owns},
     footprint::{Access, Ownership, Validation},
     merge::split_into_shares,
+    plan::TxKeys,
     results::{ResultSlots, SlotWriter},
 };
 use crate::{
@@ -65,7 +66,8 @@ pub(super) fn run_partitions<S: StateSource + ?Sized>(
             let slots = slots.writer(index).ok_or_else(|| {
                 ExecutionError::Internal(format!("partition {index} claimed twice"))
             })?;
-            run_partition(ctx, &validation, index, &partitions[index], slots)
+            let txs = &partitions[index];
+            run_partition(ctx, &validation, index, txs, &planned.keys, slots)
         }))
         .unwrap_or_else(|panic| {
             let message = panic_message(panic.as_ref());
@@ -111,12 +113,13 @@ fn run_partition<S: StateSource + ?Sized>(
     validation: &Validation<'_>,
     me: usize,
     txs: &[TxIdx],
+    keys: &TxKeys,
     slots: SlotWriter<'_>,
 ) -> Result<PartitionOutput, ExecutionError> {
     let base = OverlayState::new(ctx.state, ctx.pre);
     let mut run = PartitionRun::new(ctx, &base, slots, txs.len());
     for &index in txs {
-        if ctx.failed() || run.execute(ctx, index)? == Step::Stop {
+        if ctx.failed() || run.execute(ctx, index, keys.of(index))? == Step::Stop {
             break;
         }
         if run.accesses() >= CHECK_BATCH && !run.check(ctx, validation, me) {
@@ -211,17 +214,21 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
         }
     }
 
-    /// Executes transaction `index` of the block and commits it to the
-    /// partition's cache; [`Step::Stop`] (with the context failed) if the
-    /// partition's view of the state cannot stand for it.
+    /// Executes transaction `index` of the block, whose key digests are
+    /// `own`, and commits it to the partition's cache; [`Step::Stop`] (with
+    /// the context failed) if the partition's view of the state cannot
+    /// stand for it.
     fn execute<S: ?Sized>(
         &mut self,
         ctx: &PartitionContext<'_, S>,
         index: TxIdx,
+        own: &[u64],
     ) -> Result<Step, ExecutionError> {
         let tx = &ctx.block.transactions[index];
         let db = self.evm.ctx.journal_mut().db_mut();
         db.loaded.clear();
+        db.cache.database.own.clear();
+        db.cache.database.own.extend_from_slice(own);
         db.sender = tx.signer();
         db.beneficiary_served = U256::ZERO;
         db.hot_served = U256::ZERO;
@@ -275,7 +282,8 @@ impl<'b, 's, B: StateSource + ?Sized> PartitionRun<'b, 's, B> {
             sums: &mut self.sums,
             balances: &mut db.contract_balances,
         };
-        record_writes(&state, &db.loaded, self.spec, db.sender, accesses);
+        let own = &db.cache.database.own;
+        record_writes(&state, &db.loaded, self.spec, db.sender, own, accesses);
         db.cache.commit(state);
         let executed = Executed::new(result, &mut self.blooms);
         let finished = FinishedTx::executed(executed, tx.ty()).map_err(|message| {
@@ -424,21 +432,30 @@ struct Accesses<'a> {
     balances: &'a mut ContractBalances,
 }
 
-/// Adds what one transaction (from `sender`) wrote, per revm's `state` of
-/// it and `loaded` as it first read each account, to `to`: the balance of
-/// an account with code that changed alone as a sum, any other change to
-/// an account as a write of it.
+/// Adds what one transaction (from `sender`, with key digests `own`)
+/// wrote, per revm's `state` of it and `loaded` as it first read each
+/// account, to `to`: the balance of an account with code that changed
+/// alone as a sum, any other change to an account as a write of it; but
+/// nothing of the accounts its partition owns.
 fn record_writes(
     state: &EvmState,
     loaded: &[Loaded],
     spec: SpecId,
     sender: Address,
+    own: &[u64],
     to: Accesses<'_>,
 ) {
     for (address, account) in state {
         if !account.is_touched() {
             continue;
         }
+        // Its owner's accesses to an owned account need no record.
+        let owned = owns(own, address);
+        let record = |list: &mut Vec<Access>, access| {
+            if !owned {
+                list.push(access);
+            }
+        };
         let info = &account.info;
         let first = loaded.iter().find(|l| l.address == *address);
         let kept = |l: &&Loaded| {
@@ -451,7 +468,7 @@ fn record_writes(
             Some(l) if l.balance == info.balance => {
                 let emptied = account.is_empty() && spec.is_enabled_in(SpecId::SPURIOUS_DRAGON);
                 if emptied {
-                    to.writes.push(Access::Account(*address));
+                    record(to.writes, Access::Account(*address));
                 }
             }
             Some(l)
@@ -459,11 +476,11 @@ fn record_writes(
                     && *address != sender
                     && to.balances.may_sum(l.balance, info.balance) =>
             {
-                to.sums.push(Access::Balance(*address));
+                record(to.sums, Access::Balance(*address));
                 to.balances.summed(*address);
             }
             _ => {
-                to.writes.push(Access::Account(*address));
+                record(to.writes, Access::Account(*address));
                 // Created here, or changed beyond its balance: the
                 // partition's account is the block's.
                 let code = first.map_or(info.code_hash, |l| l.code_hash);
@@ -474,7 +491,7 @@ fn record_writes(
         }
         for (slot, value) in &account.storage {
             if value.is_changed() {
-                to.writes.push(Access::Slot(*address, *slot));
+                record(to.writes, Access::Slot(*address, *slot));
             }
         }
     }
