@@ -29,9 +29,10 @@ pub(super) struct Recording<'s, S: ?Sized> {
     /// What was fetched since the partition's last check, but for the
     /// locations of accounts the partition owns ([`Self::own`]).
     pub(super) reads: Vec<Access>,
-    /// The key digests of the transaction now running ([`TxKeys`](super::plan::TxKeys)): its
-    /// partition owns their accounts, which no other partition may touch,
-    /// so its own accesses to them need no record (see `footprint.rs`).
+    /// The key digests of the transaction now running
+    /// ([`TxKeys`](super::plan::TxKeys)): its partition owns their
+    /// accounts, which no other partition may touch, so its own accesses
+    /// to them need no record (see `footprint.rs`).
     pub(super) own: Vec<u64>,
     /// This partition's own empty code, served to accounts without code
     /// (see [`own_empty_code`]).
@@ -54,6 +55,13 @@ impl<'s, S: ?Sized> Recording<'s, S> {
         }
     }
 
+    /// Records `access`, unless its account is one the partition owns.
+    pub(super) fn record(&mut self, access: Access) {
+        if !owns(&self.own, access.address()) {
+            self.reads.push(access);
+        }
+    }
+
     /// This partition's own copy of `code` (whose hash is `code_hash`),
     /// made when it first fetches the code and served to every account
     /// with that code after. A copy per account cost 5,000 AMM swaps on
@@ -65,13 +73,6 @@ impl<'s, S: ?Sized> Recording<'s, S> {
     /// 0.999, 1.003, 1.006, 1.046 times as fast with copies shared, a
     /// tenth of them hot 1.025, 5,000 ERC-20 transfers 1.015 and the mixed
     /// block 1.004.
-    /// Records `access`, unless its account is one the partition owns.
-    pub(super) fn record(&mut self, access: Access) {
-        if !owns(&self.own, access.address()) {
-            self.reads.push(access);
-        }
-    }
-
     fn own_code(&mut self, code_hash: B256, code: &Bytecode) -> Bytecode {
         self.codes
             .entry(code_hash)

@@ -280,7 +280,8 @@ pub(crate) struct Partitions {
 /// 1.021 and hot-slot calls 1.027.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct TxKeys {
-    /// Each chunk's digests, and where each transaction's end in them.
+    /// Each chunk's digests, and where each of its transactions' digests
+    /// end in them.
     chunks: Vec<(Vec<u64>, Vec<u32>)>,
 }
 
