@@ -3,7 +3,7 @@
 
 use crate::output::outln;
 use crate::timing::{
-    MeasureArgs, ceiling_speedup, line_round_trip, median, more_runs_until, ms, paired_speedup,
+    MeasureArgs, ceiling_speedup, line_round_trip, median, more_runs_in_part, ms, paired_speedup,
     timed,
 };
 use clap::Args;
@@ -54,11 +54,13 @@ pub struct BenchArgs {
     hot_ratio: Vec<f64>,
     /// The least runs of each executor per workload (interleaved, after
     /// untimed warm-up runs of both until they took 100 ms, at most 10 of
-    /// each; more with `--min-time`); times are medians, the speedup the
-    /// median of the rounds' ratios. At 5, single invocations on the 2-core
-    /// VM read the same workload anywhere from 1.3x to 2.1x. The default,
-    /// 21, is what the expensive blocks run (AMM swaps, the mixed block);
-    /// at 11, their medians scattered 1.7 times as widely (see
+    /// each; more with `--min-time`), spread over three passes over the
+    /// workloads, so that a slow phase of the machine meets a few rounds of
+    /// each rather than every round of one; times are medians, the speedup
+    /// the median of the rounds' ratios. At 5, single invocations on the
+    /// 2-core VM read the same workload anywhere from 1.3x to 2.1x. The
+    /// default, 21, is what the expensive blocks run (AMM swaps, the mixed
+    /// block); at 11, their medians scattered 1.7 times as widely (see
     /// `paired_speedup`), for 10 s less of the default run.
     #[arg(long, value_name = "K", default_value_t = 21, value_parser = clap::value_parser!(u64).range(1..=1000))]
     repeat: u64,
@@ -179,12 +181,42 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         bar: progress_bar(configs.len() * (1 + 2 * repeat), args.json),
     };
     crate::warn_if_oversubscribed(&bench.config);
-    let rows = configs
+    let generated = configs
         .iter()
-        .map(|config| bench.workload(config))
+        .map(|config| bench.generate(config))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut runs: Vec<Runs> = generated.iter().map(|_| Runs::new(repeat)).collect();
+    let parts = passes(repeat, generated.len());
+    for part in 0..parts {
+        for (workload, runs) in generated.iter().zip(&mut runs) {
+            bench.pass(workload, runs, (part, parts))?;
+        }
+    }
+    let rows = generated
+        .iter()
+        .zip(runs)
+        .map(|(workload, runs)| bench.row(workload, runs))
         .collect::<Result<Vec<_>, _>>()?;
     bench.bar.finish_and_clear();
     report(&rows, args.json, threads)
+}
+
+/// Passes over the workloads, each running every workload for its share
+/// of the rounds, so that a slow phase of the machine meets a few rounds
+/// of every workload rather than all the rounds of one. The 2-core VM
+/// slows down for seconds at a time: measured in one stretch each, one
+/// binary read 5,000 raw transfers at 1.63x in one invocation and 1.86x
+/// to 2.19x in the three after it, while the median of a workload's
+/// rounds shrugs off a few slow ones. One workload, or one round, needs no
+/// passes.
+const PASSES: usize = 3;
+
+/// How many passes [`PASSES`] makes of `workloads` at `repeat`.
+fn passes(repeat: usize, workloads: usize) -> usize {
+    match workloads {
+        0 | 1 => 1,
+        _ => PASSES.min(repeat).max(1),
+    }
 }
 
 /// Each selected workload's generator settings, from the arguments: every
@@ -252,6 +284,13 @@ struct Bench {
     bar: ProgressBar,
 }
 
+/// A workload's generated block, and what generating it took.
+struct Generated<'c> {
+    config: &'c WorkloadConfig,
+    workload: Workload,
+    time: Duration,
+}
+
 /// What the timed runs of one workload gave.
 struct Runs {
     sequential_times: Vec<Duration>,
@@ -265,15 +304,56 @@ struct Runs {
     gas: u64,
 }
 
+impl Runs {
+    /// No runs yet, room for `repeat`.
+    fn new(repeat: usize) -> Self {
+        Self {
+            sequential_times: Vec::with_capacity(repeat),
+            parallel_times: Vec::with_capacity(repeat),
+            difference: None,
+            path: "",
+            stats: ExecutionStats::default(),
+            phases: Vec::new(),
+            gas: 0,
+        }
+    }
+
+    /// How many rounds ran.
+    fn rounds(&self) -> usize {
+        self.sequential_times.len()
+    }
+
+    /// What the rounds took, both executors together.
+    fn total(&self, idle: Duration) -> Duration {
+        let both = self.sequential_times.iter().chain(&self.parallel_times);
+        both.sum::<Duration>() + idle * 2 * self.rounds() as u32
+    }
+}
+
 impl Bench {
-    /// Generates the workload's block and measures it.
-    fn workload(&self, config: &WorkloadConfig) -> Result<Row, String> {
+    /// Generates the workload's block.
+    fn generate<'c>(&self, config: &'c WorkloadConfig) -> Result<Generated<'c>, String> {
         let name = config.kind.name();
         self.bar.set_message(format!("{name}: generating"));
         let start = Instant::now();
         let workload = generate(config).map_err(|e| format!("{name}: {e}"))?;
-        let generate_time = start.elapsed();
+        let time = start.elapsed();
         self.bar.inc(1);
+        Ok(Generated {
+            config,
+            workload,
+            time,
+        })
+    }
+
+    /// The workload's row, from all its `runs` (and its ceiling, if asked).
+    fn row(&self, generated: &Generated<'_>, runs: Runs) -> Result<Row, String> {
+        let Generated {
+            config,
+            workload,
+            time: generate_time,
+        } = generated;
+        let name = config.kind.name();
         let Runs {
             mut sequential_times,
             mut parallel_times,
@@ -282,13 +362,13 @@ impl Bench {
             stats,
             phases,
             gas,
-        } = self.runs(name, &workload)?;
+        } = runs;
         let speedup = paired_speedup(&sequential_times, &parallel_times);
         let runs = sequential_times.len();
         let sequential = median(&mut sequential_times);
         let parallel = median(&mut parallel_times);
         let ceiling_speedup = match self.ceiling {
-            true => Some(self.ceiling(name, &workload)?),
+            true => Some(self.ceiling(name, workload)?),
             false => None,
         };
         let line_round_trip_ns = self
@@ -313,7 +393,7 @@ impl Bench {
             runs,
             accounts: config.accounts,
             seed: config.seed,
-            generate_ms: ms(generate_time),
+            generate_ms: ms(*generate_time),
             stats: ExecutionStats {
                 phases: None,
                 ..stats
@@ -325,34 +405,45 @@ impl Bench {
         })
     }
 
-    /// Runs the block sequentially and in parallel, alternately, comparing
-    /// every pair of results.
-    fn runs(&self, name: &str, workload: &Workload) -> Result<Runs, String> {
-        let Workload { block, state } = workload;
+    /// Pass `part` of `parts` over the workload: its share of the rounds,
+    /// each running the block sequentially and in parallel, alternately,
+    /// comparing every pair of results, added to `runs`.
+    fn pass(
+        &self,
+        generated: &Generated<'_>,
+        runs: &mut Runs,
+        (part, parts): (usize, usize),
+    ) -> Result<(), String> {
+        let name = generated.config.kind.name();
+        let Workload { block, state } = &generated.workload;
         let sequential_run = || execute_sequential(block, state);
         let parallel_run = || execute_parallel(block, state, &self.config);
         // Untimed runs of each first: the first runs after a block is
         // generated fault in fresh memory (see `warm_up`); without them,
         // single invocations reported the first workload anywhere from 1.3x
-        // to 3.2x. Errors show in the timed runs.
+        // to 3.2x. A later pass finds the memory faulted in, and only
+        // warms the caches that the other workloads cooled, with one round.
+        // Errors show in the timed runs.
         self.bar.set_message(format!("{name}: warming up"));
-        let Ok(()) = crate::timing::warm_up(|| {
-            drop((sequential_run(), parallel_run()));
-            Ok::<(), std::convert::Infallible>(())
-        });
-        let mut runs = Runs {
-            sequential_times: Vec::with_capacity(self.repeat),
-            parallel_times: Vec::with_capacity(self.repeat),
-            difference: None,
-            path: "",
-            stats: ExecutionStats::default(),
-            phases: Vec::new(),
-            gas: 0,
-        };
-        let mut total = Duration::ZERO;
-        let mut round = 0;
-        while more_runs_until(self.repeat, round, total, self.min_time) {
-            if round >= self.repeat {
+        match part {
+            0 => {
+                let Ok(()) = crate::timing::warm_up(|| {
+                    drop((sequential_run(), parallel_run()));
+                    Ok::<(), std::convert::Infallible>(())
+                });
+            }
+            _ => drop((sequential_run(), parallel_run())),
+        }
+        let repeat = self.repeat;
+        while more_runs_in_part(
+            repeat,
+            runs.rounds(),
+            runs.total(self.idle),
+            self.min_time,
+            (part, parts),
+        ) {
+            let round = runs.rounds();
+            if round >= repeat {
                 // A short block, run on until the runs add up (the bar's
                 // length counted `repeat` rounds).
                 self.bar.inc_length(2);
@@ -361,12 +452,12 @@ impl Bench {
                 "{name}: {} txs, run {}/{}",
                 block.transactions.len(),
                 round + 1,
-                self.repeat.max(round + 1)
+                repeat.max(round + 1)
             ));
             // Alternate which executor goes first, so neither always runs on
             // caches the other warmed.
             let idle = self.idle;
-            let (sequential, parallel) = if round % 2 == 0 {
+            let (sequential, parallel) = if round.is_multiple_of(2) {
                 let s = timed(&mut runs.sequential_times, idle, sequential_run);
                 self.bar.inc(1);
                 (s, timed(&mut runs.parallel_times, idle, parallel_run))
@@ -385,11 +476,9 @@ impl Bench {
             runs.stats = parallel.stats;
             runs.phases.extend(parallel.stats.phases);
             runs.gas = sequential.gas_used;
-            total += runs.sequential_times[round] + runs.parallel_times[round] + self.idle * 2;
-            round += 1;
             // Both results are dropped here, outside the timed calls.
         }
-        Ok(runs)
+        Ok(())
     }
 
     /// This machine's ceiling on the workload's block (`--ceiling`).

@@ -164,6 +164,25 @@ pub fn more_runs_until(repeat: usize, runs: usize, total: Duration, min_total: D
         || (runs < MAX_RUNS && (total < min_total || (runs > repeat && runs.is_multiple_of(2))))
 }
 
+/// [`more_runs_until`] for the first `part + 1` of `parts` passes of a
+/// measurement spread over several (see `bench.rs`): up to that share of
+/// `repeat`, of `min_total` and of [`MAX_RUNS`]; the last pass completes
+/// the whole measurement, to an odd count where it ran on.
+pub fn more_runs_in_part(
+    repeat: usize,
+    runs: usize,
+    total: Duration,
+    min_total: Duration,
+    (part, parts): (usize, usize),
+) -> bool {
+    if part + 1 >= parts {
+        return more_runs_until(repeat, runs, total, min_total);
+    }
+    let share = |n: usize| n * (part + 1) / parts;
+    let time_share = min_total.mul_f64((part + 1) as f64 / parts as f64);
+    runs < share(repeat.max(1)) || (runs < share(MAX_RUNS) && total < time_share)
+}
+
 /// What [`interleaved`] measured of two sides `a` and `b`.
 pub struct Interleaved<A, B> {
     /// `a`'s last result and median time.
@@ -447,6 +466,29 @@ mod tests {
         assert_eq!(runs_until(11, ms(300), ms(1500)), 11);
         assert_eq!(runs_until(11, ms(1), Duration::ZERO), 11);
         assert_eq!(runs_until(11, Duration::ZERO, ms(1500)), MAX_RUNS);
+    }
+
+    /// Spread over passes, a measurement gets as many runs as in one, each
+    /// pass about its share.
+    #[test]
+    fn passes_share_a_measurement_out() {
+        let ms = Duration::from_millis;
+        let passes = |repeat: usize, each: Duration, floor: Duration, parts: usize| {
+            let mut runs = 0;
+            let mut after = Vec::new();
+            for part in 0..parts {
+                while more_runs_in_part(repeat, runs, each * runs as u32, floor, (part, parts)) {
+                    runs += 1;
+                }
+                after.push(runs);
+            }
+            after
+        };
+        assert_eq!(passes(21, ms(300), ms(1500), 3), [7, 14, 21]);
+        assert_eq!(passes(21, ms(30), ms(1500), 3), [17, 34, 51]);
+        assert_eq!(passes(21, ms(30), ms(1500), 1), [51]);
+        assert_eq!(passes(1, ms(1), Duration::ZERO, 1), [1]);
+        assert_eq!(passes(3, Duration::ZERO, ms(1500), 3), [166, 333, MAX_RUNS]);
     }
 
     /// A round that caught a slow phase (both its runs slow) moves the
