@@ -69,7 +69,7 @@ pub struct BenchArgs {
     /// count, up to 500), so that its speedup rests on as much time as an
     /// expensive one's. The default, 1500, gives 5,000 transfers (30 ms a
     /// round on 2 cores) about 50 rounds and leaves 5,000 AMM swaps (300 ms)
-    /// at `--repeat`; the whole default run takes about 40 s on the 2-core
+    /// at `--repeat`; the whole default run takes about 50 s on the 2-core
     /// VM. Of 11 rounds, one in 14 medians read a block that both sides ran
     /// sequentially below 0.95x there; of 21, one in 55.
     #[arg(long, value_name = "MS", default_value_t = 1500, value_parser = clap::value_parser!(u64).range(0..=600_000))]
