@@ -8,7 +8,9 @@ use crate::timing::{
 };
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parevm::{ExecutionStats, ParallelConfig, PhaseTimes, execute_parallel, execute_sequential};
+use parevm::{
+    BlockResult, ExecutionStats, ParallelConfig, PhaseTimes, execute_parallel, execute_sequential,
+};
 use parevm_workloads::{Workload, WorkloadConfig, WorkloadKind, generate};
 use serde::Serialize;
 use std::{
@@ -323,6 +325,18 @@ impl Runs {
         self.sequential_times.len()
     }
 
+    /// Notes a round's results: the first difference between them, if
+    /// none was found before, and what the parallel run reported.
+    fn record(&mut self, sequential: &BlockResult, parallel: &BlockResult) {
+        if self.difference.is_none() {
+            self.difference = sequential.first_difference(parallel);
+        }
+        self.path = parallel.path.as_str();
+        self.stats = parallel.stats;
+        self.phases.extend(parallel.stats.phases);
+        self.gas = sequential.gas_used;
+    }
+
     /// What the rounds took, both executors together.
     fn total(&self, idle: Duration) -> Duration {
         let both = self.sequential_times.iter().chain(&self.parallel_times);
@@ -405,79 +419,86 @@ impl Bench {
         })
     }
 
-    /// Pass `part` of `parts` over the workload: its share of the rounds,
-    /// each running the block sequentially and in parallel, alternately,
-    /// comparing every pair of results, added to `runs`.
+    /// Pass `part` of `parts` over the workload: its share of the rounds
+    /// ([`Self::round`]), after untimed runs ([`Self::warm`]), added to
+    /// `runs`.
     fn pass(
         &self,
         generated: &Generated<'_>,
         runs: &mut Runs,
         (part, parts): (usize, usize),
     ) -> Result<(), String> {
-        let name = generated.config.kind.name();
-        let Workload { block, state } = &generated.workload;
-        let sequential_run = || execute_sequential(block, state);
-        let parallel_run = || execute_parallel(block, state, &self.config);
-        // Untimed runs of each first: the first runs after a block is
-        // generated fault in fresh memory (see `warm_up`); without them,
-        // single invocations reported the first workload anywhere from 1.3x
-        // to 3.2x. A later pass finds the memory faulted in, and only
-        // warms the caches that the other workloads cooled, with one round.
-        // Errors show in the timed runs.
-        self.bar.set_message(format!("{name}: warming up"));
-        match part {
-            0 => {
-                let Ok(()) = crate::timing::warm_up(|| {
-                    drop((sequential_run(), parallel_run()));
-                    Ok::<(), std::convert::Infallible>(())
-                });
-            }
-            _ => drop((sequential_run(), parallel_run())),
-        }
-        let repeat = self.repeat;
+        self.warm(generated, part);
         while more_runs_in_part(
-            repeat,
+            self.repeat,
             runs.rounds(),
             runs.total(self.idle),
             self.min_time,
             (part, parts),
         ) {
-            let round = runs.rounds();
-            if round >= repeat {
-                // A short block, run on until the runs add up (the bar's
-                // length counted `repeat` rounds).
-                self.bar.inc_length(2);
-            }
-            self.bar.set_message(format!(
-                "{name}: {} txs, run {}/{}",
-                block.transactions.len(),
-                round + 1,
-                repeat.max(round + 1)
-            ));
-            // Alternate which executor goes first, so neither always runs on
-            // caches the other warmed.
-            let idle = self.idle;
-            let (sequential, parallel) = if round.is_multiple_of(2) {
-                let s = timed(&mut runs.sequential_times, idle, sequential_run);
-                self.bar.inc(1);
-                (s, timed(&mut runs.parallel_times, idle, parallel_run))
-            } else {
-                let p = timed(&mut runs.parallel_times, idle, parallel_run);
-                self.bar.inc(1);
-                (timed(&mut runs.sequential_times, idle, sequential_run), p)
-            };
-            self.bar.inc(1);
-            let sequential = sequential.map_err(|e| format!("{name}: sequential: {e}"))?;
-            let parallel = parallel.map_err(|e| format!("{name}: parallel: {e}"))?;
-            if runs.difference.is_none() {
-                runs.difference = sequential.first_difference(&parallel);
-            }
-            runs.path = parallel.path.as_str();
-            runs.stats = parallel.stats;
-            runs.phases.extend(parallel.stats.phases);
-            runs.gas = sequential.gas_used;
-            // Both results are dropped here, outside the timed calls.
+            self.round(generated, runs)?;
         }
+        Ok(())
+    }
+
+    /// Untimed runs of each executor before pass `part`'s rounds: the first
+    /// runs after a block is generated fault in fresh memory (see
+    /// `warm_up`); without them, single invocations reported the first
+    /// workload anywhere from 1.3x to 3.2x. A later pass finds the memory
+    /// faulted in, and only warms the caches that the other workloads
+    /// cooled, with one round. Errors show in the timed runs.
+    fn warm(&self, generated: &Generated<'_>, part: usize) {
+        let Workload { block, state } = &generated.workload;
+        let parallel = || execute_parallel(block, state, &self.config);
+        let round = || drop((execute_sequential(block, state), parallel()));
+        let name = generated.config.kind.name();
+        self.bar.set_message(format!("{name}: warming up"));
+        match part {
+            0 => {
+                let Ok(()) = crate::timing::warm_up(|| {
+                    round();
+                    Ok::<(), std::convert::Infallible>(())
+                });
+            }
+            _ => round(),
+        }
+    }
+
+    /// One timed round: the block run sequentially and in parallel, back to
+    /// back, the first alternating from round to round so that neither
+    /// always runs on caches the other warmed; the two results compared.
+    fn round(&self, generated: &Generated<'_>, runs: &mut Runs) -> Result<(), String> {
+        let name = generated.config.kind.name();
+        let Workload { block, state } = &generated.workload;
+        let round = runs.rounds();
+        if round >= self.repeat {
+            // A short block, run on until the runs add up (the bar's length
+            // counted `repeat` rounds).
+            self.bar.inc_length(2);
+        }
+        self.bar.set_message(format!(
+            "{name}: {} txs, run {}/{}",
+            block.transactions.len(),
+            round + 1,
+            self.repeat.max(round + 1)
+        ));
+        let sequential_run = || execute_sequential(block, state);
+        let parallel_run = || execute_parallel(block, state, &self.config);
+        let idle = self.idle;
+        let (sequential, parallel) = if round.is_multiple_of(2) {
+            let s = timed(&mut runs.sequential_times, idle, sequential_run);
+            self.bar.inc(1);
+            (s, timed(&mut runs.parallel_times, idle, parallel_run))
+        } else {
+            let p = timed(&mut runs.parallel_times, idle, parallel_run);
+            self.bar.inc(1);
+            (timed(&mut runs.sequential_times, idle, sequential_run), p)
+        };
+        self.bar.inc(1);
+        let sequential = sequential.map_err(|e| format!("{name}: sequential: {e}"))?;
+        let parallel = parallel.map_err(|e| format!("{name}: parallel: {e}"))?;
+        runs.record(&sequential, &parallel);
+        // Both results are dropped here, outside the timed calls.
         Ok(())
     }
 
