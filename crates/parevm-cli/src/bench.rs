@@ -470,8 +470,8 @@ impl Bench {
     fn round(&self, generated: &Generated<'_>, runs: &mut Runs) -> Result<(), String> {
         let name = generated.config.kind.name();
         let Workload { block, state } = &generated.workload;
-        let round = runs.rounds();
-        if round >= self.repeat {
+        let done = runs.rounds();
+        if done >= self.repeat {
             // A short block, run on until the runs add up (the bar's length
             // counted `repeat` rounds).
             self.bar.inc_length(2);
@@ -479,13 +479,13 @@ impl Bench {
         self.bar.set_message(format!(
             "{name}: {} txs, run {}/{}",
             block.transactions.len(),
-            round + 1,
-            self.repeat.max(round + 1)
+            done + 1,
+            self.repeat.max(done + 1)
         ));
         let sequential_run = || execute_sequential(block, state);
         let parallel_run = || execute_parallel(block, state, &self.config);
         let idle = self.idle;
-        let (sequential, parallel) = if round.is_multiple_of(2) {
+        let (sequential, parallel) = if done.is_multiple_of(2) {
             let s = timed(&mut runs.sequential_times, idle, sequential_run);
             self.bar.inc(1);
             (s, timed(&mut runs.parallel_times, idle, parallel_run))
