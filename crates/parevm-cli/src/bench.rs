@@ -326,7 +326,8 @@ impl Runs {
     }
 
     /// Notes a round's results: the first difference between them, if
-    /// none was found before, and what the parallel run reported.
+    /// none was found before, what the parallel run reported (its path
+    /// and counters) and the block's gas.
     fn record(&mut self, sequential: &BlockResult, parallel: &BlockResult) {
         if self.difference.is_none() {
             self.difference = sequential.first_difference(parallel);
